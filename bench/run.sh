@@ -1,0 +1,295 @@
+#!/usr/bin/env bash
+# Switchboard benchmark: the gateway's added latency, CPU per request and memory, measured
+# side by side with the mock upstream hit directly, in one run. See bench/README.md.
+#
+# Environment:
+#   BENCH_DURATION  measured duration of each run      (default 10s)
+#   BENCH_WARMUP    warmup before each measured run    (default 2s; 0 disables)
+#   BENCH_RATE      fixed-rate scenario, requests/s    (default 2000)
+#   BENCH_CONNECTIONS  connections for the fixed-rate scenario (default 64)
+#   BENCH_KEYS      virtual keys in the gateway config (default 10000)
+#   BENCH_LOADGEN_THREADS  load generator tokio threads (default 1)
+#   CARGO_TARGET_DIR  respected when locating the binaries
+set -euo pipefail
+
+DURATION=${BENCH_DURATION:-10s}
+WARMUP=${BENCH_WARMUP:-2s}
+RATE=${BENCH_RATE:-2000}
+CONNECTIONS=${BENCH_CONNECTIONS:-64}
+KEYS=${BENCH_KEYS:-10000}
+LOADGEN_THREADS=${BENCH_LOADGEN_THREADS:-1}
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$REPO"
+
+TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
+case $TARGET_DIR in /*) ;; *) TARGET_DIR=$REPO/$TARGET_DIR ;; esac
+BIN=$TARGET_DIR/release
+
+log() { echo "bench: $*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+for tool in python3 curl getconf; do
+    command -v "$tool" >/dev/null || die "$tool is required"
+done
+
+# --- 1. build --------------------------------------------------------------------------------
+log "building (release)"
+cargo build --release -p switchboard-gateway -p switchboard-mock-upstream -p switchboard-loadgen
+
+LOADGEN=$BIN/switchboard-loadgen
+for b in switchboard-gateway switchboard-mock-upstream switchboard-loadgen; do
+    [[ -x $BIN/$b ]] || die "missing binary $BIN/$b"
+done
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/switchboard-bench.XXXXXX")
+MOCK_PID=
+GATEWAY_PID=
+cleanup() {
+    local pid
+    for pid in $GATEWAY_PID $MOCK_PID; do
+        if kill -0 "$pid" 2>/dev/null; then
+            kill "$pid" 2>/dev/null || true
+            wait "$pid" 2>/dev/null || true
+        fi
+    done
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Waits for the first stdout line starting with "listening" from a background process.
+# usage: wait_listening PID OUTFILE NAME
+wait_listening() {
+    local pid=$1 out=$2 name=$3 line
+    for _ in $(seq 1 200); do
+        line=$(grep -m1 '^listening' "$out" 2>/dev/null || true)
+        if [[ -n $line ]]; then
+            echo "$line"
+            return 0
+        fi
+        if ! kill -0 "$pid" 2>/dev/null; then
+            log "$name exited early; stderr:"
+            tail -n 30 "$TMP/$name.err" >&2 || true
+            return 1
+        fi
+        sleep 0.05
+    done
+    log "$name did not print its listening line within 10 s"
+    return 1
+}
+
+# --- 2. mock upstream ------------------------------------------------------------------------
+"$BIN/switchboard-mock-upstream" --listen 127.0.0.1:0 --threads 1 >"$TMP/mock.out" 2>"$TMP/mock.err" &
+MOCK_PID=$!
+line=$(wait_listening "$MOCK_PID" "$TMP/mock.out" mock) || die "mock upstream did not start"
+MOCK_ADDR=${line#listening }
+log "mock upstream at $MOCK_ADDR (pid $MOCK_PID)"
+
+# --- 3. gateway config with $KEYS virtual keys ------------------------------------------------
+CONFIG=$TMP/gateway.yaml
+python3 - "$CONFIG" "$MOCK_ADDR" "$KEYS" <<'PY'
+import hashlib
+import sys
+
+path, mock, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+with open(path, "w") as f:
+    f.write(f"""version: 1
+providers:
+  - name: upstream
+    type: openai
+    base_url: http://{mock}/v1
+routes:
+  - model: bench-model
+    backends:
+      - provider: upstream
+        model: bench-upstream
+keys:
+""")
+    for i in range(n):
+        digest = hashlib.sha256(f"sk-bench-{i}".encode()).hexdigest()
+        f.write(f"  - name: key-{i}\n    hash: sha256:{digest}\n")
+PY
+(( KEYS > 4242 )) || die "BENCH_KEYS must be > 4242 (the benchmark uses sk-bench-4242)"
+
+# --- 4. gateway ----------------------------------------------------------------------------
+"$BIN/switchboard-gateway" --config "$CONFIG" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
+    >"$TMP/gateway.out" 2>"$TMP/gateway.err" &
+GATEWAY_PID=$!
+line=$(wait_listening "$GATEWAY_PID" "$TMP/gateway.out" gateway) || die "gateway did not start"
+API_ADDR=$(sed -n 's/.*api=\([^ ]*\).*/\1/p' <<<"$line")
+ADMIN_ADDR=$(sed -n 's/.*admin=\([^ ]*\).*/\1/p' <<<"$line")
+[[ -n $API_ADDR && -n $ADMIN_ADDR ]] || die "cannot parse gateway line: $line"
+ready=0
+for _ in $(seq 1 200); do
+    if [[ $(curl -s -o /dev/null -w '%{http_code}' "http://$ADMIN_ADDR/readyz" || true) == 200 ]]; then
+        ready=1
+        break
+    fi
+    kill -0 "$GATEWAY_PID" 2>/dev/null || break
+    sleep 0.05
+done
+(( ready )) || { tail -n 30 "$TMP/gateway.err" >&2 || true; die "gateway never became ready"; }
+log "gateway api=$API_ADDR admin=$ADMIN_ADDR (pid $GATEWAY_PID)"
+
+# --- 7a. RSS after loading the keys, before any traffic ----------------------------------------
+status_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
+STARTUP_RSS_KB=$(status_kb "$GATEWAY_PID" VmRSS)
+
+# --- 5./6. scenarios -------------------------------------------------------------------------
+BODY_FILE=$TMP/body.json
+printf '%s' '{"model":"bench-model","messages":[{"role":"user","content":"Say hello to the benchmark."}],"max_tokens":16}' >"$BODY_FILE"
+DIRECT_URL=http://$MOCK_ADDR/v1/chat/completions
+GATEWAY_URL=http://$API_ADDR/v1/chat/completions
+AUTH='Authorization: Bearer sk-bench-4242'
+CLK_TCK=$(getconf CLK_TCK)
+
+# utime + stime of a process, in clock ticks (fields 14 and 15 of /proc/PID/stat; the command
+# name in field 2 may contain spaces, so count from the closing parenthesis).
+cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
+
+warmup_enabled() { [[ ! $WARMUP =~ ^0*(\.0*)?[a-z]*$ ]]; }
+
+# usage: loadgen URL OUT_JSON DURATION LOADGEN_ARGS...
+loadgen() {
+    local url=$1 out=$2 duration=$3
+    shift 3
+    "$LOADGEN" --url "$url" --method POST --body-file "$BODY_FILE" \
+        -H 'Content-Type: application/json' --threads "$LOADGEN_THREADS" \
+        --duration "$duration" --warmup 0s --json "$@" >"$out"
+}
+
+# usage: scenario NAME LOAD_ARGS...
+# Runs direct then gateway. Warmup is a separate invocation so that the gateway CPU snapshot
+# is taken after it.
+scenario() {
+    local name=$1
+    shift
+    local before after
+    log "scenario $name: direct"
+    if warmup_enabled; then loadgen "$DIRECT_URL" /dev/null "$WARMUP" "$@"; fi
+    loadgen "$DIRECT_URL" "$TMP/$name.direct.json" "$DURATION" "$@"
+
+    log "scenario $name: gateway"
+    if warmup_enabled; then loadgen "$GATEWAY_URL" /dev/null "$WARMUP" "$@" -H "$AUTH"; fi
+    before=$(cpu_ticks "$GATEWAY_PID")
+    loadgen "$GATEWAY_URL" "$TMP/$name.gateway.json" "$DURATION" "$@" -H "$AUTH"
+    after=$(cpu_ticks "$GATEWAY_PID")
+    echo "$((after - before))" >"$TMP/$name.gateway.cpu_ticks"
+}
+
+scenario closed_c1 --concurrency 1
+scenario "rate_${RATE}" --rate "$RATE" --connections "$CONNECTIONS"
+
+kill -0 "$GATEWAY_PID" 2>/dev/null || die "gateway died during the run"
+# --- 7b. peak RSS after all runs -------------------------------------------------------------
+PEAK_RSS_KB=$(status_kb "$GATEWAY_PID" VmHWM)
+
+# --- 8. results file and summary -------------------------------------------------------------
+mkdir -p "$REPO/bench/results"
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+RESULTS=$REPO/bench/results/$STAMP.json
+python3 - "$TMP" "$RESULTS" "$STAMP" "$CLK_TCK" "$STARTUP_RSS_KB" "$PEAK_RSS_KB" \
+    "$DURATION" "$WARMUP" "$RATE" "$CONNECTIONS" "$KEYS" "$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
+    closed_c1 "rate_${RATE}" <<'PY'
+import json
+import sys
+
+(tmp, results_path, stamp, clk_tck, startup_kb, peak_kb, duration, warmup, rate, connections,
+ keys, rev, *names) = sys.argv[1:]
+clk_tck = int(clk_tck)
+labels = {"closed_c1": "closed loop, concurrency 1", f"rate_{rate}": f"fixed rate {rate} req/s"}
+
+def load(path):
+    with open(path) as f:
+        return json.load(f)
+
+out = {
+    "timestamp": stamp,
+    "git_rev": rev,
+    "settings": {"duration": duration, "warmup": warmup, "rate": float(rate),
+                 "connections": int(connections), "keys": int(keys)},
+    "scenarios": {},
+    "gateway_rss": {"startup_kb": int(startup_kb), "peak_kb": int(peak_kb)},
+}
+warnings = []
+for name in names:
+    direct = load(f"{tmp}/{name}.direct.json")
+    gateway = load(f"{tmp}/{name}.gateway.json")
+    with open(f"{tmp}/{name}.gateway.cpu_ticks") as f:
+        ticks = int(f.read())
+    cpu_us = ticks * 1e6 / clk_tck / gateway["requests"] if gateway["requests"] else None
+    s = {
+        "direct": direct,
+        "gateway": gateway,
+        "gateway_cpu_ticks": ticks,
+        "gateway_cpu_us_per_request": cpu_us,
+        "added_p50_us": gateway["p50_us"] - direct["p50_us"],
+        "added_p99_us": gateway["p99_us"] - direct["p99_us"],
+        "ratio_p50": gateway["p50_us"] / direct["p50_us"] if direct["p50_us"] else None,
+        "ratio_p99": gateway["p99_us"] / direct["p99_us"] if direct["p99_us"] else None,
+    }
+    out["scenarios"][name] = s
+    for side, r in (("direct", direct), ("gateway", gateway)):
+        bad = r["errors"] + r["transport_errors"] + r.get("unsent", 0)
+        if bad:
+            warnings.append(f"{name}/{side}: {r['errors']} non-2xx {r.get('status_counts')}, "
+                            f"{r['transport_errors']} transport errors, {r.get('unsent', 0)} unsent")
+        if r.get("target_rps") and r["rps"] < 0.98 * r["target_rps"]:
+            warnings.append(f"{name}/{side}: achieved {r['rps']:.0f} of {r['target_rps']:.0f} req/s")
+
+# Targets (see bench/README.md).
+closed = out["scenarios"]["closed_c1"]
+fixed = out["scenarios"][f"rate_{rate}"]
+cpu = [s["gateway_cpu_us_per_request"] for s in out["scenarios"].values()]
+peak_mib = int(peak_kb) / 1024
+targets = [
+    ("added p99 @ concurrency 1 <= 100 us", closed["added_p99_us"], 100),
+    (f"added p50 @ {rate} req/s <= 100 us", fixed["added_p50_us"], 100),
+    (f"added p99 @ {rate} req/s <= 300 us", fixed["added_p99_us"], 300),
+    ("gateway CPU per request <= 40 us", max(c for c in cpu if c is not None) if any(c is not None for c in cpu) else None, 40),
+    (f"peak RSS with {keys} keys <= 30 MiB", peak_mib, 30),
+]
+out["targets"] = [{"target": t, "value": v, "limit": lim, "pass": v is not None and v <= lim}
+                  for t, v, lim in targets]
+out["warnings"] = warnings
+with open(results_path, "w") as f:
+    json.dump(out, f, indent=2)
+    f.write("\n")
+
+def fmt(v, spec=".0f"):
+    return "-" if v is None else format(v, spec)
+
+print()
+print(f"Switchboard benchmark {stamp} (rev {rev}): duration {duration}, warmup {warmup}, {keys} keys")
+print()
+hdr = (f"{'scenario':<30} {'target':<8} {'rps':>9} {'p50 us':>8} {'p99 us':>8} {'p99.9 us':>9}"
+       f" {'errors':>7}")
+print(hdr)
+print("-" * len(hdr))
+for name, s in out["scenarios"].items():
+    for side in ("direct", "gateway"):
+        r = s[side]
+        print(f"{labels.get(name, name):<30} {side:<8} {r['rps']:>9.1f} {r['p50_us']:>8} {r['p99_us']:>8}"
+              f" {r['p999_us']:>9} {r['errors'] + r['transport_errors']:>7}")
+print()
+hdr = (f"{'scenario':<30} {'added p50':>10} {'added p99':>10} {'p50 x':>7} {'p99 x':>7}"
+       f" {'gw CPU us/req':>14}")
+print(hdr)
+print("-" * len(hdr))
+for name, s in out["scenarios"].items():
+    print(f"{labels.get(name, name):<30} {s['added_p50_us']:>10} {s['added_p99_us']:>10}"
+          f" {fmt(s['ratio_p50'], '.2f'):>7} {fmt(s['ratio_p99'], '.2f'):>7}"
+          f" {fmt(s['gateway_cpu_us_per_request'], '.1f'):>14}")
+print()
+print(f"gateway RSS at startup ({keys} keys, no traffic): {int(startup_kb) / 1024:.1f} MiB")
+print(f"gateway peak RSS (VmHWM, after all runs):      {peak_mib:.1f} MiB")
+print()
+for t in out["targets"]:
+    print(f"  [{'PASS' if t['pass'] else 'FAIL'}] {t['target']}: {fmt(t['value'], '.1f')}")
+for w in warnings:
+    print(f"  warning: {w}")
+print()
+print(f"raw results: {results_path}")
+PY

@@ -1,0 +1,35 @@
+//! Routes: a public model name and the backends that serve it.
+
+use serde::{Deserialize, Serialize};
+
+/// A public model name callers use, mapped to one or more backends.
+///
+/// Backends with the lowest `priority` are tried first and share traffic by `weight`; higher
+/// priorities are fallbacks, tried in order when every backend before them failed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// The name callers put in the request's `model` field.
+    pub model: String,
+    pub backends: Vec<BackendConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendConfig {
+    /// Name of a provider in `providers`.
+    pub provider: String,
+    /// The model id sent upstream; defaults to the route's public name.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Share of traffic among backends of the same priority.
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+    /// Lower is preferred; higher priorities are fallbacks.
+    #[serde(default)]
+    pub priority: u32,
+}
+
+fn default_weight() -> u32 {
+    1
+}

@@ -1,0 +1,34 @@
+//! The admin listener: liveness, readiness and Prometheus metrics, on its own port so it can stay
+//! private while the API port is exposed.
+
+use crate::Gateway;
+use crate::body::GatewayBody;
+use crate::request_id::RequestId;
+use bytes::Bytes;
+use http::header::CONTENT_TYPE;
+use http::{HeaderValue, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+
+pub async fn handle(gateway: Arc<Gateway>, request: Request<Incoming>) -> Response<GatewayBody> {
+    let (status, content_type, body) = match request.uri().path() {
+        "/healthz" => (StatusCode::OK, "text/plain", Bytes::from_static(b"ok\n")),
+        "/readyz" => {
+            if gateway.draining.load(Relaxed) {
+                (StatusCode::SERVICE_UNAVAILABLE, "text/plain", Bytes::from_static(b"draining\n"))
+            } else if gateway.tables.is_loaded() {
+                (StatusCode::OK, "text/plain", Bytes::from_static(b"ready\n"))
+            } else {
+                (StatusCode::SERVICE_UNAVAILABLE, "text/plain", Bytes::from_static(b"no config loaded\n"))
+            }
+        }
+        "/metrics" => (StatusCode::OK, "text/plain; version=0.0.4", Bytes::from(gateway.metrics.render())),
+        _ => (StatusCode::NOT_FOUND, "text/plain", Bytes::from_static(b"not found: try /healthz, /readyz, /metrics\n")),
+    };
+    let mut response = Response::new(GatewayBody::full(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response.headers_mut().insert("x-request-id", RequestId::from_headers(request.headers()).header_value());
+    response
+}

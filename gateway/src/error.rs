@@ -1,0 +1,327 @@
+//! The error edge: every failure the API returns goes through [`GatewayError::status`] and one
+//! renderer, so each has the OpenAI envelope `{"error":{"message","type","param","code"}}`.
+//!
+//! Modules return their own small errors (auth, body, upstream); this is the one exhaustive
+//! mapping to HTTP. Messages say what was wrong and how to fix it, and never echo a key.
+
+use bytes::Bytes;
+use http::{HeaderValue, StatusCode};
+use serde::Serialize;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Everything the API can answer with instead of a model response.
+#[derive(Debug)]
+pub enum GatewayError {
+    /// The body is not what the endpoint takes (bad JSON, missing or mistyped parameter).
+    BadRequest { message: String, param: Option<&'static str> },
+    /// No `Authorization: Bearer` or `x-api-key` header.
+    MissingKey,
+    /// A key was presented but is not known.
+    InvalidKey,
+    KeyDisabled,
+    KeyExpired,
+    /// The key exists but may not use this model.
+    ModelNotAllowed { model: String },
+    /// No route serves this model name.
+    UnknownModel { model: String },
+    /// No such endpoint.
+    NotFound { path: String },
+    MethodNotAllowed,
+    BodyTooLarge { limit: usize },
+    /// The client was too slow to send its body.
+    BodyTimeout,
+    /// No config has been loaded yet (the gateway is not ready).
+    NotReady,
+    /// Every backend of the route failed; this is the last failure.
+    Upstream(UpstreamError),
+}
+
+/// A failed call to a provider.
+#[derive(Debug)]
+pub struct UpstreamError {
+    pub provider: Arc<str>,
+    pub kind: UpstreamErrorKind,
+}
+
+#[derive(Debug)]
+pub enum UpstreamErrorKind {
+    /// Could not connect, or the connection broke before a response.
+    Connect(String),
+    /// No response (or no complete body) within the provider's timeout.
+    Timeout(Duration),
+    /// The provider answered with a non-success status.
+    Status { status: StatusCode, body: Bytes, retry_after: Option<HeaderValue> },
+    /// The provider answered with something that is not its API.
+    InvalidResponse(String),
+}
+
+impl UpstreamError {
+    /// Whether the next backend of the route should be tried: the provider is unreachable,
+    /// overloaded or broken, as opposed to rejecting this particular request.
+    pub fn is_retryable(&self) -> bool {
+        match &self.kind {
+            UpstreamErrorKind::Connect(_) | UpstreamErrorKind::Timeout(_) => true,
+            UpstreamErrorKind::InvalidResponse(_) => true,
+            UpstreamErrorKind::Status { status, .. } => {
+                status.is_server_error()
+                    || *status == StatusCode::TOO_MANY_REQUESTS
+                    || *status == StatusCode::UNAUTHORIZED
+                    || *status == StatusCode::FORBIDDEN
+            }
+        }
+    }
+}
+
+impl fmt::Display for UpstreamError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let provider = &self.provider;
+        match &self.kind {
+            UpstreamErrorKind::Connect(reason) => write!(f, "provider {provider:?} is unreachable: {reason}"),
+            UpstreamErrorKind::Timeout(after) => {
+                write!(f, "provider {provider:?} did not answer within {} ms", after.as_millis())
+            }
+            UpstreamErrorKind::Status { status, .. } => {
+                write!(f, "provider {provider:?} answered with status {}", status.as_u16())
+            }
+            UpstreamErrorKind::InvalidResponse(reason) => {
+                write!(f, "provider {provider:?} sent an invalid response: {reason}")
+            }
+        }
+    }
+}
+
+impl From<UpstreamError> for GatewayError {
+    fn from(err: UpstreamError) -> Self {
+        GatewayError::Upstream(err)
+    }
+}
+
+impl From<switchboard_llm::openai::RequestError> for GatewayError {
+    fn from(err: switchboard_llm::openai::RequestError) -> Self {
+        GatewayError::BadRequest { message: err.message, param: err.param }
+    }
+}
+
+/// What the client receives for an error.
+pub struct Rendered {
+    pub status: StatusCode,
+    pub body: Bytes,
+    pub retry_after: Option<HeaderValue>,
+}
+
+impl GatewayError {
+    /// The one mapping from failure to status, OpenAI `type`, `code` and message.
+    pub fn render(&self) -> Rendered {
+        use GatewayError as E;
+        let (status, kind, code, message, param): (StatusCode, &str, Option<&str>, String, Option<&str>) = match self {
+            E::BadRequest { message, param } => {
+                (StatusCode::BAD_REQUEST, "invalid_request_error", None, message.clone(), *param)
+            }
+            E::MissingKey => (
+                StatusCode::UNAUTHORIZED,
+                "invalid_request_error",
+                Some("missing_api_key"),
+                "You didn't provide an API key. Send it as 'Authorization: Bearer <key>' or 'x-api-key: <key>'."
+                    .to_owned(),
+                None,
+            ),
+            E::InvalidKey => (
+                StatusCode::UNAUTHORIZED,
+                "invalid_request_error",
+                Some("invalid_api_key"),
+                "Incorrect API key provided.".to_owned(),
+                None,
+            ),
+            E::KeyDisabled => (
+                StatusCode::UNAUTHORIZED,
+                "invalid_request_error",
+                Some("invalid_api_key"),
+                "This API key has been disabled.".to_owned(),
+                None,
+            ),
+            E::KeyExpired => (
+                StatusCode::UNAUTHORIZED,
+                "invalid_request_error",
+                Some("invalid_api_key"),
+                "This API key has expired.".to_owned(),
+                None,
+            ),
+            E::ModelNotAllowed { model } => (
+                StatusCode::FORBIDDEN,
+                "invalid_request_error",
+                Some("model_not_allowed"),
+                format!("This API key is not allowed to use the model '{model}'."),
+                Some("model"),
+            ),
+            E::UnknownModel { model } => (
+                StatusCode::NOT_FOUND,
+                "invalid_request_error",
+                Some("model_not_found"),
+                format!("The model '{model}' does not exist or you do not have access to it."),
+                Some("model"),
+            ),
+            E::NotFound { path } => (
+                StatusCode::NOT_FOUND,
+                "invalid_request_error",
+                Some("unknown_url"),
+                format!("Unknown request URL: {path}. Endpoints: /v1/chat/completions, /v1/embeddings, /v1/models."),
+                None,
+            ),
+            E::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "invalid_request_error",
+                Some("method_not_allowed"),
+                "This endpoint does not support this HTTP method.".to_owned(),
+                None,
+            ),
+            E::BodyTooLarge { limit } => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request_error",
+                Some("request_too_large"),
+                format!("The request body is larger than the gateway's limit of {limit} bytes."),
+                None,
+            ),
+            E::BodyTimeout => (
+                StatusCode::REQUEST_TIMEOUT,
+                "invalid_request_error",
+                Some("request_timeout"),
+                "The request body was not received in time.".to_owned(),
+                None,
+            ),
+            E::NotReady => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                Some("not_ready"),
+                "The gateway has no configuration loaded yet.".to_owned(),
+                None,
+            ),
+            E::Upstream(err) => return render_upstream(err),
+        };
+        Rendered { status, body: envelope(&message, kind, param, code), retry_after: None }
+    }
+}
+
+fn render_upstream(err: &UpstreamError) -> Rendered {
+    match &err.kind {
+        UpstreamErrorKind::Timeout(_) => Rendered {
+            status: StatusCode::GATEWAY_TIMEOUT,
+            body: envelope(&err.to_string(), "server_error", None, Some("upstream_timeout")),
+            retry_after: None,
+        },
+        UpstreamErrorKind::Status { status, retry_after, .. } if *status == StatusCode::TOO_MANY_REQUESTS => Rendered {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            body: envelope(
+                &format!("{err}: the provider is rate limiting this gateway; retry later"),
+                "rate_limit_error",
+                None,
+                Some("upstream_rate_limited"),
+            ),
+            retry_after: retry_after.clone(),
+        },
+        // A 4xx other than auth/rate limiting means the provider rejected this request's content
+        // (bad parameter, context too long): the caller must see the provider's own explanation.
+        UpstreamErrorKind::Status { status, body, .. }
+            if status.is_client_error()
+                && *status != StatusCode::UNAUTHORIZED
+                && *status != StatusCode::FORBIDDEN
+                && is_openai_error(body) =>
+        {
+            Rendered { status: *status, body: body.clone(), retry_after: None }
+        }
+        _ => Rendered {
+            status: StatusCode::BAD_GATEWAY,
+            body: envelope(&err.to_string(), "server_error", None, Some("upstream_error")),
+            retry_after: None,
+        },
+    }
+}
+
+/// Whether an upstream body is an OpenAI error envelope that can be handed to the client as is.
+fn is_openai_error(body: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Envelope<'a> {
+        #[serde(borrow)]
+        error: Inner<'a>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Inner<'a> {
+        #[serde(borrow)]
+        message: std::borrow::Cow<'a, str>,
+    }
+    serde_json::from_slice::<Envelope>(body).is_ok_and(|e| !e.error.message.is_empty())
+}
+
+/// Renders the OpenAI error envelope.
+pub fn envelope(message: &str, kind: &str, param: Option<&str>, code: Option<&str>) -> Bytes {
+    #[derive(Serialize)]
+    struct Envelope<'a> {
+        error: Inner<'a>,
+    }
+    #[derive(Serialize)]
+    struct Inner<'a> {
+        message: &'a str,
+        #[serde(rename = "type")]
+        kind: &'a str,
+        param: Option<&'a str>,
+        code: Option<&'a str>,
+    }
+    let value = Envelope { error: Inner { message, kind, param, code } };
+    Bytes::from(serde_json::to_vec(&value).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn upstream(status: u16, body: &str) -> GatewayError {
+        GatewayError::Upstream(UpstreamError {
+            provider: Arc::from("p"),
+            kind: UpstreamErrorKind::Status {
+                status: StatusCode::from_u16(status).unwrap(),
+                body: Bytes::from(body.to_owned()),
+                retry_after: None,
+            },
+        })
+    }
+
+    #[test]
+    fn statuses_follow_the_contract() {
+        let cases: Vec<(GatewayError, u16)> = vec![
+            (GatewayError::BadRequest { message: "x".into(), param: None }, 400),
+            (GatewayError::MissingKey, 401),
+            (GatewayError::InvalidKey, 401),
+            (GatewayError::KeyExpired, 401),
+            (GatewayError::ModelNotAllowed { model: "m".into() }, 403),
+            (GatewayError::UnknownModel { model: "m".into() }, 404),
+            (GatewayError::BodyTooLarge { limit: 1 }, 413),
+            (upstream(503, "{}"), 502),
+            (upstream(401, r#"{"error":{"message":"bad key sk-..."}}"#), 502),
+            (upstream(400, r#"{"error":{"message":"context too long"}}"#), 400),
+            (upstream(400, "not json"), 502),
+            (upstream(429, "{}"), 429),
+            (
+                GatewayError::Upstream(UpstreamError {
+                    provider: Arc::from("p"),
+                    kind: UpstreamErrorKind::Timeout(Duration::from_secs(1)),
+                }),
+                504,
+            ),
+        ];
+        for (err, status) in cases {
+            let rendered = err.render();
+            assert_eq!(rendered.status.as_u16(), status, "{err:?}");
+            let body: serde_json::Value = serde_json::from_slice(&rendered.body).unwrap();
+            let error = &body["error"];
+            assert!(error["message"].is_string() && error["type"].is_string(), "{body}");
+            assert!(error.get("param").is_some() && error.get("code").is_some(), "{body}");
+        }
+    }
+
+    #[test]
+    fn upstream_credential_errors_are_not_forwarded() {
+        let rendered = upstream(401, r#"{"error":{"message":"Incorrect API key provided: sk-abc"}}"#).render();
+        assert!(!String::from_utf8_lossy(&rendered.body).contains("sk-abc"));
+    }
+}

@@ -1,0 +1,164 @@
+//! The request path, top to bottom: load the table → authenticate → read the body → route →
+//! check the key may use the route → try backends in order → respond.
+//!
+//! Every outcome, success or [`GatewayError`], leaves through [`handle`], which stamps
+//! `x-request-id`, attaches the metrics guard and logs failures once.
+
+use crate::Gateway;
+use crate::body::GatewayBody;
+use crate::error::GatewayError;
+use crate::metrics::Completion;
+use crate::request_id::RequestId;
+use crate::table::RoutingTable;
+use crate::upstream::{Endpoint, Reply};
+use bytes::Bytes;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use hyper::body::Incoming;
+use std::sync::Arc;
+use std::time::Duration;
+use switchboard_llm::openai::ModelRequest;
+
+/// How long a client may take to send its request body.
+const BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+static APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
+
+pub async fn handle(gateway: Arc<Gateway>, request: Request<Incoming>) -> Response<GatewayBody> {
+    let request_id = RequestId::from_headers(request.headers());
+    let mut completion = gateway.metrics.start();
+    // Loaded once: this request is served by this table from start to end, whatever reloads do.
+    let table = gateway.tables.load();
+    let outcome = match table {
+        None => Err(GatewayError::NotReady),
+        Some(table) => dispatch(&gateway, &table, request, &mut completion).await,
+    };
+    let mut response = outcome.unwrap_or_else(|err| {
+        let rendered = err.render();
+        if rendered.status.is_server_error() {
+            tracing::warn!(request_id = %request_id, status = rendered.status.as_u16(), error = ?err, "request failed");
+        } else {
+            tracing::debug!(request_id = %request_id, status = rendered.status.as_u16(), error = ?err, "request refused");
+        }
+        let mut response = Response::new(GatewayBody::full(rendered.body));
+        *response.status_mut() = rendered.status;
+        response.headers_mut().insert(CONTENT_TYPE, APPLICATION_JSON.clone());
+        if let Some(retry_after) = rendered.retry_after {
+            response.headers_mut().insert(RETRY_AFTER, retry_after);
+        }
+        response
+    });
+    completion.set_status(response.status().as_u16());
+    response.headers_mut().insert("x-request-id", request_id.header_value());
+    response.body_mut().attach(completion);
+    response
+}
+
+async fn dispatch(
+    gateway: &Gateway,
+    table: &RoutingTable,
+    request: Request<Incoming>,
+    completion: &mut Completion,
+) -> Result<Response<GatewayBody>, GatewayError> {
+    let endpoint = match (request.method(), request.uri().path()) {
+        (&Method::POST, "/v1/chat/completions") => Endpoint::ChatCompletions,
+        (&Method::POST, "/v1/embeddings") => Endpoint::Embeddings,
+        (&Method::GET, "/v1/models") => return list_models(table, &request),
+        (&Method::GET, path) if path.starts_with("/v1/models/") => return get_model(table, &request),
+        (_, "/v1/chat/completions" | "/v1/embeddings" | "/v1/models") => return Err(GatewayError::MethodNotAllowed),
+        (_, path) => return Err(GatewayError::NotFound { path: path.to_owned() }),
+    };
+    let key = table.keys.authenticate(request.headers(), crate::unix_now())?;
+    let body = read_body(request.into_body(), gateway.settings.max_body_bytes).await?;
+    let mut model_request = ModelRequest::parse(&body)?;
+    if endpoint == Endpoint::Embeddings {
+        model_request.stream = false;
+    }
+    let route = table
+        .route(&model_request.model)
+        .ok_or_else(|| GatewayError::UnknownModel { model: model_request.model.clone() })?;
+    completion.set_route(route.metrics.clone());
+    if !key.may_use(route.index) {
+        return Err(GatewayError::ModelNotAllowed { model: model_request.model.clone() });
+    }
+
+    let mut last_error = None;
+    for backend in route.attempts() {
+        let upstream = &table.upstreams[backend.upstream];
+        match upstream.send(endpoint, &mut model_request, &backend.model).await {
+            Ok(reply) => return Ok(respond(reply, upstream.name(), completion)),
+            Err(err) if err.is_retryable() => {
+                tracing::debug!(route = %route.model, provider = %upstream.name(), error = %err, "backend failed; trying the next one");
+                last_error = Some(err);
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
+    // A route always has at least one backend (validated), so there is an error to report.
+    Err(last_error.map_or(GatewayError::NotReady, GatewayError::Upstream))
+}
+
+fn respond(reply: Reply, provider: &str, completion: &mut Completion) -> Response<GatewayBody> {
+    let (body, content_type) = match reply {
+        Reply::Full { body, usage } => {
+            completion.add_usage(usage);
+            (GatewayBody::full(body), APPLICATION_JSON.clone())
+        }
+        Reply::Stream(relay) => (GatewayBody::relay(relay), HeaderValue::from_static("text/event-stream")),
+        Reply::Mock(stream) => (GatewayBody::mock(stream), HeaderValue::from_static("text/event-stream")),
+    };
+    let streaming = content_type != APPLICATION_JSON;
+    let mut response = Response::new(body);
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, content_type);
+    if streaming {
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    }
+    if let Ok(value) = HeaderValue::from_str(provider) {
+        headers.insert("x-switchboard-provider", value);
+    }
+    response
+}
+
+async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, GatewayError> {
+    use http_body::Body as _;
+    if body.size_hint().lower() > limit as u64 {
+        return Err(GatewayError::BodyTooLarge { limit });
+    }
+    match tokio::time::timeout(BODY_READ_TIMEOUT, Limited::new(body, limit).collect()).await {
+        Err(_) => Err(GatewayError::BodyTimeout),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(err)) if err.downcast_ref::<LengthLimitError>().is_some() => Err(GatewayError::BodyTooLarge { limit }),
+        Ok(Err(err)) => Err(GatewayError::BadRequest { message: format!("could not read the request body: {err}"), param: None }),
+    }
+}
+
+/// `GET /v1/models`: the models the caller's key may use.
+fn list_models(table: &RoutingTable, request: &Request<Incoming>) -> Result<Response<GatewayBody>, GatewayError> {
+    let key = table.keys.authenticate(request.headers(), crate::unix_now())?;
+    let data: Vec<_> =
+        table.routes.iter().filter(|r| key.may_use(r.index)).map(|r| model_object(&r.model, table)).collect();
+    Ok(json_response(serde_json::json!({ "object": "list", "data": data })))
+}
+
+/// `GET /v1/models/{model}`: one model, if the key may use it.
+fn get_model(table: &RoutingTable, request: &Request<Incoming>) -> Result<Response<GatewayBody>, GatewayError> {
+    let key = table.keys.authenticate(request.headers(), crate::unix_now())?;
+    let name = request.uri().path().trim_start_matches("/v1/models/");
+    match table.route(name) {
+        Some(route) if key.may_use(route.index) => Ok(json_response(model_object(&route.model, table))),
+        _ => Err(GatewayError::UnknownModel { model: name.to_owned() }),
+    }
+}
+
+fn model_object(model: &str, table: &RoutingTable) -> serde_json::Value {
+    serde_json::json!({ "id": model, "object": "model", "created": table.created_unix, "owned_by": "switchboard" })
+}
+
+fn json_response(value: serde_json::Value) -> Response<GatewayBody> {
+    let mut response = Response::new(GatewayBody::full(Bytes::from(value.to_string())));
+    response.headers_mut().insert(CONTENT_TYPE, APPLICATION_JSON.clone());
+    *response.status_mut() = StatusCode::OK;
+    response
+}

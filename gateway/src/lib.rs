@@ -1,0 +1,141 @@
+//! Switchboard's data plane.
+//!
+//! `main.rs` parses flags and calls [`run`]. The request path is [`handle`]; the config path is
+//! [`reload`] → [`table`]; the error edge is [`error`]. See `docs/architecture.md`.
+
+pub mod admin;
+pub mod auth;
+pub mod body;
+pub mod cli;
+pub mod error;
+pub mod handle;
+pub mod metrics;
+pub mod reload;
+pub mod request_id;
+pub mod server;
+pub mod table;
+pub mod upstream;
+
+use metrics::Metrics;
+use reload::ConfigSource;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use table::{CompileContext, TableHolder};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// Process-wide settings that are not part of the config snapshot.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub max_body_bytes: usize,
+}
+
+/// State shared by every connection.
+pub struct Gateway {
+    pub tables: TableHolder,
+    pub metrics: Arc<Metrics>,
+    pub settings: Settings,
+    /// Set on SIGTERM: `/readyz` fails so load balancers stop sending new work.
+    pub draining: AtomicBool,
+}
+
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Loads the config, serves until SIGTERM or Ctrl-C, then drains.
+pub async fn run(options: cli::ServeOptions) -> Result<(), String> {
+    let source = options.config.clone().map_or(ConfigSource::Embedded, ConfigSource::File);
+    let metrics = Arc::new(Metrics::default());
+    let ctx = CompileContext { client: upstream::new_http_client(), metrics: metrics.clone() };
+    let text = source.read()?;
+    let table = reload::prepare(&text, &ctx).map_err(|errors| {
+        let lines: Vec<String> = errors.iter().map(|e| format!("  {e}")).collect();
+        format!("invalid config ({}):\n{}", describe(&source), lines.join("\n"))
+    })?;
+    let loaded_hash = table.hash.clone();
+    let gateway = Arc::new(Gateway {
+        tables: TableHolder::default(),
+        metrics,
+        settings: Settings { max_body_bytes: options.max_body_bytes },
+        draining: AtomicBool::new(false),
+    });
+    reload::apply(&gateway, table);
+
+    let api = TcpListener::bind(options.listen).await.map_err(|e| format!("cannot listen on {}: {e}", options.listen))?;
+    let admin = TcpListener::bind(options.admin_listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", options.admin_listen))?;
+    let (api_addr, admin_addr) = (local_addr(&api)?, local_addr(&admin)?);
+    announce(&format!("listening api={api_addr} admin={admin_addr}"));
+    tracing::info!(api = %api_addr, admin = %admin_addr, config = %describe(&source), "serving");
+
+    if let ConfigSource::File(path) = &source {
+        tokio::spawn(reload::watch_file(path.clone(), gateway.clone(), ctx, loaded_hash));
+    }
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let admin_gateway = gateway.clone();
+    let admin_task = tokio::spawn(server::serve(
+        admin,
+        move |request| admin::handle(admin_gateway.clone(), request),
+        stop_rx.clone(),
+        std::time::Duration::from_secs(1),
+    ));
+    let api_gateway = gateway.clone();
+    let api_task = tokio::spawn(server::serve(
+        api,
+        move |request| handle::handle(api_gateway.clone(), request),
+        stop_rx,
+        options.drain_timeout,
+    ));
+
+    shutdown_signal().await;
+    tracing::info!(deadline_secs = options.drain_timeout.as_secs(), "shutting down: draining in-flight requests");
+    gateway.draining.store(true, Relaxed);
+    let _ = stop_tx.send(true);
+    let drained = api_task.await.unwrap_or(false);
+    let _ = admin_task.await;
+    if drained {
+        tracing::info!("drained; exiting");
+    } else {
+        tracing::warn!("drain deadline passed with requests still running; exiting");
+    }
+    Ok(())
+}
+
+fn describe(source: &ConfigSource) -> String {
+    match source {
+        ConfigSource::Embedded => "embedded default".to_owned(),
+        ConfigSource::File(path) => path.display().to_string(),
+    }
+}
+
+fn local_addr(listener: &TcpListener) -> Result<std::net::SocketAddr, String> {
+    listener.local_addr().map_err(|e| format!("cannot read the bound address: {e}"))
+}
+
+/// One machine-readable line on stdout with the bound addresses (useful with port 0).
+fn announce(line: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{line}");
+    let _ = stdout.flush();
+}
+
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = terminate => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

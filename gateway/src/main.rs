@@ -1,0 +1,95 @@
+//! The `switchboard-gateway` binary: flags in, exit code out. Everything else is in the library.
+
+use std::io::{Read, Write};
+use std::process::ExitCode;
+use switchboard_gateway::cli::{self, Command, USAGE};
+
+fn main() -> ExitCode {
+    let command = match cli::parse(std::env::args().skip(1)) {
+        Ok(command) => command,
+        Err(message) => {
+            eprintln!("error: {message}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match command {
+        Command::Help => {
+            write_stdout(USAGE);
+            ExitCode::SUCCESS
+        }
+        Command::Version => {
+            write_stdout(&format!("switchboard-gateway {}\n", env!("CARGO_PKG_VERSION")));
+            ExitCode::SUCCESS
+        }
+        Command::HashKey => hash_key(),
+        Command::Check(files) => check(&files),
+        Command::Serve(options) => serve(options),
+    }
+}
+
+fn serve(options: cli::ServeOptions) -> ExitCode {
+    let level = options
+        .log_level
+        .clone()
+        .or_else(|| std::env::var("SWITCHBOARD_LOG").ok())
+        .unwrap_or_else(|| "info".to_owned());
+    let Ok(level) = level.parse::<tracing::Level>() else {
+        eprintln!("error: unknown log level {level:?} (error, warn, info, debug, trace)");
+        return ExitCode::from(2);
+    };
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .with_target(false)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(switchboard_gateway::run(options)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Validates files with exactly the code the server uses to load them.
+fn check(files: &[std::path::PathBuf]) -> ExitCode {
+    let mut ok = true;
+    for file in files {
+        match switchboard_gateway::reload::check_file(file) {
+            Ok(summary) => write_stdout(&format!("{}: ok ({summary})\n", file.display())),
+            Err(problems) => {
+                ok = false;
+                eprintln!("{}: invalid", file.display());
+                for problem in problems {
+                    eprintln!("  {problem}");
+                }
+            }
+        };
+    }
+    if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+fn hash_key() -> ExitCode {
+    let mut key = String::new();
+    if std::io::stdin().read_to_string(&mut key).is_err() || key.trim().is_empty() {
+        eprintln!("error: write the key on stdin, e.g. printf %s \"$KEY\" | switchboard-gateway hash-key");
+        return ExitCode::from(2);
+    }
+    write_stdout(&format!("{}\n", switchboard_gateway::auth::hash_key(key.trim())));
+    ExitCode::SUCCESS
+}
+
+fn write_stdout(text: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes());
+    let _ = stdout.flush();
+}

@@ -1,0 +1,230 @@
+//! Prometheus metrics, lock-free on the request path.
+//!
+//! Per-route counters live in [`RouteMetrics`], created when a config is compiled and shared by
+//! every table that has the route, so counts survive reloads. A request only touches atomics.
+//! Label cardinality is bounded by config: requests for unknown models count under `route=""`.
+
+use arc_swap::ArcSwap;
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+use switchboard_llm::Usage;
+
+/// Status codes counted with their own label; anything else counts as `other`.
+const STATUS_CODES: [u16; 15] = [200, 400, 401, 403, 404, 405, 408, 413, 429, 499, 500, 502, 503, 504, 0];
+
+/// Latency histogram bounds in seconds (upper bounds; `+Inf` is implied).
+const LATENCY_BOUNDS: [f64; 17] =
+    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0];
+
+/// Counters for one public route.
+#[derive(Default)]
+pub struct RouteMetrics {
+    requests: [AtomicU64; STATUS_CODES.len()],
+    latency_buckets: [AtomicU64; LATENCY_BOUNDS.len() + 1],
+    latency_sum_micros: AtomicU64,
+    tokens_in: AtomicU64,
+    tokens_out: AtomicU64,
+    streams_aborted: AtomicU64,
+}
+
+impl RouteMetrics {
+    fn record(&self, status: u16, elapsed: Duration, usage: Usage, aborted: bool) {
+        let slot = STATUS_CODES.iter().position(|&s| s == status).unwrap_or(STATUS_CODES.len() - 1);
+        self.requests[slot].fetch_add(1, Relaxed);
+        let secs = elapsed.as_secs_f64();
+        let bucket = LATENCY_BOUNDS.iter().position(|&b| secs <= b).unwrap_or(LATENCY_BOUNDS.len());
+        self.latency_buckets[bucket].fetch_add(1, Relaxed);
+        self.latency_sum_micros.fetch_add(elapsed.as_micros() as u64, Relaxed);
+        if usage.prompt_tokens > 0 {
+            self.tokens_in.fetch_add(usage.prompt_tokens, Relaxed);
+        }
+        if usage.completion_tokens > 0 {
+            self.tokens_out.fetch_add(usage.completion_tokens, Relaxed);
+        }
+        if aborted {
+            self.streams_aborted.fetch_add(1, Relaxed);
+        }
+    }
+}
+
+/// Process-wide metrics.
+pub struct Metrics {
+    routes: ArcSwap<HashMap<Arc<str>, Arc<RouteMetrics>>>,
+    unrouted: Arc<RouteMetrics>,
+    in_flight: AtomicI64,
+    pub config_generation: AtomicU64,
+    pub config_reloads: AtomicU64,
+    pub config_reload_failures: AtomicU64,
+    pub config_loaded_unix: AtomicU64,
+    config_hash: ArcSwap<String>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            routes: ArcSwap::from_pointee(HashMap::new()),
+            unrouted: Arc::default(),
+            in_flight: AtomicI64::new(0),
+            config_generation: AtomicU64::new(0),
+            config_reloads: AtomicU64::new(0),
+            config_reload_failures: AtomicU64::new(0),
+            config_loaded_unix: AtomicU64::new(0),
+            config_hash: ArcSwap::from_pointee(String::new()),
+        }
+    }
+}
+
+impl Metrics {
+    /// The counters for `route`, created on first use. Called while compiling a config, never
+    /// per request.
+    pub fn route(&self, route: &str) -> Arc<RouteMetrics> {
+        if let Some(existing) = self.routes.load().get(route) {
+            return existing.clone();
+        }
+        let mut created = None;
+        self.routes.rcu(|map| {
+            let mut map = HashMap::clone(map);
+            let entry = map.entry(Arc::from(route)).or_insert_with(Arc::default).clone();
+            created = Some(entry);
+            map
+        });
+        created.unwrap_or_default()
+    }
+
+    pub fn unrouted(&self) -> Arc<RouteMetrics> {
+        self.unrouted.clone()
+    }
+
+    pub fn config_applied(&self, generation: u64, hash: &str) {
+        self.config_generation.store(generation, Relaxed);
+        self.config_hash.store(Arc::new(hash.to_owned()));
+        self.config_loaded_unix.store(crate::unix_now() as u64, Relaxed);
+    }
+
+    /// Starts accounting for one request; the returned guard records it when dropped.
+    pub fn start(self: &Arc<Self>) -> Completion {
+        self.in_flight.fetch_add(1, Relaxed);
+        Completion {
+            metrics: self.clone(),
+            route: self.unrouted.clone(),
+            status: 0,
+            start: Instant::now(),
+            usage: Usage::default(),
+            finished: false,
+        }
+    }
+
+    /// Renders the Prometheus text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        let routes = self.routes.load();
+        let mut names: Vec<_> = routes.keys().cloned().collect();
+        names.sort();
+        let all: Vec<(&str, &RouteMetrics)> = std::iter::once(("", &*self.unrouted))
+            .chain(names.iter().filter_map(|n| routes.get(n).map(|m| (&**n, &**m))))
+            .collect();
+
+        header(&mut out, "switchboard_requests_total", "counter", "API requests by public route and response status.");
+        for (route, m) in &all {
+            for (i, code) in STATUS_CODES.iter().enumerate() {
+                let n = m.requests[i].load(Relaxed);
+                if n > 0 {
+                    let status = if *code == 0 { "other".to_owned() } else { code.to_string() };
+                    let _ = writeln!(out, "switchboard_requests_total{{route=\"{}\",status=\"{status}\"}} {n}", escape(route));
+                }
+            }
+        }
+        header(
+            &mut out,
+            "switchboard_request_duration_seconds",
+            "histogram",
+            "Time from request received to the last response byte (streams included).",
+        );
+        for (route, m) in &all {
+            let mut cumulative = 0;
+            let route = escape(route);
+            for (i, bound) in LATENCY_BOUNDS.iter().enumerate() {
+                cumulative += m.latency_buckets[i].load(Relaxed);
+                let _ = writeln!(out, "switchboard_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {cumulative}");
+            }
+            cumulative += m.latency_buckets[LATENCY_BOUNDS.len()].load(Relaxed);
+            let sum = m.latency_sum_micros.load(Relaxed) as f64 / 1e6;
+            let _ = writeln!(out, "switchboard_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {cumulative}");
+            let _ = writeln!(out, "switchboard_request_duration_seconds_sum{{route=\"{route}\"}} {sum}");
+            let _ = writeln!(out, "switchboard_request_duration_seconds_count{{route=\"{route}\"}} {cumulative}");
+        }
+        header(&mut out, "switchboard_tokens_total", "counter", "Tokens by route and direction (in = prompt, out = completion), as upstreams report them.");
+        for (route, m) in all.iter().skip(1) {
+            let route = escape(route);
+            let _ = writeln!(out, "switchboard_tokens_total{{route=\"{route}\",direction=\"in\"}} {}", m.tokens_in.load(Relaxed));
+            let _ = writeln!(out, "switchboard_tokens_total{{route=\"{route}\",direction=\"out\"}} {}", m.tokens_out.load(Relaxed));
+        }
+        header(&mut out, "switchboard_streams_aborted_total", "counter", "Responses whose client went away before the last byte.");
+        for (route, m) in all.iter().skip(1) {
+            let _ = writeln!(out, "switchboard_streams_aborted_total{{route=\"{}\"}} {}", escape(route), m.streams_aborted.load(Relaxed));
+        }
+        header(&mut out, "switchboard_in_flight_requests", "gauge", "Requests being served right now.");
+        let _ = writeln!(out, "switchboard_in_flight_requests {}", self.in_flight.load(Relaxed));
+        header(&mut out, "switchboard_config_generation", "gauge", "Generation of the config being served.");
+        let _ = writeln!(out, "switchboard_config_generation {}", self.config_generation.load(Relaxed));
+        header(&mut out, "switchboard_config_info", "gauge", "The config being served, by content hash.");
+        let _ = writeln!(out, "switchboard_config_info{{hash=\"{}\"}} 1", escape(&self.config_hash.load()));
+        header(&mut out, "switchboard_config_loaded_timestamp_seconds", "gauge", "When the served config was applied.");
+        let _ = writeln!(out, "switchboard_config_loaded_timestamp_seconds {}", self.config_loaded_unix.load(Relaxed));
+        header(&mut out, "switchboard_config_reloads_total", "counter", "Configs applied after startup.");
+        let _ = writeln!(out, "switchboard_config_reloads_total {}", self.config_reloads.load(Relaxed));
+        header(&mut out, "switchboard_config_reload_failures_total", "counter", "Configs rejected; the previous one kept serving.");
+        let _ = writeln!(out, "switchboard_config_reload_failures_total {}", self.config_reload_failures.load(Relaxed));
+        out
+    }
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+fn escape(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+/// Accounts for one request from arrival to the last byte sent. Travels inside the response
+/// body, so streams are recorded when they end, and a client that disconnects counts as aborted.
+pub struct Completion {
+    metrics: Arc<Metrics>,
+    route: Arc<RouteMetrics>,
+    status: u16,
+    start: Instant,
+    usage: Usage,
+    finished: bool,
+}
+
+impl Completion {
+    pub fn set_route(&mut self, route: Arc<RouteMetrics>) {
+        self.route = route;
+    }
+
+    pub fn set_status(&mut self, status: u16) {
+        self.status = status;
+    }
+
+    pub fn add_usage(&mut self, usage: Usage) {
+        self.usage.prompt_tokens += usage.prompt_tokens;
+        self.usage.completion_tokens += usage.completion_tokens;
+    }
+
+    /// The body reached its end; anything else at drop time means the client went away.
+    pub fn finish(&mut self) {
+        self.finished = true;
+    }
+}
+
+impl Drop for Completion {
+    fn drop(&mut self) {
+        self.metrics.in_flight.fetch_sub(1, Relaxed);
+        let status = if self.finished || self.status != 200 { self.status } else { 499 };
+        self.route.record(status, self.start.elapsed(), self.usage, !self.finished);
+    }
+}

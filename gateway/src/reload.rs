@@ -1,0 +1,146 @@
+//! Where configs come from and how a new one replaces the old.
+//!
+//! `prepare` parses, validates and compiles (fallible); `apply` swaps (infallible). A file source
+//! is watched: every change is prepared, and a broken file is logged with every problem's field
+//! path, counted in `switchboard_config_reload_failures_total`, and never reaches `apply`, so the
+//! previous config keeps serving.
+
+use crate::Gateway;
+use crate::table::{CompileContext, RoutingTable, compile};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+use switchboard_config::{ConfigErrors, EMBEDDED_DEFAULT_YAML, Snapshot};
+
+/// Quiet time after a file event before reading, so an editor's truncate-then-write is read once
+/// complete rather than half-written.
+const DEBOUNCE: Duration = Duration::from_millis(25);
+/// A safety net for filesystems whose change events are unreliable (network mounts).
+const POLL_EVERY: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone)]
+pub enum ConfigSource {
+    Embedded,
+    File(PathBuf),
+}
+
+impl ConfigSource {
+    pub fn read(&self) -> Result<String, String> {
+        match self {
+            ConfigSource::Embedded => Ok(EMBEDDED_DEFAULT_YAML.to_owned()),
+            ConfigSource::File(path) => {
+                std::fs::read_to_string(path).map_err(|err| format!("cannot read {}: {err}", path.display()))
+            }
+        }
+    }
+}
+
+/// A short content hash that names a config version in logs and metrics.
+pub fn content_hash(text: &str) -> String {
+    let digest = Sha256::digest(text.as_bytes());
+    digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
+}
+
+/// Parses, validates and compiles a config document.
+pub fn prepare(text: &str, ctx: &CompileContext) -> Result<RoutingTable, ConfigErrors> {
+    let snapshot = Snapshot::from_yaml(text)?;
+    compile(&snapshot, &content_hash(text), ctx)
+}
+
+/// Publishes a compiled table.
+pub fn apply(gateway: &Gateway, table: RoutingTable) {
+    gateway.metrics.config_applied(table.generation, &table.hash);
+    tracing::info!(
+        generation = table.generation,
+        hash = %table.hash,
+        routes = table.routes.len(),
+        keys = table.keys.len(),
+        "config applied"
+    );
+    gateway.tables.swap(table);
+}
+
+/// Watches `path` and applies every valid change until the process ends.
+pub async fn watch_file(path: PathBuf, gateway: std::sync::Arc<Gateway>, ctx: CompileContext, loaded_hash: String) {
+    let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+    // Watch the directory, not the file: editors and Kubernetes ConfigMap mounts replace the file
+    // (rename or symlink swap), which a watch on the old inode would never see.
+    let directory = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_owned();
+    let watcher = notify::recommended_watcher(move |_event| {
+        let _ = tx.send(());
+    })
+    .and_then(|mut watcher| {
+        notify::Watcher::watch(&mut watcher, &directory, notify::RecursiveMode::NonRecursive).map(|()| watcher)
+    });
+    let _watcher = match watcher {
+        Ok(watcher) => Some(watcher),
+        Err(err) => {
+            tracing::warn!(path = %path.display(), error = %err, "cannot watch the config file; polling every 5 s instead");
+            None
+        }
+    };
+    let mut last_seen = loaded_hash;
+    let mut poll = tokio::time::interval(POLL_EVERY);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            Some(()) = events.recv() => {
+                while let Ok(Some(())) = tokio::time::timeout(DEBOUNCE, events.recv()).await {}
+            }
+            _ = poll.tick() => {}
+        }
+        let text = match tokio::fs::read_to_string(&path).await {
+            Ok(text) => text,
+            Err(err) => {
+                let marker = format!("unreadable: {}", err.kind());
+                if last_seen != marker {
+                    gateway.metrics.config_reload_failures.fetch_add(1, Relaxed);
+                    tracing::error!(path = %path.display(), error = %err, "config file unreadable; still serving the previous config");
+                    last_seen = marker;
+                }
+                continue;
+            }
+        };
+        let hash = content_hash(&text);
+        if hash == last_seen {
+            continue;
+        }
+        last_seen = hash;
+        match prepare(&text, &ctx) {
+            Ok(table) => {
+                gateway.metrics.config_reloads.fetch_add(1, Relaxed);
+                apply(&gateway, table);
+            }
+            Err(errors) => {
+                gateway.metrics.config_reload_failures.fetch_add(1, Relaxed);
+                let serving = gateway.tables.load().map(|t| t.hash.clone()).unwrap_or_default();
+                tracing::error!(
+                    path = %path.display(),
+                    rejected = %last_seen,
+                    serving = %serving,
+                    errors = %errors,
+                    "config rejected; still serving the previous config"
+                );
+            }
+        }
+    }
+}
+
+/// Validates a config file exactly as the server would load it (parse, validate, compile), for
+/// `switchboard-gateway check` and the examples test. Returns a one-line summary or every problem.
+pub fn check_file(path: &Path) -> Result<String, Vec<String>> {
+    let text = std::fs::read_to_string(path).map_err(|err| vec![format!("cannot read: {err}")])?;
+    let ctx = CompileContext {
+        client: crate::upstream::new_http_client(),
+        metrics: std::sync::Arc::new(crate::metrics::Metrics::default()),
+    };
+    let table = prepare(&text, &ctx).map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>())?;
+    Ok(format!(
+        "{} providers, {} routes, {} keys, generation {}",
+        table.upstreams.len(),
+        table.routes.len(),
+        table.keys.len(),
+        table.generation
+    ))
+}

@@ -1,0 +1,123 @@
+//! Backend selection for one route: weighted within a priority tier, fallback across tiers.
+
+use crate::metrics::RouteMetrics;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
+/// One way to serve a route: a provider and the model id it knows.
+#[derive(Debug)]
+pub struct Backend {
+    /// Index into the table's upstreams.
+    pub upstream: usize,
+    /// The model id sent upstream.
+    pub model: Arc<str>,
+}
+
+/// Backends of the same priority, sharing traffic by weight.
+#[derive(Debug)]
+struct Tier {
+    backends: Box<[Backend]>,
+    /// Backend indices in smooth weighted round-robin order (weights 3:1 give a,a,b,a rather
+    /// than a,a,a,b), precomputed so picking a backend is one atomic increment.
+    schedule: Box<[u16]>,
+    cursor: AtomicUsize,
+}
+
+pub struct Route {
+    pub model: Arc<str>,
+    pub index: usize,
+    pub metrics: Arc<RouteMetrics>,
+    tiers: Box<[Tier]>,
+}
+
+/// The longest schedule kept per tier; larger weight sums are scaled down proportionally.
+const MAX_SCHEDULE: u32 = 1024;
+
+impl Route {
+    /// `backends` are (priority, weight, backend), in config order.
+    pub fn new(model: &str, index: usize, metrics: Arc<RouteMetrics>, mut backends: Vec<(u32, u32, Backend)>) -> Self {
+        backends.sort_by_key(|(priority, _, _)| *priority);
+        let mut tiers = Vec::new();
+        let mut rest = backends.into_iter().peekable();
+        while let Some((priority, weight, backend)) = rest.next() {
+            let mut members = vec![(weight, backend)];
+            while let Some((_, w, b)) = rest.next_if(|(p, _, _)| *p == priority) {
+                members.push((w, b));
+            }
+            let weights: Vec<u32> = members.iter().map(|(w, _)| *w).collect();
+            tiers.push(Tier {
+                schedule: smooth_weighted_schedule(&weights),
+                backends: members.into_iter().map(|(_, b)| b).collect(),
+                cursor: AtomicUsize::new(0),
+            });
+        }
+        Route { model: Arc::from(model), index, metrics, tiers: tiers.into_boxed_slice() }
+    }
+
+    /// The backends to try for one request, in order: the weighted pick of the first tier, the
+    /// rest of that tier, then each fallback tier the same way.
+    pub fn attempts(&self) -> impl Iterator<Item = &Backend> {
+        self.tiers.iter().flat_map(|tier| {
+            let n = tier.backends.len();
+            let first = if n == 1 {
+                0
+            } else {
+                let slot = tier.cursor.fetch_add(1, Relaxed) % tier.schedule.len();
+                usize::from(tier.schedule[slot])
+            };
+            (0..n).map(move |i| &tier.backends[(first + i) % n])
+        })
+    }
+}
+
+fn smooth_weighted_schedule(weights: &[u32]) -> Box<[u16]> {
+    let total: u64 = weights.iter().map(|&w| u64::from(w)).sum();
+    let weights: Vec<i64> = if total > u64::from(MAX_SCHEDULE) {
+        weights.iter().map(|&w| ((u64::from(w) * u64::from(MAX_SCHEDULE) / total).max(1)) as i64).collect()
+    } else {
+        let divisor = weights.iter().fold(0, |g, &w| gcd(g, w)).max(1);
+        weights.iter().map(|&w| i64::from(w / divisor)).collect()
+    };
+    let total: i64 = weights.iter().sum();
+    let mut current = vec![0i64; weights.len()];
+    let mut schedule = Vec::with_capacity(total as usize);
+    for _ in 0..total {
+        for (c, w) in current.iter_mut().zip(&weights) {
+            *c += w;
+        }
+        let (best, _) = current.iter().enumerate().max_by_key(|&(i, c)| (*c, -(i as i64))).unwrap_or((0, &0));
+        current[best] -= total;
+        schedule.push(best as u16);
+    }
+    schedule.into_boxed_slice()
+}
+
+fn gcd(a: u32, b: u32) -> u32 {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn backend(upstream: usize) -> Backend {
+        Backend { upstream, model: Arc::from("m") }
+    }
+
+    #[test]
+    fn weights_share_traffic_smoothly() {
+        assert_eq!(&*smooth_weighted_schedule(&[3, 1]), &[0, 0, 1, 0]);
+        assert_eq!(&*smooth_weighted_schedule(&[20, 10]), &[0, 1, 0]);
+        let big = smooth_weighted_schedule(&[10_000, 10_000, 1]);
+        assert!(big.len() <= 1024 && big.contains(&2));
+    }
+
+    #[test]
+    fn attempts_go_through_the_tier_then_the_fallbacks() {
+        let route =
+            Route::new("r", 0, Arc::default(), vec![(1, 1, backend(9)), (0, 3, backend(0)), (0, 1, backend(1))]);
+        let orders: Vec<Vec<usize>> =
+            (0..4).map(|_| route.attempts().map(|b| b.upstream).collect()).collect();
+        assert_eq!(orders, vec![vec![0, 1, 9], vec![0, 1, 9], vec![1, 0, 9], vec![0, 1, 9]]);
+    }
+}

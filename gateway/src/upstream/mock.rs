@@ -1,0 +1,347 @@
+//! The built-in `mock` provider: a product feature, not a test double.
+//!
+//! It answers chat and embeddings requests in OpenAI's format without any network: replies are
+//! deterministic (a fixed `reply`, or derived from the last message), latency and streaming pace
+//! are configurable, and usage is reported like a real provider's. Demos, CI pipelines and load
+//! tests use it; the README's first command serves it.
+
+use super::{Endpoint, Provider, Reply};
+use crate::error::{UpstreamError, UpstreamErrorKind};
+use crate::metrics::Completion;
+use bytes::Bytes;
+use http::StatusCode;
+use serde::Serialize;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+use switchboard_config::MockProviderConfig;
+use switchboard_llm::Usage;
+use switchboard_llm::openai::{ModelRequest, RequestError, embedding_inputs, messages_text};
+use tokio::time::Sleep;
+
+pub struct MockProvider {
+    name: Arc<str>,
+    latency: Duration,
+    /// Pause between streamed tokens; zero streams as fast as the client reads.
+    token_interval: Duration,
+    reply: Option<Arc<str>>,
+    embedding_dimensions: u32,
+}
+
+static RESPONSE_IDS: AtomicU64 = AtomicU64::new(1);
+
+impl MockProvider {
+    pub fn compile(config: &MockProviderConfig) -> Self {
+        MockProvider {
+            name: Arc::from(config.name.as_str()),
+            latency: Duration::from_millis(config.latency_ms),
+            token_interval: match config.tokens_per_second {
+                0 => Duration::ZERO,
+                tps => Duration::from_secs(1) / tps,
+            },
+            reply: config.reply.as_deref().map(Arc::from),
+            embedding_dimensions: config.embedding_dimensions,
+        }
+    }
+
+    /// A request the mock cannot answer is rejected the way OpenAI would: a 400 with its envelope.
+    fn bad_request(&self, err: RequestError) -> UpstreamError {
+        let body = crate::error::envelope(&err.message, "invalid_request_error", err.param, None);
+        UpstreamError {
+            provider: self.name.clone(),
+            kind: UpstreamErrorKind::Status { status: StatusCode::BAD_REQUEST, body, retry_after: None },
+        }
+    }
+
+    fn chat(&self, request: &ModelRequest<'_>, model: &str) -> Result<Reply, UpstreamError> {
+        let text = messages_text(&request.body).map_err(|e| self.bad_request(e))?;
+        let reply: Arc<str> = match &self.reply {
+            Some(reply) => reply.clone(),
+            None => Arc::from(format!("Mock response to: {}", truncate(&text.last, 200))),
+        };
+        let usage = Usage { prompt_tokens: text.words, completion_tokens: reply.split_whitespace().count() as u64 };
+        let id = format!("chatcmpl-mock-{}", RESPONSE_IDS.fetch_add(1, Relaxed));
+        let created = crate::unix_now();
+        if request.stream {
+            return Ok(Reply::Mock(MockStream {
+                id,
+                created,
+                model: Arc::from(model),
+                reply,
+                offset: 0,
+                state: State::Role,
+                include_usage: request.include_usage,
+                usage,
+                token_interval: self.token_interval,
+                sleep: None,
+            }));
+        }
+        let body = serde_json::json!({
+            "id": id,
+            "object": "chat.completion",
+            "created": created,
+            "model": model,
+            "choices": [{
+                "index": 0,
+                "message": { "role": "assistant", "content": &*reply, "refusal": null },
+                "logprobs": null,
+                "finish_reason": "stop",
+            }],
+            "usage": usage_json(usage),
+            "system_fingerprint": "fp_switchboard_mock",
+        });
+        Ok(Reply::Full { body: Bytes::from(body.to_string()), usage })
+    }
+
+    fn embeddings(&self, request: &ModelRequest<'_>, model: &str) -> Result<Reply, UpstreamError> {
+        let inputs = embedding_inputs(&request.body).map_err(|e| self.bad_request(e))?;
+        let dimensions = request
+            .body
+            .get_as::<u32>("dimensions")
+            .map_err(|e| self.bad_request(RequestError { message: e.0, param: Some("dimensions") }))?
+            .unwrap_or(self.embedding_dimensions)
+            .clamp(1, 8192);
+        let base64 = request.body.get_as::<String>("encoding_format").ok().flatten().as_deref() == Some("base64");
+        let mut tokens = 0;
+        let data: Vec<_> = inputs
+            .iter()
+            .enumerate()
+            .map(|(index, text)| {
+                tokens += text.split_whitespace().count().max(1) as u64;
+                let vector = embed(text, dimensions);
+                let embedding = if base64 {
+                    serde_json::Value::String(encode_base64(&vector))
+                } else {
+                    serde_json::json!(vector)
+                };
+                serde_json::json!({ "object": "embedding", "index": index, "embedding": embedding })
+            })
+            .collect();
+        let usage = Usage { prompt_tokens: tokens, completion_tokens: 0 };
+        let body = serde_json::json!({
+            "object": "list",
+            "data": data,
+            "model": model,
+            "usage": { "prompt_tokens": tokens, "total_tokens": tokens },
+        });
+        Ok(Reply::Full { body: Bytes::from(body.to_string()), usage })
+    }
+}
+
+impl Provider for MockProvider {
+    fn name(&self) -> &Arc<str> {
+        &self.name
+    }
+
+    async fn send(&self, endpoint: Endpoint, request: &mut ModelRequest<'_>, model: &str) -> Result<Reply, UpstreamError> {
+        if !self.latency.is_zero() {
+            tokio::time::sleep(self.latency).await;
+        }
+        match endpoint {
+            Endpoint::ChatCompletions => self.chat(request, model),
+            Endpoint::Embeddings => self.embeddings(request, model),
+        }
+    }
+}
+
+fn truncate(text: &str, max_chars: usize) -> &str {
+    text.char_indices().nth(max_chars).map_or(text, |(at, _)| &text[..at])
+}
+
+fn usage_json(usage: Usage) -> serde_json::Value {
+    serde_json::json!({
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total(),
+    })
+}
+
+/// A deterministic unit-length vector derived from the text (FNV-1a seeded xorshift).
+fn embed(text: &str, dimensions: u32) -> Vec<f32> {
+    let mut state = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    let mut vector: Vec<f32> = (0..dimensions)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+        })
+        .collect();
+    let norm = vector.iter().map(|v| v * v).sum::<f32>().sqrt().max(f32::EPSILON);
+    vector.iter_mut().for_each(|v| *v /= norm);
+    vector
+}
+
+/// Standard padded base64 of the little-endian f32s, as OpenAI's `encoding_format: "base64"`.
+fn encode_base64(vector: &[f32]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let bytes: Vec<u8> = vector.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = (u32::from(chunk[0]) << 16)
+            | (u32::from(chunk.get(1).copied().unwrap_or(0)) << 8)
+            | u32::from(chunk.get(2).copied().unwrap_or(0));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum State {
+    Role,
+    Content,
+    Finish,
+    Usage,
+    Done,
+    End,
+}
+
+/// A streamed mock reply: OpenAI `chat.completion.chunk` events, one per word, paced by
+/// `tokens_per_second`. Dropping it (client gone) simply stops generating.
+pub struct MockStream {
+    id: String,
+    created: i64,
+    model: Arc<str>,
+    reply: Arc<str>,
+    /// Byte offset of the next word in `reply`.
+    offset: usize,
+    state: State,
+    include_usage: bool,
+    usage: Usage,
+    token_interval: Duration,
+    sleep: Option<Pin<Box<Sleep>>>,
+}
+
+#[derive(Serialize)]
+struct Chunk<'a> {
+    id: &'a str,
+    object: &'static str,
+    created: i64,
+    model: &'a str,
+    system_fingerprint: &'static str,
+    choices: Vec<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage: Option<serde_json::Value>,
+}
+
+impl MockStream {
+    pub fn usage(&self) -> Usage {
+        self.usage
+    }
+
+    /// The next SSE event, `None` at the end.
+    pub fn poll_event(&mut self, cx: &mut Context<'_>, completion: Option<&mut Completion>) -> Poll<Option<Bytes>> {
+        let choice = |delta: serde_json::Value, finish: Option<&str>| {
+            vec![serde_json::json!({ "index": 0, "delta": delta, "logprobs": null, "finish_reason": finish })]
+        };
+        let (choices, usage) = match self.state {
+            State::Role => {
+                self.state = State::Content;
+                (choice(serde_json::json!({ "role": "assistant", "content": "" }), None), None)
+            }
+            State::Content => {
+                if let Some(sleep) = &mut self.sleep {
+                    ready!(sleep.as_mut().poll(cx));
+                }
+                let Some(word) = next_word(&self.reply, &mut self.offset) else {
+                    self.state = State::Finish;
+                    return self.poll_event(cx, completion);
+                };
+                if !self.token_interval.is_zero() {
+                    let deadline = tokio::time::Instant::now() + self.token_interval;
+                    match &mut self.sleep {
+                        Some(sleep) => sleep.as_mut().reset(deadline),
+                        None => self.sleep = Some(Box::pin(tokio::time::sleep_until(deadline))),
+                    }
+                }
+                (choice(serde_json::json!({ "content": word }), None), None)
+            }
+            State::Finish => {
+                self.state = if self.include_usage { State::Usage } else { State::Done };
+                (choice(serde_json::json!({}), Some("stop")), None)
+            }
+            State::Usage => {
+                self.state = State::Done;
+                (Vec::new(), Some(usage_json(self.usage)))
+            }
+            State::Done => {
+                self.state = State::End;
+                if let Some(completion) = completion {
+                    completion.add_usage(self.usage);
+                }
+                return Poll::Ready(Some(Bytes::from_static(b"data: [DONE]\n\n")));
+            }
+            State::End => return Poll::Ready(None),
+        };
+        let usage = match (self.include_usage, usage) {
+            (true, None) => Some(serde_json::Value::Null),
+            (_, usage) => usage,
+        };
+        let chunk = Chunk {
+            id: &self.id,
+            object: "chat.completion.chunk",
+            created: self.created,
+            model: &self.model,
+            system_fingerprint: "fp_switchboard_mock",
+            choices,
+            usage,
+        };
+        let mut event = b"data: ".to_vec();
+        event.extend(serde_json::to_vec(&chunk).unwrap_or_default());
+        event.extend_from_slice(b"\n\n");
+        Poll::Ready(Some(Bytes::from(event)))
+    }
+}
+
+/// The next word of `text` from `offset`, with the whitespace that follows it, so the streamed
+/// pieces concatenate to exactly the non-streamed reply.
+fn next_word<'a>(text: &'a str, offset: &mut usize) -> Option<&'a str> {
+    let rest = &text[*offset..];
+    if rest.is_empty() {
+        return None;
+    }
+    let word_end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+    let end = rest[word_end..].find(|c: char| !c.is_whitespace()).map_or(rest.len(), |i| word_end + i);
+    *offset += end;
+    Some(&rest[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_concatenate_to_the_reply() {
+        let text = "Mock  response to: hi there ";
+        let mut offset = 0;
+        let mut words = Vec::new();
+        while let Some(w) = next_word(text, &mut offset) {
+            words.push(w);
+        }
+        assert_eq!(words, vec!["Mock  ", "response ", "to: ", "hi ", "there "]);
+        assert_eq!(words.concat(), text);
+    }
+
+    #[test]
+    fn embeddings_are_deterministic_unit_vectors() {
+        let a = embed("hello", 16);
+        assert_eq!(a, embed("hello", 16));
+        assert_ne!(a, embed("hellp", 16));
+        let norm: f32 = a.iter().map(|v| v * v).sum();
+        assert!((norm - 1.0).abs() < 1e-4);
+    }
+
+    #[test]
+    fn base64_matches_the_standard_alphabet_and_padding() {
+        assert_eq!(encode_base64(&[1.0]), "AACAPw==");
+        assert_eq!(encode_base64(&[]), "");
+    }
+}

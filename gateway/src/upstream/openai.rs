@@ -1,0 +1,170 @@
+//! OpenAI and every OpenAI-compatible server (vLLM, Ollama, xAI, Groq, ...): passthrough.
+//!
+//! The body goes upstream as the client sent it with only `model` rewritten (and, for streams,
+//! `stream_options.include_usage` switched on so tokens can be counted; see [`SseRelay`]).
+//! API reference: <https://platform.openai.com/docs/api-reference/chat/create>.
+
+use super::{CompileError, Endpoint, HttpClient, Provider, Reply};
+use crate::body::SseRelay;
+use crate::error::{UpstreamError, UpstreamErrorKind};
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+use http::{HeaderName, HeaderValue, Method, Request, Uri};
+use http_body_util::{BodyExt, Full, Limited};
+use std::sync::Arc;
+use std::time::Duration;
+use switchboard_config::{Credential, OpenAiProviderConfig};
+use switchboard_llm::Usage;
+use switchboard_llm::openai::ModelRequest;
+use tokio::time::{Instant, timeout_at};
+
+/// The largest non-streaming response accepted from an upstream.
+const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+/// The most of an upstream error body kept (enough for any real error message).
+const MAX_ERROR_BYTES: usize = 64 * 1024;
+
+pub struct OpenAiProvider {
+    name: Arc<str>,
+    chat_uri: Uri,
+    embeddings_uri: Uri,
+    /// Authorization and configured extra headers, built once; values marked sensitive.
+    headers: Vec<(HeaderName, HeaderValue)>,
+    timeout: Duration,
+    client: HttpClient,
+}
+
+impl OpenAiProvider {
+    pub fn compile(config: &OpenAiProviderConfig, client: HttpClient) -> Result<Self, CompileError> {
+        let base = config.base_url.trim_end_matches('/');
+        let uri = |suffix: &str| {
+            format!("{base}{suffix}").parse::<Uri>().map_err(|err| CompileError {
+                path: "base_url".into(),
+                reason: format!("not a valid URL: {err}"),
+            })
+        };
+        let mut headers = Vec::new();
+        if let Some(credential) = &config.api_key {
+            let key = resolve(credential).map_err(|reason| CompileError { path: "api_key".into(), reason })?;
+            headers.push((AUTHORIZATION, sensitive(&format!("Bearer {key}"), "api_key")?));
+        }
+        for (i, header) in config.headers.iter().enumerate() {
+            let path = format!("headers[{i}]");
+            let name = HeaderName::from_bytes(header.name.as_bytes())
+                .map_err(|_| CompileError { path: format!("{path}.name"), reason: "invalid header name".into() })?;
+            let value = resolve(&header.value).map_err(|reason| CompileError { path: format!("{path}.value"), reason })?;
+            headers.push((name, sensitive(&value, &format!("{path}.value"))?));
+        }
+        Ok(OpenAiProvider {
+            name: Arc::from(config.name.as_str()),
+            chat_uri: uri("/chat/completions")?,
+            embeddings_uri: uri("/embeddings")?,
+            headers,
+            timeout: Duration::from_millis(config.timeout_ms),
+            client,
+        })
+    }
+
+    fn error(&self, kind: UpstreamErrorKind) -> UpstreamError {
+        UpstreamError { provider: self.name.clone(), kind }
+    }
+}
+
+impl Provider for OpenAiProvider {
+    fn name(&self) -> &Arc<str> {
+        &self.name
+    }
+
+    async fn send(&self, endpoint: Endpoint, request: &mut ModelRequest<'_>, model: &str) -> Result<Reply, UpstreamError> {
+        let body = request
+            .to_upstream_body(model)
+            .map_err(|err| self.error(UpstreamErrorKind::InvalidResponse(err.message)))?;
+        let uri = match endpoint {
+            Endpoint::ChatCompletions => &self.chat_uri,
+            Endpoint::Embeddings => &self.embeddings_uri,
+        };
+        let mut upstream_request = Request::new(Full::new(Bytes::from(body)));
+        *upstream_request.method_mut() = Method::POST;
+        *upstream_request.uri_mut() = uri.clone();
+        let headers = upstream_request.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        for (name, value) in &self.headers {
+            headers.insert(name.clone(), value.clone());
+        }
+
+        // One budget for connecting, response headers and (non-streaming) the whole body.
+        let deadline = Instant::now() + self.timeout;
+        let response = match timeout_at(deadline, self.client.request(upstream_request)).await {
+            Err(_) => return Err(self.error(UpstreamErrorKind::Timeout(self.timeout))),
+            Ok(Err(err)) => return Err(self.error(UpstreamErrorKind::Connect(describe_client_error(&err)))),
+            Ok(Ok(response)) => response,
+        };
+        let status = response.status();
+        if !status.is_success() {
+            let retry_after = response.headers().get(RETRY_AFTER).cloned();
+            // The error body is only best-effort context: a slow or broken one is not waited for.
+            let body = match timeout_at(deadline, Limited::new(response.into_body(), MAX_ERROR_BYTES).collect()).await {
+                Ok(Ok(collected)) => collected.to_bytes(),
+                _ => Bytes::new(),
+            };
+            return Err(self.error(UpstreamErrorKind::Status { status, body, retry_after }));
+        }
+        let is_event_stream = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+        if request.stream && is_event_stream {
+            return Ok(Reply::Stream(SseRelay::new(response.into_body(), !request.include_usage)));
+        }
+        let body = match timeout_at(deadline, Limited::new(response.into_body(), MAX_RESPONSE_BYTES).collect()).await {
+            Err(_) => return Err(self.error(UpstreamErrorKind::Timeout(self.timeout))),
+            Ok(Err(err)) => return Err(self.error(UpstreamErrorKind::Connect(format!("reading the response: {err}")))),
+            Ok(Ok(collected)) => collected.to_bytes(),
+        };
+        if request.stream {
+            return Err(self.error(UpstreamErrorKind::InvalidResponse(
+                "asked for a stream, got a response that is not text/event-stream".into(),
+            )));
+        }
+        let usage = Usage::from_response(&body).unwrap_or_default();
+        Ok(Reply::Full { body, usage })
+    }
+}
+
+/// Reads a credential now, so a missing one fails the reload rather than a request later.
+pub(crate) fn resolve(credential: &Credential) -> Result<String, String> {
+    match credential {
+        Credential::Value(value) => Ok(value.clone()),
+        Credential::Env(name) => match std::env::var(name) {
+            Ok(value) if !value.trim().is_empty() => Ok(value.trim().to_owned()),
+            _ => Err(format!("environment variable {name:?} is not set")),
+        },
+        Credential::File(path) => match std::fs::read_to_string(path) {
+            Ok(value) if !value.trim().is_empty() => Ok(value.trim().to_owned()),
+            Ok(_) => Err(format!("file {path:?} is empty")),
+            Err(err) => Err(format!("cannot read {path:?}: {err}")),
+        },
+    }
+}
+
+fn sensitive(value: &str, path: &str) -> Result<HeaderValue, CompileError> {
+    let mut value = HeaderValue::from_str(value).map_err(|_| CompileError {
+        path: path.to_owned(),
+        reason: "contains characters not allowed in an HTTP header".into(),
+    })?;
+    // hyper and our logs then never print it.
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+/// The useful part of a client error: hyper-util's top-level message is generic, the cause names
+/// the real problem (connection refused, DNS, TLS).
+fn describe_client_error(err: &hyper_util::client::legacy::Error) -> String {
+    let mut message = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}

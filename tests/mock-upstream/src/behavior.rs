@@ -1,0 +1,133 @@
+//! Decoding the `model` string into a behaviour, and OpenAI error envelopes/responses.
+
+use std::time::Duration;
+
+use hyper::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use hyper::{Response, StatusCode};
+
+use crate::body::MockBody;
+use crate::json::push_str;
+
+/// What the request's `model` asks the mock to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Behavior {
+    Default,
+    /// `error-<status>`: fail with this status before any body bytes.
+    Error(StatusCode),
+    /// `slow-<ms>`: wait before the response headers, then behave as default.
+    Slow(Duration),
+    /// `stream-<n>-<ms>`: n words, `ms` apart.
+    Stream {
+        words: u32,
+        gap: Duration,
+    },
+    /// `midstream-error`: two content chunks then an SSE error event.
+    Midstream,
+}
+
+/// Upper bound on `stream-<n>-..` words, so a typo cannot allocate gigabytes.
+const MAX_WORDS: u32 = 1_000_000;
+
+impl Behavior {
+    pub(crate) fn from_model(model: &str) -> Self {
+        if let Some(s) = model.strip_prefix("error-") {
+            if let Ok(code) = s.parse::<u16>()
+                && (400..=599).contains(&code)
+                && let Ok(status) = StatusCode::from_u16(code)
+            {
+                return Self::Error(status);
+            }
+        } else if let Some(ms) = model.strip_prefix("slow-").and_then(|s| s.parse().ok()) {
+            return Self::Slow(Duration::from_millis(ms));
+        } else if let Some((n, ms)) = model.strip_prefix("stream-").and_then(|s| s.split_once('-'))
+            && let (Ok(n), Ok(ms)) = (n.parse::<u32>(), ms.parse::<u64>())
+        {
+            return Self::Stream { words: n.min(MAX_WORDS), gap: Duration::from_millis(ms) };
+        } else if model == "midstream-error" {
+            return Self::Midstream;
+        }
+        Self::Default
+    }
+}
+
+/// `{"error":{"message":..,"type":..,"param":null,"code":..}}` with the given status.
+pub(crate) fn error_response(
+    status: StatusCode,
+    message: &str,
+    kind: &str,
+    code: &str,
+) -> Response<MockBody> {
+    let mut buf = Vec::with_capacity(64 + message.len() + kind.len() + code.len());
+    buf.extend_from_slice(b"{\"error\":{\"message\":");
+    push_str(&mut buf, message);
+    buf.extend_from_slice(b",\"type\":");
+    push_str(&mut buf, kind);
+    buf.extend_from_slice(b",\"param\":null,\"code\":");
+    push_str(&mut buf, code);
+    buf.extend_from_slice(b"}}");
+    let mut resp = json_response(MockBody::full(buf));
+    *resp.status_mut() = status;
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        resp.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    resp
+}
+
+/// The error a `error-<status>` model produces.
+pub(crate) fn status_error(status: StatusCode) -> Response<MockBody> {
+    let (message, kind, code) = match status.as_u16() {
+        400 => ("Invalid request (mock error-400).", "invalid_request_error", "invalid_request_error"),
+        401 => ("Incorrect API key provided (mock error-401).", "authentication_error", "invalid_api_key"),
+        403 => ("Permission denied (mock error-403).", "permission_error", "permission_denied"),
+        404 => ("The model does not exist (mock error-404).", "invalid_request_error", "model_not_found"),
+        429 => ("Rate limit reached (mock error-429).", "requests", "rate_limit_exceeded"),
+        500..=599 => {
+            ("The server had an error processing your request (mock).", "server_error", "server_error")
+        }
+        _ => ("Mock upstream error.", "invalid_request_error", "invalid_request_error"),
+    };
+    error_response(status, message, kind, code)
+}
+
+pub(crate) fn bad_request(message: &str) -> Response<MockBody> {
+    error_response(StatusCode::BAD_REQUEST, message, "invalid_request_error", "invalid_request_error")
+}
+
+pub(crate) fn unauthorized() -> Response<MockBody> {
+    error_response(
+        StatusCode::UNAUTHORIZED,
+        "Incorrect API key provided.",
+        "authentication_error",
+        "invalid_api_key",
+    )
+}
+
+pub(crate) fn not_found(path: &str) -> Response<MockBody> {
+    let message = format!("Invalid URL ({path})");
+    error_response(StatusCode::NOT_FOUND, &message, "invalid_request_error", "unknown_url")
+}
+
+/// A 200 response with `content-type: application/json`.
+pub(crate) fn json_response(body: MockBody) -> Response<MockBody> {
+    let mut resp = Response::new(body);
+    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_models() {
+        assert_eq!(Behavior::from_model("gpt-4o"), Behavior::Default);
+        assert_eq!(Behavior::from_model("error-503"), Behavior::Error(StatusCode::SERVICE_UNAVAILABLE));
+        assert_eq!(Behavior::from_model("error-200"), Behavior::Default);
+        assert_eq!(Behavior::from_model("slow-15"), Behavior::Slow(Duration::from_millis(15)));
+        assert_eq!(
+            Behavior::from_model("stream-3-20"),
+            Behavior::Stream { words: 3, gap: Duration::from_millis(20) }
+        );
+        assert_eq!(Behavior::from_model("midstream-error"), Behavior::Midstream);
+    }
+}

@@ -1,0 +1,267 @@
+//! Response bodies: `MockBody` (a single pre-built buffer, or an SSE chat stream) and the
+//! cancel-safe `SseStream` state machine that emits one `chat.completion.chunk` per body frame.
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use tokio::time::{Instant, Sleep};
+
+use crate::Shared;
+use crate::json::{push_str, push_u64};
+use crate::stats::bump;
+
+/// The response body type of every route.
+#[derive(Debug)]
+pub(crate) enum MockBody {
+    /// A complete body, sent as one frame (hyper sets `content-length`).
+    Full(Option<Bytes>),
+    /// A chat completion event stream.
+    Sse(Box<SseStream>),
+}
+
+impl MockBody {
+    pub(crate) fn full(bytes: impl Into<Bytes>) -> Self {
+        Self::Full(Some(bytes.into()))
+    }
+}
+
+impl Body for MockBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        match self.get_mut() {
+            Self::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            Self::Sse(s) => s.poll_next(cx).map(|o| o.map(|b| Ok(Frame::data(b)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Self::Full(b) => b.is_none(),
+            Self::Sse(s) => s.phase == Phase::Finished,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Self::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            Self::Sse(_) => SizeHint::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Role,
+    Content,
+    Finish,
+    Usage,
+    Done,
+    Finished,
+}
+
+const ROLE_CHOICE: &[u8] =
+    br#"{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]"#;
+const CONTENT_OPEN: &[u8] = br#"{"index":0,"delta":{"content":"#;
+const CONTENT_CLOSE: &[u8] = br#"},"logprobs":null,"finish_reason":null}]"#;
+const FINISH_CHOICE: &[u8] = br#"{"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}]"#;
+const DONE: &[u8] = b"data: [DONE]\n\n";
+const MIDSTREAM_ERROR: &[u8] = b"data: {\"error\":{\"message\":\"upstream failed mid-stream\",\
+\"type\":\"server_error\",\"param\":null,\"code\":\"server_error\"}}\n\n";
+
+/// What a stream should look like; built by the chat handler.
+#[derive(Debug)]
+pub(crate) struct StreamPlan {
+    pub(crate) id: u64,
+    pub(crate) created: u64,
+    /// The request's model, already JSON-escaped (with quotes).
+    pub(crate) model_json: Vec<u8>,
+    pub(crate) reply: String,
+    pub(crate) prompt_tokens: u64,
+    pub(crate) completion_tokens: u64,
+    pub(crate) include_usage: bool,
+    /// Sleep before each content chunk.
+    pub(crate) delay: Option<Duration>,
+    /// Send the role chunk and this many content chunks, then an error event and stop.
+    pub(crate) fail_after: Option<u32>,
+}
+
+/// SSE chat stream: never buffers more than one event; dropping it mid-way counts an abort.
+#[derive(Debug)]
+pub(crate) struct SseStream {
+    shared: Arc<Shared>,
+    /// `data: {"id":..,"object":"chat.completion.chunk",..,"choices":[`
+    head: Vec<u8>,
+    reply: String,
+    pos: usize,
+    sent_content: u32,
+    prompt_tokens: u64,
+    completion_tokens: u64,
+    include_usage: bool,
+    delay: Option<Duration>,
+    fail_after: Option<u32>,
+    sleep: Option<Pin<Box<Sleep>>>,
+    armed: bool,
+    phase: Phase,
+}
+
+impl SseStream {
+    pub(crate) fn new(shared: Arc<Shared>, plan: StreamPlan) -> Self {
+        bump(&shared.stats.streams_started);
+        let mut head = Vec::with_capacity(128 + plan.model_json.len());
+        head.extend_from_slice(b"data: {\"id\":\"chatcmpl-mock-");
+        push_u64(&mut head, plan.id);
+        head.extend_from_slice(b"\",\"object\":\"chat.completion.chunk\",\"created\":");
+        push_u64(&mut head, plan.created);
+        head.extend_from_slice(b",\"model\":");
+        head.extend_from_slice(&plan.model_json);
+        head.extend_from_slice(b",\"system_fingerprint\":\"fp_mock\",\"choices\":[");
+        Self {
+            shared,
+            head,
+            reply: plan.reply,
+            pos: 0,
+            sent_content: 0,
+            prompt_tokens: plan.prompt_tokens,
+            completion_tokens: plan.completion_tokens,
+            include_usage: plan.include_usage,
+            delay: plan.delay,
+            fail_after: plan.fail_after,
+            sleep: None,
+            armed: false,
+            phase: Phase::Role,
+        }
+    }
+
+    /// One event: head + `choice` + usage tail.
+    fn event(&self, choice: &[u8], word: Option<&str>) -> Bytes {
+        let extra = word.map_or(0, |w| w.len() + CONTENT_OPEN.len() + CONTENT_CLOSE.len() + 8);
+        let mut buf = Vec::with_capacity(self.head.len() + choice.len() + extra + 24);
+        buf.extend_from_slice(&self.head);
+        if let Some(w) = word {
+            buf.extend_from_slice(CONTENT_OPEN);
+            push_str(&mut buf, w);
+            buf.extend_from_slice(CONTENT_CLOSE);
+        } else {
+            buf.extend_from_slice(choice);
+        }
+        if self.include_usage {
+            buf.extend_from_slice(b",\"usage\":null}\n\n");
+        } else {
+            buf.extend_from_slice(b"}\n\n");
+        }
+        Bytes::from(buf)
+    }
+
+    fn usage_event(&self) -> Bytes {
+        let mut buf = Vec::with_capacity(self.head.len() + 96);
+        buf.extend_from_slice(&self.head);
+        buf.extend_from_slice(b"],\"usage\":{\"prompt_tokens\":");
+        push_u64(&mut buf, self.prompt_tokens);
+        buf.extend_from_slice(b",\"completion_tokens\":");
+        push_u64(&mut buf, self.completion_tokens);
+        buf.extend_from_slice(b",\"total_tokens\":");
+        push_u64(&mut buf, self.prompt_tokens + self.completion_tokens);
+        buf.extend_from_slice(b"}}\n\n");
+        Bytes::from(buf)
+    }
+
+    /// The next content piece: a word plus the whitespace after it (leading whitespace of
+    /// the reply goes with the first word), so the pieces concatenate back to the reply.
+    fn next_word(&mut self) -> Option<(usize, usize)> {
+        let rest = &self.reply[self.pos..];
+        if rest.is_empty() {
+            return None;
+        }
+        let lead = rest.len() - rest.trim_start().len();
+        let word_end = rest[lead..].find(char::is_whitespace).map_or(rest.len(), |i| lead + i);
+        let tail = &rest[word_end..];
+        let end = word_end + (tail.len() - tail.trim_start().len());
+        let start = self.pos;
+        self.pos += end;
+        Some((start, self.pos))
+    }
+
+    /// Waits out the per-chunk delay, if any. `Ready` means "go".
+    fn poll_delay(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(delay) = self.delay else {
+            return Poll::Ready(());
+        };
+        if !self.armed {
+            let deadline = Instant::now() + delay;
+            match &mut self.sleep {
+                Some(s) => s.as_mut().reset(deadline),
+                None => self.sleep = Some(Box::pin(tokio::time::sleep_until(deadline))),
+            }
+            self.armed = true;
+        }
+        if let Some(s) = &mut self.sleep {
+            ready!(s.as_mut().poll(cx));
+        }
+        self.armed = false;
+        Poll::Ready(())
+    }
+
+    fn finish(&mut self, last: Bytes) -> Poll<Option<Bytes>> {
+        self.phase = Phase::Finished;
+        bump(&self.shared.stats.streams_completed);
+        Poll::Ready(Some(last))
+    }
+
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        loop {
+            match self.phase {
+                Phase::Role => {
+                    self.phase = Phase::Content;
+                    return Poll::Ready(Some(self.event(ROLE_CHOICE, None)));
+                }
+                Phase::Content => {
+                    if self.fail_after.is_some_and(|n| self.sent_content >= n) {
+                        return self.finish(Bytes::from_static(MIDSTREAM_ERROR));
+                    }
+                    if self.pos >= self.reply.len() {
+                        self.phase = Phase::Finish;
+                        continue;
+                    }
+                    ready!(self.poll_delay(cx));
+                    let Some((start, end)) = self.next_word() else {
+                        self.phase = Phase::Finish;
+                        continue;
+                    };
+                    self.sent_content += 1;
+                    return Poll::Ready(Some(self.event(b"", Some(&self.reply[start..end]))));
+                }
+                Phase::Finish => {
+                    if self.fail_after.is_some() {
+                        return self.finish(Bytes::from_static(MIDSTREAM_ERROR));
+                    }
+                    self.phase = if self.include_usage { Phase::Usage } else { Phase::Done };
+                    return Poll::Ready(Some(self.event(FINISH_CHOICE, None)));
+                }
+                Phase::Usage => {
+                    self.phase = Phase::Done;
+                    return Poll::Ready(Some(self.usage_event()));
+                }
+                Phase::Done => return self.finish(Bytes::from_static(DONE)),
+                Phase::Finished => return Poll::Ready(None),
+            }
+        }
+    }
+}
+
+impl Drop for SseStream {
+    fn drop(&mut self) {
+        if self.phase != Phase::Finished {
+            bump(&self.shared.stats.streams_aborted);
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! `switchboard-mock-upstream`: a fast fake OpenAI-compatible upstream (chat completions incl.
+//! SSE streaming, embeddings, models, error envelopes). This file owns the public API:
+//! [`MockUpstream`], [`Options`], [`RecordedRequest`] and the shared server state.
+//!
+//! Behaviour is selected by the request's `model` string:
+//! `error-<status>`, `slow-<ms>`, `stream-<n>-<ms>`, `midstream-error`, anything else = default.
+
+mod behavior;
+mod body;
+mod chat;
+mod embeddings;
+mod json;
+mod server;
+mod stats;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use bytes::Bytes;
+use hyper::header::{AUTHORIZATION, HeaderMap};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use stats::StatsSnapshot;
+
+/// Server options.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// If set, `/v1/*` requests without `Authorization: Bearer <api_key>` get a 401
+    /// `invalid_api_key` error.
+    pub api_key: Option<String>,
+}
+
+/// The most recent request received on `/v1/chat/completions` or `/v1/embeddings`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedRequest {
+    /// The request path, e.g. `/v1/chat/completions`.
+    pub path: String,
+    /// Request headers in arrival order, names lowercased.
+    pub headers: Vec<(String, String)>,
+    /// The parsed body; a JSON string holding the raw text if the body was not valid JSON.
+    pub body: serde_json::Value,
+}
+
+impl RecordedRequest {
+    /// The first value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Raw form of a recorded request, stored cheaply on the hot path and parsed on demand.
+#[derive(Debug)]
+pub(crate) struct Recorded {
+    pub(crate) path: &'static str,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
+}
+
+/// State shared by the accept loop, every connection and every response body.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) stats: stats::Stats,
+    pub(crate) last: ArcSwapOption<Recorded>,
+    /// `Bearer <key>` when an API key is required.
+    pub(crate) expected_auth: Option<Vec<u8>>,
+    pub(crate) next_id: AtomicU64,
+}
+
+impl Shared {
+    fn new(options: Options) -> Self {
+        Self {
+            stats: stats::Stats::default(),
+            last: ArcSwapOption::empty(),
+            expected_auth: options.api_key.map(|k| format!("Bearer {k}").into_bytes()),
+            next_id: AtomicU64::new(1),
+        }
+    }
+
+    pub(crate) fn authorized(&self, headers: &HeaderMap) -> bool {
+        match &self.expected_auth {
+            None => true,
+            Some(want) => headers.get(AUTHORIZATION).is_some_and(|v| v.as_bytes() == want.as_slice()),
+        }
+    }
+}
+
+/// A running mock upstream. Dropping it stops accepting connections and gracefully closes the
+/// open ones (in-flight responses finish first).
+#[derive(Debug)]
+pub struct MockUpstream {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    /// Dropping the sender is the shutdown signal.
+    _shutdown: watch::Sender<()>,
+}
+
+impl MockUpstream {
+    /// Binds and serves on the current tokio runtime (spawned tasks). Port 0 allowed.
+    pub async fn start(bind: SocketAddr) -> std::io::Result<MockUpstream> {
+        Self::start_with(bind, Options::default()).await
+    }
+
+    /// Like [`MockUpstream::start`], with options.
+    pub async fn start_with(bind: SocketAddr, options: Options) -> std::io::Result<MockUpstream> {
+        let listener = TcpListener::bind(bind).await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared::new(options));
+        let (tx, rx) = watch::channel(());
+        tokio::spawn(server::accept_loop(listener, Arc::clone(&shared), rx));
+        Ok(MockUpstream { addr, shared, _shutdown: tx })
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://<addr>/v1`, with an unspecified bind IP replaced by loopback.
+    pub fn base_url(&self) -> String {
+        let mut addr = self.addr;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(match addr {
+                SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+            });
+        }
+        format!("http://{addr}/v1")
+    }
+
+    /// Current counters.
+    pub fn stats(&self) -> StatsSnapshot {
+        self.shared.stats.snapshot()
+    }
+
+    /// The most recent request received on `/v1/chat/completions` or `/v1/embeddings`.
+    pub fn last_request(&self) -> Option<RecordedRequest> {
+        let rec = self.shared.last.load_full()?;
+        let body = serde_json::from_slice(&rec.body)
+            .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&rec.body).into_owned()));
+        let headers = rec
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .collect();
+        Some(RecordedRequest { path: rec.path.to_owned(), headers, body })
+    }
+
+    /// Polls (every ~5 ms) until `pred(&stats)` holds or `timeout` passes; returns the last
+    /// stats either way.
+    pub async fn wait_for(&self, timeout: Duration, pred: impl Fn(&StatsSnapshot) -> bool) -> StatsSnapshot {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let snap = self.stats();
+            if pred(&snap) || tokio::time::Instant::now() >= deadline {
+                return snap;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! The accept loop, per-connection hyper http1 serving (keep-alive, graceful shutdown) and
+//! request routing.
+
+use std::convert::Infallible;
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+use crate::behavior::{bad_request, error_response, json_response, not_found, unauthorized};
+use crate::body::MockBody;
+use crate::stats::bump;
+use crate::{Recorded, Shared, chat, embeddings};
+
+/// Largest request body accepted (bigger ones get a 413).
+const MAX_BODY: usize = 64 << 20;
+
+const MODELS: &[u8] = br#"{"object":"list","data":[{"id":"mock-upstream-model","object":"model","created":1700000000,"owned_by":"switchboard-mock"}]}"#;
+
+pub(crate) async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<()>,
+) {
+    let mut builder = http1::Builder::new();
+    builder.timer(TokioTimer::new()).keep_alive(true);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(_) => {
+                    // EMFILE and friends: back off briefly instead of spinning.
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => return,
+        };
+        bump(&shared.stats.connections_opened);
+        tokio::spawn(serve_connection(stream, builder.clone(), Arc::clone(&shared), shutdown.clone()));
+    }
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    builder: http1::Builder,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<()>,
+) {
+    let _ = stream.set_nodelay(true);
+    let svc_shared = Arc::clone(&shared);
+    let svc = service_fn(move |req| handle(Arc::clone(&svc_shared), req));
+    let mut conn = pin!(builder.serve_connection(TokioIo::new(stream), svc));
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = shutdown.changed() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
+    bump(&shared.stats.connections_closed);
+}
+
+#[derive(Clone, Copy)]
+enum Route {
+    Chat,
+    Embeddings,
+}
+
+async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<MockBody>, Infallible> {
+    bump(&shared.stats.requests);
+    let (parts, body) = req.into_parts();
+    let route = match (&parts.method, parts.uri.path()) {
+        (&Method::POST, "/v1/chat/completions") => Route::Chat,
+        (&Method::POST, "/v1/embeddings") => Route::Embeddings,
+        (&Method::GET, "/v1/models") => {
+            if !shared.authorized(&parts.headers) {
+                return Ok(unauthorized());
+            }
+            return Ok(json_response(MockBody::full(MODELS)));
+        }
+        (&Method::GET, "/_mock/stats") => {
+            return Ok(match serde_json::to_vec(&shared.stats.snapshot()) {
+                Ok(v) => json_response(MockBody::full(v)),
+                Err(e) => error_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &e.to_string(),
+                    "server_error",
+                    "server_error",
+                ),
+            });
+        }
+        (_, path) => return Ok(not_found(path)),
+    };
+    let path = match route {
+        Route::Chat => {
+            bump(&shared.stats.chat_requests);
+            "/v1/chat/completions"
+        }
+        Route::Embeddings => {
+            bump(&shared.stats.embeddings_requests);
+            "/v1/embeddings"
+        }
+    };
+    if !shared.authorized(&parts.headers) {
+        return Ok(unauthorized());
+    }
+    let bytes = match Limited::new(body, MAX_BODY).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return Ok(error_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Request body too large.",
+                "invalid_request_error",
+                "request_too_large",
+            ));
+        }
+        Err(_) => return Ok(bad_request("Could not read the request body.")),
+    };
+    shared.last.store(Some(Arc::new(Recorded { path, headers: parts.headers, body: bytes.clone() })));
+    Ok(match route {
+        Route::Chat => chat::handle(&shared, &bytes).await,
+        Route::Embeddings => embeddings::handle(&bytes).await,
+    })
+}
