@@ -74,11 +74,13 @@ pub async fn run(options: cli::ServeOptions) -> Result<(), String> {
         tokio::spawn(reload::watch_file(path.clone(), gateway.clone(), ctx, loaded_hash));
     }
     let (stop_tx, stop_rx) = watch::channel(false);
+    // The admin listener outlives the API drain so `/readyz` can report it.
+    let (stop_admin_tx, stop_admin_rx) = watch::channel(false);
     let admin_gateway = gateway.clone();
     let admin_task = tokio::spawn(server::serve(
         admin,
         move |request| admin::handle(admin_gateway.clone(), request),
-        stop_rx.clone(),
+        stop_admin_rx,
         std::time::Duration::from_secs(1),
     ));
     let api_gateway = gateway.clone();
@@ -94,6 +96,7 @@ pub async fn run(options: cli::ServeOptions) -> Result<(), String> {
     gateway.draining.store(true, Relaxed);
     let _ = stop_tx.send(true);
     let drained = api_task.await.unwrap_or(false);
+    let _ = stop_admin_tx.send(true);
     let _ = admin_task.await;
     if drained {
         tracing::info!("drained; exiting");

@@ -1,0 +1,214 @@
+//! The `openai` provider against a mock OpenAI-compatible upstream on loopback: passthrough,
+//! streaming usage, upstream errors, fallback and cancellation.
+
+pub mod support;
+
+use std::time::Duration;
+use support::*;
+use switchboard_mock_upstream::{MockUpstream, Options};
+
+const KEY: &str = "sk-client-key";
+const UPSTREAM_KEY: &str = "sk-upstream-secret";
+
+async fn upstream() -> MockUpstream {
+    let options = Options { api_key: Some(UPSTREAM_KEY.to_owned()) };
+    MockUpstream::start_with("127.0.0.1:0".parse().unwrap(), options).await.unwrap()
+}
+
+/// Routes: `gpt` → upstream model `gpt-upstream`; `<name>` → upstream model `<name>` for the mock
+/// upstream's behaviours; `fallback` → a failing primary, then a working secondary.
+fn config(base_url: &str) -> String {
+    format!(
+        r#"
+version: 1
+providers:
+  - name: primary
+    type: openai
+    base_url: {base_url}
+    api_key: {{ value: {UPSTREAM_KEY} }}
+    timeout_ms: 500
+  - name: secondary
+    type: openai
+    base_url: {base_url}
+    api_key: {{ value: {UPSTREAM_KEY} }}
+  - name: nowhere
+    type: openai
+    base_url: http://127.0.0.1:1/v1
+routes:
+  - model: gpt
+    backends: [{{ provider: primary, model: gpt-upstream }}]
+  - model: error-400
+    backends: [{{ provider: primary }}]
+  - model: error-503
+    backends: [{{ provider: primary }}]
+  - model: error-429
+    backends: [{{ provider: primary }}]
+  - model: slow-3000
+    backends: [{{ provider: primary }}]
+  - model: midstream-error
+    backends: [{{ provider: primary }}]
+  - model: stream-200-20
+    backends: [{{ provider: primary }}]
+  - model: unreachable
+    backends: [{{ provider: nowhere }}]
+  - model: fallback
+    backends:
+      - {{ provider: primary, model: error-503, priority: 0 }}
+      - {{ provider: nowhere, priority: 1 }}
+      - {{ provider: secondary, model: healthy, priority: 2 }}
+  - model: embed
+    backends: [{{ provider: primary, model: embed-upstream }}]
+keys:
+  - name: client
+    hash: {hash}
+"#,
+        hash = hash_key(KEY)
+    )
+}
+
+fn chat(model: &str, extra: &str) -> String {
+    format!(r#"{{"model":"{model}","messages":[{{"role":"user","content":"hi there"}}]{extra}}}"#)
+}
+
+#[tokio::test]
+async fn passthrough_rewrites_only_the_model_and_uses_the_provider_key() {
+    let mock = upstream().await;
+    let gateway = Gateway::start(Some(&config(&mock.base_url())), &[]);
+    let body = chat("gpt", r#","temperature":0.5,"x_future_field":{"nested":[1,"two",null]},"n":1"#);
+    let response = send("POST", &gateway.url("/v1/chat/completions"), &[("x-api-key", KEY)], body).await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(response.headers["x-switchboard-provider"], "primary");
+    assert_eq!(response.json()["choices"][0]["message"]["content"], "mock reply to: hi there");
+
+    let seen = mock.last_request().unwrap();
+    assert_eq!(seen.body["model"], "gpt-upstream");
+    assert_eq!(seen.body["temperature"], 0.5);
+    assert_eq!(seen.body["x_future_field"], serde_json::json!({"nested": [1, "two", null]}));
+    assert!(seen.body.get("stream_options").is_none(), "non-streaming requests are not changed");
+    assert_eq!(seen.header("authorization"), Some(format!("Bearer {UPSTREAM_KEY}").as_str()));
+    assert!(seen.header("x-api-key").is_none(), "the client's key must not go upstream");
+
+    let response = send(
+        "POST",
+        &gateway.url("/v1/embeddings"),
+        &[("x-api-key", KEY)],
+        r#"{"model":"embed","input":"abc","encoding_format":"float"}"#,
+    )
+    .await;
+    assert_eq!(response.status, 200);
+    assert_eq!(mock.last_request().unwrap().body["model"], "embed-upstream");
+    assert_eq!(gateway.metric(r#"switchboard_tokens_total{route="gpt",direction="in"}"#).await, 2.0);
+}
+
+#[tokio::test]
+async fn streams_count_usage_and_strip_it_unless_asked() {
+    let mock = upstream().await;
+    let gateway = Gateway::start(Some(&config(&mock.base_url())), &[]);
+    let url = gateway.url("/v1/chat/completions");
+
+    let response = send("POST", &url, &[("x-api-key", KEY)], chat("gpt", r#","stream":true"#)).await;
+    assert_eq!(response.headers["content-type"], "text/event-stream");
+    let sent = mock.last_request().unwrap().body;
+    assert_eq!(sent["stream_options"]["include_usage"], true, "the gateway asks upstream for usage");
+    let events = sse_data(&response.text());
+    assert_eq!(events.last().unwrap(), "[DONE]");
+    let chunks: Vec<serde_json::Value> =
+        events[..events.len() - 1].iter().map(|e| serde_json::from_str(e).unwrap()).collect();
+    assert!(chunks.iter().all(|c| !c["choices"].as_array().unwrap().is_empty()), "usage chunk leaked: {events:?}");
+    let text: String = chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
+    assert_eq!(text, "mock reply to: hi there");
+    // 2 prompt words, 5 completion words, counted from the stripped chunk.
+    assert_eq!(gateway.metric(r#"switchboard_tokens_total{route="gpt",direction="out"}"#).await, 5.0);
+
+    let asked = chat("gpt", r#","stream":true,"stream_options":{"include_usage":true}"#);
+    let response = send("POST", &url, &[("x-api-key", KEY)], asked).await;
+    let events = sse_data(&response.text());
+    let usage: serde_json::Value = serde_json::from_str(&events[events.len() - 2]).unwrap();
+    assert_eq!(usage["choices"], serde_json::json!([]));
+    assert_eq!(usage["usage"]["completion_tokens"], 5);
+    assert_eq!(gateway.metric(r#"switchboard_tokens_total{route="gpt",direction="out"}"#).await, 10.0);
+}
+
+#[tokio::test]
+async fn upstream_failures_map_to_client_errors() {
+    let mock = upstream().await;
+    let gateway = Gateway::start(Some(&config(&mock.base_url())), &[]);
+    let url = gateway.url("/v1/chat/completions");
+    let key = [("x-api-key", KEY)];
+
+    // The provider's own explanation of a bad request reaches the caller.
+    let error = send("POST", &url, &key, chat("error-400", "")).await.error(400);
+    assert_eq!(error["type"], "invalid_request_error");
+    let error = send("POST", &url, &key, chat("error-503", "")).await.error(502);
+    assert!(error["message"].as_str().unwrap().contains("status 503"), "{error}");
+    let response = send("POST", &url, &key, chat("error-429", "")).await;
+    response.error(429);
+    assert_eq!(response.headers["retry-after"], "1");
+    let error = send("POST", &url, &key, chat("slow-3000", "")).await.error(504);
+    assert_eq!(error["code"], "upstream_timeout");
+    let error = send("POST", &url, &key, chat("unreachable", "")).await.error(502);
+    assert!(error["message"].as_str().unwrap().contains("unreachable"), "{error}");
+    // Streaming requests fail the same way before any byte is sent.
+    send("POST", &url, &key, chat("error-503", r#","stream":true"#)).await.error(502);
+}
+
+#[tokio::test]
+async fn fallback_tries_the_next_priority_when_a_backend_fails() {
+    let mock = upstream().await;
+    let gateway = Gateway::start(Some(&config(&mock.base_url())), &[]);
+    let before = mock.stats().chat_requests;
+    let response = send("POST", &gateway.url("/v1/chat/completions"), &[("x-api-key", KEY)], chat("fallback", "")).await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(response.headers["x-switchboard-provider"], "secondary");
+    assert_eq!(mock.last_request().unwrap().body["model"], "healthy");
+    assert_eq!(mock.stats().chat_requests - before, 2, "primary once, then secondary");
+}
+
+#[tokio::test]
+async fn a_mid_stream_upstream_error_reaches_the_client_as_an_event() {
+    let mock = upstream().await;
+    let gateway = Gateway::start(Some(&config(&mock.base_url())), &[]);
+    let response = send(
+        "POST",
+        &gateway.url("/v1/chat/completions"),
+        &[("x-api-key", KEY)],
+        chat("midstream-error", r#","stream":true"#),
+    )
+    .await;
+    assert_eq!(response.status, 200);
+    let events = sse_data(&response.text());
+    let last: serde_json::Value = serde_json::from_str(events.last().unwrap()).unwrap();
+    assert!(last["error"]["message"].is_string(), "{events:?}");
+}
+
+#[tokio::test]
+async fn client_disconnect_mid_stream_cancels_the_upstream_request() {
+    let mock = upstream().await;
+    let gateway = Gateway::start(Some(&config(&mock.base_url())), &[]);
+    let client = client();
+    // 200 chunks 20 ms apart: four seconds if nobody hangs up.
+    let response = open_stream(
+        &client,
+        &gateway.url("/v1/chat/completions"),
+        &[("x-api-key", KEY)],
+        chat("stream-200-20", r#","stream":true"#),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let mut body = response.into_body();
+    for _ in 0..3 {
+        assert!(next_chunk(&mut body).await.is_some());
+    }
+    assert_eq!(mock.stats().streams_started, 1);
+    drop(body);
+    drop(client);
+    let stats = mock.wait_for(Duration::from_secs(2), |s| s.streams_aborted == 1 && s.open_connections == 0).await;
+    assert_eq!(stats.streams_aborted, 1, "{stats:?}");
+    assert_eq!(stats.streams_completed, 0, "{stats:?}");
+    assert_eq!(stats.open_connections, 0, "the upstream connection must be closed, not pooled: {stats:?}");
+    let aborted = eventually(Duration::from_secs(2), async || {
+        gateway.metric(r#"switchboard_streams_aborted_total{route="stream-200-20"}"#).await == 1.0
+    })
+    .await;
+    assert!(aborted);
+}

@@ -1,0 +1,248 @@
+//! Test harness: the real gateway binary on loopback ports, and a small HTTP client.
+//!
+//! Each test file uses part of it; it is declared `pub mod support` so unused helpers are not
+//! dead code in any one test binary.
+
+
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+pub use switchboard_gateway::auth::hash_key;
+
+/// A throwaway directory, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new() -> Self {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "switchboard-test-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A running `switchboard-gateway` process.
+pub struct Gateway {
+    child: Child,
+    pub api: SocketAddr,
+    pub admin: SocketAddr,
+    pub config_path: PathBuf,
+    pub log_path: PathBuf,
+    pub dir: TempDir,
+}
+
+impl Gateway {
+    /// Starts the gateway on `config` (None: the embedded default) with extra flags.
+    pub fn start(config: Option<&str>, extra_args: &[&str]) -> Gateway {
+        let dir = TempDir::new();
+        let config_path = dir.0.join("gateway.yaml");
+        let log_path = dir.0.join("gateway.log");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_switchboard-gateway"));
+        command.args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"]);
+        if let Some(config) = config {
+            std::fs::write(&config_path, config).unwrap();
+            command.arg("--config").arg(&config_path);
+        }
+        command.args(extra_args);
+        let log = std::fs::File::create(&log_path).unwrap();
+        let mut child = command.stdout(Stdio::piped()).stderr(log).spawn().expect("spawn the gateway binary");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let addr = |key: &str| -> SocketAddr {
+            let Some(value) = line.split_whitespace().find_map(|w| w.strip_prefix(key)) else {
+                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                panic!("gateway did not start; stdout {line:?}; log:\n{log}");
+            };
+            value.parse().unwrap()
+        };
+        let (api, admin) = (addr("api="), addr("admin="));
+        Gateway { child, api, admin, config_path, log_path, dir }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.api)
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.admin)
+    }
+
+    /// Replaces the config file atomically (write a sibling, rename over), as editors and
+    /// Kubernetes ConfigMap updates do.
+    pub fn replace_config(&self, text: &str) {
+        let tmp = self.dir.0.join(".gateway.yaml.tmp");
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, &self.config_path).unwrap();
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    pub fn sigterm(&self) {
+        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit; `None` if it is still running after `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    }
+
+    /// Reads one sample from `/metrics` (exact series text before the value), 0 when absent.
+    pub async fn metric(&self, series: &str) -> f64 {
+        let response = send("GET", &self.admin_url("/metrics"), &[], "").await;
+        let text = String::from_utf8_lossy(&response.body).into_owned();
+        text.lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+            .map_or(0.0, |v| v.trim().parse().unwrap())
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A complete HTTP response.
+#[derive(Debug)]
+pub struct TestResponse {
+    pub status: StatusCode,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+}
+
+impl TestResponse {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// Asserts the OpenAI error envelope and returns its `error` object.
+    pub fn error(&self, status: u16) -> serde_json::Value {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.text());
+        assert!(self.headers.contains_key("x-request-id"), "no x-request-id");
+        assert_eq!(self.headers["content-type"], "application/json");
+        let body = self.json();
+        let error = body["error"].clone();
+        assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+        assert!(error["type"].is_string(), "{body}");
+        assert!(error.get("param").is_some() && error.get("code").is_some(), "{body}");
+        error
+    }
+}
+
+pub type TestClient = Client<HttpConnector, Full<Bytes>>;
+
+pub fn client() -> TestClient {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+fn request(method: &str, url: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> Request<Full<Bytes>> {
+    let mut builder = Request::builder().method(method).uri(url);
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    builder.body(Full::new(body.into())).unwrap()
+}
+
+/// Sends one request on a fresh client and reads the whole response.
+pub async fn send(method: &str, url: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> TestResponse {
+    send_with(&client(), method, url, headers, body).await
+}
+
+pub async fn send_with(
+    client: &TestClient,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> TestResponse {
+    let response = client.request(request(method, url, headers, body)).await.unwrap();
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.unwrap().to_bytes();
+    TestResponse { status: parts.status, headers: parts.headers, body }
+}
+
+/// Sends a request and returns the response with its body unread, for streams.
+pub async fn open_stream(
+    client: &TestClient,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> http::Response<Incoming> {
+    client.request(request("POST", url, headers, body)).await.unwrap()
+}
+
+/// Reads the next data frame of a streaming body (None at the end).
+pub async fn next_chunk(body: &mut Incoming) -> Option<Bytes> {
+    loop {
+        let frame = body.frame().await?.unwrap();
+        if let Ok(data) = frame.into_data() {
+            return Some(data);
+        }
+    }
+}
+
+/// The `data:` payloads of an SSE body.
+pub fn sse_data(text: &str) -> Vec<String> {
+    text.split("\n\n")
+        .filter_map(|event| event.lines().find_map(|l| l.strip_prefix("data: ")).map(str::to_owned))
+        .collect()
+}
+
+pub fn bearer(key: &str) -> (&'static str, String) {
+    ("authorization", format!("Bearer {key}"))
+}
+
+pub fn repo_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
+}
+
+/// Polls `check` every 10 ms until it returns true or `timeout` passes.
+pub async fn eventually(timeout: Duration, mut check: impl AsyncFnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if check().await {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
