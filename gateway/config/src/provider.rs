@@ -103,7 +103,7 @@ fn default_embedding_dimensions() -> u32 {
 /// `value` exists for the operator, which resolves Kubernetes Secrets and streams the result to
 /// the gateway; standalone files should prefer `env` or `file`. Debug output never shows a value.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "snake_case")]
+#[serde(try_from = "CredentialFields", into = "CredentialFields")]
 pub enum Credential {
     /// Read from this environment variable when the config is loaded.
     Env(String),
@@ -120,5 +120,42 @@ impl fmt::Debug for Credential {
             Credential::File(path) => f.debug_tuple("File").field(path).finish(),
             Credential::Value(_) => f.write_str("Value(<redacted>)"),
         }
+    }
+}
+
+/// The YAML/JSON shape of [`Credential`]: a map with exactly one of `env`, `file`, `value`.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CredentialFields {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    env: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    value: Option<String>,
+}
+
+impl TryFrom<CredentialFields> for Credential {
+    type Error = &'static str;
+
+    fn try_from(fields: CredentialFields) -> Result<Self, Self::Error> {
+        match (fields.env, fields.file, fields.value) {
+            (Some(name), None, None) => Ok(Credential::Env(name)),
+            (None, Some(path), None) => Ok(Credential::File(path)),
+            (None, None, Some(value)) => Ok(Credential::Value(value)),
+            _ => Err("set exactly one of `env`, `file` or `value`"),
+        }
+    }
+}
+
+impl From<Credential> for CredentialFields {
+    fn from(credential: Credential) -> Self {
+        let mut fields = CredentialFields { env: None, file: None, value: None };
+        match credential {
+            Credential::Env(name) => fields.env = Some(name),
+            Credential::File(path) => fields.file = Some(path),
+            Credential::Value(value) => fields.value = Some(value),
+        }
+        fields
     }
 }

@@ -31,8 +31,18 @@ pub struct ConfigErrors(pub Vec<ConfigError>);
 impl ConfigErrors {
     pub(crate) fn from_parse(path: String, err: &dyn fmt::Display) -> Self {
         // serde reports positions as "at line X column Y"; keep them, they help in a big file.
-        let path = if path == "." { String::new() } else { path };
-        ConfigErrors(vec![ConfigError { path, reason: err.to_string() }])
+        // A syntax error has no meaningful path (serde_path_to_error renders it as `?`); the
+        // message's line and column say where.
+        let path = path.trim_end_matches(".?").trim_end_matches('?');
+        let path = if path == "." { String::new() } else { path.to_owned() };
+        // serde_yaml_ng prefixes its messages with the path it knows (for an unknown field, the
+        // parent's); ours is as precise or more, so keep only ours.
+        let message = err.to_string();
+        let reason = match message.split_once(": ") {
+            Some((prefix, rest)) if !prefix.is_empty() && path.starts_with(prefix) => rest.to_owned(),
+            _ => message,
+        };
+        ConfigErrors(vec![ConfigError { path, reason }])
     }
 
     pub fn single(path: impl Into<String>, reason: impl Into<String>) -> Self {
