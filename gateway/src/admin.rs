@@ -24,7 +24,11 @@ pub async fn handle(gateway: Arc<Gateway>, request: Request<Incoming>) -> Respon
             }
         }
         "/metrics" => (StatusCode::OK, "text/plain; version=0.0.4", Bytes::from(gateway.metrics.render())),
-        _ => (StatusCode::NOT_FOUND, "text/plain", Bytes::from_static(b"not found: try /healthz, /readyz, /metrics\n")),
+        _ => (
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            Bytes::from_static(b"not found: try /healthz, /readyz, /metrics\n"),
+        ),
     };
     let mut response = Response::new(GatewayBody::full(body));
     *response.status_mut() = status;

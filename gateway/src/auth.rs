@@ -71,7 +71,13 @@ impl KeyTable {
             let expires_at = key.expires_at.as_deref().and_then(|t| parse_rfc3339(t).ok());
             by_digest.insert(
                 digest,
-                Key { name: Arc::from(key.name.as_str()), digest, allowed, disabled: key.disabled, expires_at },
+                Key {
+                    name: Arc::from(key.name.as_str()),
+                    digest,
+                    allowed,
+                    disabled: key.disabled,
+                    expires_at,
+                },
             );
         }
         KeyTable { by_digest }
@@ -130,7 +136,13 @@ mod tests {
     use switchboard_config::KeyHash;
 
     fn key(name: &str, secret: &str) -> KeyConfig {
-        KeyConfig { name: name.into(), hash: KeyHash(hash_key(secret)), models: None, disabled: false, expires_at: None }
+        KeyConfig {
+            name: name.into(),
+            hash: KeyHash(hash_key(secret)),
+            models: None,
+            disabled: false,
+            expires_at: None,
+        }
     }
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
@@ -145,7 +157,10 @@ mod tests {
     fn accepts_bearer_and_x_api_key() {
         let table = KeyTable::compile(&[key("a", "sk-a")], &|_| None, 0);
         assert_eq!(&*table.authenticate(&headers(&[("authorization", "Bearer sk-a")]), 0).unwrap().name, "a");
-        assert_eq!(&*table.authenticate(&headers(&[("authorization", "bearer  sk-a ")]), 0).unwrap().name, "a");
+        assert_eq!(
+            &*table.authenticate(&headers(&[("authorization", "bearer  sk-a ")]), 0).unwrap().name,
+            "a"
+        );
         assert_eq!(&*table.authenticate(&headers(&[("x-api-key", "sk-a")]), 0).unwrap().name, "a");
     }
 
@@ -157,7 +172,8 @@ mod tests {
         expired.expires_at = Some("2026-01-01T00:00:00Z".into());
         let table = KeyTable::compile(&[key("a", "sk-a"), disabled, expired], &|_| None, 0);
         let now = parse_rfc3339("2026-06-01T00:00:00Z").unwrap();
-        let auth = |pairs: &[(&'static str, &str)]| table.authenticate(&headers(pairs), now).map(|k| k.name.clone());
+        let auth =
+            |pairs: &[(&'static str, &str)]| table.authenticate(&headers(pairs), now).map(|k| k.name.clone());
         assert!(matches!(auth(&[]), Err(GatewayError::MissingKey)));
         assert!(matches!(auth(&[("authorization", "Basic sk-a")]), Err(GatewayError::MissingKey)));
         assert!(matches!(auth(&[("authorization", "Bearer sk-b")]), Err(GatewayError::InvalidKey)));

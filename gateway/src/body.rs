@@ -48,7 +48,10 @@ impl Body for GatewayBody {
     type Data = Bytes;
     type Error = Infallible;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         let this = self.get_mut();
         let next = match &mut this.kind {
             Kind::Full(bytes) => bytes.take(),
@@ -104,7 +107,11 @@ impl SseRelay {
         SseRelay { upstream, splitter: EventSplitter::default(), strip_usage_chunk, done: false }
     }
 
-    fn poll_event(&mut self, cx: &mut Context<'_>, mut completion: Option<&mut Completion>) -> Poll<Option<Bytes>> {
+    fn poll_event(
+        &mut self,
+        cx: &mut Context<'_>,
+        mut completion: Option<&mut Completion>,
+    ) -> Poll<Option<Bytes>> {
         loop {
             if self.done {
                 return Poll::Ready(None);
@@ -138,7 +145,11 @@ impl SseRelay {
 
     /// Turns one upstream chunk into what the client gets: the complete events it finishes, minus
     /// a stripped usage chunk. `None` when nothing is complete yet.
-    fn relay_chunk(&mut self, chunk: &[u8], completion: Option<&mut Completion>) -> Result<Option<Bytes>, &'static str> {
+    fn relay_chunk(
+        &mut self,
+        chunk: &[u8],
+        completion: Option<&mut Completion>,
+    ) -> Result<Option<Bytes>, &'static str> {
         let events = self.splitter.push(chunk).map_err(|_| "an upstream event exceeded the size limit")?;
         if events.is_empty() {
             return Ok(None);
@@ -168,7 +179,8 @@ impl SseRelay {
             0 => None,
             1 => kept.pop(),
             _ => {
-                let buffer = out.get_or_insert_with(|| BytesMut::with_capacity(kept.iter().map(Bytes::len).sum()));
+                let buffer =
+                    out.get_or_insert_with(|| BytesMut::with_capacity(kept.iter().map(Bytes::len).sum()));
                 kept.iter().for_each(|e| buffer.extend_from_slice(e));
                 out.map(BytesMut::freeze)
             }

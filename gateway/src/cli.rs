@@ -63,7 +63,11 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
         Some("check") => {
             args.next();
             let files: Vec<PathBuf> = args.map(PathBuf::from).collect();
-            return if files.is_empty() { Err("check needs at least one FILE".into()) } else { Ok(Command::Check(files)) };
+            return if files.is_empty() {
+                Err("check needs at least one FILE".into())
+            } else {
+                Ok(Command::Check(files))
+            };
         }
         Some("hash-key") => return Ok(Command::HashKey),
         Some("serve") => {
@@ -85,15 +89,18 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
             "-V" | "--version" => return Ok(Command::Version),
             "--config" => options.config = Some(PathBuf::from(value("--config")?)),
             "--listen" => options.listen = parse_addr("--listen", &value("--listen")?)?,
-            "--admin-listen" => options.admin_listen = parse_addr("--admin-listen", &value("--admin-listen")?)?,
+            "--admin-listen" => {
+                options.admin_listen = parse_addr("--admin-listen", &value("--admin-listen")?)?
+            }
             "--max-body-bytes" => {
                 options.max_body_bytes = value("--max-body-bytes")?
                     .parse()
                     .map_err(|_| "--max-body-bytes must be a number of bytes".to_owned())?;
             }
             "--drain-timeout" => {
-                let secs: u64 =
-                    value("--drain-timeout")?.parse().map_err(|_| "--drain-timeout must be whole seconds".to_owned())?;
+                let secs: u64 = value("--drain-timeout")?
+                    .parse()
+                    .map_err(|_| "--drain-timeout must be whole seconds".to_owned())?;
                 options.drain_timeout = Duration::from_secs(secs);
             }
             "--log-level" => options.log_level = Some(value("--log-level")?),

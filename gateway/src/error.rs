@@ -15,7 +15,10 @@ use std::time::Duration;
 #[derive(Debug)]
 pub enum GatewayError {
     /// The body is not what the endpoint takes (bad JSON, missing or mistyped parameter).
-    BadRequest { message: String, param: Option<&'static str> },
+    BadRequest {
+        message: String,
+        param: Option<&'static str>,
+    },
     /// No `Authorization: Bearer` or `x-api-key` header.
     MissingKey,
     /// A key was presented but is not known.
@@ -23,13 +26,21 @@ pub enum GatewayError {
     KeyDisabled,
     KeyExpired,
     /// The key exists but may not use this model.
-    ModelNotAllowed { model: String },
+    ModelNotAllowed {
+        model: String,
+    },
     /// No route serves this model name.
-    UnknownModel { model: String },
+    UnknownModel {
+        model: String,
+    },
     /// No such endpoint.
-    NotFound { path: String },
+    NotFound {
+        path: String,
+    },
     MethodNotAllowed,
-    BodyTooLarge { limit: usize },
+    BodyTooLarge {
+        limit: usize,
+    },
     /// The client was too slow to send its body.
     BodyTimeout,
     /// No config has been loaded yet (the gateway is not ready).
@@ -210,25 +221,36 @@ fn render_upstream(err: &UpstreamError) -> Rendered {
             body: envelope(&err.to_string(), "server_error", None, Some("upstream_timeout")),
             retry_after: None,
         },
-        UpstreamErrorKind::Status { status, retry_after, .. } if *status == StatusCode::TOO_MANY_REQUESTS => Rendered {
-            status: StatusCode::TOO_MANY_REQUESTS,
-            body: envelope(
-                &format!("{err}: the provider is rate limiting this gateway; retry later"),
-                "rate_limit_error",
-                None,
-                Some("upstream_rate_limited"),
-            ),
-            retry_after: retry_after.clone(),
-        },
+        UpstreamErrorKind::Status { status, retry_after, .. } if *status == StatusCode::TOO_MANY_REQUESTS => {
+            Rendered {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                body: envelope(
+                    &format!("{err}: the provider is rate limiting this gateway; retry later"),
+                    "rate_limit_error",
+                    None,
+                    Some("upstream_rate_limited"),
+                ),
+                retry_after: retry_after.clone(),
+            }
+        }
         // A 4xx other than auth/rate limiting means the provider rejected this request's content
-        // (bad parameter, context too long): the caller must see the provider's own explanation.
+        // (bad parameter, context too long): the caller must see the provider's own explanation,
+        // re-wrapped so the envelope is always OpenAI's even when the server's is not (vLLM).
         UpstreamErrorKind::Status { status, body, .. }
-            if status.is_client_error()
-                && *status != StatusCode::UNAUTHORIZED
-                && *status != StatusCode::FORBIDDEN
-                && is_openai_error(body) =>
+            if status.is_client_error() && *status != StatusCode::UNAUTHORIZED && *status != StatusCode::FORBIDDEN =>
         {
-            Rendered { status: *status, body: body.clone(), retry_after: None }
+            let upstream = UpstreamMessage::parse(body);
+            let message = upstream.message.unwrap_or_else(|| format!("{err}"));
+            Rendered {
+                status: *status,
+                body: envelope(
+                    &message,
+                    upstream.kind.as_deref().unwrap_or("invalid_request_error"),
+                    upstream.param.as_deref(),
+                    upstream.code.as_deref(),
+                ),
+                retry_after: None,
+            }
         }
         _ => Rendered {
             status: StatusCode::BAD_GATEWAY,
@@ -238,19 +260,33 @@ fn render_upstream(err: &UpstreamError) -> Rendered {
     }
 }
 
-/// Whether an upstream body is an OpenAI error envelope that can be handed to the client as is.
-fn is_openai_error(body: &[u8]) -> bool {
-    #[derive(serde::Deserialize)]
-    struct Envelope<'a> {
-        #[serde(borrow)]
-        error: Inner<'a>,
+/// What an upstream said about a rejected request, from OpenAI's envelope or the flat
+/// `{"object":"error","message":..}` shape some compatible servers use.
+#[derive(Default)]
+struct UpstreamMessage {
+    message: Option<String>,
+    kind: Option<String>,
+    param: Option<String>,
+    code: Option<String>,
+}
+
+impl UpstreamMessage {
+    fn parse(body: &[u8]) -> Self {
+        let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
+            return UpstreamMessage::default();
+        };
+        let error = match value.get("error") {
+            Some(inner) if inner.is_object() => inner,
+            _ => &value,
+        };
+        let text = |field: &str| match error.get(field) {
+            Some(serde_json::Value::String(s)) if !s.is_empty() => Some(s.clone()),
+            Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        };
+        let message = text("message").or_else(|| value.get("error").and_then(|e| e.as_str()).map(str::to_owned));
+        UpstreamMessage { message, kind: text("type"), param: text("param"), code: text("code") }
     }
-    #[derive(serde::Deserialize)]
-    struct Inner<'a> {
-        #[serde(borrow)]
-        message: std::borrow::Cow<'a, str>,
-    }
-    serde_json::from_slice::<Envelope>(body).is_ok_and(|e| !e.error.message.is_empty())
 }
 
 /// Renders the OpenAI error envelope.
@@ -299,7 +335,8 @@ mod tests {
             (upstream(503, "{}"), 502),
             (upstream(401, r#"{"error":{"message":"bad key sk-..."}}"#), 502),
             (upstream(400, r#"{"error":{"message":"context too long"}}"#), 400),
-            (upstream(400, "not json"), 502),
+            (upstream(400, r#"{"object":"error","message":"bad","type":"BadRequestError","code":400}"#), 400),
+            (upstream(422, "not json"), 422),
             (upstream(429, "{}"), 429),
             (
                 GatewayError::Upstream(UpstreamError {
@@ -321,7 +358,8 @@ mod tests {
 
     #[test]
     fn upstream_credential_errors_are_not_forwarded() {
-        let rendered = upstream(401, r#"{"error":{"message":"Incorrect API key provided: sk-abc"}}"#).render();
+        let rendered =
+            upstream(401, r#"{"error":{"message":"Incorrect API key provided: sk-abc"}}"#).render();
         assert!(!String::from_utf8_lossy(&rendered.body).contains("sk-abc"));
     }
 }

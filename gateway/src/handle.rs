@@ -66,7 +66,9 @@ async fn dispatch(
         (&Method::POST, "/v1/embeddings") => Endpoint::Embeddings,
         (&Method::GET, "/v1/models") => return list_models(table, &request),
         (&Method::GET, path) if path.starts_with("/v1/models/") => return get_model(table, &request),
-        (_, "/v1/chat/completions" | "/v1/embeddings" | "/v1/models") => return Err(GatewayError::MethodNotAllowed),
+        (_, "/v1/chat/completions" | "/v1/embeddings" | "/v1/models") => {
+            return Err(GatewayError::MethodNotAllowed);
+        }
         (_, path) => return Err(GatewayError::NotFound { path: path.to_owned() }),
     };
     let key = table.keys.authenticate(request.headers(), crate::unix_now())?;
@@ -129,13 +131,21 @@ async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, GatewayError> 
     match tokio::time::timeout(BODY_READ_TIMEOUT, Limited::new(body, limit).collect()).await {
         Err(_) => Err(GatewayError::BodyTimeout),
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(err)) if err.downcast_ref::<LengthLimitError>().is_some() => Err(GatewayError::BodyTooLarge { limit }),
-        Ok(Err(err)) => Err(GatewayError::BadRequest { message: format!("could not read the request body: {err}"), param: None }),
+        Ok(Err(err)) if err.downcast_ref::<LengthLimitError>().is_some() => {
+            Err(GatewayError::BodyTooLarge { limit })
+        }
+        Ok(Err(err)) => Err(GatewayError::BadRequest {
+            message: format!("could not read the request body: {err}"),
+            param: None,
+        }),
     }
 }
 
 /// `GET /v1/models`: the models the caller's key may use.
-fn list_models(table: &RoutingTable, request: &Request<Incoming>) -> Result<Response<GatewayBody>, GatewayError> {
+fn list_models(
+    table: &RoutingTable,
+    request: &Request<Incoming>,
+) -> Result<Response<GatewayBody>, GatewayError> {
     let key = table.keys.authenticate(request.headers(), crate::unix_now())?;
     let data: Vec<_> =
         table.routes.iter().filter(|r| key.may_use(r.index)).map(|r| model_object(&r.model, table)).collect();
@@ -143,7 +153,10 @@ fn list_models(table: &RoutingTable, request: &Request<Incoming>) -> Result<Resp
 }
 
 /// `GET /v1/models/{model}`: one model, if the key may use it.
-fn get_model(table: &RoutingTable, request: &Request<Incoming>) -> Result<Response<GatewayBody>, GatewayError> {
+fn get_model(
+    table: &RoutingTable,
+    request: &Request<Incoming>,
+) -> Result<Response<GatewayBody>, GatewayError> {
     let key = table.keys.authenticate(request.headers(), crate::unix_now())?;
     let name = request.uri().path().trim_start_matches("/v1/models/");
     match table.route(name) {

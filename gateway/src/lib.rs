@@ -62,7 +62,9 @@ pub async fn run(options: cli::ServeOptions) -> Result<(), String> {
     });
     reload::apply(&gateway, table);
 
-    let api = TcpListener::bind(options.listen).await.map_err(|e| format!("cannot listen on {}: {e}", options.listen))?;
+    let api = TcpListener::bind(options.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", options.listen))?;
     let admin = TcpListener::bind(options.admin_listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", options.admin_listen))?;
@@ -92,7 +94,10 @@ pub async fn run(options: cli::ServeOptions) -> Result<(), String> {
     ));
 
     shutdown_signal().await;
-    tracing::info!(deadline_secs = options.drain_timeout.as_secs(), "shutting down: draining in-flight requests");
+    tracing::info!(
+        deadline_secs = options.drain_timeout.as_secs(),
+        "shutting down: draining in-flight requests"
+    );
     gateway.draining.store(true, Relaxed);
     let _ = stop_tx.send(true);
     let drained = api_task.await.unwrap_or(false);

@@ -127,13 +127,22 @@ impl Metrics {
             .chain(names.iter().filter_map(|n| routes.get(n).map(|m| (&**n, &**m))))
             .collect();
 
-        header(&mut out, "switchboard_requests_total", "counter", "API requests by public route and response status.");
+        header(
+            &mut out,
+            "switchboard_requests_total",
+            "counter",
+            "API requests by public route and response status.",
+        );
         for (route, m) in &all {
             for (i, code) in STATUS_CODES.iter().enumerate() {
                 let n = m.requests[i].load(Relaxed);
                 if n > 0 {
                     let status = if *code == 0 { "other".to_owned() } else { code.to_string() };
-                    let _ = writeln!(out, "switchboard_requests_total{{route=\"{}\",status=\"{status}\"}} {n}", escape(route));
+                    let _ = writeln!(
+                        out,
+                        "switchboard_requests_total{{route=\"{}\",status=\"{status}\"}} {n}",
+                        escape(route)
+                    );
                 }
             }
         }
@@ -148,23 +157,53 @@ impl Metrics {
             let route = escape(route);
             for (i, bound) in LATENCY_BOUNDS.iter().enumerate() {
                 cumulative += m.latency_buckets[i].load(Relaxed);
-                let _ = writeln!(out, "switchboard_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {cumulative}");
+                let _ = writeln!(
+                    out,
+                    "switchboard_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {cumulative}"
+                );
             }
             cumulative += m.latency_buckets[LATENCY_BOUNDS.len()].load(Relaxed);
             let sum = m.latency_sum_micros.load(Relaxed) as f64 / 1e6;
-            let _ = writeln!(out, "switchboard_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {cumulative}");
+            let _ = writeln!(
+                out,
+                "switchboard_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {cumulative}"
+            );
             let _ = writeln!(out, "switchboard_request_duration_seconds_sum{{route=\"{route}\"}} {sum}");
-            let _ = writeln!(out, "switchboard_request_duration_seconds_count{{route=\"{route}\"}} {cumulative}");
+            let _ =
+                writeln!(out, "switchboard_request_duration_seconds_count{{route=\"{route}\"}} {cumulative}");
         }
-        header(&mut out, "switchboard_tokens_total", "counter", "Tokens by route and direction (in = prompt, out = completion), as upstreams report them.");
+        header(
+            &mut out,
+            "switchboard_tokens_total",
+            "counter",
+            "Tokens by route and direction (in = prompt, out = completion), as upstreams report them.",
+        );
         for (route, m) in all.iter().skip(1) {
             let route = escape(route);
-            let _ = writeln!(out, "switchboard_tokens_total{{route=\"{route}\",direction=\"in\"}} {}", m.tokens_in.load(Relaxed));
-            let _ = writeln!(out, "switchboard_tokens_total{{route=\"{route}\",direction=\"out\"}} {}", m.tokens_out.load(Relaxed));
+            let _ = writeln!(
+                out,
+                "switchboard_tokens_total{{route=\"{route}\",direction=\"in\"}} {}",
+                m.tokens_in.load(Relaxed)
+            );
+            let _ = writeln!(
+                out,
+                "switchboard_tokens_total{{route=\"{route}\",direction=\"out\"}} {}",
+                m.tokens_out.load(Relaxed)
+            );
         }
-        header(&mut out, "switchboard_streams_aborted_total", "counter", "Responses whose client went away before the last byte.");
+        header(
+            &mut out,
+            "switchboard_streams_aborted_total",
+            "counter",
+            "Responses whose client went away before the last byte.",
+        );
         for (route, m) in all.iter().skip(1) {
-            let _ = writeln!(out, "switchboard_streams_aborted_total{{route=\"{}\"}} {}", escape(route), m.streams_aborted.load(Relaxed));
+            let _ = writeln!(
+                out,
+                "switchboard_streams_aborted_total{{route=\"{}\"}} {}",
+                escape(route),
+                m.streams_aborted.load(Relaxed)
+            );
         }
         header(&mut out, "switchboard_in_flight_requests", "gauge", "Requests being served right now.");
         let _ = writeln!(out, "switchboard_in_flight_requests {}", self.in_flight.load(Relaxed));
@@ -172,12 +211,30 @@ impl Metrics {
         let _ = writeln!(out, "switchboard_config_generation {}", self.config_generation.load(Relaxed));
         header(&mut out, "switchboard_config_info", "gauge", "The config being served, by content hash.");
         let _ = writeln!(out, "switchboard_config_info{{hash=\"{}\"}} 1", escape(&self.config_hash.load()));
-        header(&mut out, "switchboard_config_loaded_timestamp_seconds", "gauge", "When the served config was applied.");
-        let _ = writeln!(out, "switchboard_config_loaded_timestamp_seconds {}", self.config_loaded_unix.load(Relaxed));
+        header(
+            &mut out,
+            "switchboard_config_loaded_timestamp_seconds",
+            "gauge",
+            "When the served config was applied.",
+        );
+        let _ = writeln!(
+            out,
+            "switchboard_config_loaded_timestamp_seconds {}",
+            self.config_loaded_unix.load(Relaxed)
+        );
         header(&mut out, "switchboard_config_reloads_total", "counter", "Configs applied after startup.");
         let _ = writeln!(out, "switchboard_config_reloads_total {}", self.config_reloads.load(Relaxed));
-        header(&mut out, "switchboard_config_reload_failures_total", "counter", "Configs rejected; the previous one kept serving.");
-        let _ = writeln!(out, "switchboard_config_reload_failures_total {}", self.config_reload_failures.load(Relaxed));
+        header(
+            &mut out,
+            "switchboard_config_reload_failures_total",
+            "counter",
+            "Configs rejected; the previous one kept serving.",
+        );
+        let _ = writeln!(
+            out,
+            "switchboard_config_reload_failures_total {}",
+            self.config_reload_failures.load(Relaxed)
+        );
         out
     }
 }

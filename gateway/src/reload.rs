@@ -62,7 +62,12 @@ pub fn apply(gateway: &Gateway, table: RoutingTable) {
 }
 
 /// Watches `path` and applies every valid change until the process ends.
-pub async fn watch_file(path: PathBuf, gateway: std::sync::Arc<Gateway>, ctx: CompileContext, loaded_hash: String) {
+pub async fn watch_file(
+    path: PathBuf,
+    gateway: std::sync::Arc<Gateway>,
+    ctx: CompileContext,
+    loaded_hash: String,
+) {
     let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
     // Watch the directory, not the file: editors and Kubernetes ConfigMap mounts replace the file
     // (rename or symlink swap), which a watch on the old inode would never see.
@@ -71,7 +76,8 @@ pub async fn watch_file(path: PathBuf, gateway: std::sync::Arc<Gateway>, ctx: Co
         let _ = tx.send(());
     })
     .and_then(|mut watcher| {
-        notify::Watcher::watch(&mut watcher, &directory, notify::RecursiveMode::NonRecursive).map(|()| watcher)
+        notify::Watcher::watch(&mut watcher, &directory, notify::RecursiveMode::NonRecursive)
+            .map(|()| watcher)
     });
     let _watcher = match watcher {
         Ok(watcher) => Some(watcher),
@@ -135,7 +141,8 @@ pub fn check_file(path: &Path) -> Result<String, Vec<String>> {
         client: crate::upstream::new_http_client(),
         metrics: std::sync::Arc::new(crate::metrics::Metrics::default()),
     };
-    let table = prepare(&text, &ctx).map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>())?;
+    let table =
+        prepare(&text, &ctx).map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>())?;
     Ok(format!(
         "{} providers, {} routes, {} keys, generation {}",
         table.upstreams.len(),

@@ -19,7 +19,12 @@ use tokio::sync::watch;
 
 /// Serves `handler` on `listener` until `shutdown` flips to true, then drains for up to `drain`.
 /// Returns whether every connection finished in time.
-pub async fn serve<H, F>(listener: TcpListener, handler: H, mut shutdown: watch::Receiver<bool>, drain: Duration) -> bool
+pub async fn serve<H, F>(
+    listener: TcpListener,
+    handler: H,
+    mut shutdown: watch::Receiver<bool>,
+    drain: Duration,
+) -> bool
 where
     H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<GatewayBody>> + Send + 'static,

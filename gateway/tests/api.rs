@@ -115,7 +115,8 @@ async fn every_error_uses_the_openai_envelope_and_the_right_status() {
     let error = send("POST", &chat, &full, unknown).await.error(404);
     assert_eq!((error["code"].as_str(), error["param"].as_str()), (Some("model_not_found"), Some("model")));
 
-    let big = format!(r#"{{"model":"mock","messages":[{{"role":"user","content":"{}"}}]}}"#, "x".repeat(3000));
+    let big =
+        format!(r#"{{"model":"mock","messages":[{{"role":"user","content":"{}"}}]}}"#, "x".repeat(3000));
     send("POST", &chat, &full, big).await.error(413);
 
     send("GET", &gateway.url("/v1/nope"), &full, "").await.error(404);
@@ -139,7 +140,12 @@ async fn every_error_uses_the_openai_envelope_and_the_right_status() {
 async fn models_lists_only_what_the_key_may_use() {
     let gateway = Gateway::start(Some(&config()), &[]);
     let ids = |response: TestResponse| -> Vec<String> {
-        response.json()["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap().to_owned()).collect()
+        response.json()["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_str().unwrap().to_owned())
+            .collect()
     };
     let full = send("GET", &gateway.url("/v1/models"), &[("x-api-key", KEY)], "").await;
     assert_eq!(ids(full), ["mock", "other", "embed"]);

@@ -7,7 +7,17 @@ use std::process::Command;
 fn the_gateway_does_not_depend_on_kube() {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let output = Command::new(cargo)
-        .args(["tree", "--offline", "--locked", "-p", "switchboard-gateway", "-e", "normal,build", "--prefix", "none"])
+        .args([
+            "tree",
+            "--offline",
+            "--locked",
+            "-p",
+            "switchboard-gateway",
+            "-e",
+            "normal,build",
+            "--prefix",
+            "none",
+        ])
         .args(["--format", "{p}"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()

@@ -43,11 +43,14 @@ routes:
 "#,
     )
     .unwrap();
-    let output = gateway().arg("check").arg(&path).env_remove("SWITCHBOARD_TEST_SURELY_UNSET").output().unwrap();
+    let output =
+        gateway().arg("check").arg(&path).env_remove("SWITCHBOARD_TEST_SURELY_UNSET").output().unwrap();
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains(r#"providers[0].api_key: environment variable "SWITCHBOARD_TEST_SURELY_UNSET" is not set"#),
+        stderr.contains(
+            r#"providers[0].api_key: environment variable "SWITCHBOARD_TEST_SURELY_UNSET" is not set"#
+        ),
         "{stderr}"
     );
 }

@@ -10,9 +10,11 @@ use switchboard_mock_upstream::{MockUpstream, Options};
 const KEY: &str = "sk-client-key";
 const UPSTREAM_KEY: &str = "sk-upstream-secret";
 
+#[expect(clippy::panic, reason = "test helper")]
 async fn upstream() -> MockUpstream {
     let options = Options { api_key: Some(UPSTREAM_KEY.to_owned()) };
-    MockUpstream::start_with("127.0.0.1:0".parse().unwrap(), options).await.unwrap()
+    let bind = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    MockUpstream::start_with(bind, options).await.unwrap_or_else(|e| panic!("mock upstream: {e}"))
 }
 
 /// Routes: `gpt` → upstream model `gpt-upstream`; `<name>` → upstream model `<name>` for the mock
@@ -114,7 +116,10 @@ async fn streams_count_usage_and_strip_it_unless_asked() {
     assert_eq!(events.last().unwrap(), "[DONE]");
     let chunks: Vec<serde_json::Value> =
         events[..events.len() - 1].iter().map(|e| serde_json::from_str(e).unwrap()).collect();
-    assert!(chunks.iter().all(|c| !c["choices"].as_array().unwrap().is_empty()), "usage chunk leaked: {events:?}");
+    assert!(
+        chunks.iter().all(|c| !c["choices"].as_array().unwrap().is_empty()),
+        "usage chunk leaked: {events:?}"
+    );
     let text: String = chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
     assert_eq!(text, "mock reply to: hi there");
     // 2 prompt words, 5 completion words, counted from the stripped chunk.
@@ -157,7 +162,8 @@ async fn fallback_tries_the_next_priority_when_a_backend_fails() {
     let mock = upstream().await;
     let gateway = Gateway::start(Some(&config(&mock.base_url())), &[]);
     let before = mock.stats().chat_requests;
-    let response = send("POST", &gateway.url("/v1/chat/completions"), &[("x-api-key", KEY)], chat("fallback", "")).await;
+    let response =
+        send("POST", &gateway.url("/v1/chat/completions"), &[("x-api-key", KEY)], chat("fallback", "")).await;
     assert_eq!(response.status, 200, "{}", response.text());
     assert_eq!(response.headers["x-switchboard-provider"], "secondary");
     assert_eq!(mock.last_request().unwrap().body["model"], "healthy");
@@ -202,7 +208,8 @@ async fn client_disconnect_mid_stream_cancels_the_upstream_request() {
     assert_eq!(mock.stats().streams_started, 1);
     drop(body);
     drop(client);
-    let stats = mock.wait_for(Duration::from_secs(2), |s| s.streams_aborted == 1 && s.open_connections == 0).await;
+    let stats =
+        mock.wait_for(Duration::from_secs(2), |s| s.streams_aborted == 1 && s.open_connections == 0).await;
     assert_eq!(stats.streams_aborted, 1, "{stats:?}");
     assert_eq!(stats.streams_completed, 0, "{stats:?}");
     assert_eq!(stats.open_connections, 0, "the upstream connection must be closed, not pooled: {stats:?}");

@@ -63,8 +63,14 @@ async fn two_hundred_reloads_under_load_drop_nothing() {
         let n = 1001 + step / 2;
         if step % 2 == 0 {
             gateway.replace_config(&valid(n));
-            let seen = eventually(Duration::from_secs(5), async || newest_seen.load(Ordering::Relaxed) == n as u64).await;
-            assert!(seen, "version {n} was never observed serving (newest {})", newest_seen.load(Ordering::Relaxed));
+            let seen =
+                eventually(Duration::from_secs(5), async || newest_seen.load(Ordering::Relaxed) == n as u64)
+                    .await;
+            assert!(
+                seen,
+                "version {n} was never observed serving (newest {})",
+                newest_seen.load(Ordering::Relaxed)
+            );
             observed_valid += 1;
         } else {
             gateway.replace_config(&invalid(n));

@@ -55,6 +55,10 @@ keys:
         .unwrap_or_else(|e| panic!("cannot run {python}: {e}; run scripts/test, which provisions the SDK"));
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "SDK checks failed:\n{stdout}\n{stderr}\ngateway log:\n{}", gateway.log());
+    assert!(
+        output.status.success(),
+        "SDK checks failed:\n{stdout}\n{stderr}\ngateway log:\n{}",
+        gateway.log()
+    );
     assert!(stdout.contains("all checks passed"));
 }

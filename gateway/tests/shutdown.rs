@@ -22,7 +22,8 @@ const STREAM: &str = r#"{"model":"slow","stream":true,"messages":[{"role":"user"
 async fn sigterm_lets_the_stream_finish_and_refuses_new_connections() {
     let mut gateway = Gateway::start(Some(&config()), &["--drain-timeout", "10"]);
     let client = client();
-    let response = open_stream(&client, &gateway.url("/v1/chat/completions"), &[("x-api-key", KEY)], STREAM).await;
+    let response =
+        open_stream(&client, &gateway.url("/v1/chat/completions"), &[("x-api-key", KEY)], STREAM).await;
     assert_eq!(response.status(), 200);
     let mut body = response.into_body();
     let mut received = String::from_utf8(next_chunk(&mut body).await.unwrap().to_vec()).unwrap();
@@ -55,7 +56,8 @@ async fn sigterm_lets_the_stream_finish_and_refuses_new_connections() {
 async fn the_drain_deadline_bounds_shutdown() {
     let mut gateway = Gateway::start(Some(&config()), &["--drain-timeout", "0"]);
     let client = client();
-    let response = open_stream(&client, &gateway.url("/v1/chat/completions"), &[("x-api-key", KEY)], STREAM).await;
+    let response =
+        open_stream(&client, &gateway.url("/v1/chat/completions"), &[("x-api-key", KEY)], STREAM).await;
     let mut body = response.into_body();
     next_chunk(&mut body).await.unwrap();
     let started = Instant::now();

@@ -86,7 +86,9 @@ mod tests {
 
     #[test]
     fn rejects_malformed_dates() {
-        for text in ["2026-11-24", "2026-13-01T00:00:00Z", "2025-02-29T00:00:00Z", "2026-11-24T00:00:00", "yesterday"] {
+        for text in
+            ["2026-11-24", "2026-13-01T00:00:00Z", "2025-02-29T00:00:00Z", "2026-11-24T00:00:00", "yesterday"]
+        {
             assert!(parse_rfc3339(text).is_err(), "{text} should be rejected");
         }
     }

@@ -82,7 +82,10 @@ pub(crate) fn validate(snapshot: &Snapshot) -> Result<(), ConfigErrors> {
     if snapshot.version != SCHEMA_VERSION {
         errs.push(
             "version",
-            format!("unsupported schema version {} (this build understands {SCHEMA_VERSION})", snapshot.version),
+            format!(
+                "unsupported schema version {} (this build understands {SCHEMA_VERSION})",
+                snapshot.version
+            ),
         );
     }
     let providers = validate_providers(snapshot, &mut errs);
@@ -96,7 +99,10 @@ fn validate_name(path: String, name: &str, what: &str, errs: &mut Collector) {
     if name.is_empty() {
         errs.push(path, format!("{what} must not be empty"));
     } else if name.len() > 253 || name.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        errs.push(path, format!("{what} {name:?} must be at most 253 characters without spaces or control characters"));
+        errs.push(
+            path,
+            format!("{what} {name:?} must be at most 253 characters without spaces or control characters"),
+        );
     }
 }
 
@@ -106,7 +112,10 @@ fn validate_providers<'a>(snapshot: &'a Snapshot, errs: &mut Collector) -> HashS
         let name = provider.name();
         validate_name(format!("providers[{i}].name"), name, "provider name", errs);
         if let Some(first) = seen.insert(name, i) {
-            errs.push(format!("providers[{i}].name"), format!("duplicate provider {name:?} (also providers[{first}])"));
+            errs.push(
+                format!("providers[{i}].name"),
+                format!("duplicate provider {name:?} (also providers[{first}])"),
+            );
         }
         match provider {
             ProviderConfig::OpenAi(p) => {
@@ -119,9 +128,18 @@ fn validate_providers<'a>(snapshot: &'a Snapshot, errs: &mut Collector) -> HashS
                 for (h, header) in p.headers.iter().enumerate() {
                     let path = format!("providers[{i}].headers[{h}]");
                     if !is_header_name(&header.name) {
-                        errs.push(format!("{path}.name"), format!("{:?} is not a valid HTTP header name", header.name));
-                    } else if matches!(header.name.to_ascii_lowercase().as_str(), "host" | "content-length" | "transfer-encoding" | "connection") {
-                        errs.push(format!("{path}.name"), format!("{:?} is set by the gateway and cannot be overridden", header.name));
+                        errs.push(
+                            format!("{path}.name"),
+                            format!("{:?} is not a valid HTTP header name", header.name),
+                        );
+                    } else if matches!(
+                        header.name.to_ascii_lowercase().as_str(),
+                        "host" | "content-length" | "transfer-encoding" | "connection"
+                    ) {
+                        errs.push(
+                            format!("{path}.name"),
+                            format!("{:?} is set by the gateway and cannot be overridden", header.name),
+                        );
                     }
                     check_credential(format!("{path}.value"), &header.value, errs);
                 }
@@ -158,25 +176,35 @@ fn check_base_url(url: &str) -> Result<(), String> {
 }
 
 fn is_header_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 fn check_credential(path: String, credential: &Credential, errs: &mut Collector) {
     match credential {
-        Credential::Env(name) if name.is_empty() => errs.push(format!("{path}.env"), "must name an environment variable"),
+        Credential::Env(name) if name.is_empty() => {
+            errs.push(format!("{path}.env"), "must name an environment variable")
+        }
         Credential::File(file) if file.is_empty() => errs.push(format!("{path}.file"), "must name a file"),
-        Credential::Value(value) if value.is_empty() => errs.push(format!("{path}.value"), "must not be empty"),
+        Credential::Value(value) if value.is_empty() => {
+            errs.push(format!("{path}.value"), "must not be empty")
+        }
         _ => {}
     }
 }
 
-fn validate_routes<'a>(snapshot: &'a Snapshot, providers: &HashSet<&str>, errs: &mut Collector) -> HashSet<&'a str> {
+fn validate_routes<'a>(
+    snapshot: &'a Snapshot,
+    providers: &HashSet<&str>,
+    errs: &mut Collector,
+) -> HashSet<&'a str> {
     let mut seen = HashMap::new();
     for (i, route) in snapshot.routes.iter().enumerate() {
         validate_name(format!("routes[{i}].model"), &route.model, "model name", errs);
         if let Some(first) = seen.insert(route.model.as_str(), i) {
-            errs.push(format!("routes[{i}].model"), format!("duplicate route {:?} (also routes[{first}])", route.model));
+            errs.push(
+                format!("routes[{i}].model"),
+                format!("duplicate route {:?} (also routes[{first}])", route.model),
+            );
         }
         if route.backends.is_empty() {
             errs.push(format!("routes[{i}].backends"), "must list at least one backend");
@@ -190,7 +218,10 @@ fn validate_routes<'a>(snapshot: &'a Snapshot, providers: &HashSet<&str>, errs: 
                 validate_name(format!("{path}.model"), model, "upstream model id", errs);
             }
             if backend.weight == 0 {
-                errs.push(format!("{path}.weight"), "must be at least 1 (remove the backend to stop sending it traffic)");
+                errs.push(
+                    format!("{path}.weight"),
+                    "must be at least 1 (remove the backend to stop sending it traffic)",
+                );
             } else if backend.weight > 10_000 {
                 errs.push(format!("{path}.weight"), "must be at most 10000");
             }
@@ -199,7 +230,11 @@ fn validate_routes<'a>(snapshot: &'a Snapshot, providers: &HashSet<&str>, errs: 
     seen.into_keys().collect()
 }
 
-fn validate_keys<'a>(snapshot: &'a Snapshot, routes: &HashSet<&str>, errs: &mut Collector) -> HashSet<&'a str> {
+fn validate_keys<'a>(
+    snapshot: &'a Snapshot,
+    routes: &HashSet<&str>,
+    errs: &mut Collector,
+) -> HashSet<&'a str> {
     let mut names = HashMap::new();
     let mut hashes = HashMap::new();
     for (i, key) in snapshot.keys.iter().enumerate() {
@@ -218,11 +253,17 @@ fn validate_keys<'a>(snapshot: &'a Snapshot, routes: &HashSet<&str>, errs: &mut 
         }
         if let Some(models) = models {
             if models.is_empty() {
-                errs.push(format!("keys[{i}].models"), "an empty list allows nothing; omit the field to allow every model");
+                errs.push(
+                    format!("keys[{i}].models"),
+                    "an empty list allows nothing; omit the field to allow every model",
+                );
             }
             for (m, model) in models.iter().enumerate() {
                 if model != "*" && !routes.contains(model.as_str()) {
-                    errs.push(format!("keys[{i}].models[{m}]"), format!("unknown model {model:?} (no route has it)"));
+                    errs.push(
+                        format!("keys[{i}].models[{m}]"),
+                        format!("unknown model {model:?} (no route has it)"),
+                    );
                 }
             }
         }
@@ -240,7 +281,10 @@ fn validate_limits(snapshot: &Snapshot, keys: &HashSet<&str>, routes: &HashSet<&
     for (i, limit) in snapshot.limits.iter().enumerate() {
         validate_name(format!("limits[{i}].name"), &limit.name, "limit name", errs);
         if let Some(first) = names.insert(limit.name.as_str(), i) {
-            errs.push(format!("limits[{i}].name"), format!("duplicate limit {:?} (also limits[{first}])", limit.name));
+            errs.push(
+                format!("limits[{i}].name"),
+                format!("duplicate limit {:?} (also limits[{first}])", limit.name),
+            );
         }
         match &limit.scope {
             LimitScope::Key(key) if !keys.contains(key.as_str()) => {

@@ -1,10 +1,13 @@
 //! The contract's parsing and validation: every problem, each with its field path.
 
-use switchboard_config::{ConfigErrors, EMBEDDED_DEFAULT_YAML, LimitScope, ProviderConfig, SCHEMA_VERSION, Snapshot};
+use switchboard_config::{
+    ConfigErrors, EMBEDDED_DEFAULT_YAML, LimitScope, ProviderConfig, SCHEMA_VERSION, Snapshot,
+};
 
 const HASH_A: &str = "sha256:16d3abffdab01693c41bed2a36e04e5bfe4a60f1bb23f48dbabe6fdfd7c24f68";
 const HASH_B: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000001";
 
+#[expect(clippy::panic, reason = "a test helper: a valid document here is a failed test")]
 fn errors(yaml: &str) -> Vec<String> {
     match Snapshot::from_yaml(yaml) {
         Ok(_) => panic!("expected errors for:\n{yaml}"),
@@ -105,7 +108,8 @@ limits:
 
 #[test]
 fn typos_fail_loudly_with_their_path() {
-    let found = errors("version: 1\nroutes:\n  - model: a\n    backends:\n      - provider: p\n        wieght: 2\n");
+    let found =
+        errors("version: 1\nroutes:\n  - model: a\n    backends:\n      - provider: p\n        wieght: 2\n");
     assert_eq!(found.len(), 1);
     assert!(found[0].starts_with("routes[0].backends[0].wieght: unknown field `wieght`"), "{found:?}");
     let found = errors("version: 1\nprovider: []\n");
@@ -117,7 +121,10 @@ fn typos_fail_loudly_with_their_path() {
 #[test]
 fn other_schema_versions_are_refused() {
     let found = errors("version: 2\n");
-    assert_eq!(found, [format!("version: unsupported schema version 2 (this build understands {SCHEMA_VERSION})")]);
+    assert_eq!(
+        found,
+        [format!("version: unsupported schema version 2 (this build understands {SCHEMA_VERSION})")]
+    );
 }
 
 #[test]

@@ -157,7 +157,10 @@ pub fn embedding_inputs(body: &RawObject<'_>) -> Result<Vec<String>, RequestErro
     let input: Input = body
         .get_as("input")
         .map_err(|_| {
-            RequestError::new("'input' must be a string, an array of strings or of token arrays", Some("input"))
+            RequestError::new(
+                "'input' must be a string, an array of strings or of token arrays",
+                Some("input"),
+            )
         })?
         .ok_or_else(|| RequestError::new("you must provide an input parameter", Some("input")))?;
     let inputs = match input {
@@ -197,8 +200,9 @@ mod tests {
 
     #[test]
     fn caller_usage_request_is_remembered() {
-        let req = ModelRequest::parse(br#"{"model":"m","stream":true,"stream_options":{"include_usage":true}}"#)
-            .unwrap();
+        let req =
+            ModelRequest::parse(br#"{"model":"m","stream":true,"stream_options":{"include_usage":true}}"#)
+                .unwrap();
         assert!(req.include_usage);
     }
 

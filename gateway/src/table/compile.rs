@@ -36,7 +36,9 @@ pub fn compile(snapshot: &Snapshot, hash: &str, ctx: &CompileContext) -> Result<
                 upstream_index.insert(provider.name(), upstreams.len());
                 upstreams.push(upstream);
             }
-            Err(err) => errors.push(ConfigError { path: format!("providers[{i}].{}", err.path), reason: err.reason }),
+            Err(err) => {
+                errors.push(ConfigError { path: format!("providers[{i}].{}", err.path), reason: err.reason })
+            }
         }
     }
     if !errors.is_empty() {

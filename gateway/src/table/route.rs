@@ -35,7 +35,12 @@ const MAX_SCHEDULE: u32 = 1024;
 
 impl Route {
     /// `backends` are (priority, weight, backend), in config order.
-    pub fn new(model: &str, index: usize, metrics: Arc<RouteMetrics>, mut backends: Vec<(u32, u32, Backend)>) -> Self {
+    pub fn new(
+        model: &str,
+        index: usize,
+        metrics: Arc<RouteMetrics>,
+        mut backends: Vec<(u32, u32, Backend)>,
+    ) -> Self {
         backends.sort_by_key(|(priority, _, _)| *priority);
         let mut tiers = Vec::new();
         let mut rest = backends.into_iter().peekable();
@@ -114,8 +119,12 @@ mod tests {
 
     #[test]
     fn attempts_go_through_the_tier_then_the_fallbacks() {
-        let route =
-            Route::new("r", 0, Arc::default(), vec![(1, 1, backend(9)), (0, 3, backend(0)), (0, 1, backend(1))]);
+        let route = Route::new(
+            "r",
+            0,
+            Arc::default(),
+            vec![(1, 1, backend(9)), (0, 3, backend(0)), (0, 1, backend(1))],
+        );
         let orders: Vec<Vec<usize>> =
             (0..4).map(|_| route.attempts().map(|b| b.upstream).collect()).collect();
         assert_eq!(orders, vec![vec![0, 1, 9], vec![0, 1, 9], vec![1, 0, 9], vec![0, 1, 9]]);

@@ -61,7 +61,8 @@ impl MockProvider {
             Some(reply) => reply.clone(),
             None => Arc::from(format!("Mock response to: {}", truncate(&text.last, 200))),
         };
-        let usage = Usage { prompt_tokens: text.words, completion_tokens: reply.split_whitespace().count() as u64 };
+        let usage =
+            Usage { prompt_tokens: text.words, completion_tokens: reply.split_whitespace().count() as u64 };
         let id = format!("chatcmpl-mock-{}", RESPONSE_IDS.fetch_add(1, Relaxed));
         let created = crate::unix_now();
         if request.stream {
@@ -103,7 +104,8 @@ impl MockProvider {
             .map_err(|e| self.bad_request(RequestError { message: e.0, param: Some("dimensions") }))?
             .unwrap_or(self.embedding_dimensions)
             .clamp(1, 8192);
-        let base64 = request.body.get_as::<String>("encoding_format").ok().flatten().as_deref() == Some("base64");
+        let base64 =
+            request.body.get_as::<String>("encoding_format").ok().flatten().as_deref() == Some("base64");
         let mut tokens = 0;
         let data: Vec<_> = inputs
             .iter()
@@ -135,7 +137,12 @@ impl Provider for MockProvider {
         &self.name
     }
 
-    async fn send(&self, endpoint: Endpoint, request: &mut ModelRequest<'_>, model: &str) -> Result<Reply, UpstreamError> {
+    async fn send(
+        &self,
+        endpoint: Endpoint,
+        request: &mut ModelRequest<'_>,
+        model: &str,
+    ) -> Result<Reply, UpstreamError> {
         if !self.latency.is_zero() {
             tokio::time::sleep(self.latency).await;
         }
@@ -160,7 +167,8 @@ fn usage_json(usage: Usage) -> serde_json::Value {
 
 /// A deterministic unit-length vector derived from the text (FNV-1a seeded xorshift).
 fn embed(text: &str, dimensions: u32) -> Vec<f32> {
-    let mut state = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    let mut state =
+        text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
     let mut vector: Vec<f32> = (0..dimensions)
         .map(|_| {
             state ^= state << 13;
@@ -238,7 +246,11 @@ impl MockStream {
     }
 
     /// The next SSE event, `None` at the end.
-    pub fn poll_event(&mut self, cx: &mut Context<'_>, completion: Option<&mut Completion>) -> Poll<Option<Bytes>> {
+    pub fn poll_event(
+        &mut self,
+        cx: &mut Context<'_>,
+        completion: Option<&mut Completion>,
+    ) -> Poll<Option<Bytes>> {
         let choice = |delta: serde_json::Value, finish: Option<&str>| {
             vec![serde_json::json!({ "index": 0, "delta": delta, "logprobs": null, "finish_reason": finish })]
         };

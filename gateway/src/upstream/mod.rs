@@ -52,7 +52,10 @@ pub trait Provider {
     ) -> impl Future<Output = Result<Reply, UpstreamError>> + Send;
 }
 
-#[expect(clippy::large_enum_variant, reason = "a handful per config, built once per reload; boxing buys nothing")]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "a handful per config, built once per reload; boxing buys nothing"
+)]
 pub enum Upstream {
     OpenAi(OpenAiProvider),
     Mock(MockProvider),

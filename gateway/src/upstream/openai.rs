@@ -44,14 +44,18 @@ impl OpenAiProvider {
         };
         let mut headers = Vec::new();
         if let Some(credential) = &config.api_key {
-            let key = resolve(credential).map_err(|reason| CompileError { path: "api_key".into(), reason })?;
+            let key =
+                resolve(credential).map_err(|reason| CompileError { path: "api_key".into(), reason })?;
             headers.push((AUTHORIZATION, sensitive(&format!("Bearer {key}"), "api_key")?));
         }
         for (i, header) in config.headers.iter().enumerate() {
             let path = format!("headers[{i}]");
-            let name = HeaderName::from_bytes(header.name.as_bytes())
-                .map_err(|_| CompileError { path: format!("{path}.name"), reason: "invalid header name".into() })?;
-            let value = resolve(&header.value).map_err(|reason| CompileError { path: format!("{path}.value"), reason })?;
+            let name = HeaderName::from_bytes(header.name.as_bytes()).map_err(|_| CompileError {
+                path: format!("{path}.name"),
+                reason: "invalid header name".into(),
+            })?;
+            let value = resolve(&header.value)
+                .map_err(|reason| CompileError { path: format!("{path}.value"), reason })?;
             headers.push((name, sensitive(&value, &format!("{path}.value"))?));
         }
         Ok(OpenAiProvider {
@@ -74,7 +78,12 @@ impl Provider for OpenAiProvider {
         &self.name
     }
 
-    async fn send(&self, endpoint: Endpoint, request: &mut ModelRequest<'_>, model: &str) -> Result<Reply, UpstreamError> {
+    async fn send(
+        &self,
+        endpoint: Endpoint,
+        request: &mut ModelRequest<'_>,
+        model: &str,
+    ) -> Result<Reply, UpstreamError> {
         let body = request
             .to_upstream_body(model)
             .map_err(|err| self.error(UpstreamErrorKind::InvalidResponse(err.message)))?;
@@ -102,10 +111,13 @@ impl Provider for OpenAiProvider {
         if !status.is_success() {
             let retry_after = response.headers().get(RETRY_AFTER).cloned();
             // The error body is only best-effort context: a slow or broken one is not waited for.
-            let body = match timeout_at(deadline, Limited::new(response.into_body(), MAX_ERROR_BYTES).collect()).await {
-                Ok(Ok(collected)) => collected.to_bytes(),
-                _ => Bytes::new(),
-            };
+            let body =
+                match timeout_at(deadline, Limited::new(response.into_body(), MAX_ERROR_BYTES).collect())
+                    .await
+                {
+                    Ok(Ok(collected)) => collected.to_bytes(),
+                    _ => Bytes::new(),
+                };
             return Err(self.error(UpstreamErrorKind::Status { status, body, retry_after }));
         }
         let is_event_stream = response
@@ -115,9 +127,16 @@ impl Provider for OpenAiProvider {
         if request.stream && is_event_stream {
             return Ok(Reply::Stream(SseRelay::new(response.into_body(), !request.include_usage)));
         }
-        let body = match timeout_at(deadline, Limited::new(response.into_body(), MAX_RESPONSE_BYTES).collect()).await {
+        let body = match timeout_at(
+            deadline,
+            Limited::new(response.into_body(), MAX_RESPONSE_BYTES).collect(),
+        )
+        .await
+        {
             Err(_) => return Err(self.error(UpstreamErrorKind::Timeout(self.timeout))),
-            Ok(Err(err)) => return Err(self.error(UpstreamErrorKind::Connect(format!("reading the response: {err}")))),
+            Ok(Err(err)) => {
+                return Err(self.error(UpstreamErrorKind::Connect(format!("reading the response: {err}"))));
+            }
             Ok(Ok(collected)) => collected.to_bytes(),
         };
         if request.stream {

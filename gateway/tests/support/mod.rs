@@ -3,6 +3,12 @@
 //! Each test file uses part of it; it is declared `pub mod support` so unused helpers are not
 //! dead code in any one test binary.
 
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test harness: a failed step must abort the test with its context"
+)]
 
 use bytes::Bytes;
 use http::{Request, StatusCode};
@@ -33,6 +39,12 @@ impl TempDir {
         ));
         std::fs::create_dir_all(&path).unwrap();
         TempDir(path)
+    }
+}
+
+impl Default for TempDir {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -172,7 +184,12 @@ pub fn client() -> TestClient {
     Client::builder(TokioExecutor::new()).build_http()
 }
 
-fn request(method: &str, url: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> Request<Full<Bytes>> {
+fn request(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> Request<Full<Bytes>> {
     let mut builder = Request::builder().method(method).uri(url);
     for (name, value) in headers {
         builder = builder.header(*name, *value);
