@@ -237,7 +237,9 @@ fn render_upstream(err: &UpstreamError) -> Rendered {
         // (bad parameter, context too long): the caller must see the provider's own explanation,
         // re-wrapped so the envelope is always OpenAI's even when the server's is not (vLLM).
         UpstreamErrorKind::Status { status, body, .. }
-            if status.is_client_error() && *status != StatusCode::UNAUTHORIZED && *status != StatusCode::FORBIDDEN =>
+            if status.is_client_error()
+                && *status != StatusCode::UNAUTHORIZED
+                && *status != StatusCode::FORBIDDEN =>
         {
             let upstream = UpstreamMessage::parse(body);
             let message = upstream.message.unwrap_or_else(|| format!("{err}"));
@@ -284,7 +286,8 @@ impl UpstreamMessage {
             Some(serde_json::Value::Number(n)) => Some(n.to_string()),
             _ => None,
         };
-        let message = text("message").or_else(|| value.get("error").and_then(|e| e.as_str()).map(str::to_owned));
+        let message =
+            text("message").or_else(|| value.get("error").and_then(|e| e.as_str()).map(str::to_owned));
         UpstreamMessage { message, kind: text("type"), param: text("param"), code: text("code") }
     }
 }
