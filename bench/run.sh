@@ -9,6 +9,7 @@
 #   BENCH_CONNECTIONS  connections for the fixed-rate scenario (default 64)
 #   BENCH_KEYS      virtual keys in the gateway config (default 10000)
 #   BENCH_LOADGEN_THREADS  load generator tokio threads (default 1)
+#   BENCH_GATEWAY_ARGS  extra gateway flags, e.g. "--threads 1" (default none)
 #   CARGO_TARGET_DIR  respected when locating the binaries
 set -euo pipefail
 
@@ -18,6 +19,7 @@ RATE=${BENCH_RATE:-2000}
 CONNECTIONS=${BENCH_CONNECTIONS:-64}
 KEYS=${BENCH_KEYS:-10000}
 LOADGEN_THREADS=${BENCH_LOADGEN_THREADS:-1}
+GATEWAY_ARGS=${BENCH_GATEWAY_ARGS:-}
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO"
@@ -114,7 +116,8 @@ PY
 (( KEYS > 4242 )) || die "BENCH_KEYS must be > 4242 (the benchmark uses sk-bench-4242)"
 
 # --- 4. gateway ----------------------------------------------------------------------------
-"$BIN/switchboard-gateway" --config "$CONFIG" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
+# shellcheck disable=SC2086 # BENCH_GATEWAY_ARGS is a list of flags, split on purpose
+"$BIN/switchboard-gateway" --config "$CONFIG" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 $GATEWAY_ARGS \
     >"$TMP/gateway.out" 2>"$TMP/gateway.err" &
 GATEWAY_PID=$!
 line=$(wait_listening "$GATEWAY_PID" "$TMP/gateway.out" gateway) || die "gateway did not start"
@@ -169,7 +172,10 @@ scenario() {
     local before after
     log "scenario $name: direct"
     if warmup_enabled; then loadgen "$DIRECT_URL" /dev/null "$WARMUP" "$@"; fi
+    before=$(cpu_ticks "$MOCK_PID")
     loadgen "$DIRECT_URL" "$TMP/$name.direct.json" "$DURATION" "$@"
+    after=$(cpu_ticks "$MOCK_PID")
+    echo "$((after - before))" >"$TMP/$name.direct.cpu_ticks"
 
     log "scenario $name: gateway"
     if warmup_enabled; then loadgen "$GATEWAY_URL" /dev/null "$WARMUP" "$@" -H "$AUTH"; fi
@@ -194,7 +200,10 @@ python3 - "$TMP" "$RESULTS" "$STAMP" "$CLK_TCK" "$STARTUP_RSS_KB" "$PEAK_RSS_KB"
     "$DURATION" "$WARMUP" "$RATE" "$CONNECTIONS" "$KEYS" "$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
     closed_c1 "rate_${RATE}" <<'PY'
 import json
+import os
 import sys
+
+gateway_args = os.environ.get("BENCH_GATEWAY_ARGS", "")
 
 (tmp, results_path, stamp, clk_tck, startup_kb, peak_kb, duration, warmup, rate, connections,
  keys, rev, *names) = sys.argv[1:]
@@ -220,11 +229,18 @@ for name in names:
     with open(f"{tmp}/{name}.gateway.cpu_ticks") as f:
         ticks = int(f.read())
     cpu_us = ticks * 1e6 / clk_tck / gateway["requests"] if gateway["requests"] else None
+    with open(f"{tmp}/{name}.direct.cpu_ticks") as f:
+        mock_ticks = int(f.read().strip())
+    mock_cpu_us = mock_ticks * 1e6 / clk_tck / direct["requests"] if direct["requests"] else None
     s = {
         "direct": direct,
         "gateway": gateway,
         "gateway_cpu_ticks": ticks,
         "gateway_cpu_us_per_request": cpu_us,
+        # The mock upstream's own CPU per request when hit directly: the floor a process that
+        # only parses HTTP and answers pays on this machine (the gateway handles two sockets).
+        "mock_cpu_us_per_request": mock_cpu_us,
+        "ratio_cpu_gateway_to_mock": cpu_us / mock_cpu_us if cpu_us and mock_cpu_us else None,
         "added_p50_us": gateway["p50_us"] - direct["p50_us"],
         "added_p99_us": gateway["p99_us"] - direct["p99_us"],
         "ratio_p50": gateway["p50_us"] / direct["p50_us"] if direct["p50_us"] else None,
@@ -262,7 +278,8 @@ def fmt(v, spec=".0f"):
     return "-" if v is None else format(v, spec)
 
 print()
-print(f"Switchboard benchmark {stamp} (rev {rev}): duration {duration}, warmup {warmup}, {keys} keys")
+print(f"Switchboard benchmark {stamp} (rev {rev}): duration {duration}, warmup {warmup}, {keys} keys, "
+      f"gateway flags: {gateway_args or '(defaults)'}")
 print()
 hdr = (f"{'scenario':<30} {'target':<8} {'rps':>9} {'p50 us':>8} {'p99 us':>8} {'p99.9 us':>9}"
        f" {'errors':>7}")
@@ -275,13 +292,14 @@ for name, s in out["scenarios"].items():
               f" {r['p999_us']:>9} {r['errors'] + r['transport_errors']:>7}")
 print()
 hdr = (f"{'scenario':<30} {'added p50':>10} {'added p99':>10} {'p50 x':>7} {'p99 x':>7}"
-       f" {'gw CPU us/req':>14}")
+       f" {'gw CPU us/req':>14} {'mock CPU us/req':>16} {'CPU x':>6}")
 print(hdr)
 print("-" * len(hdr))
 for name, s in out["scenarios"].items():
     print(f"{labels.get(name, name):<30} {s['added_p50_us']:>10} {s['added_p99_us']:>10}"
           f" {fmt(s['ratio_p50'], '.2f'):>7} {fmt(s['ratio_p99'], '.2f'):>7}"
-          f" {fmt(s['gateway_cpu_us_per_request'], '.1f'):>14}")
+          f" {fmt(s['gateway_cpu_us_per_request'], '.1f'):>14} {fmt(s['mock_cpu_us_per_request'], '.1f'):>16}"
+          f" {fmt(s['ratio_cpu_gateway_to_mock'], '.2f'):>6}")
 print()
 print(f"gateway RSS at startup ({keys} keys, no traffic): {int(startup_kb) / 1024:.1f} MiB")
 print(f"gateway peak RSS (VmHWM, after all runs):      {peak_mib:.1f} MiB")

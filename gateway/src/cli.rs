@@ -20,6 +20,7 @@ OPTIONS:
   --admin-listen ADDR    /healthz, /readyz, /metrics address [default: 127.0.0.1:9090]
   --max-body-bytes N     largest request body accepted [default: 16777216]
   --drain-timeout SECS   on SIGTERM, how long in-flight requests may finish [default: 30]
+  --threads N            runtime worker threads [default: number of CPUs]
   --log-level LEVEL      error, warn, info, debug or trace [default: info, or $SWITCHBOARD_LOG]
   -h, --help             print this help
   -V, --version          print the version
@@ -42,6 +43,8 @@ pub struct ServeOptions {
     pub max_body_bytes: usize,
     pub drain_timeout: Duration,
     pub log_level: Option<String>,
+    /// Worker threads; `None` means one per CPU.
+    pub threads: Option<usize>,
 }
 
 impl Default for ServeOptions {
@@ -53,6 +56,7 @@ impl Default for ServeOptions {
             max_body_bytes: 16 * 1024 * 1024,
             drain_timeout: Duration::from_secs(30),
             log_level: None,
+            threads: None,
         }
     }
 }
@@ -104,6 +108,15 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
                 options.drain_timeout = Duration::from_secs(secs);
             }
             "--log-level" => options.log_level = Some(value("--log-level")?),
+            "--threads" => {
+                let threads: usize = value("--threads")?
+                    .parse()
+                    .map_err(|_| "--threads must be a positive number".to_owned())?;
+                if threads == 0 {
+                    return Err("--threads must be at least 1".into());
+                }
+                options.threads = Some(threads);
+            }
             other => return Err(format!("unknown argument {other:?}")),
         }
     }

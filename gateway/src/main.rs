@@ -44,7 +44,18 @@ fn serve(options: cli::ServeOptions) -> ExitCode {
         .with_ansi(ansi)
         .with_target(false)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // One thread needs no work stealing: the current-thread scheduler skips the cross-thread
+    // wakeups (futex calls) the multi-thread one pays for on every idle-to-busy transition.
+    let mut builder = match options.threads {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(threads) => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(threads);
+            builder
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("error: cannot start the runtime: {err}");
