@@ -1,7 +1,8 @@
-//! The official OpenAI Python SDK against the gateway (tests/py/openai_sdk.py).
+//! Python clients against the gateway: the official OpenAI SDK (tests/py/openai_sdk.py) and
+//! OpenAI's own response schemas (tests/py/openapi_conformance.py).
 //!
-//! `scripts/test` provisions the SDK in a venv and sets SWITCHBOARD_PYTHON; run that, or point
-//! SWITCHBOARD_PYTHON at a Python with `openai` installed.
+//! `scripts/test` provisions both in a venv and sets SWITCHBOARD_PYTHON; run that, or point
+//! SWITCHBOARD_PYTHON at a Python with tests/py/requirements.txt installed.
 
 pub mod support;
 
@@ -13,6 +14,16 @@ const LIMITED: &str = "sk-sdk-limited";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_official_openai_sdk_works_against_the_gateway() {
+    run_python("openai_sdk.py", &[], "all checks passed").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn responses_conform_to_openais_schemas() {
+    run_python("openapi_conformance.py", &["--max-body-bytes", "4000"], "responses valid").await;
+}
+
+/// Runs a Python test script against a gateway with the built-in mock and a mock upstream.
+async fn run_python(script: &str, gateway_args: &[&str], success_marker: &str) {
     let mock = MockUpstream::start("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let config = format!(
         r#"
@@ -43,22 +54,20 @@ keys:
         full = hash_key(KEY),
         limited = hash_key(LIMITED),
     );
-    let gateway = Gateway::start(Some(&config), &[]);
+    let gateway = Gateway::start(Some(&config), gateway_args);
     let python = std::env::var("SWITCHBOARD_PYTHON").unwrap_or_else(|_| "python3".to_owned());
-    let script = repo_root().join("tests/py/openai_sdk.py");
+    let script_path = repo_root().join("tests/py").join(script);
     let base_url = gateway.url("/v1");
     let output = tokio::process::Command::new(&python)
-        .arg(&script)
+        .arg(&script_path)
         .args(["--base-url", &base_url, "--key", KEY, "--limited-key", LIMITED])
         .output()
         .await
-        .unwrap_or_else(|e| panic!("cannot run {python}: {e}; run scripts/test, which provisions the SDK"));
+        .unwrap_or_else(|e| {
+            panic!("cannot run {python}: {e}; run scripts/test, which provisions the Python clients")
+        });
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "SDK checks failed:\n{stdout}\n{stderr}\ngateway log:\n{}",
-        gateway.log()
-    );
-    assert!(stdout.contains("all checks passed"));
+    assert!(output.status.success(), "{script} failed:\n{stdout}\n{stderr}\ngateway log:\n{}", gateway.log());
+    assert!(stdout.contains(success_marker), "{stdout}");
 }
