@@ -23,6 +23,7 @@ async fn responses_conform_to_openais_schemas() {
 }
 
 /// Runs a Python test script against a gateway with the built-in mock and a mock upstream.
+#[expect(clippy::unwrap_used, clippy::panic, reason = "test helper: failures abort the test")]
 async fn run_python(script: &str, gateway_args: &[&str], success_marker: &str) {
     let mock = MockUpstream::start("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let config = format!(
