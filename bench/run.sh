@@ -187,6 +187,8 @@ scenario() {
 
 scenario closed_c1 --concurrency 1
 scenario "rate_${RATE}" --rate "$RATE" --connections "$CONNECTIONS"
+# Saturation: per-request CPU once wakeups are amortized over many requests in flight.
+scenario closed_c32 --concurrency 32
 
 kill -0 "$GATEWAY_PID" 2>/dev/null || die "gateway died during the run"
 # --- 7b. peak RSS after all runs -------------------------------------------------------------
@@ -198,7 +200,7 @@ STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 RESULTS=$REPO/bench/results/$STAMP.json
 python3 - "$TMP" "$RESULTS" "$STAMP" "$CLK_TCK" "$STARTUP_RSS_KB" "$PEAK_RSS_KB" \
     "$DURATION" "$WARMUP" "$RATE" "$CONNECTIONS" "$KEYS" "$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
-    closed_c1 "rate_${RATE}" <<'PY'
+    closed_c1 "rate_${RATE}" closed_c32 <<'PY'
 import json
 import os
 import sys
@@ -208,7 +210,11 @@ gateway_args = os.environ.get("BENCH_GATEWAY_ARGS", "")
 (tmp, results_path, stamp, clk_tck, startup_kb, peak_kb, duration, warmup, rate, connections,
  keys, rev, *names) = sys.argv[1:]
 clk_tck = int(clk_tck)
-labels = {"closed_c1": "closed loop, concurrency 1", f"rate_{rate}": f"fixed rate {rate} req/s"}
+labels = {
+    "closed_c1": "closed loop, concurrency 1",
+    f"rate_{rate}": f"fixed rate {rate} req/s",
+    "closed_c32": "closed loop, concurrency 32",
+}
 
 def load(path):
     with open(path) as f:
@@ -258,7 +264,9 @@ for name in names:
 # Targets (see bench/README.md).
 closed = out["scenarios"]["closed_c1"]
 fixed = out["scenarios"][f"rate_{rate}"]
-cpu = [s["gateway_cpu_us_per_request"] for s in out["scenarios"].values()]
+# The CPU target is judged where it is hardest: the light-load scenarios, where every request
+# pays for waking the process up. The saturated scenario is reported alongside.
+cpu = [s["gateway_cpu_us_per_request"] for n, s in out["scenarios"].items() if n != "closed_c32"]
 peak_mib = int(peak_kb) / 1024
 targets = [
     ("added p99 @ concurrency 1 <= 100 us", closed["added_p99_us"], 100),

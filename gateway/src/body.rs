@@ -10,10 +10,13 @@ use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use std::convert::Infallible;
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
+use std::time::Duration;
 use switchboard_llm::Usage;
 use switchboard_llm::sse::{EventSplitter, event_data};
+use tokio::time::Sleep;
 
 pub struct GatewayBody {
     kind: Kind,
@@ -95,16 +98,28 @@ impl Drop for GatewayBody {
 /// Usage is read from the stream's usage chunk for metrics. The gateway always asks upstreams for
 /// that chunk (`stream_options.include_usage`); when the client did not ask for it, it is
 /// dropped here so the client sees exactly the stream it requested.
+///
+/// A stream that goes silent for longer than `idle_timeout` is ended with an error event: a hung
+/// upstream must not hold a client (and a connection) forever.
 pub struct SseRelay {
     upstream: Incoming,
     splitter: EventSplitter,
     strip_usage_chunk: bool,
     done: bool,
+    idle_timeout: Duration,
+    idle: Pin<Box<Sleep>>,
 }
 
 impl SseRelay {
-    pub fn new(upstream: Incoming, strip_usage_chunk: bool) -> Self {
-        SseRelay { upstream, splitter: EventSplitter::default(), strip_usage_chunk, done: false }
+    pub fn new(upstream: Incoming, strip_usage_chunk: bool, idle_timeout: Duration) -> Self {
+        SseRelay {
+            upstream,
+            splitter: EventSplitter::default(),
+            strip_usage_chunk,
+            done: false,
+            idle_timeout,
+            idle: Box::pin(tokio::time::sleep(idle_timeout)),
+        }
     }
 
     fn poll_event(
@@ -116,7 +131,17 @@ impl SseRelay {
             if self.done {
                 return Poll::Ready(None);
             }
-            match ready!(Pin::new(&mut self.upstream).poll_frame(cx)) {
+            let frame = match Pin::new(&mut self.upstream).poll_frame(cx) {
+                Poll::Ready(frame) => frame,
+                Poll::Pending => {
+                    ready!(self.idle.as_mut().poll(cx));
+                    self.done = true;
+                    tracing::warn!(idle_ms = self.idle_timeout.as_millis() as u64, "upstream stream stalled");
+                    return Poll::Ready(Some(error_event("the upstream stream stalled")));
+                }
+            };
+            self.idle.as_mut().reset(tokio::time::Instant::now() + self.idle_timeout);
+            match frame {
                 Some(Ok(frame)) => {
                     let Ok(chunk) = frame.into_data() else { continue };
                     match self.relay_chunk(&chunk, completion.as_deref_mut()) {

@@ -51,6 +51,8 @@ routes:
     backends: [{{ provider: primary }}]
   - model: stream-200-20
     backends: [{{ provider: primary }}]
+  - model: stream-5-1000
+    backends: [{{ provider: primary }}]
   - model: unreachable
     backends: [{{ provider: nowhere }}]
   - model: fallback
@@ -218,4 +220,27 @@ async fn client_disconnect_mid_stream_cancels_the_upstream_request() {
     })
     .await;
     assert!(aborted);
+}
+
+#[tokio::test]
+async fn a_stalled_stream_ends_with_an_error_after_the_provider_timeout() {
+    let mock = upstream().await;
+    let gateway = Gateway::start(Some(&config(&mock.base_url())), &[]);
+    let started = std::time::Instant::now();
+    // One chunk per second upstream; the provider's timeout is 500 ms.
+    let response = send(
+        "POST",
+        &gateway.url("/v1/chat/completions"),
+        &[("x-api-key", KEY)],
+        chat("stream-5-1000", r#","stream":true"#),
+    )
+    .await;
+    assert_eq!(response.status, 200);
+    let events = sse_data(&response.text());
+    let last: serde_json::Value = serde_json::from_str(events.last().unwrap()).unwrap();
+    assert_eq!(last["error"]["code"], "upstream_stream_error", "{events:?}");
+    assert!(last["error"]["message"].as_str().unwrap().contains("stalled"));
+    assert!(started.elapsed() < Duration::from_millis(950), "the relay waited for the upstream");
+    let stats = mock.wait_for(Duration::from_secs(2), |s| s.streams_aborted == 1).await;
+    assert_eq!(stats.streams_aborted, 1, "the stalled upstream request is cancelled: {stats:?}");
 }

@@ -47,8 +47,9 @@ pub struct OpenAiProviderConfig {
     /// Extra headers sent with every upstream request (e.g. `OpenAI-Organization`).
     #[serde(default)]
     pub headers: Vec<HeaderConfig>,
-    /// Budget for connecting and receiving response headers, in milliseconds. A timeout becomes a
-    /// 504 (or a fallback to the next backend).
+    /// Budget in milliseconds for connecting and receiving the response (headers and, when not
+    /// streaming, the whole body); for streams, also the longest silence allowed between events.
+    /// A timeout before the first byte becomes a 504 (or a fallback to the next backend).
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
 }

@@ -125,7 +125,12 @@ impl Provider for OpenAiProvider {
             .get(CONTENT_TYPE)
             .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
         if request.stream && is_event_stream {
-            return Ok(Reply::Stream(SseRelay::new(response.into_body(), !request.include_usage)));
+            // The provider timeout also bounds the silence between two events.
+            return Ok(Reply::Stream(SseRelay::new(
+                response.into_body(),
+                !request.include_usage,
+                self.timeout,
+            )));
         }
         let body = match timeout_at(
             deadline,
