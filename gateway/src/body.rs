@@ -15,7 +15,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 use switchboard_llm::Usage;
-use switchboard_llm::sse::{EventSplitter, event_data};
+use switchboard_llm::sse::EventSplitter;
+use switchboard_llm::stream::StreamTranslator;
 use tokio::time::Sleep;
 
 pub struct GatewayBody {
@@ -93,29 +94,30 @@ impl Drop for GatewayBody {
     }
 }
 
-/// Relays an OpenAI-format event stream from an HTTP upstream, event by event.
-///
-/// Usage is read from the stream's usage chunk for metrics. The gateway always asks upstreams for
-/// that chunk (`stream_options.include_usage`); when the client did not ask for it, it is
-/// dropped here so the client sees exactly the stream it requested.
+/// Drives a [`StreamTranslator`] over an upstream event stream: the only code that reads an
+/// upstream body. It splits bytes into SSE events (holding at most one incomplete event),
+/// translates each, and sends what one upstream chunk produced as one frame, at once.
 ///
 /// A stream that goes silent for longer than `idle_timeout` is ended with an error event: a hung
 /// upstream must not hold a client (and a connection) forever.
 pub struct SseRelay {
     upstream: Incoming,
     splitter: EventSplitter,
-    strip_usage_chunk: bool,
+    translator: Box<dyn StreamTranslator>,
+    /// Reused output buffer, so steady-state streaming does not allocate per chunk.
+    out: Vec<Bytes>,
     done: bool,
     idle_timeout: Duration,
     idle: Pin<Box<Sleep>>,
 }
 
 impl SseRelay {
-    pub fn new(upstream: Incoming, strip_usage_chunk: bool, idle_timeout: Duration) -> Self {
+    pub fn new(upstream: Incoming, translator: Box<dyn StreamTranslator>, idle_timeout: Duration) -> Self {
         SseRelay {
             upstream,
             splitter: EventSplitter::default(),
-            strip_usage_chunk,
+            translator,
+            out: Vec::new(),
             done: false,
             idle_timeout,
             idle: Box::pin(tokio::time::sleep(idle_timeout)),
@@ -141,75 +143,46 @@ impl SseRelay {
                 }
             };
             self.idle.as_mut().reset(tokio::time::Instant::now() + self.idle_timeout);
+            let mut usage = Usage::default();
             match frame {
                 Some(Ok(frame)) => {
                     let Ok(chunk) = frame.into_data() else { continue };
-                    match self.relay_chunk(&chunk, completion.as_deref_mut()) {
-                        Ok(Some(out)) => return Poll::Ready(Some(out)),
-                        Ok(None) => continue,
-                        Err(message) => {
-                            self.done = true;
-                            return Poll::Ready(Some(error_event(message)));
-                        }
+                    let Ok(events) = self.splitter.push(&chunk) else {
+                        self.done = true;
+                        return Poll::Ready(Some(error_event("an upstream event exceeded the size limit")));
+                    };
+                    for event in events {
+                        self.translator.event(event, &mut usage, &mut self.out);
                     }
                 }
                 Some(Err(err)) => {
                     // The status line is long gone; tell the client in-band, as OpenAI does.
                     self.done = true;
                     tracing::warn!(error = %err, "upstream stream broke off");
-                    return Poll::Ready(Some(error_event("the upstream stream broke off")));
+                    self.out.push(error_event("the upstream stream broke off"));
                 }
                 None => {
                     self.done = true;
-                    // An unterminated last event is forwarded as is rather than lost.
-                    return Poll::Ready(self.splitter.finish());
+                    // An unterminated last event is still an event.
+                    if let Some(rest) = self.splitter.finish() {
+                        self.translator.event(rest, &mut usage, &mut self.out);
+                    }
+                    self.translator.end(&mut self.out);
+                }
+            }
+            if let Some(completion) = completion.as_deref_mut() {
+                completion.add_usage(usage);
+            }
+            match self.out.len() {
+                0 => continue,
+                1 => return Poll::Ready(self.out.pop()),
+                _ => {
+                    let mut joined = BytesMut::with_capacity(self.out.iter().map(Bytes::len).sum());
+                    self.out.drain(..).for_each(|event| joined.extend_from_slice(&event));
+                    return Poll::Ready(Some(joined.freeze()));
                 }
             }
         }
-    }
-
-    /// Turns one upstream chunk into what the client gets: the complete events it finishes, minus
-    /// a stripped usage chunk. `None` when nothing is complete yet.
-    fn relay_chunk(
-        &mut self,
-        chunk: &[u8],
-        completion: Option<&mut Completion>,
-    ) -> Result<Option<Bytes>, &'static str> {
-        let events = self.splitter.push(chunk).map_err(|_| "an upstream event exceeded the size limit")?;
-        if events.is_empty() {
-            return Ok(None);
-        }
-        // Fast path: only events that might carry usage are parsed.
-        let mut usage = Usage::default();
-        let mut out: Option<BytesMut> = None;
-        let mut kept = Vec::with_capacity(events.len());
-        for event in events {
-            let mut keep = true;
-            if memchr::memmem::find(&event, b"\"usage\"").is_some()
-                && let Some(data) = event_data(&event)
-                && let Some((chunk_usage, usage_only)) = Usage::from_chunk(&data)
-            {
-                usage.prompt_tokens += chunk_usage.prompt_tokens;
-                usage.completion_tokens += chunk_usage.completion_tokens;
-                keep = !(usage_only && self.strip_usage_chunk);
-            }
-            if keep {
-                kept.push(event);
-            }
-        }
-        if let Some(completion) = completion {
-            completion.add_usage(usage);
-        }
-        Ok(match kept.len() {
-            0 => None,
-            1 => kept.pop(),
-            _ => {
-                let buffer =
-                    out.get_or_insert_with(|| BytesMut::with_capacity(kept.iter().map(Bytes::len).sum()));
-                kept.iter().for_each(|e| buffer.extend_from_slice(e));
-                out.map(BytesMut::freeze)
-            }
-        })
     }
 }
 

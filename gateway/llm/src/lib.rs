@@ -9,6 +9,7 @@
 pub mod openai;
 mod raw;
 pub mod sse;
+pub mod stream;
 mod usage;
 
 pub use raw::{RawObject, RawObjectError};

@@ -16,6 +16,7 @@ use std::time::Duration;
 use switchboard_config::{Credential, OpenAiProviderConfig};
 use switchboard_llm::Usage;
 use switchboard_llm::openai::ModelRequest;
+use switchboard_llm::stream::OpenAiPassthrough;
 use tokio::time::{Instant, timeout_at};
 
 /// The largest non-streaming response accepted from an upstream.
@@ -126,11 +127,8 @@ impl Provider for OpenAiProvider {
             .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
         if request.stream && is_event_stream {
             // The provider timeout also bounds the silence between two events.
-            return Ok(Reply::Stream(SseRelay::new(
-                response.into_body(),
-                !request.include_usage,
-                self.timeout,
-            )));
+            let translator = Box::new(OpenAiPassthrough::new(!request.include_usage));
+            return Ok(Reply::Stream(SseRelay::new(response.into_body(), translator, self.timeout)));
         }
         let body = match timeout_at(
             deadline,
