@@ -69,6 +69,16 @@ pub enum UpstreamErrorKind {
 }
 
 impl UpstreamError {
+    /// The provider cannot take this request as written: answered like OpenAI would (400 with
+    /// its envelope), without trying other backends, which would refuse it too.
+    pub fn bad_request(provider: &Arc<str>, err: switchboard_llm::openai::RequestError) -> Self {
+        let body = envelope(&err.message, "invalid_request_error", err.param, None);
+        UpstreamError {
+            provider: provider.clone(),
+            kind: UpstreamErrorKind::Status { status: StatusCode::BAD_REQUEST, body, retry_after: None },
+        }
+    }
+
     /// Whether the next backend of the route should be tried: the provider is unreachable,
     /// overloaded or broken, as opposed to rejecting this particular request.
     pub fn is_retryable(&self) -> bool {

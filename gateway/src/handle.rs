@@ -10,7 +10,7 @@ use crate::error::GatewayError;
 use crate::metrics::Completion;
 use crate::request_id::RequestId;
 use crate::table::RoutingTable;
-use crate::upstream::{Endpoint, Reply};
+use crate::upstream::{Call, Endpoint, Reply};
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
@@ -32,7 +32,10 @@ pub async fn handle(gateway: Arc<Gateway>, request: Request<Incoming>) -> Respon
     let table = gateway.tables.load();
     let outcome = match table {
         None => Err(GatewayError::NotReady),
-        Some(table) => dispatch(&gateway, &table, request, &mut completion).await,
+        Some(table) => {
+            let request_id = request_id.header_value();
+            dispatch(&gateway, &table, request, &request_id, &mut completion).await
+        }
     };
     let mut response = outcome.unwrap_or_else(|err| {
         let rendered = err.render();
@@ -59,6 +62,7 @@ async fn dispatch(
     gateway: &Gateway,
     table: &RoutingTable,
     request: Request<Incoming>,
+    request_id: &HeaderValue,
     completion: &mut Completion,
 ) -> Result<Response<GatewayBody>, GatewayError> {
     let endpoint = match (request.method(), request.uri().path()) {
@@ -88,7 +92,8 @@ async fn dispatch(
     let mut last_error = None;
     for backend in route.attempts() {
         let upstream = &table.upstreams[backend.upstream];
-        match upstream.send(endpoint, &mut model_request, &backend.model).await {
+        let call = Call { endpoint, model: &backend.model, request_id };
+        match upstream.send(call, &mut model_request).await {
             Ok(reply) => return Ok(respond(reply, upstream.name(), completion)),
             Err(err) if err.is_retryable() => {
                 tracing::debug!(route = %route.model, provider = %upstream.name(), error = %err, "backend failed; trying the next one");

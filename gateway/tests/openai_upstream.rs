@@ -91,6 +91,8 @@ async fn passthrough_rewrites_only_the_model_and_uses_the_provider_key() {
     assert!(seen.body.get("stream_options").is_none(), "non-streaming requests are not changed");
     assert_eq!(seen.header("authorization"), Some(format!("Bearer {UPSTREAM_KEY}").as_str()));
     assert!(seen.header("x-api-key").is_none(), "the client's key must not go upstream");
+    let request_id = response.headers["x-request-id"].to_str().unwrap();
+    assert_eq!(seen.header("x-request-id"), Some(request_id), "the request id is forwarded");
 
     let response = send(
         "POST",

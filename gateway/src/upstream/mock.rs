@@ -5,11 +5,10 @@
 //! are configurable, and usage is reported like a real provider's. Demos, CI pipelines and load
 //! tests use it; the README's first command serves it.
 
-use super::{Endpoint, Provider, Reply};
-use crate::error::{UpstreamError, UpstreamErrorKind};
+use super::{Call, Endpoint, Provider, Reply};
+use crate::error::UpstreamError;
 use crate::metrics::Completion;
 use bytes::Bytes;
-use http::StatusCode;
 use serde::Serialize;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -46,13 +45,8 @@ impl MockProvider {
         }
     }
 
-    /// A request the mock cannot answer is rejected the way OpenAI would: a 400 with its envelope.
     fn bad_request(&self, err: RequestError) -> UpstreamError {
-        let body = crate::error::envelope(&err.message, "invalid_request_error", err.param, None);
-        UpstreamError {
-            provider: self.name.clone(),
-            kind: UpstreamErrorKind::Status { status: StatusCode::BAD_REQUEST, body, retry_after: None },
-        }
+        UpstreamError::bad_request(&self.name, err)
     }
 
     fn chat(&self, request: &ModelRequest<'_>, model: &str) -> Result<Reply, UpstreamError> {
@@ -137,18 +131,13 @@ impl Provider for MockProvider {
         &self.name
     }
 
-    async fn send(
-        &self,
-        endpoint: Endpoint,
-        request: &mut ModelRequest<'_>,
-        model: &str,
-    ) -> Result<Reply, UpstreamError> {
+    async fn send(&self, call: Call<'_>, request: &mut ModelRequest<'_>) -> Result<Reply, UpstreamError> {
         if !self.latency.is_zero() {
             tokio::time::sleep(self.latency).await;
         }
-        match endpoint {
-            Endpoint::ChatCompletions => self.chat(request, model),
-            Endpoint::Embeddings => self.embeddings(request, model),
+        match call.endpoint {
+            Endpoint::ChatCompletions => self.chat(request, call.model),
+            Endpoint::Embeddings => self.embeddings(request, call.model),
         }
     }
 }

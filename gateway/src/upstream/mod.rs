@@ -15,6 +15,7 @@ pub use openai::OpenAiProvider;
 use crate::body::SseRelay;
 use crate::error::UpstreamError;
 use bytes::Bytes;
+use http::HeaderValue;
 use std::sync::Arc;
 use switchboard_config::ProviderConfig;
 use switchboard_llm::Usage;
@@ -25,6 +26,16 @@ use switchboard_llm::openai::ModelRequest;
 pub enum Endpoint {
     ChatCompletions,
     Embeddings,
+}
+
+/// What one attempt at a backend is about, besides the request body.
+#[derive(Debug, Clone, Copy)]
+pub struct Call<'a> {
+    pub endpoint: Endpoint,
+    /// The model id the backend knows (the route's public name already resolved).
+    pub model: &'a str,
+    /// Forwarded upstream as `x-request-id`, so provider-side logs can be correlated.
+    pub request_id: &'a HeaderValue,
 }
 
 /// A successful upstream answer, ready to be relayed.
@@ -42,13 +53,12 @@ pub enum Reply {
 pub trait Provider {
     fn name(&self) -> &Arc<str>;
 
-    /// Sends `request` for `model` (the backend's upstream id) and returns the reply once its
-    /// headers are in (streams) or its body is complete (everything else).
+    /// Sends `request` as `call` describes and returns the reply once its headers are in
+    /// (streams) or its body is complete (everything else).
     fn send(
         &self,
-        endpoint: Endpoint,
+        call: Call<'_>,
         request: &mut ModelRequest<'_>,
-        model: &str,
     ) -> impl Future<Output = Result<Reply, UpstreamError>> + Send;
 }
 
@@ -82,15 +92,10 @@ impl Upstream {
         }
     }
 
-    pub async fn send(
-        &self,
-        endpoint: Endpoint,
-        request: &mut ModelRequest<'_>,
-        model: &str,
-    ) -> Result<Reply, UpstreamError> {
+    pub async fn send(&self, call: Call<'_>, request: &mut ModelRequest<'_>) -> Result<Reply, UpstreamError> {
         match self {
-            Upstream::OpenAi(p) => p.send(endpoint, request, model).await,
-            Upstream::Mock(p) => p.send(endpoint, request, model).await,
+            Upstream::OpenAi(p) => p.send(call, request).await,
+            Upstream::Mock(p) => p.send(call, request).await,
         }
     }
 }

@@ -4,7 +4,7 @@
 //! `stream_options.include_usage` switched on so tokens can be counted; see [`SseRelay`]).
 //! API reference: <https://platform.openai.com/docs/api-reference/chat/create>.
 
-use super::{CompileError, Endpoint, HttpClient, Provider, Reply};
+use super::{Call, CompileError, Endpoint, HttpClient, Provider, Reply};
 use crate::body::SseRelay;
 use crate::error::{UpstreamError, UpstreamErrorKind};
 use bytes::Bytes;
@@ -79,16 +79,11 @@ impl Provider for OpenAiProvider {
         &self.name
     }
 
-    async fn send(
-        &self,
-        endpoint: Endpoint,
-        request: &mut ModelRequest<'_>,
-        model: &str,
-    ) -> Result<Reply, UpstreamError> {
+    async fn send(&self, call: Call<'_>, request: &mut ModelRequest<'_>) -> Result<Reply, UpstreamError> {
         let body = request
-            .to_upstream_body(model)
-            .map_err(|err| self.error(UpstreamErrorKind::InvalidResponse(err.message)))?;
-        let uri = match endpoint {
+            .to_upstream_body(call.model)
+            .map_err(|err| UpstreamError::bad_request(&self.name, err))?;
+        let uri = match call.endpoint {
             Endpoint::ChatCompletions => &self.chat_uri,
             Endpoint::Embeddings => &self.embeddings_uri,
         };
@@ -97,6 +92,7 @@ impl Provider for OpenAiProvider {
         *upstream_request.uri_mut() = uri.clone();
         let headers = upstream_request.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert("x-request-id", call.request_id.clone());
         for (name, value) in &self.headers {
             headers.insert(name.clone(), value.clone());
         }
