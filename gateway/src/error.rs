@@ -113,6 +113,31 @@ impl fmt::Display for UpstreamError {
     }
 }
 
+/// A one-line, log-safe description: never a key, never an upstream body (a provider's error
+/// text may echo a masked credential).
+impl fmt::Display for GatewayError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GatewayError::BadRequest { message, param } => match param {
+                Some(param) => write!(f, "bad request ({param}): {message}"),
+                None => write!(f, "bad request: {message}"),
+            },
+            GatewayError::MissingKey => f.write_str("no API key"),
+            GatewayError::InvalidKey => f.write_str("unknown API key"),
+            GatewayError::KeyDisabled => f.write_str("disabled API key"),
+            GatewayError::KeyExpired => f.write_str("expired API key"),
+            GatewayError::ModelNotAllowed { model } => write!(f, "key may not use model {model:?}"),
+            GatewayError::UnknownModel { model } => write!(f, "unknown model {model:?}"),
+            GatewayError::NotFound { path } => write!(f, "no endpoint {path:?}"),
+            GatewayError::MethodNotAllowed => f.write_str("method not allowed"),
+            GatewayError::BodyTooLarge { limit } => write!(f, "body over {limit} bytes"),
+            GatewayError::BodyTimeout => f.write_str("body not received in time"),
+            GatewayError::NotReady => f.write_str("no config loaded"),
+            GatewayError::Upstream(err) => err.fmt(f),
+        }
+    }
+}
+
 impl From<UpstreamError> for GatewayError {
     fn from(err: UpstreamError) -> Self {
         GatewayError::Upstream(err)
@@ -367,6 +392,12 @@ mod tests {
             assert!(error["message"].is_string() && error["type"].is_string(), "{body}");
             assert!(error.get("param").is_some() && error.get("code").is_some(), "{body}");
         }
+    }
+
+    #[test]
+    fn log_lines_never_carry_upstream_bodies() {
+        let err = upstream(401, r#"{"error":{"message":"Incorrect API key provided: sk-abc"}}"#);
+        assert_eq!(err.to_string(), r#"provider "p" answered with status 401"#);
     }
 
     #[test]

@@ -40,9 +40,9 @@ pub async fn handle(gateway: Arc<Gateway>, request: Request<Incoming>) -> Respon
     let mut response = outcome.unwrap_or_else(|err| {
         let rendered = err.render();
         if rendered.status.is_server_error() {
-            tracing::warn!(request_id = %request_id, status = rendered.status.as_u16(), error = ?err, "request failed");
+            tracing::warn!(request_id = %request_id, status = rendered.status.as_u16(), error = %err, "request failed");
         } else {
-            tracing::debug!(request_id = %request_id, status = rendered.status.as_u16(), error = ?err, "request refused");
+            tracing::debug!(request_id = %request_id, status = rendered.status.as_u16(), error = %err, "request refused");
         }
         let mut response = Response::new(GatewayBody::full(rendered.body));
         *response.status_mut() = rendered.status;

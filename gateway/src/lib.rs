@@ -45,6 +45,10 @@ pub fn unix_now() -> i64 {
 
 /// Loads the config, serves until SIGTERM or Ctrl-C, then drains.
 pub async fn run(options: cli::ServeOptions) -> Result<(), String> {
+    // Registered first: once the listening line is out, SIGTERM must mean "drain", never the
+    // default action (instant death), however the threads happen to be scheduled.
+    let terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| format!("cannot listen for SIGTERM: {e}"))?;
     let source = options.config.clone().map_or(ConfigSource::Embedded, ConfigSource::File);
     let metrics = Arc::new(Metrics::default());
     let ctx = CompileContext { client: upstream::new_http_client(), metrics: metrics.clone() };
@@ -93,7 +97,7 @@ pub async fn run(options: cli::ServeOptions) -> Result<(), String> {
         options.drain_timeout,
     ));
 
-    shutdown_signal().await;
+    shutdown_signal(terminate).await;
     tracing::info!(
         deadline_secs = options.drain_timeout.as_secs(),
         "shutting down: draining in-flight requests"
@@ -130,20 +134,9 @@ fn announce(line: &str) {
     let _ = stdout.flush();
 }
 
-async fn shutdown_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(err) => {
-                tracing::warn!(error = %err, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
+async fn shutdown_signal(mut terminate: tokio::signal::unix::Signal) {
     tokio::select! {
-        _ = terminate => {}
+        _ = terminate.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
     }
 }
