@@ -228,7 +228,6 @@ async fn client_disconnect_mid_stream_cancels_the_upstream_request() {
 async fn a_stalled_stream_ends_with_an_error_after_the_provider_timeout() {
     let mock = upstream().await;
     let gateway = Gateway::start(Some(&config(&mock.base_url())), &[]);
-    let started = std::time::Instant::now();
     // One chunk per second upstream; the provider's timeout is 500 ms.
     let response = send(
         "POST",
@@ -242,7 +241,8 @@ async fn a_stalled_stream_ends_with_an_error_after_the_provider_timeout() {
     let last: serde_json::Value = serde_json::from_str(events.last().unwrap()).unwrap();
     assert_eq!(last["error"]["code"], "upstream_stream_error", "{events:?}");
     assert!(last["error"]["message"].as_str().unwrap().contains("stalled"));
-    assert!(started.elapsed() < Duration::from_millis(950), "the relay waited for the upstream");
+    // Only the role chunk came before the silence: the relay did not wait for the next token.
+    assert_eq!(events.len(), 2, "{events:?}");
     let stats = mock.wait_for(Duration::from_secs(2), |s| s.streams_aborted == 1).await;
     assert_eq!(stats.streams_aborted, 1, "the stalled upstream request is cancelled: {stats:?}");
 }
