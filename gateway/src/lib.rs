@@ -53,7 +53,7 @@ pub async fn run(options: cli::ServeOptions) -> Result<(), String> {
     let metrics = Arc::new(Metrics::default());
     let ctx = CompileContext { client: upstream::new_http_client(), metrics: metrics.clone() };
     let text = source.read()?;
-    let table = reload::prepare(&text, &ctx).map_err(|errors| {
+    let table = reload::prepare(&text, source.format(), &ctx).map_err(|errors| {
         let lines: Vec<String> = errors.iter().map(|e| format!("  {e}")).collect();
         format!("invalid config ({}):\n{}", describe(&source), lines.join("\n"))
     })?;

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
-use switchboard_config::{ConfigErrors, EMBEDDED_DEFAULT_YAML, Snapshot};
+use switchboard_config::{ConfigErrors, EMBEDDED_DEFAULT_YAML, Format, Snapshot};
 
 /// Quiet time after a file event before reading, so an editor's truncate-then-write is read once
 /// complete rather than half-written.
@@ -26,6 +26,13 @@ pub enum ConfigSource {
 }
 
 impl ConfigSource {
+    pub fn format(&self) -> Format {
+        match self {
+            ConfigSource::Embedded => Format::Yaml,
+            ConfigSource::File(path) => Format::of_path(path),
+        }
+    }
+
     pub fn read(&self) -> Result<String, String> {
         match self {
             ConfigSource::Embedded => Ok(EMBEDDED_DEFAULT_YAML.to_owned()),
@@ -43,8 +50,8 @@ pub fn content_hash(text: &str) -> String {
 }
 
 /// Parses, validates and compiles a config document.
-pub fn prepare(text: &str, ctx: &CompileContext) -> Result<RoutingTable, ConfigErrors> {
-    let snapshot = Snapshot::from_yaml(text)?;
+pub fn prepare(text: &str, format: Format, ctx: &CompileContext) -> Result<RoutingTable, ConfigErrors> {
+    let snapshot = Snapshot::parse(text, format)?;
     compile(&snapshot, &content_hash(text), ctx)
 }
 
@@ -113,7 +120,7 @@ pub async fn watch_file(
             continue;
         }
         last_seen = hash;
-        match prepare(&text, &ctx) {
+        match prepare(&text, Format::of_path(&path), &ctx) {
             Ok(table) => {
                 gateway.metrics.config_reloads.fetch_add(1, Relaxed);
                 apply(&gateway, table);
@@ -142,7 +149,7 @@ pub fn check_file(path: &Path) -> Result<String, Vec<String>> {
         metrics: std::sync::Arc::new(crate::metrics::Metrics::default()),
     };
     let table =
-        prepare(&text, &ctx).map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>())?;
+        prepare(&text, Format::of_path(path), &ctx).map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>())?;
     Ok(format!(
         "{} providers, {} routes, {} keys, generation {}",
         table.upstreams.len(),

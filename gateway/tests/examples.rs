@@ -72,3 +72,18 @@ fn unknown_flags_fail_with_usage() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("USAGE"));
 }
+
+#[test]
+fn json_configs_are_read_as_json() {
+    let dir = TempDir::new();
+    let path = dir.0.join("gateway.json");
+    // Tab-indented JSON, which a YAML parser refuses.
+    let json = "{\n\t\"version\": 1,\n\t\"providers\": [{\"name\": \"m\", \"type\": \"mock\"}],\n\t\"routes\": [{\"model\": \"x\", \"backends\": [{\"provider\": \"m\"}]}]\n}\n";
+    std::fs::write(&path, json).unwrap();
+    let output = gateway().arg("check").arg(&path).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    std::fs::write(&path, json.replace("\"mock\"", "\"mokc\"")).unwrap();
+    let output = gateway().arg("check").arg(&path).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("providers[0]") && stderr.contains("mokc"), "{stderr}");
+}

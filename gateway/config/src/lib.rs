@@ -32,6 +32,24 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// provider and a development key, so the README's first command answers without any API key.
 pub const EMBEDDED_DEFAULT_YAML: &str = include_str!("default.yaml");
 
+/// How a snapshot document is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Yaml,
+    Json,
+}
+
+impl Format {
+    /// JSON for `.json` files, YAML for everything else (YAML also reads most JSON, but not JSON
+    /// indented with tabs, so a `.json` file gets the JSON parser and its error messages).
+    pub fn of_path(path: &std::path::Path) -> Format {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some(ext) if ext.eq_ignore_ascii_case("json") => Format::Json,
+            _ => Format::Yaml,
+        }
+    }
+}
+
 /// One complete, self-contained gateway configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -57,6 +75,14 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// Parses and validates a document in the given format.
+    pub fn parse(text: &str, format: Format) -> Result<Self, ConfigErrors> {
+        match format {
+            Format::Yaml => Self::from_yaml(text),
+            Format::Json => Self::from_json(text),
+        }
+    }
+
     /// Parses a YAML (or JSON, which is YAML too) document and validates it.
     ///
     /// Errors carry the field path of every problem found, e.g.
