@@ -93,7 +93,9 @@ async fn dispatch(
     for backend in route.attempts() {
         let upstream = &table.upstreams[backend.upstream];
         let call = Call { endpoint, model: &backend.model, request_id };
-        match upstream.send(call, &mut model_request).await {
+        let outcome = upstream.send(call, &mut model_request).await;
+        backend.metrics.record(outcome.as_ref().map(|_| ()));
+        match outcome {
             Ok(reply) => return Ok(respond(reply, upstream.name(), completion)),
             Err(err) if err.is_retryable() => {
                 tracing::debug!(route = %route.model, provider = %upstream.name(), error = %err, "backend failed; trying the next one");

@@ -4,6 +4,7 @@
 //! every table that has the route, so counts survive reloads. A request only touches atomics.
 //! Label cardinality is bounded by config: requests for unknown models count under `route=""`.
 
+use crate::error::{UpstreamError, UpstreamErrorKind};
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -50,9 +51,69 @@ impl RouteMetrics {
     }
 }
 
+/// Outcomes of calls to a provider, in label order.
+const OUTCOMES: [&str; 7] =
+    ["ok", "bad_request", "status_4xx", "status_429", "status_5xx", "timeout", "connect_error"];
+
+/// Counters for one provider: every attempt, including those a fallback recovered from.
+#[derive(Default)]
+pub struct ProviderMetrics {
+    outcomes: [AtomicU64; OUTCOMES.len()],
+}
+
+impl ProviderMetrics {
+    pub fn record(&self, outcome: Result<(), &UpstreamError>) {
+        let slot = match outcome {
+            Ok(()) => 0,
+            Err(err) => match &err.kind {
+                UpstreamErrorKind::Status { status, .. } if status.as_u16() == 400 => 1,
+                UpstreamErrorKind::Status { status, .. } if status.as_u16() == 429 => 3,
+                UpstreamErrorKind::Status { status, .. } if status.is_client_error() => 2,
+                UpstreamErrorKind::Status { .. } | UpstreamErrorKind::InvalidResponse(_) => 4,
+                UpstreamErrorKind::Timeout(_) => 5,
+                UpstreamErrorKind::Connect(_) => 6,
+            },
+        };
+        self.outcomes[slot].fetch_add(1, Relaxed);
+    }
+}
+
+/// Named counter sets, created while compiling a config and kept across reloads. Copy-on-write:
+/// readers (render) never block writers (compile), and requests never touch the map at all.
+struct Registry<T> {
+    entries: ArcSwap<HashMap<Arc<str>, Arc<T>>>,
+}
+
+impl<T: Default> Registry<T> {
+    fn new() -> Self {
+        Registry { entries: ArcSwap::from_pointee(HashMap::new()) }
+    }
+
+    fn get(&self, name: &str) -> Arc<T> {
+        if let Some(existing) = self.entries.load().get(name) {
+            return existing.clone();
+        }
+        let mut created = None;
+        self.entries.rcu(|map| {
+            let mut map = HashMap::clone(map);
+            created = Some(map.entry(Arc::from(name)).or_insert_with(Arc::default).clone());
+            map
+        });
+        created.unwrap_or_default()
+    }
+
+    /// Every entry, sorted by name.
+    fn sorted(&self) -> Vec<(Arc<str>, Arc<T>)> {
+        let mut all: Vec<_> = self.entries.load().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+}
+
 /// Process-wide metrics.
 pub struct Metrics {
-    routes: ArcSwap<HashMap<Arc<str>, Arc<RouteMetrics>>>,
+    routes: Registry<RouteMetrics>,
+    providers: Registry<ProviderMetrics>,
     unrouted: Arc<RouteMetrics>,
     in_flight: AtomicI64,
     pub config_generation: AtomicU64,
@@ -65,7 +126,8 @@ pub struct Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Metrics {
-            routes: ArcSwap::from_pointee(HashMap::new()),
+            routes: Registry::new(),
+            providers: Registry::new(),
             unrouted: Arc::default(),
             in_flight: AtomicI64::new(0),
             config_generation: AtomicU64::new(0),
@@ -81,17 +143,12 @@ impl Metrics {
     /// The counters for `route`, created on first use. Called while compiling a config, never
     /// per request.
     pub fn route(&self, route: &str) -> Arc<RouteMetrics> {
-        if let Some(existing) = self.routes.load().get(route) {
-            return existing.clone();
-        }
-        let mut created = None;
-        self.routes.rcu(|map| {
-            let mut map = HashMap::clone(map);
-            let entry = map.entry(Arc::from(route)).or_insert_with(Arc::default).clone();
-            created = Some(entry);
-            map
-        });
-        created.unwrap_or_default()
+        self.routes.get(route)
+    }
+
+    /// The counters for a provider, created on first use; also only while compiling.
+    pub fn provider(&self, provider: &str) -> Arc<ProviderMetrics> {
+        self.providers.get(provider)
     }
 
     pub fn unrouted(&self) -> Arc<RouteMetrics> {
@@ -120,12 +177,9 @@ impl Metrics {
     /// Renders the Prometheus text exposition format.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
-        let routes = self.routes.load();
-        let mut names: Vec<_> = routes.keys().cloned().collect();
-        names.sort();
-        let all: Vec<(&str, &RouteMetrics)> = std::iter::once(("", &*self.unrouted))
-            .chain(names.iter().filter_map(|n| routes.get(n).map(|m| (&**n, &**m))))
-            .collect();
+        let routes = self.routes.sorted();
+        let all: Vec<(&str, &RouteMetrics)> =
+            std::iter::once(("", &*self.unrouted)).chain(routes.iter().map(|(n, m)| (&**n, &**m))).collect();
 
         header(
             &mut out,
@@ -204,6 +258,22 @@ impl Metrics {
                 escape(route),
                 m.streams_aborted.load(Relaxed)
             );
+        }
+        header(
+            &mut out,
+            "switchboard_upstream_requests_total",
+            "counter",
+            "Calls to providers by outcome, including attempts a fallback recovered from.",
+        );
+        for (provider, m) in self.providers.sorted() {
+            for (i, outcome) in OUTCOMES.iter().enumerate() {
+                let n = m.outcomes[i].load(Relaxed);
+                let _ = writeln!(
+                    out,
+                    "switchboard_upstream_requests_total{{provider=\"{}\",outcome=\"{outcome}\"}} {n}",
+                    escape(&provider)
+                );
+            }
         }
         header(&mut out, "switchboard_in_flight_requests", "gauge", "Requests being served right now.");
         let _ = writeln!(out, "switchboard_in_flight_requests {}", self.in_flight.load(Relaxed));

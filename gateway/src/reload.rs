@@ -148,8 +148,8 @@ pub fn check_file(path: &Path) -> Result<String, Vec<String>> {
         client: crate::upstream::new_http_client(),
         metrics: std::sync::Arc::new(crate::metrics::Metrics::default()),
     };
-    let table =
-        prepare(&text, Format::of_path(path), &ctx).map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>())?;
+    let table = prepare(&text, Format::of_path(path), &ctx)
+        .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>())?;
     Ok(format!(
         "{} providers, {} routes, {} keys, generation {}",
         table.upstreams.len(),

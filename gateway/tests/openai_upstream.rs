@@ -62,6 +62,10 @@ routes:
       - {{ provider: secondary, model: healthy, priority: 2 }}
   - model: embed
     backends: [{{ provider: primary, model: embed-upstream }}]
+  - model: weighted
+    backends:
+      - {{ provider: primary, model: a, weight: 3 }}
+      - {{ provider: secondary, model: b, weight: 1 }}
 keys:
   - name: client
     hash: {hash}
@@ -172,6 +176,35 @@ async fn fallback_tries_the_next_priority_when_a_backend_fails() {
     assert_eq!(response.headers["x-switchboard-provider"], "secondary");
     assert_eq!(mock.last_request().unwrap().body["model"], "healthy");
     assert_eq!(mock.stats().chat_requests - before, 2, "primary once, then secondary");
+    let outcome = |provider: &str, outcome: &str| {
+        format!(r#"switchboard_upstream_requests_total{{provider="{provider}",outcome="{outcome}"}}"#)
+    };
+    assert_eq!(gateway.metric(&outcome("primary", "status_5xx")).await, 1.0);
+    assert_eq!(gateway.metric(&outcome("nowhere", "connect_error")).await, 1.0);
+    assert_eq!(gateway.metric(&outcome("secondary", "ok")).await, 1.0);
+}
+
+#[tokio::test]
+async fn weights_split_traffic_between_backends() {
+    let mock = upstream().await;
+    let gateway = Gateway::start(Some(&config(&mock.base_url())), &[]);
+    let client = client();
+    let mut primary = 0;
+    for _ in 0..40 {
+        let response = send_with(
+            &client,
+            "POST",
+            &gateway.url("/v1/chat/completions"),
+            &[("x-api-key", KEY)],
+            chat("weighted", ""),
+        )
+        .await;
+        assert_eq!(response.status, 200);
+        if response.headers["x-switchboard-provider"] == "primary" {
+            primary += 1;
+        }
+    }
+    assert_eq!(primary, 30, "weights 3:1 over 40 requests");
 }
 
 #[tokio::test]

@@ -54,7 +54,8 @@ pub fn compile(snapshot: &Snapshot, hash: &str, ctx: &CompileContext) -> Result<
             .filter_map(|b| {
                 let upstream = *upstream_index.get(b.provider.as_str())?;
                 let model = Arc::from(b.model.as_deref().unwrap_or(&route.model));
-                Some((b.priority, b.weight, Backend { upstream, model }))
+                let metrics = ctx.metrics.provider(&b.provider);
+                Some((b.priority, b.weight, Backend { upstream, model, metrics }))
             })
             .collect();
         let compiled = Route::new(&route.model, index, ctx.metrics.route(&route.model), backends);

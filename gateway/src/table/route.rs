@@ -1,16 +1,23 @@
 //! Backend selection for one route: weighted within a priority tier, fallback across tiers.
 
-use crate::metrics::RouteMetrics;
+use crate::metrics::{ProviderMetrics, RouteMetrics};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 /// One way to serve a route: a provider and the model id it knows.
-#[derive(Debug)]
 pub struct Backend {
     /// Index into the table's upstreams.
     pub upstream: usize,
     /// The model id sent upstream.
     pub model: Arc<str>,
+    /// The provider's counters, shared by every backend that uses it.
+    pub metrics: Arc<ProviderMetrics>,
+}
+
+impl std::fmt::Debug for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Backend").field("upstream", &self.upstream).field("model", &self.model).finish()
+    }
 }
 
 /// Backends of the same priority, sharing traffic by weight.
@@ -106,7 +113,7 @@ mod tests {
     use super::*;
 
     fn backend(upstream: usize) -> Backend {
-        Backend { upstream, model: Arc::from("m") }
+        Backend { upstream, model: Arc::from("m"), metrics: Arc::default() }
     }
 
     #[test]
