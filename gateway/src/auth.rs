@@ -47,14 +47,46 @@ impl Key {
 /// Every key of one config, by digest.
 #[derive(Default)]
 pub struct KeyTable {
-    by_digest: HashMap<[u8; 32], Key>,
+    by_digest: HashMap<[u8; 32], Key, BuildDigestHasher>,
+}
+
+/// Hashes a SHA-256 digest by taking 8 of its bytes. A digest is already uniformly distributed,
+/// so running SipHash over it again buys nothing; and the table's contents come from config, not
+/// from callers, so there is no flooding to defend against.
+#[derive(Default, Clone, Copy)]
+struct BuildDigestHasher;
+
+impl std::hash::BuildHasher for BuildDigestHasher {
+    type Hasher = DigestHasher;
+    fn build_hasher(&self) -> DigestHasher {
+        DigestHasher(0)
+    }
+}
+
+struct DigestHasher(u64);
+
+impl std::hash::Hasher for DigestHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // `[u8; 32]` hashes as its length (a usize, via write_usize) and then its bytes.
+        for chunk in bytes.chunks(8).take(1) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 ^= u64::from_le_bytes(word);
+        }
+    }
+
+    fn write_usize(&mut self, _length: usize) {}
 }
 
 impl KeyTable {
     /// Builds the table. `route_index` maps a public model name to its route index; the config was
     /// validated, so every name and hash resolves (anything else is skipped defensively).
     pub fn compile(keys: &[KeyConfig], route_index: &dyn Fn(&str) -> Option<usize>, routes: usize) -> Self {
-        let mut by_digest = HashMap::with_capacity(keys.len());
+        let mut by_digest = HashMap::with_capacity_and_hasher(keys.len(), BuildDigestHasher);
         for key in keys {
             let Ok(digest) = key.hash.digest() else { continue };
             let allowed = match &key.models {
