@@ -99,3 +99,32 @@ async fn two_hundred_reloads_under_load_drop_nothing() {
     assert!(log.contains(r#"routes[0].backends[0].provider: unknown provider "opnai""#), "{log}");
     assert!(log.contains("wieght"), "unknown fields are named in the log");
 }
+
+#[tokio::test]
+async fn a_kubernetes_configmap_update_is_followed() {
+    // A ConfigMap volume: gateway.yaml -> ..data/gateway.yaml, ..data -> ..<timestamp>/; an
+    // update writes a new timestamped directory and renames a new ..data symlink over the old.
+    let dir = TempDir::new();
+    let mount = &dir.0;
+    let write_version = |n: usize| {
+        let version_dir = mount.join(format!("..2026_11_24_{n}"));
+        std::fs::create_dir(&version_dir).unwrap();
+        std::fs::write(version_dir.join("gateway.yaml"), valid(n)).unwrap();
+        let tmp_link = mount.join("..data_tmp");
+        std::os::unix::fs::symlink(version_dir.file_name().unwrap(), &tmp_link).unwrap();
+        std::fs::rename(&tmp_link, mount.join("..data")).unwrap();
+    };
+    write_version(1);
+    std::os::unix::fs::symlink("..data/gateway.yaml", mount.join("gateway.yaml")).unwrap();
+
+    let gateway = Gateway::start(None, &["--config", mount.join("gateway.yaml").to_str().unwrap()]);
+    let reply = async || {
+        let body = r#"{"model":"m","messages":[{"role":"user","content":"?"}]}"#;
+        let response = send("POST", &gateway.url("/v1/chat/completions"), &[("x-api-key", KEY)], body).await;
+        response.json()["choices"][0]["message"]["content"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(reply().await, "version-1");
+    write_version(2);
+    assert!(eventually(Duration::from_secs(5), async || reply().await == "version-2").await);
+    assert_eq!(gateway.metric("switchboard_config_generation").await, 2.0);
+}
