@@ -22,6 +22,8 @@ OPTIONS:
   --drain-timeout SECS   on SIGTERM, how long in-flight requests may finish [default: 30]
   --threads N            runtime worker threads [default: number of CPUs]
   --log-level LEVEL      error, warn, info, debug or trace [default: info, or $SWITCHBOARD_LOG]
+  --access-log           log one line per request (request id, route, key name, provider,
+                         status, duration, tokens) at info level
   -h, --help             print this help
   -V, --version          print the version
 ";
@@ -45,6 +47,7 @@ pub struct ServeOptions {
     pub log_level: Option<String>,
     /// Worker threads; `None` means one per CPU.
     pub threads: Option<usize>,
+    pub access_log: bool,
 }
 
 impl Default for ServeOptions {
@@ -57,6 +60,7 @@ impl Default for ServeOptions {
             drain_timeout: Duration::from_secs(30),
             log_level: None,
             threads: None,
+            access_log: false,
         }
     }
 }
@@ -108,6 +112,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
                 options.drain_timeout = Duration::from_secs(secs);
             }
             "--log-level" => options.log_level = Some(value("--log-level")?),
+            "--access-log" => options.access_log = true,
             "--threads" => {
                 let threads: usize = value("--threads")?
                     .parse()

@@ -28,6 +28,7 @@ static APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/jso
 pub async fn handle(gateway: Arc<Gateway>, request: Request<Incoming>) -> Response<GatewayBody> {
     let request_id = RequestId::from_headers(request.headers());
     let mut completion = gateway.metrics.start();
+    completion.log_request(request_id.header_ref(), request.method(), request.uri().path());
     // Loaded once: this request is served by this table from start to end, whatever reloads do.
     let table = gateway.tables.load();
     let outcome = match table {
@@ -76,6 +77,7 @@ async fn dispatch(
         (_, path) => return Err(GatewayError::NotFound { path: path.to_owned() }),
     };
     let key = table.keys.authenticate(request.headers(), crate::unix_now())?;
+    completion.set_key(&key.name);
     let body = read_body(request.into_body(), gateway.settings.max_body_bytes).await?;
     let mut model_request = ModelRequest::parse(&body)?;
     if endpoint == Endpoint::Embeddings {
@@ -84,7 +86,7 @@ async fn dispatch(
     let route = table
         .route(&model_request.model)
         .ok_or_else(|| GatewayError::UnknownModel { model: model_request.model.clone() })?;
-    completion.set_route(route.metrics.clone());
+    completion.set_route(&route.model, route.metrics.clone());
     if !key.may_use(route.index) {
         return Err(GatewayError::ModelNotAllowed { model: model_request.model.clone() });
     }
@@ -108,7 +110,8 @@ async fn dispatch(
     Err(last_error.map_or(GatewayError::NotReady, GatewayError::Upstream))
 }
 
-fn respond(reply: Reply, provider: &str, completion: &mut Completion) -> Response<GatewayBody> {
+fn respond(reply: Reply, provider: &Arc<str>, completion: &mut Completion) -> Response<GatewayBody> {
+    completion.set_provider(provider);
     let (body, content_type) = match reply {
         Reply::Full { body, usage } => {
             completion.add_usage(usage);
@@ -124,7 +127,7 @@ fn respond(reply: Reply, provider: &str, completion: &mut Completion) -> Respons
     if streaming {
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     }
-    if let Ok(value) = HeaderValue::from_str(provider) {
+    if let Ok(value) = HeaderValue::from_str(provider.as_ref()) {
         headers.insert("x-switchboard-provider", value);
     }
     response

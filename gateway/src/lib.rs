@@ -50,7 +50,7 @@ pub async fn run(options: cli::ServeOptions) -> Result<(), String> {
     let terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| format!("cannot listen for SIGTERM: {e}"))?;
     let source = options.config.clone().map_or(ConfigSource::Embedded, ConfigSource::File);
-    let metrics = Arc::new(Metrics::default());
+    let metrics = Arc::new(Metrics::new(options.access_log));
     let ctx = CompileContext { client: upstream::new_http_client(), metrics: metrics.clone() };
     let text = source.read()?;
     let table = reload::prepare(&text, source.format(), &ctx).map_err(|errors| {

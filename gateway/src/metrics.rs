@@ -6,6 +6,7 @@
 
 use crate::error::{UpstreamError, UpstreamErrorKind};
 use arc_swap::ArcSwap;
+use http::{HeaderValue, Method};
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -121,11 +122,20 @@ pub struct Metrics {
     pub config_reload_failures: AtomicU64,
     pub config_loaded_unix: AtomicU64,
     config_hash: ArcSwap<String>,
+    /// Whether every request also produces an access log line (`--access-log`).
+    access_log: bool,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
+        Metrics::new(false)
+    }
+}
+
+impl Metrics {
+    pub fn new(access_log: bool) -> Self {
         Metrics {
+            access_log,
             routes: Registry::new(),
             providers: Registry::new(),
             unrouted: Arc::default(),
@@ -137,9 +147,7 @@ impl Default for Metrics {
             config_hash: ArcSwap::from_pointee(String::new()),
         }
     }
-}
 
-impl Metrics {
     /// The counters for `route`, created on first use. Called while compiling a config, never
     /// per request.
     pub fn route(&self, route: &str) -> Arc<RouteMetrics> {
@@ -171,6 +179,7 @@ impl Metrics {
             start: Instant::now(),
             usage: Usage::default(),
             finished: false,
+            log: None,
         }
     }
 
@@ -326,11 +335,53 @@ pub struct Completion {
     start: Instant,
     usage: Usage,
     finished: bool,
+    /// Only allocated when access logging is on.
+    log: Option<Box<AccessLog>>,
+}
+
+/// What one access log line says beyond the counters: who asked for what, and who answered.
+/// Names only: the key's label, never the key.
+struct AccessLog {
+    request_id: HeaderValue,
+    method: Method,
+    path: Box<str>,
+    route: Option<Arc<str>>,
+    key: Option<Arc<str>>,
+    provider: Option<Arc<str>>,
 }
 
 impl Completion {
-    pub fn set_route(&mut self, route: Arc<RouteMetrics>) {
+    /// Starts an access log line for this request, if access logging is on.
+    pub fn log_request(&mut self, request_id: &HeaderValue, method: &Method, path: &str) {
+        if self.metrics.access_log {
+            self.log = Some(Box::new(AccessLog {
+                request_id: request_id.clone(),
+                method: method.clone(),
+                path: path.into(),
+                route: None,
+                key: None,
+                provider: None,
+            }));
+        }
+    }
+
+    pub fn set_route(&mut self, name: &Arc<str>, route: Arc<RouteMetrics>) {
         self.route = route;
+        if let Some(log) = &mut self.log {
+            log.route = Some(name.clone());
+        }
+    }
+
+    pub fn set_key(&mut self, name: &Arc<str>) {
+        if let Some(log) = &mut self.log {
+            log.key = Some(name.clone());
+        }
+    }
+
+    pub fn set_provider(&mut self, name: &Arc<str>) {
+        if let Some(log) = &mut self.log {
+            log.provider = Some(name.clone());
+        }
     }
 
     pub fn set_status(&mut self, status: u16) {
@@ -352,6 +403,23 @@ impl Drop for Completion {
     fn drop(&mut self) {
         self.metrics.in_flight.fetch_sub(1, Relaxed);
         let status = if self.finished || self.status != 200 { self.status } else { 499 };
-        self.route.record(status, self.start.elapsed(), self.usage, !self.finished);
+        let elapsed = self.start.elapsed();
+        self.route.record(status, elapsed, self.usage, !self.finished);
+        if let Some(log) = self.log.take() {
+            tracing::info!(
+                target: "access",
+                request_id = %log.request_id.to_str().unwrap_or("?"),
+                method = %log.method,
+                path = %log.path,
+                route = %log.route.as_deref().unwrap_or("-"),
+                key = %log.key.as_deref().unwrap_or("-"),
+                provider = %log.provider.as_deref().unwrap_or("-"),
+                status,
+                duration_ms = elapsed.as_secs_f64() * 1000.0,
+                tokens_in = self.usage.prompt_tokens,
+                tokens_out = self.usage.completion_tokens,
+                "access"
+            );
+        }
     }
 }

@@ -36,6 +36,10 @@ impl RequestId {
         RequestId(HeaderValue::from_str(&text).unwrap_or(HeaderValue::from_static("unknown")))
     }
 
+    pub fn header_ref(&self) -> &HeaderValue {
+        &self.0
+    }
+
     pub fn header_value(&self) -> HeaderValue {
         self.0.clone()
     }

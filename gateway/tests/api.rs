@@ -176,7 +176,7 @@ async fn metrics_count_requests_tokens_and_config() {
 
 #[tokio::test]
 async fn keys_never_reach_the_logs() {
-    let gateway = Gateway::start(Some(&config()), &["--log-level", "trace"]);
+    let gateway = Gateway::start(Some(&config()), &["--log-level", "trace", "--access-log"]);
     let chat = gateway.url("/v1/chat/completions");
     send("POST", &chat, &[("x-api-key", KEY)], CHAT).await;
     send("POST", &chat, &[("authorization", "Bearer sk-wrong-secret")], CHAT).await;
@@ -185,6 +185,11 @@ async fn keys_never_reach_the_logs() {
     send("POST", &chat, &[("x-api-key", KEY)], stream).await;
     let log = gateway.log();
     assert!(log.contains("request refused"), "trace logging should show refusals:\n{log}");
+    // The access log names the key by its label.
+    let access: Vec<&str> = log.lines().filter(|l| l.contains(" INFO access ")).collect();
+    assert_eq!(access.len(), 4, "{log}");
+    assert!(access[0].contains("route=mock key=full provider=mock status=200"), "{}", access[0]);
+    assert!(access[1].contains("status=401"), "{}", access[1]);
     for secret in [KEY, "sk-wrong-secret", "sk-test-disabled"] {
         assert!(!log.contains(secret), "{secret} leaked into the log:\n{log}");
     }
