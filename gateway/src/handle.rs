@@ -97,6 +97,7 @@ async fn dispatch(
         let call = Call { endpoint, model: &backend.model, request_id };
         let outcome = upstream.send(call, &mut model_request).await;
         backend.metrics.record(outcome.as_ref().map(|_| ()));
+        backend.record(outcome.as_ref().err().map(|err| err.is_retryable()));
         match outcome {
             Ok(reply) => return Ok(respond(reply, upstream.name(), completion)),
             Err(err) if err.is_retryable() => {

@@ -60,9 +60,14 @@ const OUTCOMES: [&str; 7] =
 #[derive(Default)]
 pub struct ProviderMetrics {
     outcomes: [AtomicU64; OUTCOMES.len()],
+    ejections: AtomicU64,
 }
 
 impl ProviderMetrics {
+    pub fn record_ejection(&self) {
+        self.ejections.fetch_add(1, Relaxed);
+    }
+
     pub fn record(&self, outcome: Result<(), &UpstreamError>) {
         let slot = match outcome {
             Ok(()) => 0,
@@ -283,6 +288,20 @@ impl Metrics {
                     escape(&provider)
                 );
             }
+        }
+        header(
+            &mut out,
+            "switchboard_backend_ejections_total",
+            "counter",
+            "Times a backend of this provider was moved to the back after repeated failures.",
+        );
+        for (provider, m) in self.providers.sorted() {
+            let _ = writeln!(
+                out,
+                "switchboard_backend_ejections_total{{provider=\"{}\"}} {}",
+                escape(&provider),
+                m.ejections.load(Relaxed)
+            );
         }
         header(&mut out, "switchboard_in_flight_requests", "gauge", "Requests being served right now.");
         let _ = writeln!(out, "switchboard_in_flight_requests {}", self.in_flight.load(Relaxed));

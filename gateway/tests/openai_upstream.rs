@@ -279,3 +279,27 @@ async fn a_stalled_stream_ends_with_an_error_after_the_provider_timeout() {
     let stats = mock.wait_for(Duration::from_secs(2), |s| s.streams_aborted == 1).await;
     assert_eq!(stats.streams_aborted, 1, "the stalled upstream request is cancelled: {stats:?}");
 }
+
+#[tokio::test]
+async fn a_backend_that_keeps_failing_is_tried_last() {
+    let mock = upstream().await;
+    let gateway = Gateway::start(Some(&config(&mock.base_url())), &[]);
+    let url = gateway.url("/v1/chat/completions");
+    let calls = |before: u64| mock.stats().chat_requests - before;
+    // The `fallback` route: primary (always 503), then an unreachable provider, then secondary.
+    for _ in 0..3 {
+        let before = mock.stats().chat_requests;
+        let response = send("POST", &url, &[("x-api-key", KEY)], chat("fallback", "")).await;
+        assert_eq!(response.headers["x-switchboard-provider"], "secondary");
+        assert_eq!(calls(before), 2, "primary is still tried first");
+    }
+    // Three consecutive failures each: both broken backends are ejected for a while.
+    let before = mock.stats().chat_requests;
+    let response = send("POST", &url, &[("x-api-key", KEY)], chat("fallback", "")).await;
+    assert_eq!(response.headers["x-switchboard-provider"], "secondary");
+    assert_eq!(calls(before), 1, "the healthy backend is tried first now");
+    let ejections =
+        |provider: &str| format!(r#"switchboard_backend_ejections_total{{provider="{provider}"}}"#);
+    assert_eq!(gateway.metric(&ejections("primary")).await, 1.0);
+    assert_eq!(gateway.metric(&ejections("nowhere")).await, 1.0);
+}

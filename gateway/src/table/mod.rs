@@ -6,6 +6,7 @@
 //! it never sees two configs, and a reload never waits for requests.
 
 mod compile;
+mod health;
 mod route;
 
 pub use compile::{CompileContext, compile};

@@ -1,5 +1,7 @@
-//! Backend selection for one route: weighted within a priority tier, fallback across tiers.
+//! Backend selection for one route: weighted within a priority tier, fallback across tiers,
+//! backends that keep failing last.
 
+use super::health::{Health, now_ms};
 use crate::metrics::{ProviderMetrics, RouteMetrics};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -12,6 +14,28 @@ pub struct Backend {
     pub model: Arc<str>,
     /// The provider's counters, shared by every backend that uses it.
     pub metrics: Arc<ProviderMetrics>,
+    pub health: Health,
+}
+
+impl Backend {
+    pub fn new(upstream: usize, model: Arc<str>, metrics: Arc<ProviderMetrics>) -> Self {
+        Backend { upstream, model, metrics, health: Health::default() }
+    }
+
+    /// Records one attempt's outcome: `None` for success, `Some(retryable)` for a failure.
+    /// Failures that are about the request, not the backend, leave its health alone.
+    pub fn record(&self, failure: Option<bool>) {
+        match failure {
+            None => self.health.record_success(),
+            Some(true) => {
+                if self.health.record_failure(now_ms()) {
+                    self.metrics.record_ejection();
+                    tracing::warn!(model = %self.model, "backend ejected after repeated failures; trying it last for 5 s");
+                }
+            }
+            Some(false) => {}
+        }
+    }
 }
 
 impl std::fmt::Debug for Backend {
@@ -35,6 +59,7 @@ pub struct Route {
     pub index: usize,
     pub metrics: Arc<RouteMetrics>,
     tiers: Box<[Tier]>,
+    backend_count: usize,
 }
 
 /// The longest schedule kept per tier; larger weight sums are scaled down proportionally.
@@ -49,6 +74,7 @@ impl Route {
         mut backends: Vec<(u32, u32, Backend)>,
     ) -> Self {
         backends.sort_by_key(|(priority, _, _)| *priority);
+        let backend_count = backends.len();
         let mut tiers = Vec::new();
         let mut rest = backends.into_iter().peekable();
         while let Some((priority, weight, backend)) = rest.next() {
@@ -63,13 +89,15 @@ impl Route {
                 cursor: AtomicUsize::new(0),
             });
         }
-        Route { model: Arc::from(model), index, metrics, tiers: tiers.into_boxed_slice() }
+        Route { model: Arc::from(model), index, metrics, tiers: tiers.into_boxed_slice(), backend_count }
     }
 
     /// The backends to try for one request, in order: the weighted pick of the first tier, the
-    /// rest of that tier, then each fallback tier the same way.
-    pub fn attempts(&self) -> impl Iterator<Item = &Backend> {
-        self.tiers.iter().flat_map(|tier| {
+    /// rest of that tier, then each fallback tier the same way; ejected backends (see
+    /// [`Health`]) keep their relative order but go after every healthy one.
+    pub fn attempts(&self) -> Vec<&Backend> {
+        let mut order = Vec::with_capacity(self.backend_count);
+        for tier in &self.tiers {
             let n = tier.backends.len();
             let first = if n == 1 {
                 0
@@ -77,8 +105,13 @@ impl Route {
                 let slot = tier.cursor.fetch_add(1, Relaxed) % tier.schedule.len();
                 usize::from(tier.schedule[slot])
             };
-            (0..n).map(move |i| &tier.backends[(first + i) % n])
-        })
+            order.extend((0..n).map(|i| &tier.backends[(first + i) % n]));
+        }
+        let now = now_ms();
+        if order.iter().any(|b| b.health.is_ejected(now)) {
+            order.sort_by_key(|b| b.health.is_ejected(now));
+        }
+        order
     }
 }
 
@@ -113,7 +146,7 @@ mod tests {
     use super::*;
 
     fn backend(upstream: usize) -> Backend {
-        Backend { upstream, model: Arc::from("m"), metrics: Arc::default() }
+        Backend::new(upstream, Arc::from("m"), Arc::default())
     }
 
     #[test]
@@ -133,7 +166,7 @@ mod tests {
             vec![(1, 1, backend(9)), (0, 3, backend(0)), (0, 1, backend(1))],
         );
         let orders: Vec<Vec<usize>> =
-            (0..4).map(|_| route.attempts().map(|b| b.upstream).collect()).collect();
+            (0..4).map(|_| route.attempts().iter().map(|b| b.upstream).collect()).collect();
         assert_eq!(orders, vec![vec![0, 1, 9], vec![0, 1, 9], vec![1, 0, 9], vec![0, 1, 9]]);
     }
 }
