@@ -125,6 +125,8 @@ pub struct Metrics {
     pub config_generation: AtomicU64,
     pub config_reloads: AtomicU64,
     pub config_reload_failures: AtomicU64,
+    /// Looks at the config source (file events and the periodic check).
+    pub config_checks: AtomicU64,
     pub config_loaded_unix: AtomicU64,
     config_hash: ArcSwap<String>,
     /// Whether every request also produces an access log line (`--access-log`).
@@ -148,6 +150,7 @@ impl Metrics {
             config_generation: AtomicU64::new(0),
             config_reloads: AtomicU64::new(0),
             config_reload_failures: AtomicU64::new(0),
+            config_checks: AtomicU64::new(0),
             config_loaded_unix: AtomicU64::new(0),
             config_hash: ArcSwap::from_pointee(String::new()),
         }
@@ -333,6 +336,13 @@ impl Metrics {
             "switchboard_config_reload_failures_total {}",
             self.config_reload_failures.load(Relaxed)
         );
+        header(
+            &mut out,
+            "switchboard_config_checks_total",
+            "counter",
+            "Looks at the config file (after a change event, and every 5 s).",
+        );
+        let _ = writeln!(out, "switchboard_config_checks_total {}", self.config_checks.load(Relaxed));
         out
     }
 }

@@ -43,16 +43,60 @@ impl ConfigSource {
     }
 }
 
-/// A short content hash that names a config version in logs and metrics.
-pub fn content_hash(text: &str) -> String {
-    let digest = Sha256::digest(text.as_bytes());
-    digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
+/// A short hash that names one version of the config in logs and metrics: the document plus the
+/// credential files it names, so a rotated Secret counts as a change even when the text did not.
+pub fn fingerprint(text: &str, format: Format) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(text.as_bytes());
+    if let Ok(snapshot) = Snapshot::parse(text, format) {
+        for path in snapshot.credential_files() {
+            hasher.update(path.as_bytes());
+            match std::fs::read(path) {
+                Ok(contents) => hasher.update(&contents),
+                Err(err) => hasher.update(err.kind().to_string().as_bytes()),
+            }
+        }
+    }
+    hasher.finalize().iter().take(6).map(|b| format!("{b:02x}")).collect()
 }
 
-/// Parses, validates and compiles a config document.
+/// Parses, validates and compiles a config document. Blocking (it may read credential files):
+/// call it from a blocking thread when on the runtime.
 pub fn prepare(text: &str, format: Format, ctx: &CompileContext) -> Result<RoutingTable, ConfigErrors> {
     let snapshot = Snapshot::parse(text, format)?;
-    compile(&snapshot, &content_hash(text), ctx)
+    compile(&snapshot, &fingerprint(text, format), ctx)
+}
+
+/// What one look at the config file found.
+enum Change {
+    Unchanged,
+    Unreadable { marker: String, error: std::io::Error },
+    Valid { fingerprint: String, table: Box<RoutingTable> },
+    Invalid { fingerprint: String, errors: ConfigErrors },
+}
+
+/// Reads the file and, if its fingerprint differs from `last_seen`, prepares it. Blocking.
+fn look(path: &Path, last_seen: &str, ctx: &CompileContext) -> Change {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(error) => {
+            let marker = format!("unreadable: {}", error.kind());
+            return if marker == last_seen {
+                Change::Unchanged
+            } else {
+                Change::Unreadable { marker, error }
+            };
+        }
+    };
+    let format = Format::of_path(path);
+    let fingerprint = fingerprint(&text, format);
+    if fingerprint == last_seen {
+        return Change::Unchanged;
+    }
+    match prepare(&text, format, ctx) {
+        Ok(table) => Change::Valid { fingerprint, table: Box::new(table) },
+        Err(errors) => Change::Invalid { fingerprint, errors },
+    }
 }
 
 /// Publishes a compiled table.
@@ -79,7 +123,14 @@ pub async fn watch_file(
     // Watch the directory, not the file: editors and Kubernetes ConfigMap mounts replace the file
     // (rename or symlink swap), which a watch on the old inode would never see.
     let directory = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_owned();
-    let watcher = notify::recommended_watcher(move |_event| {
+    let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        // Opening and reading files is reported too, our own reads included: reacting to those
+        // would make every look trigger the next one.
+        if let Ok(event) = &event
+            && matches!(event.kind, notify::EventKind::Access(_))
+        {
+            return;
+        }
         let _ = tx.send(());
     })
     .and_then(|mut watcher| {
@@ -103,38 +154,37 @@ pub async fn watch_file(
             }
             _ = poll.tick() => {}
         }
-        let text = match tokio::fs::read_to_string(&path).await {
-            Ok(text) => text,
-            Err(err) => {
-                let marker = format!("unreadable: {}", err.kind());
-                if last_seen != marker {
-                    gateway.metrics.config_reload_failures.fetch_add(1, Relaxed);
-                    tracing::error!(path = %path.display(), error = %err, "config file unreadable; still serving the previous config");
-                    last_seen = marker;
-                }
-                continue;
-            }
-        };
-        let hash = content_hash(&text);
-        if hash == last_seen {
+        gateway.metrics.config_checks.fetch_add(1, Relaxed);
+        // Reading files and compiling (10,000 keys take milliseconds) stay off the runtime's
+        // worker threads.
+        let (look_path, look_seen, look_ctx) = (path.clone(), last_seen.clone(), ctx.clone());
+        let Ok(change) = tokio::task::spawn_blocking(move || look(&look_path, &look_seen, &look_ctx)).await
+        else {
             continue;
-        }
-        last_seen = hash;
-        match prepare(&text, Format::of_path(&path), &ctx) {
-            Ok(table) => {
-                gateway.metrics.config_reloads.fetch_add(1, Relaxed);
-                apply(&gateway, table);
+        };
+        match change {
+            Change::Unchanged => {}
+            Change::Unreadable { marker, error } => {
+                gateway.metrics.config_reload_failures.fetch_add(1, Relaxed);
+                tracing::error!(path = %path.display(), error = %error, "config file unreadable; still serving the previous config");
+                last_seen = marker;
             }
-            Err(errors) => {
+            Change::Valid { fingerprint, table } => {
+                gateway.metrics.config_reloads.fetch_add(1, Relaxed);
+                apply(&gateway, *table);
+                last_seen = fingerprint;
+            }
+            Change::Invalid { fingerprint, errors } => {
                 gateway.metrics.config_reload_failures.fetch_add(1, Relaxed);
                 let serving = gateway.tables.load().map(|t| t.hash.clone()).unwrap_or_default();
                 tracing::error!(
                     path = %path.display(),
-                    rejected = %last_seen,
+                    rejected = %fingerprint,
                     serving = %serving,
                     errors = %errors,
                     "config rejected; still serving the previous config"
                 );
+                last_seen = fingerprint;
             }
         }
     }

@@ -128,3 +128,42 @@ async fn a_kubernetes_configmap_update_is_followed() {
     assert!(eventually(Duration::from_secs(5), async || reply().await == "version-2").await);
     assert_eq!(gateway.metric("switchboard_config_generation").await, 2.0);
 }
+
+#[tokio::test]
+async fn a_rotated_credential_file_is_picked_up_without_a_config_change() {
+    let mock = switchboard_mock_upstream::MockUpstream::start(([127, 0, 0, 1], 0).into()).await.unwrap();
+    // The key lives elsewhere, as a mounted Secret does: only the periodic look notices it.
+    let secrets = TempDir::new();
+    let key_file = secrets.0.join("openai-key");
+    std::fs::write(&key_file, "sk-first\n").unwrap();
+    let config = format!(
+        "version: 1\nproviders:\n  - name: up\n    type: openai\n    base_url: {}\n    api_key: {{ file: {} }}\nroutes:\n  - model: m\n    backends: [{{provider: up}}]\nkeys:\n  - name: k\n    hash: {}\n",
+        mock.base_url(),
+        key_file.display(),
+        hash_key(KEY)
+    );
+    let gateway = Gateway::start(Some(&config), &[]);
+    let body = r#"{"model":"m","messages":[{"role":"user","content":"?"}]}"#;
+    let upstream_auth = async || {
+        let response = send("POST", &gateway.url("/v1/chat/completions"), &[("x-api-key", KEY)], body).await;
+        assert_eq!(response.status, 200, "{}", response.text());
+        mock.last_request().unwrap().header("authorization").unwrap_or_default().to_owned()
+    };
+    assert_eq!(upstream_auth().await, "Bearer sk-first");
+    // Past the watcher's first look, so the change is found by the periodic one.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    std::fs::write(&key_file, "sk-second\n").unwrap();
+    assert!(eventually(Duration::from_secs(8), async || upstream_auth().await == "Bearer sk-second").await);
+    assert_eq!(gateway.metric("switchboard_config_reloads_total").await, 1.0);
+}
+
+#[tokio::test]
+async fn an_unchanged_file_is_not_reread_in_a_loop() {
+    // Reading the file is itself a filesystem event; the watcher must not react to its own reads.
+    let gateway = Gateway::start(Some(&valid(1)), &[]);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let before = gateway.metric("switchboard_config_checks_total").await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let after = gateway.metric("switchboard_config_checks_total").await;
+    assert!(after - before <= 1.0, "{} looks at an unchanged file in one second", after - before);
+}

@@ -121,6 +121,22 @@ impl Snapshot {
         serde_json::to_string(self).unwrap_or_default()
     }
 
+    /// Every credential file the snapshot names (provider keys and header values), so whoever
+    /// loads it can notice when a mounted Secret is rotated.
+    pub fn credential_files(&self) -> Vec<&str> {
+        let mut files = Vec::new();
+        for provider in &self.providers {
+            if let ProviderConfig::OpenAi(p) = provider {
+                let credentials = p.api_key.iter().chain(p.headers.iter().map(|h| &h.value));
+                files.extend(credentials.filter_map(|c| match c {
+                    Credential::File(path) => Some(path.as_str()),
+                    Credential::Env(_) | Credential::Value(_) => None,
+                }));
+            }
+        }
+        files
+    }
+
     pub fn provider(&self, name: &str) -> Option<&ProviderConfig> {
         self.providers.iter().find(|p| p.name() == name)
     }

@@ -10,6 +10,7 @@ use switchboard_config::{ConfigError, ConfigErrors, Snapshot};
 
 /// What compiling needs from the running process: the shared connection pool (kept across
 /// reloads so warm upstream connections survive) and the metrics registry.
+#[derive(Clone)]
 pub struct CompileContext {
     pub client: HttpClient,
     pub metrics: Arc<Metrics>,
