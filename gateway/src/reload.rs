@@ -45,16 +45,14 @@ impl ConfigSource {
 
 /// A short hash that names one version of the config in logs and metrics: the document plus the
 /// credential files it names, so a rotated Secret counts as a change even when the text did not.
-pub fn fingerprint(text: &str, format: Format) -> String {
+pub fn fingerprint(text: &str, credential_files: &[impl AsRef<str>]) -> String {
     let mut hasher = Sha256::new();
     hasher.update(text.as_bytes());
-    if let Ok(snapshot) = Snapshot::parse(text, format) {
-        for path in snapshot.credential_files() {
-            hasher.update(path.as_bytes());
-            match std::fs::read(path) {
-                Ok(contents) => hasher.update(&contents),
-                Err(err) => hasher.update(err.kind().to_string().as_bytes()),
-            }
+    for path in credential_files {
+        hasher.update(path.as_ref().as_bytes());
+        match std::fs::read(path.as_ref()) {
+            Ok(contents) => hasher.update(&contents),
+            Err(err) => hasher.update(err.kind().to_string().as_bytes()),
         }
     }
     hasher.finalize().iter().take(6).map(|b| format!("{b:02x}")).collect()
@@ -64,7 +62,7 @@ pub fn fingerprint(text: &str, format: Format) -> String {
 /// call it from a blocking thread when on the runtime.
 pub fn prepare(text: &str, format: Format, ctx: &CompileContext) -> Result<RoutingTable, ConfigErrors> {
     let snapshot = Snapshot::parse(text, format)?;
-    compile(&snapshot, &fingerprint(text, format), ctx)
+    compile(&snapshot, &fingerprint(text, &snapshot.credential_files()), ctx)
 }
 
 /// What one look at the config file found.
@@ -75,8 +73,9 @@ enum Change {
     Invalid { fingerprint: String, errors: ConfigErrors },
 }
 
-/// Reads the file and, if its fingerprint differs from `last_seen`, prepares it. Blocking.
-fn look(path: &Path, last_seen: &str, ctx: &CompileContext) -> Change {
+/// Reads the file and, if its fingerprint differs from `last_seen`, prepares it. The credential
+/// files are those of the config being served (a new text is prepared anyway). Blocking.
+fn look(path: &Path, last_seen: &str, credential_files: &[String], ctx: &CompileContext) -> Change {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(error) => {
@@ -88,13 +87,13 @@ fn look(path: &Path, last_seen: &str, ctx: &CompileContext) -> Change {
             };
         }
     };
-    let format = Format::of_path(path);
-    let fingerprint = fingerprint(&text, format);
+    let fingerprint = fingerprint(&text, credential_files);
     if fingerprint == last_seen {
         return Change::Unchanged;
     }
-    match prepare(&text, format, ctx) {
-        Ok(table) => Change::Valid { fingerprint, table: Box::new(table) },
+    match prepare(&text, Format::of_path(path), ctx) {
+        // The table's own fingerprint covers its (possibly new) credential files.
+        Ok(table) => Change::Valid { fingerprint: table.hash.clone(), table: Box::new(table) },
         Err(errors) => Change::Invalid { fingerprint, errors },
     }
 }
@@ -145,7 +144,8 @@ pub async fn watch_file(
         }
     };
     let mut last_seen = loaded_hash;
-    let mut poll = tokio::time::interval(POLL_EVERY);
+    // The config was just loaded: the first periodic look is one period away.
+    let mut poll = tokio::time::interval_at(tokio::time::Instant::now() + POLL_EVERY, POLL_EVERY);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -157,9 +157,10 @@ pub async fn watch_file(
         gateway.metrics.config_checks.fetch_add(1, Relaxed);
         // Reading files and compiling (10,000 keys take milliseconds) stay off the runtime's
         // worker threads.
+        let credential_files = gateway.tables.load().map(|t| t.credential_files.clone()).unwrap_or_default();
         let (look_path, look_seen, look_ctx) = (path.clone(), last_seen.clone(), ctx.clone());
-        let Ok(change) = tokio::task::spawn_blocking(move || look(&look_path, &look_seen, &look_ctx)).await
-        else {
+        let looked = move || look(&look_path, &look_seen, &credential_files, &look_ctx);
+        let Ok(change) = tokio::task::spawn_blocking(looked).await else {
             continue;
         };
         match change {

@@ -72,5 +72,6 @@ pub fn compile(snapshot: &Snapshot, hash: &str, ctx: &CompileContext) -> Result<
         keys,
         upstreams,
         created_unix: crate::unix_now(),
+        credential_files: snapshot.credential_files().into_iter().map(str::to_owned).collect(),
     })
 }

@@ -29,6 +29,9 @@ pub struct RoutingTable {
     pub upstreams: Vec<Upstream>,
     /// When the table was compiled; reported as `created` by `/v1/models`.
     pub created_unix: i64,
+    /// Credential files the config names: part of its fingerprint, so a rotated Secret is
+    /// noticed without the config text changing.
+    pub credential_files: Vec<String>,
 }
 
 impl RoutingTable {
