@@ -9,6 +9,7 @@ pub mod body;
 pub mod cli;
 pub mod error;
 pub mod handle;
+pub mod memory;
 pub mod metrics;
 pub mod reload;
 pub mod request_id;
@@ -65,6 +66,8 @@ pub async fn run(options: cli::ServeOptions) -> Result<(), String> {
         draining: AtomicBool::new(false),
     });
     reload::apply(&gateway, table);
+    // Parsing a big config leaves megabytes of freed memory behind; give it back before serving.
+    memory::release_free_memory();
 
     let api = TcpListener::bind(options.listen)
         .await

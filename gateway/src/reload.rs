@@ -73,6 +73,35 @@ enum Change {
     Invalid { fingerprint: String, errors: ConfigErrors },
 }
 
+/// One request to the config thread.
+struct Look {
+    last_seen: String,
+    credential_files: Vec<String>,
+    done: tokio::sync::oneshot::Sender<Change>,
+}
+
+/// Reading files and compiling a config (10,000 keys take milliseconds and megabytes) happen on
+/// one long-lived thread: off the runtime's workers, and always in the same allocator arena, so
+/// repeated reloads reuse memory instead of spreading it over per-thread arenas (measured:
+/// 30 reloads of 10,000 keys grew RSS to 42 MiB on short-lived blocking threads).
+fn spawn_looker(path: PathBuf, ctx: CompileContext) -> std::sync::mpsc::Sender<Look> {
+    let (tx, rx) = std::sync::mpsc::channel::<Look>();
+    let spawned = std::thread::Builder::new().name("config".into()).spawn(move || {
+        for job in rx {
+            let change = look(&path, &job.last_seen, &job.credential_files, &ctx);
+            let compiled = matches!(change, Change::Valid { .. } | Change::Invalid { .. });
+            let _ = job.done.send(change);
+            if compiled {
+                crate::memory::release_free_memory();
+            }
+        }
+    });
+    if let Err(err) = spawned {
+        tracing::error!(error = %err, "cannot start the config thread; reloads are off");
+    }
+    tx
+}
+
 /// Reads the file and, if its fingerprint differs from `last_seen`, prepares it. The credential
 /// files are those of the config being served (a new text is prepared anyway). Blocking.
 fn look(path: &Path, last_seen: &str, credential_files: &[String], ctx: &CompileContext) -> Change {
@@ -143,6 +172,7 @@ pub async fn watch_file(
             None
         }
     };
+    let looker = spawn_looker(path.clone(), ctx);
     let mut last_seen = loaded_hash;
     // The config was just loaded: the first periodic look is one period away.
     let mut poll = tokio::time::interval_at(tokio::time::Instant::now() + POLL_EVERY, POLL_EVERY);
@@ -155,12 +185,14 @@ pub async fn watch_file(
             _ = poll.tick() => {}
         }
         gateway.metrics.config_checks.fetch_add(1, Relaxed);
-        // Reading files and compiling (10,000 keys take milliseconds) stay off the runtime's
-        // worker threads.
         let credential_files = gateway.tables.load().map(|t| t.credential_files.clone()).unwrap_or_default();
-        let (look_path, look_seen, look_ctx) = (path.clone(), last_seen.clone(), ctx.clone());
-        let looked = move || look(&look_path, &look_seen, &credential_files, &look_ctx);
-        let Ok(change) = tokio::task::spawn_blocking(looked).await else {
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        let job = Look { last_seen: last_seen.clone(), credential_files, done: done_tx };
+        if looker.send(job).is_err() {
+            tracing::error!("the config thread is gone; reloads have stopped");
+            return;
+        }
+        let Ok(change) = done_rx.await else {
             continue;
         };
         match change {
