@@ -174,8 +174,9 @@ pub async fn watch_file(
     };
     let looker = spawn_looker(path.clone(), ctx);
     let mut last_seen = loaded_hash;
-    // The config was just loaded: the first periodic look is one period away.
-    let mut poll = tokio::time::interval_at(tokio::time::Instant::now() + POLL_EVERY, POLL_EVERY);
+    // The first tick is immediate: it catches a change made between the initial load and the
+    // watcher's registration (cheap when nothing changed: one read and one hash).
+    let mut poll = tokio::time::interval(POLL_EVERY);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {

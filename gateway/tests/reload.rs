@@ -150,7 +150,7 @@ async fn a_rotated_credential_file_is_picked_up_without_a_config_change() {
         mock.last_request().unwrap().header("authorization").unwrap_or_default().to_owned()
     };
     assert_eq!(upstream_auth().await, "Bearer sk-first");
-    // Past the watcher's first look, so the change is found by the periodic one.
+    // Past the watcher's first look, so the change is found by a periodic one.
     tokio::time::sleep(Duration::from_millis(300)).await;
     std::fs::write(&key_file, "sk-second\n").unwrap();
     assert!(eventually(Duration::from_secs(8), async || upstream_auth().await == "Bearer sk-second").await);
