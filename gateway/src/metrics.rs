@@ -306,49 +306,63 @@ impl Metrics {
                 m.ejections.load(Relaxed)
             );
         }
-        header(&mut out, "switchboard_in_flight_requests", "gauge", "Requests being served right now.");
-        let _ = writeln!(out, "switchboard_in_flight_requests {}", self.in_flight.load(Relaxed));
-        header(&mut out, "switchboard_config_generation", "gauge", "Generation of the config being served.");
-        let _ = writeln!(out, "switchboard_config_generation {}", self.config_generation.load(Relaxed));
-        header(&mut out, "switchboard_config_info", "gauge", "The config being served, by content hash.");
+        let load = |counter: &AtomicU64| counter.load(Relaxed);
+        scalar(
+            &mut out,
+            "switchboard_in_flight_requests",
+            "gauge",
+            "Requests being served right now.",
+            self.in_flight.load(Relaxed),
+        );
+        scalar(
+            &mut out,
+            "switchboard_config_generation",
+            "gauge",
+            "Generation of the config being served.",
+            load(&self.config_generation),
+        );
+        header(&mut out, "switchboard_config_info", "gauge", "The config being served, by fingerprint.");
         let _ = writeln!(out, "switchboard_config_info{{hash=\"{}\"}} 1", escape(&self.config_hash.load()));
-        header(
+        scalar(
             &mut out,
             "switchboard_config_loaded_timestamp_seconds",
             "gauge",
             "When the served config was applied.",
+            load(&self.config_loaded_unix),
         );
-        let _ = writeln!(
-            out,
-            "switchboard_config_loaded_timestamp_seconds {}",
-            self.config_loaded_unix.load(Relaxed)
+        scalar(
+            &mut out,
+            "switchboard_config_reloads_total",
+            "counter",
+            "Configs applied after startup.",
+            load(&self.config_reloads),
         );
-        header(&mut out, "switchboard_config_reloads_total", "counter", "Configs applied after startup.");
-        let _ = writeln!(out, "switchboard_config_reloads_total {}", self.config_reloads.load(Relaxed));
-        header(
+        scalar(
             &mut out,
             "switchboard_config_reload_failures_total",
             "counter",
             "Configs rejected; the previous one kept serving.",
+            load(&self.config_reload_failures),
         );
-        let _ = writeln!(
-            out,
-            "switchboard_config_reload_failures_total {}",
-            self.config_reload_failures.load(Relaxed)
-        );
-        header(
+        scalar(
             &mut out,
             "switchboard_config_checks_total",
             "counter",
             "Looks at the config file (after a change event, and every 5 s).",
+            load(&self.config_checks),
         );
-        let _ = writeln!(out, "switchboard_config_checks_total {}", self.config_checks.load(Relaxed));
         out
     }
 }
 
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// One unlabelled series with its HELP and TYPE lines.
+fn scalar(out: &mut String, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
+    header(out, name, kind, help);
+    let _ = writeln!(out, "{name} {value}");
 }
 
 fn escape(value: &str) -> String {
