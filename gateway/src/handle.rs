@@ -169,11 +169,31 @@ fn get_model(
     request: &Request<Incoming>,
 ) -> Result<Response<GatewayBody>, GatewayError> {
     let key = table.keys.authenticate(request.headers(), crate::unix_now())?;
-    let name = request.uri().path().trim_start_matches("/v1/models/");
-    match table.route(name) {
+    let raw = request.uri().path().trim_start_matches("/v1/models/");
+    // SDKs percent-encode the id (`meta-llama/Llama-3.1-8B` arrives as `meta-llama%2FLlama-3.1-8B`).
+    let name = percent_decode(raw).unwrap_or_else(|| raw.to_owned());
+    match table.route(&name) {
         Some(route) if key.may_use(route.index) => Ok(json_response(model_object(&route.model, table))),
-        _ => Err(GatewayError::UnknownModel { model: name.to_owned() }),
+        _ => Err(GatewayError::UnknownModel { model: name }),
     }
+}
+
+/// Decodes `%XX` escapes; `None` if an escape is malformed or the result is not UTF-8.
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = text.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 fn model_object(model: &str, table: &RoutingTable) -> serde_json::Value {
@@ -185,4 +205,17 @@ fn json_response(value: serde_json::Value) -> Response<GatewayBody> {
     response.headers_mut().insert(CONTENT_TYPE, APPLICATION_JSON.clone());
     *response.status_mut() = StatusCode::OK;
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percent_decode;
+
+    #[test]
+    fn model_ids_are_percent_decoded() {
+        assert_eq!(percent_decode("meta-llama%2FLlama-3.1-8B").as_deref(), Some("meta-llama/Llama-3.1-8B"));
+        assert_eq!(percent_decode("llama3.1:8b").as_deref(), Some("llama3.1:8b"));
+        assert_eq!(percent_decode("bad%2"), None);
+        assert_eq!(percent_decode("bad%zz"), None);
+    }
 }

@@ -42,6 +42,8 @@ routes:
     backends: [{{ provider: upstream, model: upstream-model }}]
   - model: other
     backends: [{{ provider: builtin }}]
+  - model: org/other
+    backends: [{{ provider: builtin }}]
   - model: broken
     backends: [{{ provider: upstream, model: error-500 }}]
 keys:

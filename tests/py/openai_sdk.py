@@ -55,10 +55,14 @@ def main() -> None:
     assert len(embeddings.data[0].embedding) == 4
 
     models = sorted(m.id for m in client.models.list())
-    assert models == ["broken", "mock", "other", "upstream"], models
+    assert models == ["broken", "mock", "org/other", "other", "upstream"], models
     limited = OpenAI(base_url=args.base_url, api_key=args.limited_key, max_retries=0)
     assert [m.id for m in limited.models.list()] == ["mock"]
     assert client.models.retrieve("mock").id == "mock"
+    # The SDK percent-encodes ids with a slash (Hugging Face style names).
+    assert client.models.retrieve("org/other").id == "org/other"
+    reply = client.chat.completions.create(model="org/other", messages=prompt)
+    assert reply.choices[0].message.content.startswith("Mock response")
 
     # The right exception classes.
     expect(openai.AuthenticationError, lambda: OpenAI(base_url=args.base_url, api_key="sk-wrong", max_retries=0)
