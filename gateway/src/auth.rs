@@ -141,19 +141,19 @@ impl KeyTable {
     }
 }
 
-/// The key bytes a client sent, if any. `Authorization` wins over `x-api-key` (the Anthropic
-/// SDK's header), and only the `Bearer` scheme is accepted.
+/// The key bytes a client sent, if any: `Authorization: Bearer <key>` (OpenAI's SDKs) or
+/// `x-api-key: <key>` (Anthropic's). A bearer token wins when both are present; another
+/// `Authorization` scheme is ignored rather than taken for a key.
 fn presented_key(headers: &HeaderMap) -> Option<&[u8]> {
-    if let Some(value) = headers.get(http::header::AUTHORIZATION) {
+    let bearer = headers.get(http::header::AUTHORIZATION).and_then(|value| {
         let bytes = value.as_bytes();
-        let token = bytes
-            .get(..7)
-            .filter(|scheme| scheme.eq_ignore_ascii_case(b"bearer "))
-            .map(|_| bytes[7..].trim_ascii())?;
-        return (!token.is_empty()).then_some(token);
-    }
-    let value = headers.get("x-api-key")?.as_bytes().trim_ascii();
-    (!value.is_empty()).then_some(value)
+        let scheme = bytes.get(..7)?;
+        scheme.eq_ignore_ascii_case(b"bearer ").then(|| bytes[7..].trim_ascii())
+    });
+    let token = bearer
+        .filter(|token| !token.is_empty())
+        .or_else(|| headers.get("x-api-key").map(|value| value.as_bytes().trim_ascii()))?;
+    (!token.is_empty()).then_some(token)
 }
 
 /// SHA-256 of a key in the config's `sha256:<hex>` form (used by `switchboard-gateway hash-key`).
@@ -208,6 +208,8 @@ mod tests {
             |pairs: &[(&'static str, &str)]| table.authenticate(&headers(pairs), now).map(|k| k.name.clone());
         assert!(matches!(auth(&[]), Err(GatewayError::MissingKey)));
         assert!(matches!(auth(&[("authorization", "Basic sk-a")]), Err(GatewayError::MissingKey)));
+        let both = [("authorization", "Basic dXNlcg=="), ("x-api-key", "sk-a")];
+        assert!(auth(&both).is_ok(), "another scheme does not hide x-api-key");
         assert!(matches!(auth(&[("authorization", "Bearer sk-b")]), Err(GatewayError::InvalidKey)));
         assert!(matches!(auth(&[("authorization", "Bearer sk-d")]), Err(GatewayError::KeyDisabled)));
         assert!(matches!(auth(&[("authorization", "Bearer sk-e")]), Err(GatewayError::KeyExpired)));
