@@ -71,6 +71,10 @@ keys:
         });
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{script} failed:\n{stdout}\n{stderr}\ngateway log:\n{}", gateway.log());
+    assert!(
+        output.status.success(),
+        "{script} failed (SWITCHBOARD_PYTHON={python}; scripts/test provisions tests/py/requirements.txt):\n{stdout}\n{stderr}\ngateway log:\n{}",
+        gateway.log()
+    );
     assert!(stdout.contains(success_marker), "{stdout}");
 }
