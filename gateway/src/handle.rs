@@ -95,7 +95,7 @@ async fn dispatch(
     for backend in route.attempts() {
         let upstream = &table.upstreams[backend.upstream];
         let call = Call { endpoint, model: &backend.model, request_id };
-        let outcome = upstream.send(call, &mut model_request).await;
+        let outcome = upstream.send(call, &model_request).await;
         backend.metrics.record(outcome.as_ref().map(|_| ()));
         backend.record(outcome.as_ref().err().map(|err| err.is_retryable()));
         match outcome {

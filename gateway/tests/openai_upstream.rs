@@ -36,6 +36,11 @@ providers:
   - name: nowhere
     type: openai
     base_url: http://127.0.0.1:1/v1
+  - name: no-stream-options
+    type: openai
+    base_url: {base_url}
+    api_key: {{ value: {UPSTREAM_KEY} }}
+    stream_usage: false
 routes:
   - model: gpt
     backends: [{{ provider: primary, model: gpt-upstream }}]
@@ -62,6 +67,8 @@ routes:
       - {{ provider: secondary, model: healthy, priority: 2 }}
   - model: embed
     backends: [{{ provider: primary, model: embed-upstream }}]
+  - model: plain-stream
+    backends: [{{ provider: no-stream-options }}]
   - model: weighted
     backends:
       - {{ provider: primary, model: a, weight: 3 }}
@@ -140,6 +147,11 @@ async fn streams_count_usage_and_strip_it_unless_asked() {
     assert_eq!(usage["choices"], serde_json::json!([]));
     assert_eq!(usage["usage"]["completion_tokens"], 5);
     assert_eq!(gateway.metric(r#"switchboard_tokens_total{route="gpt",direction="out"}"#).await, 10.0);
+
+    // A provider that must not be sent `stream_options` gets the stream request as the client wrote it.
+    let response = send("POST", &url, &[("x-api-key", KEY)], chat("plain-stream", r#","stream":true"#)).await;
+    assert_eq!(sse_data(&response.text()).last().unwrap(), "[DONE]");
+    assert!(mock.last_request().unwrap().body.get("stream_options").is_none());
 }
 
 #[tokio::test]

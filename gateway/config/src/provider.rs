@@ -52,6 +52,14 @@ pub struct OpenAiProviderConfig {
     /// A timeout before the first byte becomes a 504 (or a fallback to the next backend).
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
+    /// Ask streams for usage (`stream_options.include_usage`) so tokens are counted. Turn off
+    /// only for a server that rejects the option; its streams then report no tokens.
+    #[serde(default = "default_true")]
+    pub stream_usage: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// A static header added to upstream requests.

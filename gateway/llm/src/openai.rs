@@ -59,12 +59,15 @@ impl<'a> ModelRequest<'a> {
     }
 
     /// The body for an OpenAI-compatible upstream: `model` replaced by the upstream id, and for
-    /// streams `stream_options.include_usage` forced on so the gateway can count tokens (the
-    /// usage chunk is stripped again on the way back if the caller did not ask for it).
-    pub fn to_upstream_body(&mut self, upstream_model: &str) -> Result<Vec<u8>, RequestError> {
-        self.body.set("model", raw_string(upstream_model));
-        if self.stream && !self.include_usage {
-            let options = match self.body.get("stream_options") {
+    /// streams, when `ask_usage`, `stream_options.include_usage` forced on so the gateway can
+    /// count tokens (the usage chunk is stripped again on the way back if the caller did not ask
+    /// for it). The request itself is left as the client sent it, so every fallback attempt
+    /// starts from the original.
+    pub fn to_upstream_body(&self, upstream_model: &str, ask_usage: bool) -> Result<Vec<u8>, RequestError> {
+        let mut body = self.body.clone();
+        body.set("model", raw_string(upstream_model));
+        if self.stream && ask_usage && !self.include_usage {
+            let options = match body.get("stream_options") {
                 Some(raw) if raw.get() != "null" => {
                     let mut options = RawObject::from_raw(raw)
                         .map_err(|e| RequestError::new(e.0, Some("stream_options")))?;
@@ -73,9 +76,9 @@ impl<'a> ModelRequest<'a> {
                 }
                 _ => boxed(br#"{"include_usage":true}"#.to_vec()),
             };
-            self.body.set("stream_options", options);
+            body.set("stream_options", options);
         }
-        Ok(self.body.to_vec())
+        Ok(body.to_vec())
     }
 }
 
@@ -182,9 +185,9 @@ mod tests {
     #[test]
     fn stream_asks_upstream_for_usage_and_keeps_other_options() {
         let body = br#"{"model":"pub","stream":true,"stream_options":{"x":1},"custom":[1]}"#;
-        let mut req = ModelRequest::parse(body).unwrap();
+        let req = ModelRequest::parse(body).unwrap();
         assert!(req.stream && !req.include_usage);
-        let out = req.to_upstream_body("up").unwrap();
+        let out = req.to_upstream_body("up", true).unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
             r#"{"model":"up","stream":true,"stream_options":{"x":1,"include_usage":true},"custom":[1]}"#
@@ -193,9 +196,19 @@ mod tests {
 
     #[test]
     fn non_stream_only_rewrites_model() {
-        let mut req = ModelRequest::parse(br#"{"messages":[],"model":"pub","temperature":0.2}"#).unwrap();
-        let out = req.to_upstream_body("up").unwrap();
+        let req = ModelRequest::parse(br#"{"messages":[],"model":"pub","temperature":0.2}"#).unwrap();
+        let out = req.to_upstream_body("up", true).unwrap();
         assert_eq!(out, br#"{"messages":[],"model":"up","temperature":0.2}"#.to_vec());
+    }
+
+    #[test]
+    fn upstreams_that_reject_stream_options_get_the_body_untouched() {
+        let body = br#"{"model":"pub","stream":true}"#;
+        let req = ModelRequest::parse(body).unwrap();
+        assert_eq!(req.to_upstream_body("up", false).unwrap(), br#"{"model":"up","stream":true}"#.to_vec());
+        // And asking one backend does not leak into the next attempt.
+        req.to_upstream_body("a", true).unwrap();
+        assert_eq!(req.to_upstream_body("b", false).unwrap(), br#"{"model":"b","stream":true}"#.to_vec());
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::fmt;
 ///
 /// Parsing borrows from the input buffer, so holding a 100 kB prompt costs a small vector of
 /// (key, slice) pairs rather than a tree of allocations.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct RawObject<'a> {
     members: Vec<(Cow<'a, str>, Cow<'a, RawValue>)>,
 }

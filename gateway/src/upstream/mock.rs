@@ -131,7 +131,7 @@ impl Provider for MockProvider {
         &self.name
     }
 
-    async fn send(&self, call: Call<'_>, request: &mut ModelRequest<'_>) -> Result<Reply, UpstreamError> {
+    async fn send(&self, call: Call<'_>, request: &ModelRequest<'_>) -> Result<Reply, UpstreamError> {
         if !self.latency.is_zero() {
             tokio::time::sleep(self.latency).await;
         }

@@ -58,7 +58,7 @@ pub trait Provider {
     fn send(
         &self,
         call: Call<'_>,
-        request: &mut ModelRequest<'_>,
+        request: &ModelRequest<'_>,
     ) -> impl Future<Output = Result<Reply, UpstreamError>> + Send;
 }
 
@@ -92,7 +92,7 @@ impl Upstream {
         }
     }
 
-    pub async fn send(&self, call: Call<'_>, request: &mut ModelRequest<'_>) -> Result<Reply, UpstreamError> {
+    pub async fn send(&self, call: Call<'_>, request: &ModelRequest<'_>) -> Result<Reply, UpstreamError> {
         match self {
             Upstream::OpenAi(p) => p.send(call, request).await,
             Upstream::Mock(p) => p.send(call, request).await,

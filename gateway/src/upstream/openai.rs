@@ -31,6 +31,8 @@ pub struct OpenAiProvider {
     /// Authorization and configured extra headers, built once; values marked sensitive.
     headers: Vec<(HeaderName, HeaderValue)>,
     timeout: Duration,
+    /// Whether streams ask for `stream_options.include_usage`.
+    stream_usage: bool,
     client: HttpClient,
 }
 
@@ -65,6 +67,7 @@ impl OpenAiProvider {
             embeddings_uri: uri("/embeddings")?,
             headers,
             timeout: Duration::from_millis(config.timeout_ms),
+            stream_usage: config.stream_usage,
             client,
         })
     }
@@ -79,9 +82,9 @@ impl Provider for OpenAiProvider {
         &self.name
     }
 
-    async fn send(&self, call: Call<'_>, request: &mut ModelRequest<'_>) -> Result<Reply, UpstreamError> {
+    async fn send(&self, call: Call<'_>, request: &ModelRequest<'_>) -> Result<Reply, UpstreamError> {
         let body = request
-            .to_upstream_body(call.model)
+            .to_upstream_body(call.model, self.stream_usage)
             .map_err(|err| UpstreamError::bad_request(&self.name, err))?;
         let uri = match call.endpoint {
             Endpoint::ChatCompletions => &self.chat_uri,
@@ -123,7 +126,8 @@ impl Provider for OpenAiProvider {
             .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
         if request.stream && is_event_stream {
             // The provider timeout also bounds the silence between two events.
-            let translator = Box::new(OpenAiPassthrough::new(!request.include_usage));
+            // A usage chunk only needs stripping if the gateway asked for one the caller did not.
+            let translator = Box::new(OpenAiPassthrough::new(self.stream_usage && !request.include_usage));
             return Ok(Reply::Stream(SseRelay::new(response.into_body(), translator, self.timeout)));
         }
         let body = match timeout_at(
