@@ -138,6 +138,21 @@ impl fmt::Display for GatewayError {
     }
 }
 
+impl UpstreamError {
+    /// What the caller is told: which provider and what kind of failure, without the detail
+    /// (OS errors, TLS reasons) that belongs in the gateway's log, not in a client's hands.
+    pub fn client_message(&self) -> String {
+        let provider = &self.provider;
+        match &self.kind {
+            UpstreamErrorKind::Connect(_) => format!("provider {provider:?} is unreachable"),
+            UpstreamErrorKind::InvalidResponse(_) => {
+                format!("provider {provider:?} sent an invalid response")
+            }
+            UpstreamErrorKind::Timeout(_) | UpstreamErrorKind::Status { .. } => self.to_string(),
+        }
+    }
+}
+
 impl From<UpstreamError> for GatewayError {
     fn from(err: UpstreamError) -> Self {
         GatewayError::Upstream(err)
@@ -253,14 +268,17 @@ fn render_upstream(err: &UpstreamError) -> Rendered {
     match &err.kind {
         UpstreamErrorKind::Timeout(_) => Rendered {
             status: StatusCode::GATEWAY_TIMEOUT,
-            body: envelope(&err.to_string(), "server_error", None, Some("upstream_timeout")),
+            body: envelope(&err.client_message(), "server_error", None, Some("upstream_timeout")),
             retry_after: None,
         },
         UpstreamErrorKind::Status { status, retry_after, .. } if *status == StatusCode::TOO_MANY_REQUESTS => {
             Rendered {
                 status: StatusCode::TOO_MANY_REQUESTS,
                 body: envelope(
-                    &format!("{err}: the provider is rate limiting this gateway; retry later"),
+                    &format!(
+                        "{}: the provider is rate limiting this gateway; retry later",
+                        err.client_message()
+                    ),
                     "rate_limit_error",
                     None,
                     Some("upstream_rate_limited"),
@@ -277,7 +295,7 @@ fn render_upstream(err: &UpstreamError) -> Rendered {
                 && *status != StatusCode::FORBIDDEN =>
         {
             let upstream = UpstreamMessage::parse(body);
-            let message = upstream.message.unwrap_or_else(|| format!("{err}"));
+            let message = upstream.message.unwrap_or_else(|| err.client_message());
             Rendered {
                 status: *status,
                 body: envelope(
@@ -291,7 +309,7 @@ fn render_upstream(err: &UpstreamError) -> Rendered {
         }
         _ => Rendered {
             status: StatusCode::BAD_GATEWAY,
-            body: envelope(&err.to_string(), "server_error", None, Some("upstream_error")),
+            body: envelope(&err.client_message(), "server_error", None, Some("upstream_error")),
             retry_after: None,
         },
     }
@@ -392,6 +410,17 @@ mod tests {
             assert!(error["message"].is_string() && error["type"].is_string(), "{body}");
             assert!(error.get("param").is_some() && error.get("code").is_some(), "{body}");
         }
+    }
+
+    #[test]
+    fn clients_are_not_told_network_details() {
+        let err = GatewayError::Upstream(UpstreamError {
+            provider: Arc::from("p"),
+            kind: UpstreamErrorKind::Connect("tcp connect error: 10.0.3.7:8000: Connection refused".into()),
+        });
+        let body = String::from_utf8(err.render().body.to_vec()).unwrap();
+        assert!(body.contains(r#"provider \"p\" is unreachable"#) && !body.contains("10.0.3.7"), "{body}");
+        assert!(err.to_string().contains("10.0.3.7"), "the log line keeps the detail");
     }
 
     #[test]
