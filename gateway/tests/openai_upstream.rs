@@ -85,6 +85,18 @@ fn chat(model: &str, extra: &str) -> String {
     format!(r#"{{"model":"{model}","messages":[{{"role":"user","content":"hi there"}}]{extra}}}"#)
 }
 
+/// One chat request to `model` with the client key; `extra` is appended to the JSON body.
+async fn ask(gateway: &Gateway, model: &str, extra: &str) -> TestResponse {
+    send("POST", &gateway.url("/v1/chat/completions"), &[("x-api-key", KEY)], chat(model, extra)).await
+}
+
+/// The `data:` payload of a stream's last event, parsed.
+#[expect(clippy::unwrap_used, reason = "test helper: a malformed stream fails the test")]
+fn last_event(response: &TestResponse) -> serde_json::Value {
+    let events = sse_data(&response.text());
+    serde_json::from_str(events.last().unwrap()).unwrap()
+}
+
 #[tokio::test]
 async fn passthrough_rewrites_only_the_model_and_uses_the_provider_key() {
     let mock = upstream().await;
@@ -123,7 +135,7 @@ async fn streams_count_usage_and_strip_it_unless_asked() {
     let gateway = Gateway::start(Some(&config(&mock.base_url())), &[]);
     let url = gateway.url("/v1/chat/completions");
 
-    let response = send("POST", &url, &[("x-api-key", KEY)], chat("gpt", r#","stream":true"#)).await;
+    let response = ask(&gateway, "gpt", r#","stream":true"#).await;
     assert_eq!(response.headers["content-type"], "text/event-stream");
     let sent = mock.last_request().unwrap().body;
     assert_eq!(sent["stream_options"]["include_usage"], true, "the gateway asks upstream for usage");
@@ -149,7 +161,7 @@ async fn streams_count_usage_and_strip_it_unless_asked() {
     assert_eq!(gateway.metric(r#"switchboard_tokens_total{route="gpt",direction="out"}"#).await, 10.0);
 
     // A provider that must not be sent `stream_options` gets the stream request as the client wrote it.
-    let response = send("POST", &url, &[("x-api-key", KEY)], chat("plain-stream", r#","stream":true"#)).await;
+    let response = ask(&gateway, "plain-stream", r#","stream":true"#).await;
     assert_eq!(sse_data(&response.text()).last().unwrap(), "[DONE]");
     assert!(mock.last_request().unwrap().body.get("stream_options").is_none());
 }
@@ -158,23 +170,21 @@ async fn streams_count_usage_and_strip_it_unless_asked() {
 async fn upstream_failures_map_to_client_errors() {
     let mock = upstream().await;
     let gateway = Gateway::start(Some(&config(&mock.base_url())), &[]);
-    let url = gateway.url("/v1/chat/completions");
-    let key = [("x-api-key", KEY)];
 
     // The provider's own explanation of a bad request reaches the caller.
-    let error = send("POST", &url, &key, chat("error-400", "")).await.error(400);
+    let error = ask(&gateway, "error-400", "").await.error(400);
     assert_eq!(error["type"], "invalid_request_error");
-    let error = send("POST", &url, &key, chat("error-503", "")).await.error(502);
+    let error = ask(&gateway, "error-503", "").await.error(502);
     assert!(error["message"].as_str().unwrap().contains("status 503"), "{error}");
-    let response = send("POST", &url, &key, chat("error-429", "")).await;
+    let response = ask(&gateway, "error-429", "").await;
     response.error(429);
     assert_eq!(response.headers["retry-after"], "1");
-    let error = send("POST", &url, &key, chat("slow-3000", "")).await.error(504);
+    let error = ask(&gateway, "slow-3000", "").await.error(504);
     assert_eq!(error["code"], "upstream_timeout");
-    let error = send("POST", &url, &key, chat("unreachable", "")).await.error(502);
+    let error = ask(&gateway, "unreachable", "").await.error(502);
     assert!(error["message"].as_str().unwrap().contains("unreachable"), "{error}");
     // Streaming requests fail the same way before any byte is sent.
-    send("POST", &url, &key, chat("error-503", r#","stream":true"#)).await.error(502);
+    ask(&gateway, "error-503", r#","stream":true"#).await.error(502);
 }
 
 #[tokio::test]
@@ -182,8 +192,7 @@ async fn fallback_tries_the_next_priority_when_a_backend_fails() {
     let mock = upstream().await;
     let gateway = Gateway::start(Some(&config(&mock.base_url())), &[]);
     let before = mock.stats().chat_requests;
-    let response =
-        send("POST", &gateway.url("/v1/chat/completions"), &[("x-api-key", KEY)], chat("fallback", "")).await;
+    let response = ask(&gateway, "fallback", "").await;
     assert_eq!(response.status, 200, "{}", response.text());
     assert_eq!(response.headers["x-switchboard-provider"], "secondary");
     assert_eq!(mock.last_request().unwrap().body["model"], "healthy");
@@ -223,17 +232,10 @@ async fn weights_split_traffic_between_backends() {
 async fn a_mid_stream_upstream_error_reaches_the_client_as_an_event() {
     let mock = upstream().await;
     let gateway = Gateway::start(Some(&config(&mock.base_url())), &[]);
-    let response = send(
-        "POST",
-        &gateway.url("/v1/chat/completions"),
-        &[("x-api-key", KEY)],
-        chat("midstream-error", r#","stream":true"#),
-    )
-    .await;
+    let response = ask(&gateway, "midstream-error", r#","stream":true"#).await;
     assert_eq!(response.status, 200);
-    let events = sse_data(&response.text());
-    let last: serde_json::Value = serde_json::from_str(events.last().unwrap()).unwrap();
-    assert!(last["error"]["message"].is_string(), "{events:?}");
+    let last = last_event(&response);
+    assert!(last["error"]["message"].is_string(), "{last}");
 }
 
 #[tokio::test]
@@ -274,16 +276,10 @@ async fn a_stalled_stream_ends_with_an_error_after_the_provider_timeout() {
     let mock = upstream().await;
     let gateway = Gateway::start(Some(&config(&mock.base_url())), &[]);
     // One chunk per second upstream; the provider's timeout is 500 ms.
-    let response = send(
-        "POST",
-        &gateway.url("/v1/chat/completions"),
-        &[("x-api-key", KEY)],
-        chat("stream-5-1000", r#","stream":true"#),
-    )
-    .await;
+    let response = ask(&gateway, "stream-5-1000", r#","stream":true"#).await;
     assert_eq!(response.status, 200);
+    let last = last_event(&response);
     let events = sse_data(&response.text());
-    let last: serde_json::Value = serde_json::from_str(events.last().unwrap()).unwrap();
     assert_eq!(last["error"]["code"], "upstream_stream_error", "{events:?}");
     assert!(last["error"]["message"].as_str().unwrap().contains("stalled"));
     // Only the role chunk came before the silence: the relay did not wait for the next token.
@@ -296,18 +292,17 @@ async fn a_stalled_stream_ends_with_an_error_after_the_provider_timeout() {
 async fn a_backend_that_keeps_failing_is_tried_last() {
     let mock = upstream().await;
     let gateway = Gateway::start(Some(&config(&mock.base_url())), &[]);
-    let url = gateway.url("/v1/chat/completions");
     let calls = |before: u64| mock.stats().chat_requests - before;
     // The `fallback` route: primary (always 503), then an unreachable provider, then secondary.
     for _ in 0..3 {
         let before = mock.stats().chat_requests;
-        let response = send("POST", &url, &[("x-api-key", KEY)], chat("fallback", "")).await;
+        let response = ask(&gateway, "fallback", "").await;
         assert_eq!(response.headers["x-switchboard-provider"], "secondary");
         assert_eq!(calls(before), 2, "primary is still tried first");
     }
     // Three consecutive failures each: both broken backends are ejected for a while.
     let before = mock.stats().chat_requests;
-    let response = send("POST", &url, &[("x-api-key", KEY)], chat("fallback", "")).await;
+    let response = ask(&gateway, "fallback", "").await;
     assert_eq!(response.headers["x-switchboard-provider"], "secondary");
     assert_eq!(calls(before), 1, "the healthy backend is tried first now");
     let ejections =
