@@ -33,10 +33,7 @@ pub async fn handle(gateway: Arc<Gateway>, request: Request<Incoming>) -> Respon
     let table = gateway.tables.load();
     let outcome = match table {
         None => Err(GatewayError::NotReady),
-        Some(table) => {
-            let request_id = request_id.header_value();
-            dispatch(&gateway, &table, request, &request_id, &mut completion).await
-        }
+        Some(table) => dispatch(&gateway, &table, request, request_id.header_ref(), &mut completion).await,
     };
     let mut response = outcome.unwrap_or_else(|err| {
         let rendered = err.render();
@@ -99,7 +96,9 @@ async fn dispatch(
         backend.metrics.record(outcome.as_ref().map(|_| ()));
         backend.record(outcome.as_ref().err().map(|err| err.is_retryable()));
         match outcome {
-            Ok(reply) => return Ok(respond(reply, upstream.name(), completion)),
+            Ok(reply) => {
+                return Ok(respond(reply, upstream.name(), backend.provider_header.as_ref(), completion));
+            }
             Err(err) if err.is_retryable() => {
                 tracing::debug!(route = %route.model, provider = %upstream.name(), error = %err, "backend failed; trying the next one");
                 last_error = Some(err);
@@ -111,7 +110,12 @@ async fn dispatch(
     Err(last_error.map_or(GatewayError::NotReady, GatewayError::Upstream))
 }
 
-fn respond(reply: Reply, provider: &Arc<str>, completion: &mut Completion) -> Response<GatewayBody> {
+fn respond(
+    reply: Reply,
+    provider: &Arc<str>,
+    provider_header: Option<&HeaderValue>,
+    completion: &mut Completion,
+) -> Response<GatewayBody> {
     completion.set_provider(provider);
     let (body, content_type) = match reply {
         Reply::Full { body, usage } => {
@@ -128,8 +132,8 @@ fn respond(reply: Reply, provider: &Arc<str>, completion: &mut Completion) -> Re
     if streaming {
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     }
-    if let Ok(value) = HeaderValue::from_str(provider.as_ref()) {
-        headers.insert("x-switchboard-provider", value);
+    if let Some(value) = provider_header {
+        headers.insert("x-switchboard-provider", value.clone());
     }
     response
 }

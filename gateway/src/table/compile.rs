@@ -56,7 +56,7 @@ pub fn compile(snapshot: &Snapshot, hash: &str, ctx: &CompileContext) -> Result<
                 let upstream = *upstream_index.get(b.provider.as_str())?;
                 let model = Arc::from(b.model.as_deref().unwrap_or(&route.model));
                 let metrics = ctx.metrics.provider(&b.provider);
-                Some((b.priority, b.weight, Backend::new(upstream, model, metrics)))
+                Some((b.priority, b.weight, Backend::new(upstream, model, &b.provider, metrics)))
             })
             .collect();
         let compiled = Route::new(&route.model, index, ctx.metrics.route(&route.model), backends);

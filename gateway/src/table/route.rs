@@ -3,6 +3,7 @@
 
 use super::health::{Health, now_ms};
 use crate::metrics::{ProviderMetrics, RouteMetrics};
+use http::HeaderValue;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
@@ -14,12 +15,16 @@ pub struct Backend {
     pub model: Arc<str>,
     /// The provider's counters, shared by every backend that uses it.
     pub metrics: Arc<ProviderMetrics>,
+    /// The provider's name as the `x-switchboard-provider` response header, built once (`None`
+    /// for a name that is not a valid header value, e.g. non-ASCII).
+    pub provider_header: Option<HeaderValue>,
     pub health: Health,
 }
 
 impl Backend {
-    pub fn new(upstream: usize, model: Arc<str>, metrics: Arc<ProviderMetrics>) -> Self {
-        Backend { upstream, model, metrics, health: Health::default() }
+    pub fn new(upstream: usize, model: Arc<str>, provider: &str, metrics: Arc<ProviderMetrics>) -> Self {
+        let provider_header = HeaderValue::from_str(provider).ok();
+        Backend { upstream, model, metrics, provider_header, health: Health::default() }
     }
 
     /// Records one attempt's outcome: `None` for success, `Some(retryable)` for a failure.
@@ -146,7 +151,7 @@ mod tests {
     use super::*;
 
     fn backend(upstream: usize) -> Backend {
-        Backend::new(upstream, Arc::from("m"), Arc::default())
+        Backend::new(upstream, Arc::from("m"), "p", Arc::default())
     }
 
     #[test]
