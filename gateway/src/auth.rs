@@ -14,16 +14,18 @@ use subtle::ConstantTimeEq;
 use switchboard_config::{KeyConfig, parse_rfc3339};
 
 /// Which routes a key may use, by route index in the table.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Allowed {
     All,
-    Routes(Box<[bool]>),
+    /// Sorted route indices. Keys listing the same models share one list, so 10,000 keys on
+    /// 1,000 routes cost a few lists, not a 1,000-entry map per key.
+    Routes(Arc<[u32]>),
 }
 
 /// A compiled virtual key.
 pub struct Key {
-    pub name: Arc<str>,
-    digest: [u8; 32],
+    /// The public id: what logs and metrics show. Never the key.
+    pub id: Arc<str>,
     allowed: Allowed,
     disabled: bool,
     expires_at: Option<i64>,
@@ -31,7 +33,7 @@ pub struct Key {
 
 impl fmt::Debug for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Key").field("name", &self.name).finish_non_exhaustive()
+        f.debug_struct("Key").field("id", &self.id).finish_non_exhaustive()
     }
 }
 
@@ -39,15 +41,26 @@ impl Key {
     pub fn may_use(&self, route_index: usize) -> bool {
         match &self.allowed {
             Allowed::All => true,
-            Allowed::Routes(allowed) => allowed.get(route_index).copied().unwrap_or(false),
+            Allowed::Routes(allowed) => {
+                u32::try_from(route_index).is_ok_and(|index| allowed.binary_search(&index).is_ok())
+            }
         }
     }
+}
+
+/// One hash that authenticates as a key, valid within its own window (a rotation overlaps two).
+struct Credential {
+    key: Arc<Key>,
+    digest: [u8; 32],
+    not_before: Option<i64>,
+    expires_at: Option<i64>,
 }
 
 /// Every key of one config, by digest.
 #[derive(Default)]
 pub struct KeyTable {
-    by_digest: HashMap<[u8; 32], Key, BuildDigestHasher>,
+    by_digest: HashMap<[u8; 32], Credential, BuildDigestHasher>,
+    keys: usize,
 }
 
 /// Hashes a SHA-256 digest by taking 8 of its bytes. A digest is already uniformly distributed,
@@ -83,58 +96,79 @@ impl std::hash::Hasher for DigestHasher {
 }
 
 impl KeyTable {
-    /// Builds the table. `route_index` maps a public model name to its route index; the config was
-    /// validated, so every name and hash resolves (anything else is skipped defensively).
-    pub fn compile(keys: &[KeyConfig], route_index: &dyn Fn(&str) -> Option<usize>, routes: usize) -> Self {
-        let mut by_digest = HashMap::with_capacity_and_hasher(keys.len(), BuildDigestHasher);
-        for key in keys {
-            let Ok(digest) = key.hash.digest() else { continue };
-            let allowed = match &key.models {
+    /// Builds the table. `route_index` maps a public model name to its route index; names
+    /// without a route (allowed in pushed snapshots: the route is not serving) allow nothing.
+    /// The config was validated, so every hash and time parses (anything else is skipped).
+    pub fn compile(keys: &[KeyConfig], route_index: &dyn Fn(&str) -> Option<usize>) -> Self {
+        let hashes = keys.iter().map(|k| k.all_hashes().count()).sum();
+        let mut by_digest = HashMap::with_capacity_and_hasher(hashes, BuildDigestHasher);
+        let mut shared_lists: HashMap<Vec<u32>, Arc<[u32]>> = HashMap::new();
+        let time = |t: Option<&str>| t.and_then(|t| parse_rfc3339(t).ok());
+        for config in keys {
+            let allowed = match &config.models {
                 None => Allowed::All,
                 Some(models) if models.iter().any(|m| m == "*") => Allowed::All,
                 Some(models) => {
-                    let mut allowed = vec![false; routes];
-                    for index in models.iter().filter_map(|m| route_index(m)) {
-                        allowed[index] = true;
-                    }
-                    Allowed::Routes(allowed.into_boxed_slice())
+                    let mut indices: Vec<u32> = models
+                        .iter()
+                        .filter_map(|m| route_index(m))
+                        .filter_map(|i| u32::try_from(i).ok())
+                        .collect();
+                    indices.sort_unstable();
+                    indices.dedup();
+                    let list = shared_lists
+                        .entry(indices)
+                        .or_insert_with_key(|indices| Arc::from(indices.as_slice()));
+                    Allowed::Routes(list.clone())
                 }
             };
-            let expires_at = key.expires_at.as_deref().and_then(|t| parse_rfc3339(t).ok());
-            by_digest.insert(
-                digest,
-                Key {
-                    name: Arc::from(key.name.as_str()),
+            let key = Arc::new(Key {
+                id: Arc::from(config.id.as_str()),
+                allowed,
+                disabled: config.disabled,
+                expires_at: time(config.expires_at.as_deref()),
+            });
+            for (hash, not_before, expires_at) in config.all_hashes() {
+                let Ok(digest) = hash.digest() else { continue };
+                let credential = Credential {
+                    key: key.clone(),
                     digest,
-                    allowed,
-                    disabled: key.disabled,
-                    expires_at,
-                },
-            );
+                    not_before: time(not_before),
+                    expires_at: time(expires_at),
+                };
+                by_digest.insert(digest, credential);
+            }
         }
-        KeyTable { by_digest }
+        KeyTable { by_digest, keys: keys.len() }
     }
 
+    /// How many keys (not hashes) the table holds.
     pub fn len(&self) -> usize {
-        self.by_digest.len()
+        self.keys
     }
 
     pub fn is_empty(&self) -> bool {
-        self.by_digest.is_empty()
+        self.keys == 0
     }
 
     /// Finds the caller's key from `Authorization: Bearer` or `x-api-key`.
     pub fn authenticate(&self, headers: &HeaderMap, now_unix: i64) -> Result<&Key, GatewayError> {
         let presented = presented_key(headers).ok_or(GatewayError::MissingKey)?;
         let digest: [u8; 32] = Sha256::digest(presented).into();
-        let key = self.by_digest.get(&digest).ok_or(GatewayError::InvalidKey)?;
-        if !bool::from(key.digest.ct_eq(&digest)) {
+        let credential = self.by_digest.get(&digest).ok_or(GatewayError::InvalidKey)?;
+        if !bool::from(credential.digest.ct_eq(&digest)) {
             return Err(GatewayError::InvalidKey);
         }
+        // A hash before its window is not a key yet: as good as unknown.
+        if credential.not_before.is_some_and(|at| now_unix < at) {
+            return Err(GatewayError::InvalidKey);
+        }
+        let key = &*credential.key;
         if key.disabled {
             return Err(GatewayError::KeyDisabled);
         }
-        if key.expires_at.is_some_and(|at| now_unix >= at) {
+        let expired = |at: Option<i64>| at.is_some_and(|at| now_unix >= at);
+        if expired(key.expires_at) || expired(credential.expires_at) {
             return Err(GatewayError::KeyExpired);
         }
         Ok(key)
@@ -165,15 +199,19 @@ pub fn hash_key(key: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use switchboard_config::KeyHash;
+    use switchboard_config::{KeyHash, KeyHashConfig};
 
-    fn key(name: &str, secret: &str) -> KeyConfig {
+    fn key(id: &str, secret: &str) -> KeyConfig {
         KeyConfig {
-            name: name.into(),
-            hash: KeyHash(hash_key(secret)),
+            id: id.into(),
+            labels: Default::default(),
+            hash: Some(KeyHash(hash_key(secret))),
+            hashes: Vec::new(),
             models: None,
             disabled: false,
             expires_at: None,
+            policies: Vec::new(),
+            source: None,
         }
     }
 
@@ -187,13 +225,10 @@ mod tests {
 
     #[test]
     fn accepts_bearer_and_x_api_key() {
-        let table = KeyTable::compile(&[key("a", "sk-a")], &|_| None, 0);
-        assert_eq!(&*table.authenticate(&headers(&[("authorization", "Bearer sk-a")]), 0).unwrap().name, "a");
-        assert_eq!(
-            &*table.authenticate(&headers(&[("authorization", "bearer  sk-a ")]), 0).unwrap().name,
-            "a"
-        );
-        assert_eq!(&*table.authenticate(&headers(&[("x-api-key", "sk-a")]), 0).unwrap().name, "a");
+        let table = KeyTable::compile(&[key("a", "sk-a")], &|_| None);
+        assert_eq!(&*table.authenticate(&headers(&[("authorization", "Bearer sk-a")]), 0).unwrap().id, "a");
+        assert_eq!(&*table.authenticate(&headers(&[("authorization", "bearer  sk-a ")]), 0).unwrap().id, "a");
+        assert_eq!(&*table.authenticate(&headers(&[("x-api-key", "sk-a")]), 0).unwrap().id, "a");
     }
 
     #[test]
@@ -202,10 +237,10 @@ mod tests {
         disabled.disabled = true;
         let mut expired = key("e", "sk-e");
         expired.expires_at = Some("2026-01-01T00:00:00Z".into());
-        let table = KeyTable::compile(&[key("a", "sk-a"), disabled, expired], &|_| None, 0);
+        let table = KeyTable::compile(&[key("a", "sk-a"), disabled, expired], &|_| None);
         let now = parse_rfc3339("2026-06-01T00:00:00Z").unwrap();
         let auth =
-            |pairs: &[(&'static str, &str)]| table.authenticate(&headers(pairs), now).map(|k| k.name.clone());
+            |pairs: &[(&'static str, &str)]| table.authenticate(&headers(pairs), now).map(|k| k.id.clone());
         assert!(matches!(auth(&[]), Err(GatewayError::MissingKey)));
         assert!(matches!(auth(&[("authorization", "Basic sk-a")]), Err(GatewayError::MissingKey)));
         let both = [("authorization", "Basic dXNlcg=="), ("x-api-key", "sk-a")];
@@ -222,14 +257,66 @@ mod tests {
         let mut limited = key("l", "sk-l");
         limited.models = Some(vec!["b".into()]);
         let index = |m: &str| ["a", "b"].iter().position(|r| *r == m);
-        let table = KeyTable::compile(&[limited], &index, 2);
+        let table = KeyTable::compile(&[limited], &index);
         let key = table.authenticate(&headers(&[("x-api-key", "sk-l")]), 0).unwrap();
         assert!(!key.may_use(0) && key.may_use(1));
     }
 
     #[test]
+    fn a_rotation_accepts_both_hashes_each_within_its_window() {
+        let mut rotated = key("team", "sk-new");
+        rotated.hash = None;
+        rotated.hashes = vec![
+            KeyHashConfig { hash: KeyHash(hash_key("sk-new")), not_before: None, expires_at: None },
+            KeyHashConfig {
+                hash: KeyHash(hash_key("sk-old")),
+                not_before: None,
+                expires_at: Some("2026-06-01T00:00:00Z".into()),
+            },
+            KeyHashConfig {
+                hash: KeyHash(hash_key("sk-next")),
+                not_before: Some("2026-07-01T00:00:00Z".into()),
+                expires_at: None,
+            },
+        ];
+        let table = KeyTable::compile(&[rotated], &|_| None);
+        assert_eq!(table.len(), 1);
+        let at = |key: &str, time: &str| {
+            let now = parse_rfc3339(time).unwrap();
+            table.authenticate(&headers(&[("x-api-key", key)]), now).map(|k| k.id.to_string())
+        };
+        assert_eq!(at("sk-old", "2026-05-31T23:59:59Z").unwrap(), "team");
+        assert!(matches!(at("sk-old", "2026-06-01T00:00:00Z"), Err(GatewayError::KeyExpired)));
+        assert_eq!(at("sk-new", "2026-06-01T00:00:00Z").unwrap(), "team");
+        assert!(matches!(at("sk-next", "2026-06-30T00:00:00Z"), Err(GatewayError::InvalidKey)));
+        assert_eq!(at("sk-next", "2026-07-01T00:00:00Z").unwrap(), "team");
+    }
+
+    #[test]
+    fn keys_with_the_same_models_share_one_list() {
+        let mut keys = Vec::new();
+        for i in 0..100 {
+            let mut k = key(&format!("k{i}"), &format!("sk-{i}"));
+            k.models = Some(vec!["b".into(), "a".into(), "gone".into()]);
+            keys.push(k);
+        }
+        let index = |m: &str| ["a", "b"].iter().position(|r| *r == m);
+        let table = KeyTable::compile(&keys, &index);
+        let lists: Vec<Arc<[u32]>> = table
+            .by_digest
+            .values()
+            .map(|c| match &c.key.allowed {
+                Allowed::Routes(list) => list.clone(),
+                Allowed::All => Arc::from(Vec::new()),
+            })
+            .collect();
+        assert_eq!(&*lists[0], &[0, 1], "sorted, and the model without a route allows nothing");
+        assert!(lists.iter().all(|l| Arc::ptr_eq(l, &lists[0])));
+    }
+
+    #[test]
     fn debug_output_names_the_key_only() {
-        let table = KeyTable::compile(&[key("team-a", "sk-secret")], &|_| None, 0);
+        let table = KeyTable::compile(&[key("team-a", "sk-secret")], &|_| None);
         let key = table.authenticate(&headers(&[("x-api-key", "sk-secret")]), 0).unwrap();
         let shown = format!("{key:?}");
         assert!(shown.contains("team-a") && !shown.contains("sk-secret"), "{shown}");

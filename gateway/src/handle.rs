@@ -74,7 +74,7 @@ async fn dispatch(
         (_, path) => return Err(GatewayError::NotFound { path: path.to_owned() }),
     };
     let key = table.keys.authenticate(request.headers(), crate::unix_now())?;
-    completion.set_key(&key.name);
+    completion.set_key(&key.id);
     let body = read_body(request.into_body(), gateway.settings.max_body_bytes).await?;
     let mut model_request = ModelRequest::parse(&body)?;
     if endpoint == Endpoint::Embeddings {

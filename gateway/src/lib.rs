@@ -11,6 +11,7 @@ pub mod error;
 pub mod handle;
 pub mod memory;
 pub mod metrics;
+pub mod registry;
 pub mod reload;
 pub mod request_id;
 pub mod server;
@@ -21,7 +22,7 @@ use metrics::Metrics;
 use reload::ConfigSource;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use table::{CompileContext, TableHolder};
+use table::{BackendState, CompileContext, TableHolder};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -35,6 +36,8 @@ pub struct Settings {
 pub struct Gateway {
     pub tables: TableHolder,
     pub metrics: Arc<Metrics>,
+    /// Backend health and balancing cursors, kept across config swaps.
+    pub state: Arc<BackendState>,
     pub settings: Settings,
     /// Set on SIGTERM: `/readyz` fails so load balancers stop sending new work.
     pub draining: AtomicBool,
@@ -52,20 +55,22 @@ pub async fn run(options: cli::ServeOptions) -> Result<(), String> {
         .map_err(|e| format!("cannot listen for SIGTERM: {e}"))?;
     let source = options.config.clone().map_or(ConfigSource::Embedded, ConfigSource::File);
     let metrics = Arc::new(Metrics::new(options.access_log));
-    let ctx = CompileContext { client: upstream::new_http_client(), metrics: metrics.clone() };
+    let ctx = CompileContext::new(metrics.clone());
     let text = source.read()?;
-    let table = reload::prepare(&text, source.format(), &ctx).map_err(|errors| {
+    let input = reload::Input::Text { text, format: source.format() };
+    let prepared = reload::prepare(input, &ctx).map_err(|errors| {
         let lines: Vec<String> = errors.iter().map(|e| format!("  {e}")).collect();
         format!("invalid config ({}):\n{}", describe(&source), lines.join("\n"))
     })?;
-    let loaded_hash = table.hash.clone();
+    let loaded_hash = prepared.table.hash.clone();
     let gateway = Arc::new(Gateway {
         tables: TableHolder::default(),
         metrics,
+        state: ctx.state.clone(),
         settings: Settings { max_body_bytes: options.max_body_bytes },
         draining: AtomicBool::new(false),
     });
-    reload::apply(&gateway, table);
+    reload::apply(&gateway, prepared).map_err(|stale| stale.to_string())?;
     // Parsing a big config leaves megabytes of freed memory behind; give it back before serving.
     memory::release_free_memory();
 
@@ -80,7 +85,8 @@ pub async fn run(options: cli::ServeOptions) -> Result<(), String> {
     tracing::info!(api = %api_addr, admin = %admin_addr, config = %describe(&source), "serving");
 
     if let ConfigSource::File(path) = &source {
-        tokio::spawn(reload::watch_file(path.clone(), gateway.clone(), ctx, loaded_hash));
+        let config_thread = reload::ConfigThread::spawn(ctx)?;
+        tokio::spawn(reload::watch_file(path.clone(), gateway.clone(), config_thread, loaded_hash));
     }
     let (stop_tx, stop_rx) = watch::channel(false);
     // The admin listener outlives the API drain so `/readyz` can report it.

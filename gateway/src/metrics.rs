@@ -5,9 +5,10 @@
 //! Label cardinality is bounded by config: requests for unknown models count under `route=""`.
 
 use crate::error::{UpstreamError, UpstreamErrorKind};
+use crate::registry::Registry;
 use arc_swap::ArcSwap;
 use http::{HeaderValue, Method};
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
@@ -84,38 +85,6 @@ impl ProviderMetrics {
     }
 }
 
-/// Named counter sets, created while compiling a config and kept across reloads. Copy-on-write:
-/// readers (render) never block writers (compile), and requests never touch the map at all.
-struct Registry<T> {
-    entries: ArcSwap<HashMap<Arc<str>, Arc<T>>>,
-}
-
-impl<T: Default> Registry<T> {
-    fn new() -> Self {
-        Registry { entries: ArcSwap::from_pointee(HashMap::new()) }
-    }
-
-    fn get(&self, name: &str) -> Arc<T> {
-        if let Some(existing) = self.entries.load().get(name) {
-            return existing.clone();
-        }
-        let mut created = None;
-        self.entries.rcu(|map| {
-            let mut map = HashMap::clone(map);
-            created = Some(map.entry(Arc::from(name)).or_insert_with(Arc::default).clone());
-            map
-        });
-        created.unwrap_or_default()
-    }
-
-    /// Every entry, sorted by name.
-    fn sorted(&self) -> Vec<(Arc<str>, Arc<T>)> {
-        let mut all: Vec<_> = self.entries.load().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        all.sort_by(|a, b| a.0.cmp(&b.0));
-        all
-    }
-}
-
 /// Process-wide metrics.
 pub struct Metrics {
     routes: Registry<RouteMetrics>,
@@ -128,6 +97,8 @@ pub struct Metrics {
     /// Looks at the config source (file events and the periodic check).
     pub config_checks: AtomicU64,
     pub config_loaded_unix: AtomicU64,
+    /// Rate-limit policies in the served config that this version does not enforce yet.
+    pub policies_not_enforced: AtomicU64,
     config_hash: ArcSwap<String>,
     /// Whether every request also produces an access log line (`--access-log`).
     access_log: bool,
@@ -143,8 +114,8 @@ impl Metrics {
     pub fn new(access_log: bool) -> Self {
         Metrics {
             access_log,
-            routes: Registry::new(),
-            providers: Registry::new(),
+            routes: Registry::default(),
+            providers: Registry::default(),
             unrouted: Arc::default(),
             in_flight: AtomicI64::new(0),
             config_generation: AtomicU64::new(0),
@@ -152,6 +123,7 @@ impl Metrics {
             config_reload_failures: AtomicU64::new(0),
             config_checks: AtomicU64::new(0),
             config_loaded_unix: AtomicU64::new(0),
+            policies_not_enforced: AtomicU64::new(0),
             config_hash: ArcSwap::from_pointee(String::new()),
         }
     }
@@ -165,6 +137,14 @@ impl Metrics {
     /// The counters for a provider, created on first use; also only while compiling.
     pub fn provider(&self, provider: &str) -> Arc<ProviderMetrics> {
         self.providers.get(provider)
+    }
+
+    /// Drops the series of routes and providers the served config no longer has, so
+    /// `/metrics` describes the current config (a removed route's counters would otherwise be
+    /// exported forever).
+    pub fn retain(&self, routes: &HashSet<&str>, providers: &HashSet<&str>) {
+        self.routes.retain(routes);
+        self.providers.retain(providers);
     }
 
     pub fn unrouted(&self) -> Arc<RouteMetrics> {
@@ -350,6 +330,13 @@ impl Metrics {
             "counter",
             "Looks at the config file (after a change event, and every 5 s).",
             load(&self.config_checks),
+        );
+        scalar(
+            &mut out,
+            "switchboard_policies_not_enforced",
+            "gauge",
+            "Rate-limit policies in the served config that this gateway version does not enforce.",
+            load(&self.policies_not_enforced),
         );
         out
     }

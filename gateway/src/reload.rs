@@ -1,17 +1,21 @@
 //! Where configs come from and how a new one replaces the old.
 //!
-//! `prepare` parses, validates and compiles (fallible); `apply` swaps (infallible). A file source
-//! is watched: every change is prepared, and a broken file is logged with every problem's field
-//! path, counted in `switchboard_config_reload_failures_total`, and never reaches `apply`, so the
-//! previous config keeps serving.
+//! Every source hands the config thread an [`Input`]: a file's text, or a snapshot value (what
+//! the operator's stream will deliver). [`prepare`] parses, validates and compiles (fallible);
+//! [`apply`] swaps (infallible, except that it refuses a generation older than the one served)
+//! and reports what it applied, so a stream can ack or nack. A file source is watched: a broken
+//! file is logged with every problem's field path, counted in
+//! `switchboard_config_reload_failures_total`, and never reaches `apply`.
 
 use crate::Gateway;
 use crate::table::{CompileContext, RoutingTable, compile};
 use sha2::{Digest, Sha256};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
-use switchboard_config::{ConfigErrors, EMBEDDED_DEFAULT_YAML, Format, Snapshot};
+use switchboard_config::{ConfigErrors, EMBEDDED_DEFAULT_YAML, Format, Origin, Rejection, Snapshot};
 
 /// Quiet time after a file event before reading, so an editor's truncate-then-write is read once
 /// complete rather than half-written.
@@ -43,6 +47,43 @@ impl ConfigSource {
     }
 }
 
+/// A config to turn into a routing table.
+#[derive(Debug)]
+pub enum Input {
+    /// A document as text (a file): all or nothing.
+    Text { text: String, format: Format },
+    /// A snapshot value. A pushed one is accepted entry by entry: what is invalid is left out
+    /// and reported, the rest serves.
+    Snapshot { snapshot: Box<Snapshot>, origin: Origin },
+}
+
+/// A compiled table ready to swap in, and what was left out of it.
+pub struct Prepared {
+    pub table: RoutingTable,
+    pub rejected: Vec<Rejection>,
+}
+
+/// What [`apply`] put into service: enough for a stream to ack.
+#[derive(Debug, Clone)]
+pub struct Applied {
+    pub generation: u64,
+    pub hash: String,
+    pub rejected: Vec<Rejection>,
+}
+
+/// Why [`apply`] refused a prepared table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stale {
+    pub served: u64,
+    pub offered: u64,
+}
+
+impl std::fmt::Display for Stale {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "generation {} is older than the served generation {}", self.offered, self.served)
+    }
+}
+
 /// A short hash that names one version of the config in logs and metrics: the document plus the
 /// credential files it names, so a rotated Secret counts as a change even when the text did not.
 pub fn fingerprint(text: &str, credential_files: &[impl AsRef<str>]) -> String {
@@ -55,51 +96,149 @@ pub fn fingerprint(text: &str, credential_files: &[impl AsRef<str>]) -> String {
             Err(err) => hasher.update(err.kind().to_string().as_bytes()),
         }
     }
-    hasher.finalize().iter().take(6).map(|b| format!("{b:02x}")).collect()
+    short_hex(&hasher.finalize())
 }
 
-/// Parses, validates and compiles a config document. Blocking (it may read credential files):
-/// call it from a blocking thread when on the runtime.
-pub fn prepare(text: &str, format: Format, ctx: &CompileContext) -> Result<RoutingTable, ConfigErrors> {
-    let snapshot = Snapshot::parse(text, format)?;
-    compile(&snapshot, &fingerprint(text, &snapshot.credential_files()), ctx)
+fn short_hex(digest: &[u8]) -> String {
+    digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
+}
+
+/// Parses, validates and compiles a config. Blocking (it may read credential files): run it on
+/// the config thread, or before the server starts.
+pub fn prepare(input: Input, ctx: &CompileContext) -> Result<Prepared, ConfigErrors> {
+    match input {
+        Input::Text { text, format } => {
+            let snapshot = Snapshot::parse(&text, format)?;
+            let hash = fingerprint(&text, &snapshot.credential_files());
+            Ok(Prepared { table: compile(&snapshot, Origin::File, &hash, ctx)?, rejected: Vec::new() })
+        }
+        Input::Snapshot { snapshot, origin: Origin::File } => {
+            snapshot.validate(Origin::File)?;
+            let hash = fingerprint(&snapshot.to_json(), &snapshot.credential_files());
+            Ok(Prepared { table: compile(&snapshot, Origin::File, &hash, ctx)?, rejected: Vec::new() })
+        }
+        Input::Snapshot { snapshot, origin: Origin::Pushed } => {
+            // The hash covers what was received, secrets included (a rotated Secret is a new
+            // version), so an ack names exactly what the operator sent.
+            let hash = short_hex(&Sha256::digest(snapshot.to_json().as_bytes()));
+            let accepted = snapshot.accept()?;
+            let table = compile(&accepted.snapshot, Origin::Pushed, &hash, ctx)?;
+            Ok(Prepared { table, rejected: accepted.rejected })
+        }
+    }
+}
+
+/// Publishes a prepared table, unless it is older than the one being served (a reordered or
+/// replayed push must never roll the fleet back). Generation 0 means unversioned and is always
+/// applied. Then drops shared state and metric series the new table no longer uses.
+pub fn apply(gateway: &Gateway, prepared: Prepared) -> Result<Applied, Stale> {
+    let Prepared { table, rejected } = prepared;
+    let served = gateway.tables.load().map_or(0, |t| t.generation);
+    if table.generation != 0 && table.generation < served {
+        return Err(Stale { served, offered: table.generation });
+    }
+    let applied = Applied { generation: table.generation, hash: table.hash.clone(), rejected };
+    gateway.metrics.config_applied(table.generation, &table.hash);
+    gateway.metrics.policies_not_enforced.store(table.policies as u64, Relaxed);
+    tracing::info!(
+        generation = table.generation,
+        hash = %table.hash,
+        routes = table.routes.len(),
+        keys = table.keys.len(),
+        rejected = applied.rejected.len(),
+        "config applied"
+    );
+    for rejection in &applied.rejected {
+        let object = rejection.object.as_ref().map(ToString::to_string).unwrap_or_default();
+        tracing::warn!(section = %rejection.section, name = %rejection.name, object = %object, reason = %rejection, "config entry rejected; the rest serves");
+    }
+    if table.policies > 0 {
+        tracing::warn!(
+            policies = table.policies,
+            "rate-limit policies are not enforced by this gateway version; they are accepted and reported, not applied"
+        );
+    }
+    let routes: HashSet<&str> = table.routes.iter().map(|r| &*r.model).collect();
+    let providers: HashSet<&str> = table.upstreams.iter().map(|u| &**u.name()).collect();
+    gateway.metrics.retain(&routes, &providers);
+    gateway.state.retain(&table.used_state);
+    gateway.tables.swap(table);
+    Ok(applied)
 }
 
 /// What one look at the config file found.
 enum Change {
     Unchanged,
     Unreadable { marker: String, error: std::io::Error },
-    Valid { fingerprint: String, table: Box<RoutingTable> },
+    Valid { fingerprint: String, prepared: Box<Prepared> },
     Invalid { fingerprint: String, errors: ConfigErrors },
 }
 
-/// One request to the config thread.
-struct Look {
-    last_seen: String,
-    credential_files: Vec<String>,
-    done: tokio::sync::oneshot::Sender<Change>,
+/// Work for the config thread.
+enum Job {
+    /// Read the file and prepare it if it changed.
+    Look {
+        path: PathBuf,
+        last_seen: String,
+        credential_files: Vec<String>,
+        done: tokio::sync::oneshot::Sender<Change>,
+    },
+    /// Prepare a config value.
+    Prepare { input: Input, done: tokio::sync::oneshot::Sender<Result<Prepared, ConfigErrors>> },
 }
 
-/// Reading files and compiling a config (10,000 keys take milliseconds and megabytes) happen on
-/// one long-lived thread: off the runtime's workers, and always in the same allocator arena, so
-/// repeated reloads reuse memory instead of spreading it over per-thread arenas (measured:
-/// 30 reloads of 10,000 keys grew RSS to 42 MiB on short-lived blocking threads).
-fn spawn_looker(path: PathBuf, ctx: CompileContext) -> std::sync::mpsc::Sender<Look> {
-    let (tx, rx) = std::sync::mpsc::channel::<Look>();
-    let spawned = std::thread::Builder::new().name("config".into()).spawn(move || {
-        for job in rx {
-            let change = look(&path, &job.last_seen, &job.credential_files, &ctx);
-            let compiled = matches!(change, Change::Valid { .. } | Change::Invalid { .. });
-            let _ = job.done.send(change);
-            if compiled {
-                crate::memory::release_free_memory();
-            }
-        }
-    });
-    if let Err(err) = spawned {
-        tracing::error!(error = %err, "cannot start the config thread; reloads are off");
+/// The one long-lived thread that reads files and compiles configs (10,000 keys take
+/// milliseconds and megabytes): off the runtime's workers, and always in the same allocator
+/// arena, so repeated reloads reuse memory instead of spreading it over per-thread arenas
+/// (measured: 30 reloads of 10,000 keys grew RSS to 42 MiB on short-lived blocking threads).
+#[derive(Clone)]
+pub struct ConfigThread {
+    jobs: std::sync::mpsc::Sender<Job>,
+}
+
+impl ConfigThread {
+    pub fn spawn(ctx: CompileContext) -> Result<Self, String> {
+        let (jobs, rx) = std::sync::mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("config".into())
+            .spawn(move || {
+                for job in rx {
+                    let compiled = match job {
+                        Job::Look { path, last_seen, credential_files, done } => {
+                            let change = look(&path, &last_seen, &credential_files, &ctx);
+                            let compiled = matches!(change, Change::Valid { .. } | Change::Invalid { .. });
+                            let _ = done.send(change);
+                            compiled
+                        }
+                        Job::Prepare { input, done } => {
+                            let _ = done.send(prepare(input, &ctx));
+                            true
+                        }
+                    };
+                    if compiled {
+                        crate::memory::release_free_memory();
+                    }
+                }
+            })
+            .map_err(|err| format!("cannot start the config thread: {err}"))?;
+        Ok(ConfigThread { jobs })
     }
-    tx
+
+    /// Prepares `input` on the config thread.
+    pub async fn prepare(&self, input: Input) -> Result<Prepared, ConfigErrors> {
+        let (done, result) = tokio::sync::oneshot::channel();
+        let gone = || ConfigErrors::single("", "the config thread has stopped");
+        self.jobs.send(Job::Prepare { input, done }).map_err(|_| gone())?;
+        result.await.map_err(|_| gone())?
+    }
+
+    async fn look(&self, path: &Path, last_seen: &str, credential_files: Vec<String>) -> Option<Change> {
+        let (done, result) = tokio::sync::oneshot::channel();
+        let job =
+            Job::Look { path: path.to_owned(), last_seen: last_seen.to_owned(), credential_files, done };
+        self.jobs.send(job).ok()?;
+        result.await.ok()
+    }
 }
 
 /// Reads the file and, if its fingerprint differs from `last_seen`, prepares it. The credential
@@ -120,31 +259,20 @@ fn look(path: &Path, last_seen: &str, credential_files: &[String], ctx: &Compile
     if fingerprint == last_seen {
         return Change::Unchanged;
     }
-    match prepare(&text, Format::of_path(path), ctx) {
+    match prepare(Input::Text { text, format: Format::of_path(path) }, ctx) {
         // The table's own fingerprint covers its (possibly new) credential files.
-        Ok(table) => Change::Valid { fingerprint: table.hash.clone(), table: Box::new(table) },
+        Ok(prepared) => {
+            Change::Valid { fingerprint: prepared.table.hash.clone(), prepared: Box::new(prepared) }
+        }
         Err(errors) => Change::Invalid { fingerprint, errors },
     }
-}
-
-/// Publishes a compiled table.
-pub fn apply(gateway: &Gateway, table: RoutingTable) {
-    gateway.metrics.config_applied(table.generation, &table.hash);
-    tracing::info!(
-        generation = table.generation,
-        hash = %table.hash,
-        routes = table.routes.len(),
-        keys = table.keys.len(),
-        "config applied"
-    );
-    gateway.tables.swap(table);
 }
 
 /// Watches `path` and applies every valid change until the process ends.
 pub async fn watch_file(
     path: PathBuf,
-    gateway: std::sync::Arc<Gateway>,
-    ctx: CompileContext,
+    gateway: Arc<Gateway>,
+    config_thread: ConfigThread,
     loaded_hash: String,
 ) {
     let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
@@ -172,7 +300,6 @@ pub async fn watch_file(
             None
         }
     };
-    let looker = spawn_looker(path.clone(), ctx);
     let mut last_seen = loaded_hash;
     // The first tick is immediate: it catches a change made between the initial load and the
     // watcher's registration (cheap when nothing changed: one read and one hash).
@@ -187,14 +314,9 @@ pub async fn watch_file(
         }
         gateway.metrics.config_checks.fetch_add(1, Relaxed);
         let credential_files = gateway.tables.load().map(|t| t.credential_files.clone()).unwrap_or_default();
-        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-        let job = Look { last_seen: last_seen.clone(), credential_files, done: done_tx };
-        if looker.send(job).is_err() {
+        let Some(change) = config_thread.look(&path, &last_seen, credential_files).await else {
             tracing::error!("the config thread is gone; reloads have stopped");
             return;
-        }
-        let Ok(change) = done_rx.await else {
-            continue;
         };
         match change {
             Change::Unchanged => {}
@@ -203,11 +325,17 @@ pub async fn watch_file(
                 tracing::error!(path = %path.display(), error = %error, "config file unreadable; still serving the previous config");
                 last_seen = marker;
             }
-            Change::Valid { fingerprint, table } => {
-                gateway.metrics.config_reloads.fetch_add(1, Relaxed);
-                apply(&gateway, *table);
-                last_seen = fingerprint;
-            }
+            Change::Valid { fingerprint, prepared } => match apply(&gateway, *prepared) {
+                Ok(_) => {
+                    gateway.metrics.config_reloads.fetch_add(1, Relaxed);
+                    last_seen = fingerprint;
+                }
+                Err(stale) => {
+                    gateway.metrics.config_reload_failures.fetch_add(1, Relaxed);
+                    tracing::error!(path = %path.display(), error = %stale, "config rejected; still serving the previous config");
+                    last_seen = fingerprint;
+                }
+            },
             Change::Invalid { fingerprint, errors } => {
                 gateway.metrics.config_reload_failures.fetch_add(1, Relaxed);
                 let serving = gateway.tables.load().map(|t| t.hash.clone()).unwrap_or_default();
@@ -228,14 +356,15 @@ pub async fn watch_file(
 /// `switchboard-gateway check` and the examples test. Returns a one-line summary or every problem.
 pub fn check_file(path: &Path) -> Result<String, Vec<String>> {
     let text = std::fs::read_to_string(path).map_err(|err| vec![format!("cannot read: {err}")])?;
-    let ctx = CompileContext {
-        client: crate::upstream::new_http_client(),
-        metrics: std::sync::Arc::new(crate::metrics::Metrics::default()),
-    };
-    let table = prepare(&text, Format::of_path(path), &ctx)
+    let ctx = CompileContext::new(Arc::new(crate::metrics::Metrics::default()));
+    let Prepared { table, .. } = prepare(Input::Text { text, format: Format::of_path(path) }, &ctx)
         .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>())?;
+    let policies = match table.policies {
+        0 => String::new(),
+        n => format!(", {n} rate-limit policies (not enforced by this version)"),
+    };
     Ok(format!(
-        "{} providers, {} routes, {} keys, generation {}",
+        "{} providers, {} routes, {} keys{policies}, generation {}",
         table.upstreams.len(),
         table.routes.len(),
         table.keys.len(),

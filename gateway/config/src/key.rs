@@ -1,25 +1,64 @@
 //! Virtual keys: what callers present instead of a provider's key. Only hashes live in config.
 
+use crate::ObjectRef;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt;
 
-/// A virtual key as the config knows it: a name for logs and metrics, the SHA-256 of the secret,
-/// and what it may do.
+/// A virtual key as the config knows it: a public id for logs and metrics, the SHA-256 of the
+/// secret (several during a rotation), and what it may do.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeyConfig {
-    /// A non-secret label (e.g. the team), used in logs and limits.
-    pub name: String,
-    /// `sha256:` followed by 64 lowercase hex digits of the SHA-256 of the key.
-    pub hash: KeyHash,
+    /// A public, non-secret id (e.g. the team): what logs, metrics, errors and statuses show.
+    /// Version 1 files call it `name`.
+    #[serde(alias = "name")]
+    pub id: String,
+    /// Free-form labels such as `team` and `owner`, for people reading statuses and logs.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Shorthand for a key with one hash and no validity window: `sha256:` and 64 hex digits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<KeyHash>,
+    /// Every hash that authenticates as this key, each valid within its own window: a rotation
+    /// lists the new key and the old one until its `expires_at`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hashes: Vec<KeyHashConfig>,
     /// Public model names this key may use; omitted means every model.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub models: Option<Vec<String>>,
     /// A disabled key is refused with 401, as if unknown to the caller, but says why in the log.
     #[serde(default)]
     pub disabled: bool,
-    /// RFC 3339 instant after which the key is refused.
-    #[serde(default)]
+    /// RFC 3339 instant after which the key (every hash of it) is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    /// Names of entries in `policies` that apply to this key's requests.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<ObjectRef>,
+}
+
+impl KeyConfig {
+    /// Every hash of the key with its validity window, the `hash` shorthand included.
+    pub fn all_hashes(&self) -> impl Iterator<Item = (&KeyHash, Option<&str>, Option<&str>)> {
+        let shorthand = self.hash.iter().map(|hash| (hash, None, None));
+        shorthand
+            .chain(self.hashes.iter().map(|h| (&h.hash, h.not_before.as_deref(), h.expires_at.as_deref())))
+    }
+}
+
+/// One hash of a key and when it is valid.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyHashConfig {
+    pub hash: KeyHash,
+    /// RFC 3339 instant before which this hash is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<String>,
+    /// RFC 3339 instant from which this hash is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<String>,
 }
 

@@ -1,5 +1,6 @@
 //! Upstream providers: where requests go and with which credentials.
 
+use crate::{ObjectRef, SecretValue};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -29,6 +30,22 @@ impl ProviderConfig {
             ProviderConfig::Mock(_) => "mock",
         }
     }
+
+    /// The object this provider was compiled from, if the operator sent it.
+    pub fn source(&self) -> Option<&ObjectRef> {
+        match self {
+            ProviderConfig::OpenAi(p) => p.source.as_ref(),
+            ProviderConfig::Mock(p) => p.source.as_ref(),
+        }
+    }
+
+    /// Every credential the provider names: its key and header values.
+    pub fn credentials(&self) -> Vec<&Credential> {
+        match self {
+            ProviderConfig::OpenAi(p) => p.api_key.iter().chain(p.headers.iter().map(|h| &h.value)).collect(),
+            ProviderConfig::Mock(_) => Vec::new(),
+        }
+    }
 }
 
 /// An OpenAI-compatible upstream.
@@ -56,6 +73,25 @@ pub struct OpenAiProviderConfig {
     /// only for a server that rejects the option; its streams then report no tokens.
     #[serde(default = "default_true")]
     pub stream_usage: bool,
+    /// Allow a base URL (or a host name resolving to an address) on loopback, link-local or
+    /// cloud-metadata networks. Off by default: a provider must not be a way into the gateway's
+    /// own network neighbourhood.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub allow_private_network: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<ObjectRef>,
+}
+
+impl OpenAiProviderConfig {
+    /// The URL of one endpoint (`/chat/completions`): the base URL without trailing slashes,
+    /// then the endpoint. The validator and the gateway both build URLs with this.
+    pub fn endpoint_url(&self, endpoint: &str) -> String {
+        format!("{}{endpoint}", self.base_url.trim_end_matches('/'))
+    }
+}
+
+fn is_false(value: &bool) -> bool {
+    !value
 }
 
 fn default_true() -> bool {
@@ -101,6 +137,8 @@ pub struct MockProviderConfig {
     /// Length of the vectors returned for embeddings when the request does not set `dimensions`.
     #[serde(default = "default_embedding_dimensions")]
     pub embedding_dimensions: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<ObjectRef>,
 }
 
 fn default_embedding_dimensions() -> u32 {
@@ -109,8 +147,10 @@ fn default_embedding_dimensions() -> u32 {
 
 /// Where a secret comes from. Exactly one of the fields is set.
 ///
-/// `value` exists for the operator, which resolves Kubernetes Secrets and streams the result to
-/// the gateway; standalone files should prefer `env` or `file`. Debug output never shows a value.
+/// `env` and `file` are read by the gateway when the config loads: fine for a file its operator
+/// wrote, refused in a pushed snapshot (a CR author must not be able to make replicas read their
+/// own files or environment). Pushed snapshots name an entry of their `secrets` section instead.
+/// Debug output never shows a value.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "CredentialFields", into = "CredentialFields")]
 pub enum Credential {
@@ -118,8 +158,10 @@ pub enum Credential {
     Env(String),
     /// Read from this file (surrounding whitespace trimmed) when the config is loaded.
     File(String),
-    /// The secret itself.
-    Value(String),
+    /// The secret itself, inline (trimmed).
+    Value(SecretValue),
+    /// The entry of this name in the snapshot's `secrets` section.
+    Secret(String),
 }
 
 impl fmt::Debug for Credential {
@@ -128,11 +170,12 @@ impl fmt::Debug for Credential {
             Credential::Env(name) => f.debug_tuple("Env").field(name).finish(),
             Credential::File(path) => f.debug_tuple("File").field(path).finish(),
             Credential::Value(_) => f.write_str("Value(<redacted>)"),
+            Credential::Secret(name) => f.debug_tuple("Secret").field(name).finish(),
         }
     }
 }
 
-/// The YAML/JSON shape of [`Credential`]: a map with exactly one of `env`, `file`, `value`.
+/// The YAML/JSON shape of [`Credential`]: a map with exactly one of `env`, `file`, `value`, `secret`.
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CredentialFields {
@@ -141,29 +184,33 @@ struct CredentialFields {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     file: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    value: Option<String>,
+    value: Option<SecretValue>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    secret: Option<String>,
 }
 
 impl TryFrom<CredentialFields> for Credential {
     type Error = &'static str;
 
     fn try_from(fields: CredentialFields) -> Result<Self, Self::Error> {
-        match (fields.env, fields.file, fields.value) {
-            (Some(name), None, None) => Ok(Credential::Env(name)),
-            (None, Some(path), None) => Ok(Credential::File(path)),
-            (None, None, Some(value)) => Ok(Credential::Value(value)),
-            _ => Err("set exactly one of `env`, `file` or `value`"),
+        match (fields.env, fields.file, fields.value, fields.secret) {
+            (Some(name), None, None, None) => Ok(Credential::Env(name)),
+            (None, Some(path), None, None) => Ok(Credential::File(path)),
+            (None, None, Some(value), None) => Ok(Credential::Value(value)),
+            (None, None, None, Some(name)) => Ok(Credential::Secret(name)),
+            _ => Err("set exactly one of `env`, `file`, `value` or `secret`"),
         }
     }
 }
 
 impl From<Credential> for CredentialFields {
     fn from(credential: Credential) -> Self {
-        let mut fields = CredentialFields { env: None, file: None, value: None };
+        let mut fields = CredentialFields { env: None, file: None, value: None, secret: None };
         match credential {
             Credential::Env(name) => fields.env = Some(name),
             Credential::File(path) => fields.file = Some(path),
             Credential::Value(value) => fields.value = Some(value),
+            Credential::Secret(name) => fields.secret = Some(name),
         }
         fields
     }

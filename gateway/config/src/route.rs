@@ -1,5 +1,6 @@
 //! Routes: a public model name and the backends that serve it.
 
+use crate::ObjectRef;
 use serde::{Deserialize, Serialize};
 
 /// A public model name callers use, mapped to one or more backends.
@@ -12,6 +13,11 @@ pub struct RouteConfig {
     /// The name callers put in the request's `model` field.
     pub model: String,
     pub backends: Vec<BackendConfig>,
+    /// Names of entries in `policies` that apply to every request on this route.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<ObjectRef>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -20,7 +26,7 @@ pub struct BackendConfig {
     /// Name of a provider in `providers`.
     pub provider: String,
     /// The model id sent upstream; defaults to the route's public name.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
     /// Share of traffic among backends of the same priority.
     #[serde(default = "default_weight")]

@@ -1,26 +1,77 @@
-//! Semantic validation of a [`Snapshot`]: every problem, each with its field path.
+//! Semantic validation of a [`Snapshot`]: every problem, each with its field path, the entry it
+//! belongs to and the object that entry came from.
 //!
 //! Deserialization already rejected unknown fields and wrong types; this checks what types cannot
-//! express: references between sections, duplicates, ranges and formats.
+//! express: references between sections, duplicates, ranges and formats, and everything a
+//! gateway would otherwise only find out while compiling (header values, URLs, addresses), so
+//! that `validate` passing means a replica will accept the snapshot. The only exception is
+//! reading a standalone file's `env` and `file` credentials, which depends on the machine.
 
-use crate::{Credential, KeyConfig, LimitScope, ProviderConfig, SCHEMA_VERSION, Snapshot, parse_rfc3339};
+use crate::network::AddressRule;
+use crate::{
+    Credential, KeyConfig, ObjectRef, OpenAiProviderConfig, Origin, PolicyConfig, ProviderConfig,
+    SUPPORTED_SCHEMA_VERSIONS, Snapshot, parse_rfc3339, parse_usd,
+};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 
-/// One problem: where (`routes[2].backends[0].provider`) and why (`unknown provider "opnai"`).
+/// A section of a snapshot holding named entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Section {
+    Providers,
+    Routes,
+    Keys,
+    Policies,
+}
+
+impl Section {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Section::Providers => "providers",
+            Section::Routes => "routes",
+            Section::Keys => "keys",
+            Section::Policies => "policies",
+        }
+    }
+}
+
+impl fmt::Display for Section {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One problem: where (`routes[2].backends[0].provider`), why (`unknown provider "opnai"`),
+/// and, when the entry came from the operator, which object to fix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
     pub path: String,
     pub reason: String,
+    /// The object the faulty entry was compiled from (pushed snapshots).
+    pub object: Option<ObjectRef>,
+    /// The entry at fault, by section and index; `None` for a problem with the whole document.
+    pub entry: Option<(Section, usize)>,
+}
+
+impl ConfigError {
+    /// A problem with the document as a whole (syntax, schema version).
+    pub fn document(path: impl Into<String>, reason: impl Into<String>) -> Self {
+        ConfigError { path: path.into(), reason: reason.into(), object: None, entry: None }
+    }
 }
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.path.is_empty() || self.path == "." {
-            f.write_str(&self.reason)
-        } else {
-            write!(f, "{}: {}", self.path, self.reason)
+        if !(self.path.is_empty() || self.path == ".") {
+            write!(f, "{}", self.path)?;
+            if let Some(object) = &self.object {
+                write!(f, " ({object})")?;
+            }
+            f.write_str(": ")?;
+        } else if let Some(object) = &self.object {
+            write!(f, "{object}: ")?;
         }
+        f.write_str(&self.reason)
     }
 }
 
@@ -42,11 +93,11 @@ impl ConfigErrors {
             Some((prefix, rest)) if !prefix.is_empty() && path.starts_with(prefix) => rest.to_owned(),
             _ => message,
         };
-        ConfigErrors(vec![ConfigError { path, reason }])
+        ConfigErrors(vec![ConfigError::document(path, reason)])
     }
 
     pub fn single(path: impl Into<String>, reason: impl Into<String>) -> Self {
-        ConfigErrors(vec![ConfigError { path: path.into(), reason: reason.into() }])
+        ConfigErrors(vec![ConfigError::document(path, reason)])
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &ConfigError> {
@@ -68,91 +119,142 @@ impl fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
-#[derive(Default)]
-struct Collector(Vec<ConfigError>);
+/// Names that were in a pushed snapshot but were rejected, so entries referring to them can say
+/// so instead of calling them unknown.
+pub(crate) type Gone = HashSet<(Section, String)>;
 
-impl Collector {
-    fn push(&mut self, path: impl Into<String>, reason: impl Into<String>) {
-        self.0.push(ConfigError { path: path.into(), reason: reason.into() });
+/// Collects problems, stamping each with its entry and that entry's object.
+struct Collector<'a> {
+    snapshot: &'a Snapshot,
+    origin: Origin,
+    gone: &'a Gone,
+    errors: Vec<ConfigError>,
+}
+
+impl Collector<'_> {
+    fn document(&mut self, path: impl Into<String>, reason: impl Into<String>) {
+        self.errors.push(ConfigError::document(path, reason));
+    }
+
+    fn entry(&mut self, section: Section, index: usize, path: impl Into<String>, reason: impl Into<String>) {
+        let object = match section {
+            Section::Providers => self.snapshot.providers.get(index).and_then(|p| p.source()),
+            Section::Routes => self.snapshot.routes.get(index).and_then(|r| r.source.as_ref()),
+            Section::Keys => self.snapshot.keys.get(index).and_then(|k| k.source.as_ref()),
+            Section::Policies => self.snapshot.policies.get(index).and_then(|p| p.source.as_ref()),
+        };
+        self.errors.push(ConfigError {
+            path: path.into(),
+            reason: reason.into(),
+            object: object.cloned(),
+            entry: Some((section, index)),
+        });
+    }
+
+    /// The reason for a reference to `name` in `section` that does not resolve.
+    fn missing(&self, section: Section, what: &str, name: &str) -> String {
+        if self.gone.contains(&(section, name.to_owned())) {
+            format!("{what} {name:?} is not serving (it was rejected)")
+        } else {
+            format!("unknown {what} {name:?}")
+        }
     }
 }
 
-pub(crate) fn validate(snapshot: &Snapshot) -> Result<(), ConfigErrors> {
-    let mut errs = Collector::default();
-    if snapshot.version != SCHEMA_VERSION {
-        errs.push(
+pub(crate) fn validate(snapshot: &Snapshot, origin: Origin, gone: &Gone) -> Vec<ConfigError> {
+    let mut errs = Collector { snapshot, origin, gone, errors: Vec::new() };
+    if !SUPPORTED_SCHEMA_VERSIONS.contains(&snapshot.version) {
+        errs.document(
             "version",
             format!(
-                "unsupported schema version {} (this build understands {SCHEMA_VERSION})",
-                snapshot.version
+                "unsupported schema version {} (this build understands {} to {})",
+                snapshot.version,
+                SUPPORTED_SCHEMA_VERSIONS.start(),
+                SUPPORTED_SCHEMA_VERSIONS.end()
             ),
         );
+        return errs.errors;
     }
-    let providers = validate_providers(snapshot, &mut errs);
-    let routes = validate_routes(snapshot, &providers, &mut errs);
-    let keys = validate_keys(snapshot, &routes, &mut errs);
-    validate_limits(snapshot, &keys, &routes, &mut errs);
-    if errs.0.is_empty() { Ok(()) } else { Err(ConfigErrors(errs.0)) }
-}
-
-fn validate_name(path: String, name: &str, what: &str, errs: &mut Collector) {
-    if name.is_empty() {
-        errs.push(path, format!("{what} must not be empty"));
-    } else if name.len() > 253 || name.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        errs.push(
-            path,
-            format!("{what} {name:?} must be at most 253 characters without spaces or control characters"),
+    if !snapshot.limits.is_empty() {
+        errs.document(
+            "limits",
+            "`limits` were replaced by `policies` in schema version 2 (see docs/config.md); \
+             they were never enforced, so remove them or rewrite them as policies",
         );
     }
+    if snapshot.version < 2 {
+        for (entry, path, reason) in crate::version::v1_violations(snapshot) {
+            match entry {
+                Some((section, index)) => errs.entry(section, index, path, reason),
+                None => errs.document(path, reason),
+            }
+        }
+    }
+    for name in snapshot.secrets.keys() {
+        validate_name(&mut errs, None, format!("secrets.{name}"), name, "secret name");
+    }
+    let providers = validate_providers(&mut errs);
+    let policies = validate_policies(&mut errs);
+    let routes = validate_routes(&mut errs, &providers, &policies);
+    validate_keys(&mut errs, &routes, &policies);
+    errs.errors
 }
 
-fn validate_providers<'a>(snapshot: &'a Snapshot, errs: &mut Collector) -> HashSet<&'a str> {
+fn validate_name(
+    errs: &mut Collector<'_>,
+    entry: Option<(Section, usize)>,
+    path: String,
+    name: &str,
+    what: &str,
+) {
+    let reason = if name.is_empty() {
+        format!("{what} must not be empty")
+    } else if name.len() > 253 || name.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        format!("{what} {name:?} must be at most 253 characters without spaces or control characters")
+    } else {
+        return;
+    };
+    match entry {
+        Some((section, index)) => errs.entry(section, index, path, reason),
+        None => errs.document(path, reason),
+    }
+}
+
+fn validate_providers<'a>(errs: &mut Collector<'a>) -> HashSet<&'a str> {
+    let snapshot = errs.snapshot;
     let mut seen = HashMap::new();
     for (i, provider) in snapshot.providers.iter().enumerate() {
+        let at = Some((Section::Providers, i));
         let name = provider.name();
-        validate_name(format!("providers[{i}].name"), name, "provider name", errs);
-        if let Some(first) = seen.insert(name, i) {
-            errs.push(
+        validate_name(errs, at, format!("providers[{i}].name"), name, "provider name");
+        if let Some(first) = seen.get(name) {
+            errs.entry(
+                Section::Providers,
+                i,
                 format!("providers[{i}].name"),
                 format!("duplicate provider {name:?} (also providers[{first}])"),
             );
+            continue;
         }
+        seen.insert(name, i);
         match provider {
-            ProviderConfig::OpenAi(p) => {
-                if let Err(reason) = check_base_url(&p.base_url) {
-                    errs.push(format!("providers[{i}].base_url"), reason);
-                }
-                if let Some(key) = &p.api_key {
-                    check_credential(format!("providers[{i}].api_key"), key, errs);
-                }
-                for (h, header) in p.headers.iter().enumerate() {
-                    let path = format!("providers[{i}].headers[{h}]");
-                    if !is_header_name(&header.name) {
-                        errs.push(
-                            format!("{path}.name"),
-                            format!("{:?} is not a valid HTTP header name", header.name),
-                        );
-                    } else if matches!(
-                        header.name.to_ascii_lowercase().as_str(),
-                        "host" | "content-length" | "transfer-encoding" | "connection"
-                    ) {
-                        errs.push(
-                            format!("{path}.name"),
-                            format!("{:?} is set by the gateway and cannot be overridden", header.name),
-                        );
-                    }
-                    check_credential(format!("{path}.value"), &header.value, errs);
-                }
-                if p.timeout_ms == 0 {
-                    errs.push(format!("providers[{i}].timeout_ms"), "must be greater than 0");
-                }
-            }
+            ProviderConfig::OpenAi(p) => validate_openai(errs, i, p),
             ProviderConfig::Mock(p) => {
                 if p.latency_ms > 600_000 {
-                    errs.push(format!("providers[{i}].latency_ms"), "must be at most 600000 (10 minutes)");
+                    errs.entry(
+                        Section::Providers,
+                        i,
+                        format!("providers[{i}].latency_ms"),
+                        "must be at most 600000 (10 minutes)",
+                    );
                 }
                 if p.embedding_dimensions == 0 || p.embedding_dimensions > 8192 {
-                    errs.push(format!("providers[{i}].embedding_dimensions"), "must be between 1 and 8192");
+                    errs.entry(
+                        Section::Providers,
+                        i,
+                        format!("providers[{i}].embedding_dimensions"),
+                        "must be between 1 and 8192",
+                    );
                 }
             }
         }
@@ -160,149 +262,380 @@ fn validate_providers<'a>(snapshot: &'a Snapshot, errs: &mut Collector) -> HashS
     seen.into_keys().collect()
 }
 
-fn check_base_url(url: &str) -> Result<(), String> {
-    let rest = url
-        .strip_prefix("http://")
-        .or_else(|| url.strip_prefix("https://"))
-        .ok_or_else(|| format!("{url:?} must start with http:// or https://"))?;
-    let authority = rest.split('/').next().unwrap_or_default();
-    if authority.is_empty() {
-        return Err(format!("{url:?} has no host"));
+fn validate_openai(errs: &mut Collector<'_>, i: usize, p: &OpenAiProviderConfig) {
+    let rule = errs.origin.address_rule(p.allow_private_network);
+    if let Err(reason) = check_base_url(p, rule) {
+        errs.entry(Section::Providers, i, format!("providers[{i}].base_url"), reason);
     }
-    if url.contains(['?', '#']) || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(format!("{url:?} must be a plain base URL without query, fragment or spaces"));
+    if let Some(key) = &p.api_key {
+        // The key goes upstream as `Authorization: Bearer <key>`.
+        check_credential(errs, i, format!("providers[{i}].api_key"), key, "Bearer ");
     }
-    Ok(())
-}
-
-fn is_header_name(name: &str) -> bool {
-    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-}
-
-fn check_credential(path: String, credential: &Credential, errs: &mut Collector) {
-    match credential {
-        Credential::Env(name) if name.is_empty() => {
-            errs.push(format!("{path}.env"), "must name an environment variable")
+    let mut names = HashSet::new();
+    for (h, header) in p.headers.iter().enumerate() {
+        let path = format!("providers[{i}].headers[{h}]");
+        match http::HeaderName::from_bytes(header.name.as_bytes()) {
+            Err(_) => errs.entry(
+                Section::Providers,
+                i,
+                format!("{path}.name"),
+                format!("{:?} is not a valid HTTP header name", header.name),
+            ),
+            Ok(name) if RESERVED_HEADERS.contains(&name.as_str()) => errs.entry(
+                Section::Providers,
+                i,
+                format!("{path}.name"),
+                format!("{:?} is set by the gateway and cannot be overridden", header.name),
+            ),
+            Ok(name) => {
+                if !names.insert(name.clone()) {
+                    errs.entry(
+                        Section::Providers,
+                        i,
+                        format!("{path}.name"),
+                        format!("header {:?} is listed twice", header.name),
+                    );
+                }
+            }
         }
-        Credential::File(file) if file.is_empty() => errs.push(format!("{path}.file"), "must name a file"),
-        Credential::Value(value) if value.is_empty() => {
-            errs.push(format!("{path}.value"), "must not be empty")
+        check_credential(errs, i, format!("{path}.value"), &header.value, "");
+    }
+    if p.timeout_ms == 0 {
+        errs.entry(Section::Providers, i, format!("providers[{i}].timeout_ms"), "must be greater than 0");
+    }
+}
+
+/// Headers the gateway owns on upstream requests.
+const RESERVED_HEADERS: [&str; 5] =
+    ["host", "content-length", "transfer-encoding", "connection", "x-request-id"];
+
+/// The upstream endpoints an OpenAI provider's base URL must form valid URLs with.
+const OPENAI_ENDPOINTS: [&str; 2] = ["/chat/completions", "/embeddings"];
+
+/// Checks a base URL exactly as the gateway will use it: every endpoint URL built from it must
+/// parse, and its host must be allowed by `rule`. A URL with credentials in it is never echoed.
+fn check_base_url(p: &OpenAiProviderConfig, rule: AddressRule) -> Result<(), String> {
+    let url = p.base_url.as_str();
+    let shown = if url.contains('@') { "the URL".to_owned() } else { format!("{url:?}") };
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) || url.contains(['?', '#']) {
+        return Err(format!("{shown} must be a plain base URL without query, fragment or spaces"));
+    }
+    let uri: http::Uri = url.parse().map_err(|err| format!("{shown} is not a valid URL ({err})"))?;
+    match uri.scheme_str() {
+        Some("http" | "https") => {}
+        _ => return Err(format!("{shown} must start with http:// or https://")),
+    }
+    let authority = uri.authority().ok_or_else(|| format!("{shown} has no host"))?;
+    if authority.as_str().contains('@') {
+        return Err("must not contain user:password@ (put credentials in api_key or headers)".into());
+    }
+    let host = authority.host();
+    if host.is_empty() {
+        return Err(format!("{shown} has no host"));
+    }
+    let after_host = &authority.as_str()[authority.as_str().rfind(host).map_or(0, |at| at + host.len())..];
+    if let Some(port) = after_host.strip_prefix(':') {
+        match port.parse::<u16>() {
+            Ok(port) if port > 0 => {}
+            _ => return Err(format!("{shown} has an invalid port (1 to 65535)")),
+        }
+    }
+    for endpoint in OPENAI_ENDPOINTS {
+        if p.endpoint_url(endpoint).parse::<http::Uri>().is_err() {
+            return Err(format!("{shown} does not form a valid URL with {endpoint}"));
+        }
+    }
+    rule.check_host(host)
+}
+
+fn check_credential(errs: &mut Collector<'_>, i: usize, path: String, credential: &Credential, prefix: &str) {
+    let pushed = errs.origin == Origin::Pushed;
+    let secrets = &errs.snapshot.secrets;
+    let mut problem = |field: &str, reason: String| {
+        errs.entry(Section::Providers, i, format!("{path}.{field}"), reason);
+    };
+    let value = match credential {
+        Credential::Env(_) | Credential::File(_) if pushed => {
+            let field = if matches!(credential, Credential::Env(_)) { "env" } else { "file" };
+            return problem(
+                field,
+                format!(
+                    "`{field}` credentials are not allowed in a pushed snapshot (replicas never read \
+                     their own environment or files for an object's author); use `secret`"
+                ),
+            );
+        }
+        Credential::Env(name) if name.is_empty() => {
+            return problem("env", "must name an environment variable".into());
+        }
+        Credential::File(file) if file.is_empty() => return problem("file", "must name a file".into()),
+        // Read when the config loads; checked then.
+        Credential::Env(_) | Credential::File(_) => return,
+        Credential::Value(value) => ("value", value.expose()),
+        Credential::Secret(name) => match secrets.get(name) {
+            Some(value) => ("secret", value.expose()),
+            None => return problem("secret", format!("no entry {name:?} in `secrets`")),
+        },
+    };
+    let (field, value) = value;
+    if value.is_empty() {
+        return problem(field, "must not be empty".into());
+    }
+    let mut header = String::with_capacity(prefix.len() + value.len());
+    header.push_str(prefix);
+    header.push_str(value);
+    if http::HeaderValue::from_str(&header).is_err() {
+        // Never echo the value: it is a secret.
+        problem(
+            field,
+            "contains characters not allowed in an HTTP header (control characters or non-ASCII)".into(),
+        );
+    }
+}
+
+fn validate_policies<'a>(errs: &mut Collector<'a>) -> HashSet<&'a str> {
+    let snapshot = errs.snapshot;
+    let mut seen = HashMap::new();
+    for (i, policy) in snapshot.policies.iter().enumerate() {
+        validate_name(
+            errs,
+            Some((Section::Policies, i)),
+            format!("policies[{i}].name"),
+            &policy.name,
+            "policy name",
+        );
+        if let Some(first) = seen.get(policy.name.as_str()) {
+            errs.entry(
+                Section::Policies,
+                i,
+                format!("policies[{i}].name"),
+                format!("duplicate policy {:?} (also policies[{first}])", policy.name),
+            );
+            continue;
+        }
+        seen.insert(policy.name.as_str(), i);
+        validate_policy(errs, i, policy);
+    }
+    seen.into_keys().collect()
+}
+
+fn validate_policy(errs: &mut Collector<'_>, i: usize, policy: &PolicyConfig) {
+    let mut problem = |field: &str, reason: &str| {
+        let path = if field.is_empty() { format!("policies[{i}]") } else { format!("policies[{i}].{field}") };
+        errs.entry(Section::Policies, i, path, reason);
+    };
+    let counts = [
+        ("requests", policy.requests),
+        ("input_tokens", policy.input_tokens),
+        ("output_tokens", policy.output_tokens),
+        ("total_tokens", policy.total_tokens),
+        ("concurrent_requests", policy.concurrent_requests),
+    ];
+    for (field, value) in counts {
+        if value == Some(0) {
+            problem(field, "must be at least 1 (remove the limit to lift it)");
+        }
+    }
+    if let Some(usd) = &policy.usd {
+        match parse_usd(usd) {
+            Ok(0) => problem("usd", "must be more than 0"),
+            Ok(_) => {}
+            Err(reason) => problem("usd", &reason),
+        }
+    }
+    if !policy.has_windowed_limit() && policy.concurrent_requests.is_none() {
+        problem(
+            "",
+            "sets no limit: set requests, input_tokens, output_tokens, total_tokens, usd or concurrent_requests",
+        );
+    }
+    match policy.window_seconds {
+        None if policy.has_windowed_limit() => {
+            problem("window_seconds", "is required for requests, token and usd limits")
+        }
+        Some(window) if window == 0 || window > 31 * 86_400 => {
+            problem("window_seconds", "must be between 1 and 2678400 (31 days)")
         }
         _ => {}
     }
 }
 
 fn validate_routes<'a>(
-    snapshot: &'a Snapshot,
+    errs: &mut Collector<'a>,
     providers: &HashSet<&str>,
-    errs: &mut Collector,
+    policies: &HashSet<&str>,
 ) -> HashSet<&'a str> {
+    let snapshot = errs.snapshot;
     let mut seen = HashMap::new();
     for (i, route) in snapshot.routes.iter().enumerate() {
-        validate_name(format!("routes[{i}].model"), &route.model, "model name", errs);
-        if let Some(first) = seen.insert(route.model.as_str(), i) {
-            errs.push(
+        validate_name(
+            errs,
+            Some((Section::Routes, i)),
+            format!("routes[{i}].model"),
+            &route.model,
+            "model name",
+        );
+        if let Some(first) = seen.get(route.model.as_str()) {
+            errs.entry(
+                Section::Routes,
+                i,
                 format!("routes[{i}].model"),
                 format!("duplicate route {:?} (also routes[{first}])", route.model),
             );
+            continue;
         }
+        seen.insert(route.model.as_str(), i);
         if route.backends.is_empty() {
-            errs.push(format!("routes[{i}].backends"), "must list at least one backend");
+            errs.entry(Section::Routes, i, format!("routes[{i}].backends"), "must list at least one backend");
         }
         for (b, backend) in route.backends.iter().enumerate() {
             let path = format!("routes[{i}].backends[{b}]");
             if !providers.contains(backend.provider.as_str()) {
-                errs.push(format!("{path}.provider"), format!("unknown provider {:?}", backend.provider));
+                let reason = errs.missing(Section::Providers, "provider", &backend.provider);
+                errs.entry(Section::Routes, i, format!("{path}.provider"), reason);
             }
             if let Some(model) = &backend.model {
-                validate_name(format!("{path}.model"), model, "upstream model id", errs);
+                validate_name(
+                    errs,
+                    Some((Section::Routes, i)),
+                    format!("{path}.model"),
+                    model,
+                    "upstream model id",
+                );
             }
             if backend.weight == 0 {
-                errs.push(
+                errs.entry(
+                    Section::Routes,
+                    i,
                     format!("{path}.weight"),
                     "must be at least 1 (remove the backend to stop sending it traffic)",
                 );
             } else if backend.weight > 10_000 {
-                errs.push(format!("{path}.weight"), "must be at most 10000");
+                errs.entry(Section::Routes, i, format!("{path}.weight"), "must be at most 10000");
             }
         }
+        check_policy_refs(errs, Section::Routes, i, &route.policies, policies);
     }
     seen.into_keys().collect()
 }
 
-fn validate_keys<'a>(
-    snapshot: &'a Snapshot,
-    routes: &HashSet<&str>,
-    errs: &mut Collector,
-) -> HashSet<&'a str> {
-    let mut names = HashMap::new();
-    let mut hashes = HashMap::new();
-    for (i, key) in snapshot.keys.iter().enumerate() {
-        let KeyConfig { name, hash, models, disabled: _, expires_at } = key;
-        validate_name(format!("keys[{i}].name"), name, "key name", errs);
-        if let Some(first) = names.insert(name.as_str(), i) {
-            errs.push(format!("keys[{i}].name"), format!("duplicate key name {name:?} (also keys[{first}])"));
+fn check_policy_refs(
+    errs: &mut Collector<'_>,
+    section: Section,
+    i: usize,
+    refs: &[String],
+    policies: &HashSet<&str>,
+) {
+    for (p, name) in refs.iter().enumerate() {
+        if !policies.contains(name.as_str()) {
+            let reason = errs.missing(Section::Policies, "policy", name);
+            errs.entry(section, i, format!("{section}[{i}].policies[{p}]"), reason);
         }
-        match hash.digest() {
-            Ok(digest) => {
-                if let Some(first) = hashes.insert(digest, i) {
-                    errs.push(format!("keys[{i}].hash"), format!("same hash as keys[{first}]"));
+    }
+}
+
+fn validate_keys(errs: &mut Collector<'_>, routes: &HashSet<&str>, policies: &HashSet<&str>) {
+    let snapshot = errs.snapshot;
+    let mut ids = HashMap::new();
+    let mut digests = HashMap::new();
+    for (i, key) in snapshot.keys.iter().enumerate() {
+        let KeyConfig {
+            id,
+            labels,
+            hash,
+            hashes,
+            models,
+            disabled: _,
+            expires_at,
+            policies: refs,
+            source: _,
+        } = key;
+        let at = Some((Section::Keys, i));
+        validate_name(errs, at, format!("keys[{i}].id"), id, "key id");
+        if let Some(first) = ids.get(id.as_str()) {
+            errs.entry(
+                Section::Keys,
+                i,
+                format!("keys[{i}].id"),
+                format!("duplicate key id {id:?} (also keys[{first}])"),
+            );
+            continue;
+        }
+        ids.insert(id.as_str(), i);
+        for (label, value) in labels {
+            validate_name(errs, at, format!("keys[{i}].labels"), label, "label name");
+            if value.len() > 253 || value.chars().any(char::is_control) {
+                errs.entry(
+                    Section::Keys,
+                    i,
+                    format!("keys[{i}].labels.{label}"),
+                    "must be at most 253 characters without control characters",
+                );
+            }
+        }
+        if hash.is_none() && hashes.is_empty() {
+            errs.entry(Section::Keys, i, format!("keys[{i}]"), "set `hash` (or `hashes`)");
+        }
+        let hash_paths = hash.iter().map(|h| (format!("keys[{i}].hash"), h, None, None)).chain(
+            hashes.iter().enumerate().map(|(h, entry)| {
+                (
+                    format!("keys[{i}].hashes[{h}]"),
+                    &entry.hash,
+                    entry.not_before.as_deref(),
+                    entry.expires_at.as_deref(),
+                )
+            }),
+        );
+        for (path, hash, not_before, expires) in hash_paths {
+            let hash_path = if path.ends_with(']') { format!("{path}.hash") } else { path.clone() };
+            match hash.digest() {
+                Ok(digest) => {
+                    if let Some(first) = digests.insert(digest, i)
+                        && first != i
+                    {
+                        errs.entry(Section::Keys, i, hash_path, format!("same hash as keys[{first}]"));
+                    }
+                }
+                Err(reason) => errs.entry(Section::Keys, i, hash_path, reason),
+            }
+            for (field, time) in [("not_before", not_before), ("expires_at", expires)] {
+                if let Some(time) = time
+                    && let Err(reason) = parse_rfc3339(time)
+                {
+                    errs.entry(Section::Keys, i, format!("{path}.{field}"), reason);
                 }
             }
-            Err(reason) => errs.push(format!("keys[{i}].hash"), reason),
         }
         if let Some(models) = models {
             if models.is_empty() {
-                errs.push(
+                errs.entry(
+                    Section::Keys,
+                    i,
                     format!("keys[{i}].models"),
                     "an empty list allows nothing; omit the field to allow every model",
                 );
             }
-            for (m, model) in models.iter().enumerate() {
-                if model != "*" && !routes.contains(model.as_str()) {
-                    errs.push(
-                        format!("keys[{i}].models[{m}]"),
-                        format!("unknown model {model:?} (no route has it)"),
-                    );
+            // In a pushed snapshot a key may name a model whose route is not serving (rejected,
+            // or not created yet): the key simply cannot use it. Refusing the key would turn one
+            // team's broken route into an outage of every other model the key may use.
+            if errs.origin == Origin::File {
+                for (m, model) in models.iter().enumerate() {
+                    if model != "*" && !routes.contains(model.as_str()) {
+                        errs.entry(
+                            Section::Keys,
+                            i,
+                            format!("keys[{i}].models[{m}]"),
+                            format!("unknown model {model:?} (no route has it)"),
+                        );
+                    }
                 }
             }
         }
         if let Some(expires_at) = expires_at
             && let Err(reason) = parse_rfc3339(expires_at)
         {
-            errs.push(format!("keys[{i}].expires_at"), reason);
+            errs.entry(Section::Keys, i, format!("keys[{i}].expires_at"), reason);
         }
-    }
-    names.into_keys().collect()
-}
-
-fn validate_limits(snapshot: &Snapshot, keys: &HashSet<&str>, routes: &HashSet<&str>, errs: &mut Collector) {
-    let mut names = HashMap::new();
-    for (i, limit) in snapshot.limits.iter().enumerate() {
-        validate_name(format!("limits[{i}].name"), &limit.name, "limit name", errs);
-        if let Some(first) = names.insert(limit.name.as_str(), i) {
-            errs.push(
-                format!("limits[{i}].name"),
-                format!("duplicate limit {:?} (also limits[{first}])", limit.name),
-            );
-        }
-        match &limit.scope {
-            LimitScope::Key(key) if !keys.contains(key.as_str()) => {
-                errs.push(format!("limits[{i}].scope.key"), format!("unknown key {key:?}"));
-            }
-            LimitScope::Route(route) if !routes.contains(route.as_str()) => {
-                errs.push(format!("limits[{i}].scope.route"), format!("unknown route {route:?}"));
-            }
-            _ => {}
-        }
-        if limit.window_seconds == 0 || limit.window_seconds > 31 * 86_400 {
-            errs.push(format!("limits[{i}].window_seconds"), "must be between 1 and 2678400 (31 days)");
-        }
-        match (limit.requests, limit.tokens) {
-            (None, None) => errs.push(format!("limits[{i}]"), "must set requests, tokens or both"),
-            (Some(0), _) => errs.push(format!("limits[{i}].requests"), "must be at least 1"),
-            (_, Some(0)) => errs.push(format!("limits[{i}].tokens"), "must be at least 1"),
-            _ => {}
-        }
+        check_policy_refs(errs, Section::Keys, i, refs, policies);
     }
 }

@@ -1,51 +1,62 @@
 //! Snapshot → [`RoutingTable`]: the fallible half of a config swap.
 
+use super::state::{BackendState, UsedState};
 use super::{Backend, Route, RoutingTable};
 use crate::auth::KeyTable;
 use crate::metrics::Metrics;
-use crate::upstream::{HttpClient, Upstream};
+use crate::upstream::{HttpClients, Upstream};
 use std::collections::HashMap;
 use std::sync::Arc;
-use switchboard_config::{ConfigError, ConfigErrors, Snapshot};
+use switchboard_config::{ConfigError, ConfigErrors, Origin, Snapshot};
 
-/// What compiling needs from the running process: the shared connection pool (kept across
-/// reloads so warm upstream connections survive) and the metrics registry.
+/// What compiling needs from the running process: the shared connection pools (kept across
+/// reloads so warm upstream connections survive), the metrics registry and the backend state
+/// that outlives tables.
 #[derive(Clone)]
 pub struct CompileContext {
-    pub client: HttpClient,
+    pub clients: HttpClients,
     pub metrics: Arc<Metrics>,
+    pub state: Arc<BackendState>,
 }
 
-/// Builds a routing table. Fails, with field paths, when something the validator cannot see is
-/// wrong (an unset environment variable, an unreadable credential file).
-pub fn compile(snapshot: &Snapshot, hash: &str, ctx: &CompileContext) -> Result<RoutingTable, ConfigErrors> {
-    snapshot.validate()?;
-    if !snapshot.limits.is_empty() {
-        // Limits are part of the contract already so the operator can carry them, but this
-        // gateway version does not enforce them yet: refusing beats silently not limiting.
-        return Err(ConfigErrors::single(
-            "limits",
-            "rate limits are not enforced by this gateway version yet; remove them or upgrade the gateway",
-        ));
+impl CompileContext {
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        CompileContext { clients: HttpClients::new(), metrics, state: Arc::default() }
     }
+}
+
+/// Builds a routing table from a snapshot that passed `validate(origin)` (checked again here:
+/// compiling an unchecked snapshot is a bug, not a reason to crash). After validation the only
+/// thing that can fail is reading a file's `env` or `file` credentials.
+pub fn compile(
+    snapshot: &Snapshot,
+    origin: Origin,
+    hash: &str,
+    ctx: &CompileContext,
+) -> Result<RoutingTable, ConfigErrors> {
+    snapshot.validate(origin)?;
     let mut errors = Vec::new();
     let mut upstreams = Vec::with_capacity(snapshot.providers.len());
     let mut upstream_index = HashMap::new();
     for (i, provider) in snapshot.providers.iter().enumerate() {
-        match Upstream::compile(provider, &ctx.client) {
+        match Upstream::compile(provider, origin, &snapshot.secrets, &ctx.clients) {
             Ok(upstream) => {
                 upstream_index.insert(provider.name(), upstreams.len());
                 upstreams.push(upstream);
             }
-            Err(err) => {
-                errors.push(ConfigError { path: format!("providers[{i}].{}", err.path), reason: err.reason })
-            }
+            Err(err) => errors.push(ConfigError {
+                path: format!("providers[{i}].{}", err.path),
+                reason: err.reason,
+                object: provider.source().cloned(),
+                entry: None,
+            }),
         }
     }
     if !errors.is_empty() {
         return Err(ConfigErrors(errors));
     }
 
+    let mut used = UsedState::default();
     let mut routes = Vec::with_capacity(snapshot.routes.len());
     let mut route_index = HashMap::with_capacity(snapshot.routes.len());
     for (index, route) in snapshot.routes.iter().enumerate() {
@@ -54,16 +65,27 @@ pub fn compile(snapshot: &Snapshot, hash: &str, ctx: &CompileContext) -> Result<
             .iter()
             .filter_map(|b| {
                 let upstream = *upstream_index.get(b.provider.as_str())?;
-                let model = Arc::from(b.model.as_deref().unwrap_or(&route.model));
+                let model = b.model.as_deref().unwrap_or(&route.model);
+                used.health(&b.provider, model);
+                let health = ctx.state.health(&b.provider, model);
                 let metrics = ctx.metrics.provider(&b.provider);
-                Some((b.priority, b.weight, Backend::new(upstream, model, &b.provider, metrics)))
+                Some((
+                    b.priority,
+                    b.weight,
+                    Backend::new(upstream, Arc::from(model), &b.provider, metrics, health),
+                ))
             })
             .collect();
-        let compiled = Route::new(&route.model, index, ctx.metrics.route(&route.model), backends);
+        let mut cursor = |priority| {
+            used.cursor(&route.model, priority);
+            ctx.state.cursor(&route.model, priority)
+        };
+        let compiled =
+            Route::new(&route.model, index, ctx.metrics.route(&route.model), backends, &mut cursor);
         route_index.insert(compiled.model.clone(), index);
         routes.push(compiled);
     }
-    let keys = KeyTable::compile(&snapshot.keys, &|m| route_index.get(m).copied(), routes.len());
+    let keys = KeyTable::compile(&snapshot.keys, &|m| route_index.get(m).copied());
     Ok(RoutingTable {
         generation: snapshot.generation,
         hash: hash.to_owned(),
@@ -71,7 +93,9 @@ pub fn compile(snapshot: &Snapshot, hash: &str, ctx: &CompileContext) -> Result<
         route_index,
         keys,
         upstreams,
+        policies: snapshot.policies.len(),
         created_unix: crate::unix_now(),
         credential_files: snapshot.credential_files().into_iter().map(str::to_owned).collect(),
+        used_state: used,
     })
 }

@@ -4,8 +4,8 @@
 //! the fallback answers. After [`EJECT_AFTER`] consecutive failures a backend is ejected for
 //! [`EJECT_FOR`]: it moves behind the healthy backends (still tried as a last resort, so an
 //! all-failing route behaves as before). When the time is up it is tried again in its normal
-//! place; one more failure ejects it again, one success clears it. State is per compiled table:
-//! a reload starts every backend healthy.
+//! place; one more failure ejects it again, one success clears it. State is kept per upstream
+//! across reloads (see `state.rs`): a reload that does not touch a backend does not forgive it.
 
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};

@@ -8,9 +8,11 @@
 mod compile;
 mod health;
 mod route;
+mod state;
 
 pub use compile::{CompileContext, compile};
 pub use route::{Backend, Route};
+pub use state::{BackendState, UsedState};
 
 use crate::auth::KeyTable;
 use crate::upstream::Upstream;
@@ -27,11 +29,15 @@ pub struct RoutingTable {
     route_index: HashMap<Arc<str>, usize>,
     pub keys: KeyTable,
     pub upstreams: Vec<Upstream>,
+    /// Rate-limit policies in the snapshot (not enforced by this version).
+    pub policies: usize,
     /// When the table was compiled; reported as `created` by `/v1/models`.
     pub created_unix: i64,
     /// Credential files the config names: part of its fingerprint, so a rotated Secret is
     /// noticed without the config text changing.
     pub credential_files: Vec<String>,
+    /// The shared backend state this table uses; everything else is dropped once it serves.
+    pub used_state: UsedState,
 }
 
 impl RoutingTable {

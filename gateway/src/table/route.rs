@@ -18,13 +18,20 @@ pub struct Backend {
     /// The provider's name as the `x-switchboard-provider` response header, built once (`None`
     /// for a name that is not a valid header value, e.g. non-ASCII).
     pub provider_header: Option<HeaderValue>,
-    pub health: Health,
+    /// Shared with every table that has this upstream (see [`super::state`]).
+    pub health: Arc<Health>,
 }
 
 impl Backend {
-    pub fn new(upstream: usize, model: Arc<str>, provider: &str, metrics: Arc<ProviderMetrics>) -> Self {
+    pub fn new(
+        upstream: usize,
+        model: Arc<str>,
+        provider: &str,
+        metrics: Arc<ProviderMetrics>,
+        health: Arc<Health>,
+    ) -> Self {
         let provider_header = HeaderValue::from_str(provider).ok();
-        Backend { upstream, model, metrics, provider_header, health: Health::default() }
+        Backend { upstream, model, metrics, provider_header, health }
     }
 
     /// Records one attempt's outcome: `None` for success, `Some(retryable)` for a failure.
@@ -56,7 +63,8 @@ struct Tier {
     /// Backend indices in smooth weighted round-robin order (weights 3:1 give a,a,b,a rather
     /// than a,a,a,b), precomputed so picking a backend is one atomic increment.
     schedule: Box<[u16]>,
-    cursor: AtomicUsize,
+    /// Kept across reloads with the tier's priority (see [`super::state`]).
+    cursor: Arc<AtomicUsize>,
 }
 
 pub struct Route {
@@ -71,12 +79,14 @@ pub struct Route {
 const MAX_SCHEDULE: u32 = 1024;
 
 impl Route {
-    /// `backends` are (priority, weight, backend), in config order.
+    /// `backends` are (priority, weight, backend), in config order; `cursor` gives the shared
+    /// round-robin position of the tier with a given priority.
     pub fn new(
         model: &str,
         index: usize,
         metrics: Arc<RouteMetrics>,
         mut backends: Vec<(u32, u32, Backend)>,
+        cursor: &mut dyn FnMut(u32) -> Arc<AtomicUsize>,
     ) -> Self {
         backends.sort_by_key(|(priority, _, _)| *priority);
         let backend_count = backends.len();
@@ -91,7 +101,7 @@ impl Route {
             tiers.push(Tier {
                 schedule: smooth_weighted_schedule(&weights),
                 backends: members.into_iter().map(|(_, b)| b).collect(),
-                cursor: AtomicUsize::new(0),
+                cursor: cursor(priority),
             });
         }
         Route { model: Arc::from(model), index, metrics, tiers: tiers.into_boxed_slice(), backend_count }
@@ -151,7 +161,7 @@ mod tests {
     use super::*;
 
     fn backend(upstream: usize) -> Backend {
-        Backend::new(upstream, Arc::from("m"), "p", Arc::default())
+        Backend::new(upstream, Arc::from("m"), "p", Arc::default(), Arc::default())
     }
 
     #[test]
@@ -169,6 +179,7 @@ mod tests {
             0,
             Arc::default(),
             vec![(1, 1, backend(9)), (0, 3, backend(0)), (0, 1, backend(1))],
+            &mut |_| Arc::default(),
         );
         let orders: Vec<Vec<usize>> =
             (0..4).map(|_| route.attempts().iter().map(|b| b.upstream).collect()).collect();

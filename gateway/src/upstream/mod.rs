@@ -7,8 +7,9 @@
 mod client;
 mod mock;
 mod openai;
+mod resolve;
 
-pub use client::{HttpClient, new_http_client};
+pub use client::{HttpClient, HttpClients};
 pub use mock::{MockProvider, MockStream};
 pub use openai::OpenAiProvider;
 
@@ -17,7 +18,7 @@ use crate::error::UpstreamError;
 use bytes::Bytes;
 use http::HeaderValue;
 use std::sync::Arc;
-use switchboard_config::ProviderConfig;
+use switchboard_config::{Origin, ProviderConfig, Secrets};
 use switchboard_llm::Usage;
 use switchboard_llm::openai::ModelRequest;
 
@@ -78,9 +79,19 @@ pub struct CompileError {
 }
 
 impl Upstream {
-    pub fn compile(config: &ProviderConfig, client: &HttpClient) -> Result<Self, CompileError> {
+    pub fn compile(
+        config: &ProviderConfig,
+        origin: Origin,
+        secrets: &Secrets,
+        clients: &HttpClients,
+    ) -> Result<Self, CompileError> {
         Ok(match config {
-            ProviderConfig::OpenAi(c) => Upstream::OpenAi(OpenAiProvider::compile(c, client.clone())?),
+            ProviderConfig::OpenAi(c) => {
+                // The client's resolver refuses addresses the provider may not reach, so a host
+                // name cannot lead where a literal address would have been refused.
+                let client = clients.for_rule(origin.address_rule(c.allow_private_network)).clone();
+                Upstream::OpenAi(OpenAiProvider::compile(c, secrets, client)?)
+            }
             ProviderConfig::Mock(c) => Upstream::Mock(MockProvider::compile(c)),
         })
     }

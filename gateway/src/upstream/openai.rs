@@ -13,7 +13,7 @@ use http::{HeaderName, HeaderValue, Method, Request, Uri};
 use http_body_util::{BodyExt, Full, Limited};
 use std::sync::Arc;
 use std::time::Duration;
-use switchboard_config::{Credential, OpenAiProviderConfig};
+use switchboard_config::{Credential, OpenAiProviderConfig, Secrets};
 use switchboard_llm::Usage;
 use switchboard_llm::openai::ModelRequest;
 use switchboard_llm::stream::OpenAiPassthrough;
@@ -37,18 +37,23 @@ pub struct OpenAiProvider {
 }
 
 impl OpenAiProvider {
-    pub fn compile(config: &OpenAiProviderConfig, client: HttpClient) -> Result<Self, CompileError> {
-        let base = config.base_url.trim_end_matches('/');
-        let uri = |suffix: &str| {
-            format!("{base}{suffix}").parse::<Uri>().map_err(|err| CompileError {
+    /// Builds the provider from a validated config: the URLs and header values were checked
+    /// by the validator, so only reading an `env` or `file` credential can fail here.
+    pub fn compile(
+        config: &OpenAiProviderConfig,
+        secrets: &Secrets,
+        client: HttpClient,
+    ) -> Result<Self, CompileError> {
+        let uri = |endpoint: &str| {
+            config.endpoint_url(endpoint).parse::<Uri>().map_err(|err| CompileError {
                 path: "base_url".into(),
                 reason: format!("not a valid URL: {err}"),
             })
         };
         let mut headers = Vec::new();
         if let Some(credential) = &config.api_key {
-            let key =
-                resolve(credential).map_err(|reason| CompileError { path: "api_key".into(), reason })?;
+            let key = resolve(credential, secrets)
+                .map_err(|reason| CompileError { path: "api_key".into(), reason })?;
             headers.push((AUTHORIZATION, sensitive(&format!("Bearer {key}"), "api_key")?));
         }
         for (i, header) in config.headers.iter().enumerate() {
@@ -57,7 +62,7 @@ impl OpenAiProvider {
                 path: format!("{path}.name"),
                 reason: "invalid header name".into(),
             })?;
-            let value = resolve(&header.value)
+            let value = resolve(&header.value, secrets)
                 .map_err(|reason| CompileError { path: format!("{path}.value"), reason })?;
             headers.push((name, sensitive(&value, &format!("{path}.value"))?));
         }
@@ -153,9 +158,13 @@ impl Provider for OpenAiProvider {
 }
 
 /// Reads a credential now, so a missing one fails the reload rather than a request later.
-pub(crate) fn resolve(credential: &Credential) -> Result<String, String> {
+pub(crate) fn resolve(credential: &Credential, secrets: &Secrets) -> Result<String, String> {
     match credential {
-        Credential::Value(value) => Ok(value.clone()),
+        Credential::Value(value) => Ok(value.expose().to_owned()),
+        Credential::Secret(name) => secrets
+            .get(name)
+            .map(|value| value.expose().to_owned())
+            .ok_or_else(|| format!("no entry {name:?} in `secrets`")),
         Credential::Env(name) => match std::env::var(name) {
             Ok(value) if !value.trim().is_empty() => Ok(value.trim().to_owned()),
             _ => Err(format!("environment variable {name:?} is not set")),
