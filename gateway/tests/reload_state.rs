@@ -112,3 +112,24 @@ async fn policies_are_accepted_but_reported_as_not_enforced() {
         gateway.log()
     );
 }
+
+#[tokio::test]
+async fn a_secret_never_reaches_the_log_even_when_its_config_is_refused() {
+    const PLANTED: &str = "sk-planted-7d1e5a";
+    let with_secret = |value: &str| {
+        format!(
+            "version: 2\nsecrets: {{ upstream: {value:?} }}\nproviders:\n  - {{ name: up, type: openai, base_url: \"https://api.example.com/v1\", api_key: {{ secret: upstream }} }}\nroutes:\n  - {{ model: m, backends: [{{ provider: up }}] }}\n"
+        )
+    };
+    let gateway = Gateway::start(Some(&with_secret(PLANTED)), &["--log-level", "debug"]);
+    // A line break inside the value makes it an invalid header value: refused, and explained.
+    gateway.replace_config(&with_secret(&format!("{PLANTED}\nX-Injected: 1")));
+    let refused = eventually(Duration::from_secs(10), async || {
+        gateway.metric("switchboard_config_reload_failures_total").await == 1.0
+    })
+    .await;
+    assert!(refused, "{}", gateway.log());
+    let log = gateway.log();
+    assert!(log.contains("providers[0].api_key.secret: contains characters not allowed"), "{log}");
+    assert!(!log.contains(PLANTED), "the secret reached the log:\n{log}");
+}

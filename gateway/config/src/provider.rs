@@ -59,10 +59,10 @@ pub struct OpenAiProviderConfig {
     pub base_url: String,
     /// The provider credential, sent as `Authorization: Bearer`. Optional because local servers
     /// (Ollama, vLLM without `--api-key`) need none.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_key: Option<Credential>,
     /// Extra headers sent with every upstream request (e.g. `OpenAI-Organization`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub headers: Vec<HeaderConfig>,
     /// Budget in milliseconds for connecting and receiving the response (headers and, when not
     /// streaming, the whole body); for streams, also the longest silence allowed between events.

@@ -1,0 +1,117 @@
+//! `ModelRoute`: a public model name and the backends that serve it.
+//!
+//! Compiled by the operator into the contract's `RouteConfig`: backends of the lowest priority
+//! share traffic by weight; higher priorities are fallback tiers, tried in order when every
+//! backend of the tier before has failed.
+
+use crate::common::{LocalObjectRef, MODEL_NAME_PATTERN};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+/// A public model name callers put in a request's "model" field, and the backends (LLMProviders in
+/// the same namespace, each with an upstream model id) that serve it, with weights and fallbacks.
+#[expect(clippy::duplicated_attributes, reason = "every printcolumn(...) repeats type_ = \"string\"")]
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "switchboard.dev",
+    version = "v1alpha1",
+    kind = "ModelRoute",
+    plural = "modelroutes",
+    shortname = "mr",
+    category = "switchboard",
+    namespaced,
+    status = "ModelRouteStatus",
+    doc = "ModelRoute maps a public model name to weighted backends with fallback tiers.",
+    printcolumn(name = "Model", type_ = "string", json_path = ".spec.model"),
+    printcolumn(name = "Providers", type_ = "string", json_path = ".spec.backends[*].providerRef.name"),
+    printcolumn(
+        name = "Accepted",
+        type_ = "string",
+        json_path = r#".status.conditions[?(@.type=="Accepted")].status"#
+    ),
+    printcolumn(
+        name = "Programmed",
+        type_ = "string",
+        json_path = r#".status.conditions[?(@.type=="Programmed")].status"#
+    ),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    // An omitted backend model means the public name, so compare the effective ids.
+    validation = Rule::new(
+        "self.backends.all(b, self.backends.exists_one(c, c.providerRef.name == b.providerRef.name \
+         && (has(c.model) ? c.model : self.model) == (has(b.model) ? b.model : self.model)))"
+    )
+    .message("each backend must be a different pair of providerRef and model")
+    .field_path(".backends")
+)]
+pub struct ModelRouteSpec {
+    /// The public model name: what callers put in the request's "model" field and what
+    /// GET /v1/models lists. 1 to 253 characters without spaces or control characters. One
+    /// ModelRoute per name across the gateway; a second one is refused with reason Conflict.
+    /// Example: gpt-4o
+    #[schemars(length(min = 1, max = 253), pattern(MODEL_NAME_PATTERN))]
+    pub model: String,
+
+    /// Where requests for this model go. Backends with the lowest priority share the traffic by
+    /// weight; when all of them fail (connection error, timeout, 5xx, 429), the next priority is
+    /// tried. 1 to 64 backends.
+    #[schemars(length(min = 1, max = 64))]
+    pub backends: Vec<Backend>,
+
+    /// RateLimitPolicies in the same namespace that apply to every request on this route. At most
+    /// 16, each named once.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    #[x_kube(validation = Rule::new("self.all(p, self.exists_one(q, q.name == p.name))").message("must not name a policy twice"))]
+    pub policy_refs: Vec<LocalObjectRef>,
+}
+
+/// One upstream for a route: a provider and the model id it knows.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Backend {
+    /// The LLMProvider to send requests to, in the same namespace (cross-namespace references are
+    /// not supported in v1alpha1).
+    pub provider_ref: LocalObjectRef,
+
+    /// The model id sent upstream, when it differs from the public name. Default: the route's
+    /// model. Example: gpt-4o-2024-08-06, or meta-llama/Llama-3.1-8B-Instruct for vLLM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253), pattern(MODEL_NAME_PATTERN))]
+    pub model: Option<String>,
+
+    /// Share of traffic among the backends of the same priority, 1 to 10000. Default 1. Example:
+    /// weights 9 and 1 send about 90% and 10%.
+    #[serde(default = "default_weight")]
+    #[schemars(range(min = 1, max = 10000))]
+    pub weight: i32,
+
+    /// Fallback tier, 0 to 100; lower is tried first. Default 0. Backends with priority 1 only get
+    /// requests that every priority-0 backend failed.
+    #[serde(default)]
+    #[schemars(range(min = 0, max = 100))]
+    pub priority: i32,
+}
+
+fn default_weight() -> i32 {
+    1
+}
+
+/// What the operator observed about a ModelRoute.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelRouteStatus {
+    /// Accepted, ResolvedRefs and Programmed, with a reason and message each (see docs/crds.md).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
+    pub conditions: Vec<Condition>,
+
+    /// The metadata.generation the status was computed from; older than metadata.generation while
+    /// the operator has not yet seen the latest spec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}

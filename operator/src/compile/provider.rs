@@ -1,0 +1,140 @@
+//! LLMProvider → a snapshot provider, its credentials resolved from Secrets into the snapshot's
+//! `secrets` section (referenced by name, never inlined).
+
+use super::status::{Kind, Verdicts};
+use super::{SecretIndex, SecretProblem, age_order, namespace, object_ref, qualified};
+use switchboard_config::{
+    Credential, HeaderConfig, MockProviderConfig, OpenAiProviderConfig, ProviderConfig, SecretValue, Snapshot,
+};
+use switchboard_crds::SecretKeyRef;
+use switchboard_crds::condition::Reason;
+use switchboard_crds::llm_provider::{LlmProvider, ProviderType};
+
+const DEFAULT_OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
+
+pub(super) fn compile_all(
+    providers: &[LlmProvider],
+    secrets: &SecretIndex<'_>,
+    snapshot: &mut Snapshot,
+    verdicts: &mut Verdicts,
+) {
+    for provider in age_order(providers, |p| &p.metadata) {
+        if let Some(config) = compile_one(provider, secrets, snapshot, verdicts) {
+            snapshot.providers.push(config);
+        }
+    }
+}
+
+fn compile_one(
+    provider: &LlmProvider,
+    secrets: &SecretIndex<'_>,
+    snapshot: &mut Snapshot,
+    verdicts: &mut Verdicts,
+) -> Option<ProviderConfig> {
+    let meta = &provider.metadata;
+    let ns = namespace(meta);
+    let name = qualified(ns, meta.name.as_deref().unwrap_or_default());
+    let source = Some(object_ref(Kind::LlmProvider, meta));
+    let spec = &provider.spec;
+    let mut ok = true;
+    let mut invalid = |path: &str, reason: String| {
+        verdicts.invalid(Kind::LlmProvider, meta, path, reason);
+        ok = false;
+    };
+    let config = match spec.type_ {
+        ProviderType::Mock => {
+            let mock = spec.mock.clone().unwrap_or_default();
+            let latency_ms = match mock.latency.parse() {
+                Ok(latency) => latency.as_millis() as u64,
+                Err(err) => {
+                    invalid("spec.mock.latency", err.to_string());
+                    0
+                }
+            };
+            if spec.base_url.is_some() {
+                invalid("spec.baseURL", "is not allowed with type: mock".into());
+            }
+            let tokens_per_second = u32::try_from(mock.tokens_per_second).unwrap_or_else(|_| {
+                invalid("spec.mock.tokensPerSecond", "must not be negative".into());
+                0
+            });
+            // The contract checks the range; a negative count only needs to stay negative-free.
+            let embedding_dimensions = u32::try_from(mock.embedding_dimensions).unwrap_or(0);
+            ProviderConfig::Mock(MockProviderConfig {
+                name,
+                latency_ms,
+                tokens_per_second,
+                reply: mock.reply.clone(),
+                embedding_dimensions,
+                source,
+            })
+        }
+        ProviderType::OpenAi => {
+            if spec.mock.is_some() {
+                invalid("spec.mock", "is only allowed with type: mock".into());
+            }
+            let timeout_ms = match spec.timeouts.request.parse() {
+                Ok(timeout) if timeout.as_millis() > 0 => timeout.as_millis() as u64,
+                Ok(_) => {
+                    invalid("spec.timeouts.request", "must be greater than 0s".into());
+                    1
+                }
+                Err(err) => {
+                    invalid("spec.timeouts.request", err.to_string());
+                    1
+                }
+            };
+            let mut unresolved = Vec::new();
+            let mut credential = |reference: &SecretKeyRef| {
+                match secrets.value(ns, &reference.name, &reference.key) {
+                    Ok(value) => {
+                        // One entry per Secret key: two providers sharing a Secret share it.
+                        let entry = format!("{ns}/{}/{}", reference.name, reference.key);
+                        snapshot.secrets.insert(entry.clone(), SecretValue::new(&value));
+                        Some(Credential::Secret(entry))
+                    }
+                    Err(SecretProblem::Missing) => {
+                        unresolved.push(format!("Secret {ns}/{} not found", reference.name));
+                        None
+                    }
+                    Err(SecretProblem::Entry(message)) => {
+                        unresolved.push(message);
+                        None
+                    }
+                }
+            };
+            let api_key = spec.api_key.as_ref().and_then(|k| credential(&k.secret_key_ref));
+            let mut headers = Vec::with_capacity(spec.headers.len());
+            for header in &spec.headers {
+                let value = match (&header.value, &header.value_from) {
+                    (Some(value), None) => Some(Credential::Value(SecretValue::new(value))),
+                    (None, Some(from)) => credential(&from.secret_key_ref),
+                    _ => None,
+                };
+                if let Some(value) = value {
+                    headers.push(HeaderConfig { name: header.name.clone(), value });
+                }
+            }
+            let all_headers = headers.len() == spec.headers.len() || !unresolved.is_empty();
+            if !all_headers {
+                invalid("spec.headers", "each header needs exactly one of value or valueFrom".into());
+            }
+            if !unresolved.is_empty() {
+                // A provider missing a credential would only fail every request: leave it out.
+                verdicts.unresolved(Kind::LlmProvider, meta, Reason::SecretNotFound, unresolved.join("; "));
+                ok = false;
+            }
+            ProviderConfig::OpenAi(OpenAiProviderConfig {
+                name,
+                base_url: spec.base_url.clone().unwrap_or_else(|| DEFAULT_OPENAI_BASE_URL.to_owned()),
+                api_key,
+                headers,
+                timeout_ms,
+                stream_usage: spec.stream_usage,
+                allow_private_network: spec.allow_private_network,
+                source,
+            })
+        }
+    };
+    ok.then_some(config)
+}

@@ -1,0 +1,157 @@
+//! ModelRoute and RateLimitPolicy → snapshot routes and policies.
+
+use super::status::{Kind, Verdicts};
+use super::{Existing, age_order, namespace, object_ref, qualified};
+use std::collections::{HashMap, HashSet};
+use switchboard_config::{
+    BackendConfig, FailureMode, PolicyConfig, PolicyMode, PolicyScope, RouteConfig, Snapshot,
+};
+use switchboard_crds::condition::Reason;
+use switchboard_crds::model_route::ModelRoute;
+use switchboard_crds::rate_limit_policy::{self as crd, RateLimitPolicy};
+
+pub(super) fn compile_policies(
+    policies: &[RateLimitPolicy],
+    snapshot: &mut Snapshot,
+    verdicts: &mut Verdicts,
+) {
+    for policy in age_order(policies, |p| &p.metadata) {
+        let meta = &policy.metadata;
+        let spec = &policy.spec;
+        let mut problems = Vec::new();
+        let window_seconds = match &spec.window {
+            None => None,
+            Some(window) => match window.parse() {
+                Ok(window) if window.subsec_millis() == 0 && window.as_secs() > 0 => Some(window.as_secs()),
+                Ok(_) => {
+                    problems
+                        .push(("spec.window", "must be a whole number of seconds, at least 1s".to_owned()));
+                    None
+                }
+                Err(err) => {
+                    problems.push(("spec.window", err.to_string()));
+                    None
+                }
+            },
+        };
+        let mut count = |field: &'static str, value: Option<i64>| match value {
+            None => None,
+            Some(n) if n >= 1 => Some(n as u64),
+            Some(_) => {
+                problems.push((field, "must be at least 1".to_owned()));
+                None
+            }
+        };
+        let limits = &spec.limits;
+        let config = PolicyConfig {
+            name: qualified(namespace(meta), meta.name.as_deref().unwrap_or_default()),
+            scope: match spec.scope {
+                crd::Scope::Key => PolicyScope::Key,
+                crd::Scope::Route => PolicyScope::Route,
+                crd::Scope::KeyRoute => PolicyScope::KeyRoute,
+            },
+            window_seconds,
+            requests: count("spec.limits.requests", limits.requests),
+            input_tokens: count("spec.limits.inputTokens", limits.input_tokens),
+            output_tokens: count("spec.limits.outputTokens", limits.output_tokens),
+            total_tokens: count("spec.limits.totalTokens", limits.total_tokens),
+            concurrent_requests: count("spec.limits.concurrentRequests", limits.concurrent_requests),
+            usd: limits.usd.clone(),
+            mode: match spec.mode {
+                crd::Mode::Local => PolicyMode::Local,
+                crd::Mode::Redis => PolicyMode::Redis,
+            },
+            failure_mode: match spec.failure_mode {
+                crd::FailureMode::Open => FailureMode::Open,
+                crd::FailureMode::Closed => FailureMode::Closed,
+            },
+            source: Some(object_ref(Kind::RateLimitPolicy, meta)),
+        };
+        for (path, reason) in &problems {
+            verdicts.invalid(Kind::RateLimitPolicy, meta, path, reason);
+        }
+        if problems.is_empty() {
+            snapshot.policies.push(config);
+        }
+    }
+}
+
+/// Compiles routes onto the providers and policies already in `snapshot` (those that serve);
+/// `existing` tells a reference to a missing object from one to an object that does not serve.
+pub(super) fn compile_routes(
+    routes: &[ModelRoute],
+    existing: &Existing,
+    snapshot: &mut Snapshot,
+    verdicts: &mut Verdicts,
+) {
+    let serving_providers: HashSet<String> = snapshot.providers.iter().map(|p| p.name().to_owned()).collect();
+    let serving_policies: HashSet<String> = snapshot.policies.iter().map(|p| p.name.clone()).collect();
+    let mut claimed: HashMap<String, String> = HashMap::new();
+    for route in age_order(routes, |r| &r.metadata) {
+        let meta = &route.metadata;
+        let ns = namespace(meta);
+        let this = qualified(ns, meta.name.as_deref().unwrap_or_default());
+        let spec = &route.spec;
+
+        let mut problems = Vec::new();
+        let mut backends = Vec::new();
+        let mut unresolved = Vec::new();
+        for (i, backend) in spec.backends.iter().enumerate() {
+            let weight = u32::try_from(backend.weight).ok().filter(|w| (1..=10_000).contains(w));
+            let priority = u32::try_from(backend.priority).ok();
+            if weight.is_none() {
+                problems.push((format!("spec.backends[{i}].weight"), "must be between 1 and 10000"));
+            }
+            if priority.is_none() {
+                problems.push((format!("spec.backends[{i}].priority"), "must not be negative"));
+            }
+            let provider = qualified(ns, &backend.provider_ref.name);
+            if !serving_providers.contains(&provider) {
+                unresolved.push(existing.describe("LLMProvider", &provider));
+                continue;
+            }
+            if let (Some(weight), Some(priority)) = (weight, priority) {
+                backends.push(BackendConfig { provider, model: backend.model.clone(), weight, priority });
+            }
+        }
+        for (path, reason) in &problems {
+            verdicts.invalid(Kind::ModelRoute, meta, path, reason);
+        }
+        if !problems.is_empty() {
+            continue;
+        }
+        // The older route keeps the name, as Gateway API resolves conflicting routes. Only an
+        // accepted route claims a name, so an invalid old route cannot block a valid new one.
+        if let Some(owner) = claimed.get(&spec.model) {
+            let message = format!("model {:?} is already served by the older ModelRoute {owner}", spec.model);
+            verdicts.conflict(Kind::ModelRoute, meta, message);
+            continue;
+        }
+        claimed.insert(spec.model.clone(), this);
+
+        let mut policies = Vec::with_capacity(spec.policy_refs.len());
+        let mut missing_policy = false;
+        for reference in &spec.policy_refs {
+            let policy = qualified(ns, &reference.name);
+            if serving_policies.contains(&policy) {
+                policies.push(policy);
+            } else {
+                missing_policy = true;
+                let why = existing.describe("RateLimitPolicy", &policy);
+                unresolved.push(format!("{why}; the route is not served without its limits"));
+            }
+        }
+        if !unresolved.is_empty() {
+            verdicts.unresolved(Kind::ModelRoute, meta, Reason::RefNotFound, unresolved.join("; "));
+        }
+        if backends.is_empty() || missing_policy {
+            continue;
+        }
+        snapshot.routes.push(RouteConfig {
+            model: spec.model.clone(),
+            backends,
+            policies,
+            source: Some(object_ref(Kind::ModelRoute, meta)),
+        });
+    }
+}

@@ -1,0 +1,13 @@
+//! Switchboard's operator.
+//!
+//! Today: the pure compile (`compile`): the four custom resources and the Secrets they reference
+//! in, one config snapshot (the contract in `switchboard-config`) and every object's status out,
+//! with no cluster involved. The controller that gathers those inputs from the API server,
+//! pushes snapshots to the gateway fleet and writes statuses is the next step (see
+//! `operator/README.md`).
+
+pub mod compile;
+pub mod inputs;
+
+pub use compile::{Compiled, KeySecretToGenerate, ObjectStatus, compile};
+pub use inputs::Inputs;
