@@ -25,7 +25,7 @@ OPTIONS:
   --access-log           log one line per request (request id, route, key name, provider,
                          status, duration, tokens) at info level
   -h, --help             print this help
-  -V, --version          print the version
+  -V, --version          print the version and the config schema versions it reads
 ";
 
 #[derive(Debug, Clone, PartialEq)]

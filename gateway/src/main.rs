@@ -18,7 +18,15 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Version => {
-            write_stdout(&format!("switchboard-gateway {}\n", env!("CARGO_PKG_VERSION")));
+            // The schema versions are what an operator needs to know to send this replica a
+            // snapshot it reads (the skew policy in docs/config.md).
+            let versions = switchboard_config::SUPPORTED_SCHEMA_VERSIONS;
+            write_stdout(&format!(
+                "switchboard-gateway {} (config schema versions {} to {})\n",
+                env!("CARGO_PKG_VERSION"),
+                versions.start(),
+                versions.end()
+            ));
             ExitCode::SUCCESS
         }
         Command::HashKey => hash_key(),

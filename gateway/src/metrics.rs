@@ -328,7 +328,7 @@ impl Metrics {
             &mut out,
             "switchboard_config_checks_total",
             "counter",
-            "Looks at the config file (after a change event, and every 5 s).",
+            "Looks at the config file (after a change event, or 5 s after the last look).",
             load(&self.config_checks),
         );
         scalar(

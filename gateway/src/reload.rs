@@ -10,7 +10,7 @@
 use crate::Gateway;
 use crate::table::{CompileContext, RoutingTable, compile};
 use sha2::{Digest, Sha256};
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -268,7 +268,8 @@ fn look(path: &Path, last_seen: &str, credential_files: &[String], ctx: &Compile
     }
 }
 
-/// Watches `path` and applies every valid change until the process ends.
+/// Watches `path`, and the directories of the credential files the served config names, and
+/// applies every valid change until the process ends.
 pub async fn watch_file(
     path: PathBuf,
     gateway: Arc<Gateway>,
@@ -278,31 +279,34 @@ pub async fn watch_file(
     let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
     // Watch the directory, not the file: editors and Kubernetes ConfigMap mounts replace the file
     // (rename or symlink swap), which a watch on the old inode would never see.
-    let directory = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_owned();
+    let directory = parent_directory(&path);
     let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        // Opening and reading files is reported too, our own reads included: reacting to those
-        // would make every look trigger the next one.
-        if let Ok(event) = &event
-            && matches!(event.kind, notify::EventKind::Access(_))
-        {
-            return;
+        if may_be_change(&event) {
+            let _ = tx.send(());
         }
-        let _ = tx.send(());
     })
     .and_then(|mut watcher| {
         notify::Watcher::watch(&mut watcher, &directory, notify::RecursiveMode::NonRecursive)
             .map(|()| watcher)
     });
-    let _watcher = match watcher {
+    let mut watcher = match watcher {
         Ok(watcher) => Some(watcher),
         Err(err) => {
             tracing::warn!(path = %path.display(), error = %err, "cannot watch the config file; polling every 5 s instead");
             None
         }
     };
+    let served_credential_files =
+        || gateway.tables.load().map(|t| t.credential_files.clone()).unwrap_or_default();
+    let mut credential_dirs = CredentialDirs::new(&directory);
+    if let Some(watcher) = &mut watcher {
+        credential_dirs.follow(watcher, &served_credential_files());
+    }
     let mut last_seen = loaded_hash;
     // The first tick is immediate: it catches a change made between the initial load and the
-    // watcher's registration (cheap when nothing changed: one read and one hash).
+    // watcher's registration (cheap when nothing changed: one read and one hash). After that the
+    // poll is a safety net for filesystems whose events are unreliable: it looks when 5 s have
+    // passed without a look.
     let mut poll = tokio::time::interval(POLL_EVERY);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -312,12 +316,13 @@ pub async fn watch_file(
             }
             _ = poll.tick() => {}
         }
-        gateway.metrics.config_checks.fetch_add(1, Relaxed);
-        let credential_files = gateway.tables.load().map(|t| t.credential_files.clone()).unwrap_or_default();
+        let credential_files = served_credential_files();
         let Some(change) = config_thread.look(&path, &last_seen, credential_files).await else {
             tracing::error!("the config thread is gone; reloads have stopped");
             return;
         };
+        // Counted once the files were read: whoever sees the count knows what the look saw.
+        gateway.metrics.config_checks.fetch_add(1, Relaxed);
         match change {
             Change::Unchanged => {}
             Change::Unreadable { marker, error } => {
@@ -349,7 +354,87 @@ pub async fn watch_file(
                 last_seen = fingerprint;
             }
         }
+        let watching_more =
+            watcher.as_mut().is_some_and(|w| credential_dirs.follow(w, &served_credential_files()));
+        if watching_more {
+            // A credential file in a directory watched only from now on may have changed since
+            // the new config read it: look once more, as at the start.
+            poll.reset_immediately();
+        } else {
+            poll.reset();
+        }
     }
+}
+
+/// Whether a watcher event may mean a change. Opening and reading files is reported too, our
+/// own reads included: reacting to those would make every look trigger the next one.
+fn may_be_change(event: &notify::Result<notify::Event>) -> bool {
+    !matches!(event, Ok(event) if matches!(event.kind, notify::EventKind::Access(_)))
+}
+
+/// The directory holding `path` (`.` for a bare file name).
+fn parent_directory(path: &Path) -> PathBuf {
+    path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_owned()
+}
+
+/// The directories of the served config's credential files, watched like the config file's own:
+/// a mounted Kubernetes Secret is rotated by swapping a `..data` symlink in its directory (as a
+/// ConfigMap is), so the rotation is a directory event there, not a change of the config file.
+struct CredentialDirs {
+    /// The config file's directory (canonical when it exists), watched anyway. Watching it a
+    /// second time under another spelling would share one inotify watch, and unwatching that
+    /// spelling later would silently end the config file's watch too.
+    config_directory: PathBuf,
+    /// The credential files the watched directories were derived from.
+    files: Vec<String>,
+    /// Canonical paths of the directories watched for them.
+    watched: BTreeSet<PathBuf>,
+}
+
+impl CredentialDirs {
+    fn new(config_directory: &Path) -> Self {
+        CredentialDirs {
+            config_directory: canonical(config_directory),
+            files: Vec::new(),
+            watched: BTreeSet::new(),
+        }
+    }
+
+    /// Watches the directories of `files` and stops watching those no longer needed; does
+    /// nothing when `files` is what it was. Returns whether a directory was added.
+    fn follow(&mut self, watcher: &mut impl notify::Watcher, files: &[String]) -> bool {
+        if self.files == files {
+            return false;
+        }
+        files.clone_into(&mut self.files);
+        let wanted: BTreeSet<PathBuf> = files
+            .iter()
+            .map(|file| canonical(&parent_directory(Path::new(file))))
+            .filter(|dir| *dir != self.config_directory)
+            .collect();
+        for dir in self.watched.difference(&wanted) {
+            let _ = watcher.unwatch(dir);
+        }
+        let mut added = false;
+        let mut watched = BTreeSet::new();
+        for dir in wanted {
+            if !self.watched.contains(&dir) {
+                if let Err(err) = watcher.watch(&dir, notify::RecursiveMode::NonRecursive) {
+                    tracing::warn!(directory = %dir.display(), error = %err, "cannot watch a credential file's directory; changes there are found by the 5 s look");
+                    continue;
+                }
+                added = true;
+            }
+            watched.insert(dir);
+        }
+        self.watched = watched;
+        added
+    }
+}
+
+/// `path` with symlinks and `.`/`..` resolved, or as given when that fails (it may not exist yet).
+fn canonical(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned())
 }
 
 /// Validates a config file exactly as the server would load it (parse, validate, compile), for
@@ -370,4 +455,51 @@ pub fn check_file(path: &Path) -> Result<String, Vec<String>> {
         table.keys.len(),
         table.generation
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// With real inotify: a look's own file accesses are reported (opens), and none of them may
+    /// count as a change, or every look would trigger the next one forever. Events of one inotify
+    /// instance arrive in order, so a marker made after the look bounds what the look caused,
+    /// without waiting for anything not to happen. (An end-to-end count cannot show this: the
+    /// 25 ms debounce merges a looping watcher's next look with whatever the test does next.)
+    #[test]
+    fn a_looks_own_reads_are_not_changes() {
+        let dir = std::env::temp_dir().join(format!("switchboard-reload-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let (config, key, marker) = (dir.join("gateway.yaml"), dir.join("key"), dir.join("marker"));
+        std::fs::write(&key, "sk-test\n").unwrap();
+        let text = format!(
+            "version: 2\nproviders:\n  - {{ name: up, type: openai, base_url: https://example.test/v1, api_key: {{ file: {} }} }}\n",
+            key.display()
+        );
+        std::fs::write(&config, text).unwrap();
+        let (tx, events) = std::sync::mpsc::channel();
+        let mut watcher = notify::recommended_watcher(tx).unwrap();
+        notify::Watcher::watch(&mut watcher, &dir, notify::RecursiveMode::NonRecursive).unwrap();
+
+        // A look at a changed file: it reads the config and the credential file, then compiles.
+        let ctx = CompileContext::new(Arc::new(crate::metrics::Metrics::default()));
+        let change = look(&config, "", &[key.display().to_string()], &ctx);
+        assert!(matches!(change, Change::Valid { .. }), "the look read and compiled the config");
+        std::fs::create_dir(&marker).unwrap();
+
+        let mut caused_by_the_look = Vec::new();
+        let marker_event = loop {
+            let event = events.recv_timeout(Duration::from_secs(10)).expect("the marker's event");
+            if event.as_ref().is_ok_and(|e| e.paths.contains(&marker)) {
+                break event;
+            }
+            caused_by_the_look.push(event);
+        };
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(may_be_change(&marker_event), "{marker_event:?}");
+        assert!(!caused_by_the_look.is_empty(), "reads are reported, else this proves nothing");
+        let changes: Vec<_> = caused_by_the_look.iter().filter(|e| may_be_change(e)).collect();
+        assert!(changes.is_empty(), "a look's own reads count as changes: {changes:?}");
+    }
 }

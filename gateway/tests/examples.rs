@@ -87,3 +87,12 @@ fn json_configs_are_read_as_json() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("providers[0]") && stderr.contains("mokc"), "{stderr}");
 }
+
+#[test]
+fn version_states_the_config_schema_versions_read() {
+    let output = gateway().arg("--version").output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let versions = switchboard_config::SUPPORTED_SCHEMA_VERSIONS;
+    let expected = format!("(config schema versions {} to {})", versions.start(), versions.end());
+    assert!(output.status.success() && stdout.contains(&expected), "{stdout}");
+}

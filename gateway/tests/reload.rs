@@ -100,70 +100,125 @@ async fn two_hundred_reloads_under_load_drop_nothing() {
     assert!(log.contains("wieght"), "unknown fields are named in the log");
 }
 
+/// How long an event-driven reload may take: well under the 5 s safety-net poll, so a change
+/// that only the poll would find fails the test instead of passing late.
+const EVENT_BOUND: Duration = Duration::from_secs(3);
+
+/// Generous bounds for what must happen (a failure, not a pass, costs the wait).
+const STARTUP_BOUND: Duration = Duration::from_secs(10);
+
+const CHECKS: &str = "switchboard_config_checks_total";
+const RELOADS: &str = "switchboard_config_reloads_total";
+
+/// Waits for the watcher's first look: from then on, its directory watches are in place.
+async fn watching(gateway: &Gateway) {
+    let looked = gateway.metric_reaches(CHECKS, 1.0, STARTUP_BOUND).await;
+    assert!(looked.is_some(), "the watcher never looked:\n{}", gateway.log());
+}
+
 #[tokio::test]
 async fn a_kubernetes_configmap_update_is_followed() {
-    // A ConfigMap volume: gateway.yaml -> ..data/gateway.yaml, ..data -> ..<timestamp>/; an
-    // update writes a new timestamped directory and renames a new ..data symlink over the old.
-    let dir = TempDir::new();
-    let mount = &dir.0;
-    let write_version = |n: usize| {
-        let version_dir = mount.join(format!("..2026_11_24_{n}"));
-        std::fs::create_dir(&version_dir).unwrap();
-        std::fs::write(version_dir.join("gateway.yaml"), valid(n)).unwrap();
-        let tmp_link = mount.join("..data_tmp");
-        std::os::unix::fs::symlink(version_dir.file_name().unwrap(), &tmp_link).unwrap();
-        std::fs::rename(&tmp_link, mount.join("..data")).unwrap();
-    };
-    write_version(1);
-    std::os::unix::fs::symlink("..data/gateway.yaml", mount.join("gateway.yaml")).unwrap();
-
-    let gateway = Gateway::start(None, &["--config", mount.join("gateway.yaml").to_str().unwrap()]);
+    let volume = KubeVolume::new(&[("gateway.yaml", &valid(1))]);
+    let config = volume.path("gateway.yaml");
+    let gateway = Gateway::start(None, &["--config", config.to_str().unwrap()]);
     let reply = async || {
         let body = r#"{"model":"m","messages":[{"role":"user","content":"?"}]}"#;
         let response = send("POST", &gateway.url("/v1/chat/completions"), &[("x-api-key", KEY)], body).await;
         response.json()["choices"][0]["message"]["content"].as_str().unwrap().to_owned()
     };
     assert_eq!(reply().await, "version-1");
-    write_version(2);
-    assert!(eventually(Duration::from_secs(5), async || reply().await == "version-2").await);
+    watching(&gateway).await;
+    volume.update(&[("gateway.yaml", &valid(2))]);
+    let reloaded = gateway.metric_reaches(RELOADS, 1.0, EVENT_BOUND).await;
+    assert!(reloaded.is_some(), "the ..data swap was not followed:\n{}", gateway.log());
+    assert_eq!(reply().await, "version-2");
     assert_eq!(gateway.metric("switchboard_config_generation").await, 2.0);
+}
+
+/// A config whose provider reads its key from `key_file`.
+fn with_key_file(base_url: &str, key_file: &std::path::Path) -> String {
+    format!(
+        "version: 1\nproviders:\n  - name: up\n    type: openai\n    base_url: {base_url}\n    api_key: {{ file: {} }}\nroutes:\n  - model: m\n    backends: [{{provider: up}}]\nkeys:\n  - name: k\n    hash: {}\n",
+        key_file.display(),
+        hash_key(KEY)
+    )
+}
+
+/// The `authorization` header the upstream received for one chat request.
+#[expect(clippy::unwrap_used, reason = "test helper: no request recorded fails the test")]
+async fn upstream_auth(gateway: &Gateway, mock: &switchboard_mock_upstream::MockUpstream) -> String {
+    let body = r#"{"model":"m","messages":[{"role":"user","content":"?"}]}"#;
+    let response = send("POST", &gateway.url("/v1/chat/completions"), &[("x-api-key", KEY)], body).await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    mock.last_request().unwrap().header("authorization").unwrap_or_default().to_owned()
 }
 
 #[tokio::test]
 async fn a_rotated_credential_file_is_picked_up_without_a_config_change() {
     let mock = switchboard_mock_upstream::MockUpstream::start(([127, 0, 0, 1], 0).into()).await.unwrap();
-    // The key lives elsewhere, as a mounted Secret does: only the periodic look notices it.
-    let secrets = TempDir::new();
-    let key_file = secrets.0.join("openai-key");
-    std::fs::write(&key_file, "sk-first\n").unwrap();
-    let config = format!(
-        "version: 1\nproviders:\n  - name: up\n    type: openai\n    base_url: {}\n    api_key: {{ file: {} }}\nroutes:\n  - model: m\n    backends: [{{provider: up}}]\nkeys:\n  - name: k\n    hash: {}\n",
-        mock.base_url(),
-        key_file.display(),
-        hash_key(KEY)
-    );
-    let gateway = Gateway::start(Some(&config), &[]);
-    let body = r#"{"model":"m","messages":[{"role":"user","content":"?"}]}"#;
-    let upstream_auth = async || {
-        let response = send("POST", &gateway.url("/v1/chat/completions"), &[("x-api-key", KEY)], body).await;
-        assert_eq!(response.status, 200, "{}", response.text());
-        mock.last_request().unwrap().header("authorization").unwrap_or_default().to_owned()
-    };
-    assert_eq!(upstream_auth().await, "Bearer sk-first");
-    // Past the watcher's first look, so the change is found by a periodic one.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    std::fs::write(&key_file, "sk-second\n").unwrap();
-    assert!(eventually(Duration::from_secs(8), async || upstream_auth().await == "Bearer sk-second").await);
-    assert_eq!(gateway.metric("switchboard_config_reloads_total").await, 1.0);
+    // The key is a mounted Secret in a directory of its own: a rotation swaps `..data` there,
+    // and the config file does not change.
+    let secret = KubeVolume::new(&[("openai-key", "sk-first\n")]);
+    let gateway = Gateway::start(Some(&with_key_file(&mock.base_url(), &secret.path("openai-key"))), &[]);
+    assert_eq!(upstream_auth(&gateway, &mock).await, "Bearer sk-first");
+    watching(&gateway).await;
+    secret.update(&[("openai-key", "sk-second\n")]);
+    let reloaded = gateway.metric_reaches(RELOADS, 1.0, EVENT_BOUND).await;
+    assert_eq!(reloaded, Some(1.0), "the rotation was not noticed at once:\n{}", gateway.log());
+    assert_eq!(upstream_auth(&gateway, &mock).await, "Bearer sk-second");
 }
 
 #[tokio::test]
-async fn an_unchanged_file_is_not_reread_in_a_loop() {
-    // Reading the file is itself a filesystem event; the watcher must not react to its own reads.
-    let gateway = Gateway::start(Some(&valid(1)), &[]);
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let before = gateway.metric("switchboard_config_checks_total").await;
-    tokio::time::sleep(Duration::from_millis(1000)).await;
-    let after = gateway.metric("switchboard_config_checks_total").await;
-    assert!(after - before <= 1.0, "{} looks at an unchanged file in one second", after - before);
+async fn a_credential_directory_named_by_a_reloaded_config_is_watched_too() {
+    let mock = switchboard_mock_upstream::MockUpstream::start(([127, 0, 0, 1], 0).into()).await.unwrap();
+    let first = KubeVolume::new(&[("openai-key", "sk-first\n")]);
+    let second = KubeVolume::new(&[("openai-key", "sk-second\n")]);
+    let gateway = Gateway::start(Some(&with_key_file(&mock.base_url(), &first.path("openai-key"))), &[]);
+    watching(&gateway).await;
+    gateway.replace_config(&with_key_file(&mock.base_url(), &second.path("openai-key")));
+    let reloaded = gateway.metric_reaches(RELOADS, 1.0, EVENT_BOUND).await;
+    assert_eq!(reloaded, Some(1.0), "the new config was not applied:\n{}", gateway.log());
+    assert_eq!(upstream_auth(&gateway, &mock).await, "Bearer sk-second");
+    second.update(&[("openai-key", "sk-rotated\n")]);
+    let rotated = gateway.metric_reaches(RELOADS, 2.0, EVENT_BOUND).await;
+    assert_eq!(rotated, Some(2.0), "a rotation in the new directory was not noticed:\n{}", gateway.log());
+    assert_eq!(upstream_auth(&gateway, &mock).await, "Bearer sk-rotated");
+}
+
+/// Each directory event costs one look (not zero, not two), and a change no event announces is
+/// found by the safety-net poll. That the gateway's own reads never count as events (a looping
+/// watcher) is `reload::tests::a_looks_own_reads_are_not_changes`: a count here cannot show it,
+/// since the 25 ms debounce merges a looping watcher's next look with the test's next event.
+#[tokio::test]
+async fn directory_events_cost_one_look_each_and_the_poll_finds_the_rest() {
+    // The config sits alone in its directory (the gateway's log is written elsewhere), so the
+    // only events there are the test's.
+    let watched = TempDir::new();
+    let elsewhere = TempDir::new();
+    let config = watched.0.join("gateway.yaml");
+    std::fs::write(&config, valid(1)).unwrap();
+    // A second name for the config in a directory nobody watches: writing through it changes the
+    // file without an event the gateway sees.
+    let hidden_name = elsewhere.0.join("gateway.yaml");
+    std::fs::hard_link(&config, &hidden_name).unwrap();
+    let gateway = Gateway::start(None, &["--config", config.to_str().unwrap()]);
+
+    let mut looks = 1.0;
+    assert_eq!(gateway.metric_reaches(CHECKS, looks, STARTUP_BOUND).await, Some(looks), "the first look");
+    for n in 0..3 {
+        // One directory event per step (a file renamed in: a single inotify event, so the
+        // debounce cannot split it into two looks), and each look is waited for (the counter
+        // moves once the look has read the files) before the next event.
+        let staged = elsewhere.0.join("unrelated");
+        std::fs::write(&staged, "not the config").unwrap();
+        std::fs::rename(&staged, watched.0.join(format!("unrelated-{n}"))).unwrap();
+        looks += 1.0;
+        assert_eq!(gateway.metric_reaches(CHECKS, looks, EVENT_BOUND).await, Some(looks), "step {n}");
+    }
+    // Nothing will announce this change: only the poll, 5 s after the last look, can find it.
+    std::fs::write(&hidden_name, valid(2)).unwrap();
+    let polled = gateway.metric_reaches(RELOADS, 1.0, Duration::from_secs(20)).await;
+    assert_eq!(polled, Some(1.0), "the safety-net poll did not find the change:\n{}", gateway.log());
+    assert_eq!(gateway.metric(CHECKS).await, looks + 1.0, "one look for the poll");
+    assert_eq!(gateway.metric("switchboard_config_generation").await, 2.0);
 }

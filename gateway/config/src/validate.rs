@@ -270,6 +270,16 @@ fn validate_openai(errs: &mut Collector<'_>, i: usize, p: &OpenAiProviderConfig)
     if let Some(key) = &p.api_key {
         // The key goes upstream as `Authorization: Bearer <key>`.
         check_credential(errs, i, format!("providers[{i}].api_key"), key, "Bearer ");
+        if errs.origin == Origin::Pushed && matches!(key, Credential::Value(_)) {
+            // Keeping every secret in one section is what lets the rest of a pushed snapshot be
+            // logged and diffed; a literal header value (an organization id) is not a secret.
+            errs.entry(
+                Section::Providers,
+                i,
+                format!("providers[{i}].api_key.value"),
+                "an inline key is not allowed in a pushed snapshot; reference the `secrets` section",
+            );
+        }
     }
     let mut names = HashSet::new();
     for (h, header) in p.headers.iter().enumerate() {

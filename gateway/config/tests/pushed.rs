@@ -114,7 +114,7 @@ fn problems_with_the_whole_document_refuse_it() {
 }
 
 #[test]
-fn env_and_file_credentials_are_refused_in_pushed_snapshots_only() {
+fn pushed_snapshots_take_keys_only_from_their_secrets_section() {
     for credential in
         [r#"{ "env": "HOME" }"#, r#"{ "file": "/var/run/secrets/kubernetes.io/serviceaccount/token" }"#]
     {

@@ -54,6 +54,47 @@ impl Drop for TempDir {
     }
 }
 
+/// A Kubernetes ConfigMap or Secret volume as the kubelet writes it: each file `name` is a
+/// symlink to `..data/name`, and `..data` a symlink to a timestamped directory holding the
+/// contents. An update writes a new timestamped directory, renames a new `..data` symlink over the
+/// old one (one atomic swap for every file), then deletes the old directory.
+pub struct KubeVolume {
+    pub dir: TempDir,
+    version: AtomicU32,
+}
+
+impl KubeVolume {
+    pub fn new(files: &[(&str, &str)]) -> Self {
+        let volume = KubeVolume { dir: TempDir::new(), version: AtomicU32::new(0) };
+        volume.update(files);
+        for (name, _) in files {
+            std::os::unix::fs::symlink(format!("..data/{name}"), volume.path(name)).unwrap();
+        }
+        volume
+    }
+
+    /// The path a pod reads the file `name` at.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.0.join(name)
+    }
+
+    /// Replaces the contents of every file at once, as an update of the ConfigMap or Secret does.
+    pub fn update(&self, files: &[(&str, &str)]) {
+        let n = self.version.fetch_add(1, Ordering::Relaxed) + 1;
+        let version_dir = |n: u32| self.dir.0.join(format!("..2026_11_24_{n:04}"));
+        std::fs::create_dir(version_dir(n)).unwrap();
+        for (name, contents) in files {
+            std::fs::write(version_dir(n).join(name), contents).unwrap();
+        }
+        let tmp_link = self.dir.0.join("..data_tmp");
+        std::os::unix::fs::symlink(version_dir(n).file_name().unwrap(), &tmp_link).unwrap();
+        std::fs::rename(&tmp_link, self.dir.0.join("..data")).unwrap();
+        if n > 1 {
+            std::fs::remove_dir_all(version_dir(n - 1)).unwrap();
+        }
+    }
+}
+
 /// A running `switchboard-gateway` process.
 pub struct Gateway {
     child: Child,
@@ -61,15 +102,18 @@ pub struct Gateway {
     pub admin: SocketAddr,
     pub config_path: PathBuf,
     pub log_path: PathBuf,
+    /// Holds the config file and nothing else: the gateway watches this directory, and its own
+    /// log lines must not be events there.
     pub dir: TempDir,
+    pub log_dir: TempDir,
 }
 
 impl Gateway {
     /// Starts the gateway on `config` (None: the embedded default) with extra flags.
     pub fn start(config: Option<&str>, extra_args: &[&str]) -> Gateway {
-        let dir = TempDir::new();
+        let (dir, log_dir) = (TempDir::new(), TempDir::new());
         let config_path = dir.0.join("gateway.yaml");
-        let log_path = dir.0.join("gateway.log");
+        let log_path = log_dir.0.join("gateway.log");
         let mut command = Command::new(env!("CARGO_BIN_EXE_switchboard-gateway"));
         command.args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"]);
         if let Some(config) = config {
@@ -89,7 +133,7 @@ impl Gateway {
             value.parse().unwrap()
         };
         let (api, admin) = (addr("api="), addr("admin="));
-        Gateway { child, api, admin, config_path, log_path, dir }
+        Gateway { child, api, admin, config_path, log_path, dir, log_dir }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -136,6 +180,19 @@ impl Gateway {
         text.lines()
             .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
             .map_or(0.0, |v| v.trim().parse().unwrap())
+    }
+
+    /// Waits until `series` reads at least `value` and returns that reading, or `None` when
+    /// `timeout` passes first. A counter that must not overshoot is checked on the returned
+    /// reading: `assert_eq!(gateway.metric_reaches(s, 3.0, t).await, Some(3.0))`.
+    pub async fn metric_reaches(&self, series: &str, value: f64, timeout: Duration) -> Option<f64> {
+        let mut last = 0.0;
+        let reached = eventually(timeout, async || {
+            last = self.metric(series).await;
+            last >= value
+        })
+        .await;
+        reached.then_some(last)
     }
 }
 
