@@ -1,42 +1,22 @@
-//! Command-line flags, parsed by hand: a handful of flags does not justify an argument-parsing
-//! dependency and its build time.
+//! Command-line flags, with an environment variable behind each serve flag (how a Kubernetes
+//! Deployment sets them), parsed by clap so `--help` documents every one in the ecosystem's
+//! usual form. The Helm chart uses the same names.
 
+use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::LazyLock;
 use std::time::Duration;
 
-pub const USAGE: &str = "\
-switchboard-gateway: an OpenAI-compatible LLM gateway
-
-USAGE:
-  switchboard-gateway [serve] [OPTIONS]     serve the API (the default command)
-  switchboard-gateway check FILE...         validate config files and exit
-  switchboard-gateway hash-key              read a key on stdin, print its sha256: hash for a config
-
-OPTIONS:
-  --config FILE          config file (YAML or JSON), watched and hot-reloaded;
-                         without it the embedded default config (a built-in mock model) is served
-  --listen ADDR          API address [default: 127.0.0.1:8080]
-  --admin-listen ADDR    /healthz, /readyz, /metrics address [default: 127.0.0.1:9090]
-  --max-body-bytes N     largest request body accepted [default: 16777216]
-  --drain-timeout SECS   on SIGTERM, how long in-flight requests may finish [default: 30]
-  --threads N            runtime worker threads [default: number of CPUs]
-  --log-level LEVEL      error, warn, info, debug or trace [default: info, or $SWITCHBOARD_LOG]
-  --access-log           log one line per request (request id, route, key name, provider,
-                         status, duration, tokens) at info level
-  -h, --help             print this help
-  -V, --version          print the version and the config schema versions it reads
-";
-
+/// What the binary was asked to do.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     Serve(ServeOptions),
     Check(Vec<PathBuf>),
     HashKey,
-    Help,
-    Version,
 }
 
+/// Settings of the `serve` command (the default).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServeOptions {
     pub config: Option<PathBuf>,
@@ -44,121 +24,155 @@ pub struct ServeOptions {
     pub admin_listen: SocketAddr,
     pub max_body_bytes: usize,
     pub drain_timeout: Duration,
-    pub log_level: Option<String>,
+    pub log_level: String,
     /// Worker threads; `None` means one per CPU.
     pub threads: Option<usize>,
     pub access_log: bool,
 }
 
-impl Default for ServeOptions {
-    fn default() -> Self {
+/// `--version` also states the config schema versions this build reads: what an operator needs
+/// to know to send it a snapshot (the skew policy in docs/config.md).
+static VERSION: LazyLock<String> = LazyLock::new(|| {
+    let versions = switchboard_config::SUPPORTED_SCHEMA_VERSIONS;
+    format!(
+        "{} (config schema versions {} to {})",
+        env!("CARGO_PKG_VERSION"),
+        versions.start(),
+        versions.end()
+    )
+});
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "switchboard-gateway",
+    about = "An OpenAI-compatible LLM gateway: one endpoint in front of every model provider.",
+    long_about = None,
+    version = VERSION.as_str(),
+    args_conflicts_with_subcommands = true,
+    after_help = "Without --config the embedded default config is served: a built-in mock model and the development key sk-switchboard-dev."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Sub>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Sub {
+    /// Serve the API (the default when no command is given).
+    Serve(ServeArgs),
+    /// Validate config files exactly as the server would load them, and exit.
+    Check {
+        /// Config files (YAML, or JSON for *.json).
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Read a key on stdin and print its `sha256:` hash, the form a config stores.
+    HashKey,
+}
+
+#[derive(Args, Debug)]
+struct ServeArgs {
+    /// Config file (YAML or JSON), watched and hot-reloaded. Without it the embedded default
+    /// config is served.
+    #[arg(long, env = "SWITCHBOARD_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address of the API (use 0.0.0.0:8080 in a container).
+    #[arg(long, env = "SWITCHBOARD_LISTEN", default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    listen: SocketAddr,
+    /// Address of /healthz, /readyz and /metrics.
+    #[arg(long, env = "SWITCHBOARD_ADMIN_LISTEN", default_value = "127.0.0.1:9090", value_name = "ADDR")]
+    admin_listen: SocketAddr,
+    /// Largest request body accepted, in bytes (larger: 413).
+    #[arg(long, env = "SWITCHBOARD_MAX_BODY_BYTES", default_value_t = 16 * 1024 * 1024, value_name = "BYTES")]
+    max_body_bytes: usize,
+    /// On SIGTERM, how long in-flight requests and streams may finish, in seconds.
+    #[arg(long, env = "SWITCHBOARD_DRAIN_TIMEOUT", default_value_t = 30, value_name = "SECS")]
+    drain_timeout: u64,
+    /// Runtime worker threads [default: one per CPU]; 1 selects a current-thread runtime (least
+    /// CPU per request on small pods).
+    #[arg(long, env = "SWITCHBOARD_THREADS", value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    threads: Option<u16>,
+    /// Log level: error, warn, info, debug or trace.
+    #[arg(long, env = "SWITCHBOARD_LOG", default_value = "info", value_name = "LEVEL",
+          value_parser = ["error", "warn", "info", "debug", "trace"])]
+    log_level: String,
+    /// Log one line per request (request id, route, key id, provider, status, duration, tokens).
+    #[arg(long, env = "SWITCHBOARD_ACCESS_LOG")]
+    access_log: bool,
+}
+
+impl From<ServeArgs> for ServeOptions {
+    fn from(args: ServeArgs) -> Self {
         ServeOptions {
-            config: None,
-            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            admin_listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
-            max_body_bytes: 16 * 1024 * 1024,
-            drain_timeout: Duration::from_secs(30),
-            log_level: None,
-            threads: None,
-            access_log: false,
+            config: args.config,
+            listen: args.listen,
+            admin_listen: args.admin_listen,
+            max_body_bytes: args.max_body_bytes,
+            drain_timeout: Duration::from_secs(args.drain_timeout),
+            log_level: args.log_level,
+            threads: args.threads.map(usize::from),
+            access_log: args.access_log,
         }
     }
 }
 
-pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> {
-    let mut args = args.into_iter().peekable();
-    match args.peek().map(String::as_str) {
-        Some("check") => {
-            args.next();
-            let files: Vec<PathBuf> = args.map(PathBuf::from).collect();
-            return if files.is_empty() {
-                Err("check needs at least one FILE".into())
-            } else {
-                Ok(Command::Check(files))
-            };
-        }
-        Some("hash-key") => return Ok(Command::HashKey),
-        Some("serve") => {
-            args.next();
-        }
-        _ => {}
-    }
-    let mut options = ServeOptions::default();
-    while let Some(arg) = args.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => (flag.to_owned(), Some(value.to_owned())),
-            _ => (arg.clone(), None),
-        };
-        let mut value = |name: &str| {
-            inline.clone().or_else(|| args.next()).ok_or_else(|| format!("{name} needs a value"))
-        };
-        match flag.as_str() {
-            "-h" | "--help" => return Ok(Command::Help),
-            "-V" | "--version" => return Ok(Command::Version),
-            "--config" => options.config = Some(PathBuf::from(value("--config")?)),
-            "--listen" => options.listen = parse_addr("--listen", &value("--listen")?)?,
-            "--admin-listen" => {
-                options.admin_listen = parse_addr("--admin-listen", &value("--admin-listen")?)?
-            }
-            "--max-body-bytes" => {
-                options.max_body_bytes = value("--max-body-bytes")?
-                    .parse()
-                    .map_err(|_| "--max-body-bytes must be a number of bytes".to_owned())?;
-            }
-            "--drain-timeout" => {
-                let secs: u64 = value("--drain-timeout")?
-                    .parse()
-                    .map_err(|_| "--drain-timeout must be whole seconds".to_owned())?;
-                options.drain_timeout = Duration::from_secs(secs);
-            }
-            "--log-level" => options.log_level = Some(value("--log-level")?),
-            "--access-log" => options.access_log = true,
-            "--threads" => {
-                let threads: usize = value("--threads")?
-                    .parse()
-                    .map_err(|_| "--threads must be a positive number".to_owned())?;
-                if threads == 0 {
-                    return Err("--threads must be at least 1".into());
-                }
-                options.threads = Some(threads);
-            }
-            other => return Err(format!("unknown argument {other:?}")),
-        }
-    }
-    Ok(Command::Serve(options))
-}
-
-fn parse_addr(flag: &str, text: &str) -> Result<SocketAddr, String> {
-    text.parse().map_err(|_| format!("{flag} must be an address like 127.0.0.1:8080, got {text:?}"))
+/// Parses arguments (the program name first). `--help`, `--version` and mistakes come back as
+/// a clap error whose `exit()` prints them the usual way (help on stdout, errors on stderr, 2).
+pub fn parse<I, T>(args: I) -> Result<Command, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = Cli::try_parse_from(args)?;
+    Ok(match cli.command {
+        None => Command::Serve(cli.serve.into()),
+        Some(Sub::Serve(serve)) => Command::Serve(serve.into()),
+        Some(Sub::Check { files }) => Command::Check(files),
+        Some(Sub::HashKey) => Command::HashKey,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn args(list: &[&str]) -> Vec<String> {
-        list.iter().map(|s| s.to_string()).collect()
+    fn parse_args(list: &[&str]) -> Result<Command, clap::Error> {
+        parse(std::iter::once("switchboard-gateway").chain(list.iter().copied()))
+    }
+
+    #[test]
+    fn the_clap_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
     }
 
     #[test]
     fn parses_serve_flags_in_both_forms() {
         let Command::Serve(options) =
-            parse(args(&["--config", "g.yaml", "--listen=0.0.0.0:1", "--drain-timeout", "5"])).unwrap()
+            parse_args(&["--config", "g.yaml", "--listen=0.0.0.0:1", "--drain-timeout", "5"]).unwrap()
         else {
             panic!("expected serve");
         };
         assert_eq!(options.config, Some(PathBuf::from("g.yaml")));
         assert_eq!(options.listen, "0.0.0.0:1".parse().unwrap());
         assert_eq!(options.drain_timeout, Duration::from_secs(5));
-        assert_eq!(parse(args(&[])).unwrap(), Command::Serve(ServeOptions::default()));
+        let Command::Serve(explicit) = parse_args(&["serve", "--threads", "1"]).unwrap() else {
+            panic!("expected serve");
+        };
+        assert_eq!(explicit.threads, Some(1));
     }
 
     #[test]
     fn subcommands_and_errors() {
-        assert_eq!(parse(args(&["check", "a", "b"])).unwrap(), Command::Check(vec!["a".into(), "b".into()]));
-        assert_eq!(parse(args(&["hash-key"])).unwrap(), Command::HashKey);
-        assert!(parse(args(&["--listen", "nope"])).unwrap_err().contains("--listen"));
-        assert!(parse(args(&["--wat"])).unwrap_err().contains("--wat"));
-        assert!(parse(args(&["--config"])).is_err());
+        assert_eq!(parse_args(&["check", "a", "b"]).unwrap(), Command::Check(vec!["a".into(), "b".into()]));
+        assert_eq!(parse_args(&["hash-key"]).unwrap(), Command::HashKey);
+        assert!(parse_args(&["--listen", "nope"]).unwrap_err().to_string().contains("--listen"));
+        assert!(parse_args(&["--wat"]).unwrap_err().to_string().contains("--wat"));
+        assert!(parse_args(&["--config"]).is_err());
+        assert!(parse_args(&["--threads", "0"]).is_err());
+        assert!(parse_args(&["check"]).is_err(), "check needs a file");
+        assert!(parse_args(&["--log-level", "loud"]).is_err());
     }
 }

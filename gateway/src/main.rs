@@ -2,33 +2,16 @@
 
 use std::io::{Read, Write};
 use std::process::ExitCode;
-use switchboard_gateway::cli::{self, Command, USAGE};
+use switchboard_gateway::cli::{self, Command};
 
 fn main() -> ExitCode {
-    let command = match cli::parse(std::env::args().skip(1)) {
+    let command = match cli::parse(std::env::args_os()) {
         Ok(command) => command,
-        Err(message) => {
-            eprintln!("error: {message}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
+        // --help and --version land here too: clap prints them on stdout and exits 0; mistakes
+        // go to stderr with the usage line and exit 2.
+        Err(err) => err.exit(),
     };
     match command {
-        Command::Help => {
-            write_stdout(USAGE);
-            ExitCode::SUCCESS
-        }
-        Command::Version => {
-            // The schema versions are what an operator needs to know to send this replica a
-            // snapshot it reads (the skew policy in docs/config.md).
-            let versions = switchboard_config::SUPPORTED_SCHEMA_VERSIONS;
-            write_stdout(&format!(
-                "switchboard-gateway {} (config schema versions {} to {})\n",
-                env!("CARGO_PKG_VERSION"),
-                versions.start(),
-                versions.end()
-            ));
-            ExitCode::SUCCESS
-        }
         Command::HashKey => hash_key(),
         Command::Check(files) => check(&files),
         Command::Serve(options) => serve(options),
@@ -36,13 +19,9 @@ fn main() -> ExitCode {
 }
 
 fn serve(options: cli::ServeOptions) -> ExitCode {
-    let level = options
-        .log_level
-        .clone()
-        .or_else(|| std::env::var("SWITCHBOARD_LOG").ok())
-        .unwrap_or_else(|| "info".to_owned());
-    let Ok(level) = level.parse::<tracing::Level>() else {
-        eprintln!("error: unknown log level {level:?} (error, warn, info, debug, trace)");
+    // clap already restricted the value to the five level names.
+    let Ok(level) = options.log_level.parse::<tracing::Level>() else {
+        eprintln!("error: unknown log level {:?} (error, warn, info, debug, trace)", options.log_level);
         return ExitCode::from(2);
     };
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());

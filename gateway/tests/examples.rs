@@ -70,7 +70,8 @@ fn hash_key_prints_the_config_form() {
 fn unknown_flags_fail_with_usage() {
     let output = gateway().arg("--bogus").output().unwrap();
     assert_eq!(output.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("USAGE"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--bogus") && stderr.contains("Usage:"), "{stderr}");
 }
 
 #[test]
@@ -86,6 +87,29 @@ fn json_configs_are_read_as_json() {
     let output = gateway().arg("check").arg(&path).output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("providers[0]") && stderr.contains("mokc"), "{stderr}");
+}
+
+#[test]
+fn every_serve_flag_has_an_environment_variable_and_help_shows_it() {
+    let output = gateway().arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{help}");
+    for (flag, env) in [
+        ("--config", "SWITCHBOARD_CONFIG"),
+        ("--listen", "SWITCHBOARD_LISTEN"),
+        ("--admin-listen", "SWITCHBOARD_ADMIN_LISTEN"),
+        ("--max-body-bytes", "SWITCHBOARD_MAX_BODY_BYTES"),
+        ("--drain-timeout", "SWITCHBOARD_DRAIN_TIMEOUT"),
+        ("--threads", "SWITCHBOARD_THREADS"),
+        ("--log-level", "SWITCHBOARD_LOG"),
+        ("--access-log", "SWITCHBOARD_ACCESS_LOG"),
+    ] {
+        assert!(help.contains(flag) && help.contains(&format!("[env: {env}")), "{flag} / {env} in:\n{help}");
+    }
+    // An environment variable is used when the flag is absent, as a Deployment sets them.
+    let output = gateway().env("SWITCHBOARD_LISTEN", "not-an-address").output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.code() == Some(2) && stderr.contains("not-an-address"), "{stderr}");
 }
 
 #[test]

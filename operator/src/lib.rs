@@ -7,6 +7,7 @@
 //! `operator/README.md`).
 
 pub mod compile;
+pub mod generate;
 pub mod inputs;
 
 pub use compile::{Compiled, KeySecretToGenerate, ObjectStatus, compile};

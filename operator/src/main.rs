@@ -2,58 +2,59 @@
 //! manifests and prints what the gateways would serve and what each object's status would say:
 //! the same code the controller runs, usable in CI before `kubectl apply`.
 
+use clap::{Parser, Subcommand};
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use switchboard_operator::{Inputs, compile};
 
-const USAGE: &str = "\
-switchboard-operator: compiles Switchboard custom resources into the gateway config
+#[derive(Parser, Debug)]
+#[command(
+    name = "switchboard-operator",
+    version,
+    about = "Compiles Switchboard custom resources into the gateway config.",
+    after_help = "The controller (watching a cluster and pushing snapshots to gateways) is not part of this release yet."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Sub,
+}
 
-USAGE:
-  switchboard-operator compile [--show-secrets] FILE...
-      Reads LLMProvider, ModelRoute, VirtualKey, RateLimitPolicy and Secret manifests (multi-
-      document YAML, as given to kubectl apply) and prints the snapshot the gateways would serve
-      and every object's status conditions. Exits 1 when an object is not accepted, or not
-      served for a reason other than a key Secret still to be generated or a rate limit the
-      gateway does not enforce yet. Secret values are shown as <redacted> unless --show-secrets is given.
-  switchboard-operator --help | --version
-
-The controller (watching a cluster and pushing snapshots to gateways) is not part of this
-release yet.
-";
+#[derive(Subcommand, Debug)]
+enum Sub {
+    /// Print the snapshot and every object's status that manifests compile to.
+    ///
+    /// Reads LLMProvider, ModelRoute, VirtualKey, RateLimitPolicy and Secret manifests (multi-
+    /// document YAML, as given to kubectl apply; other kinds are skipped). Exits 1 when an object
+    /// is not accepted, or not served for a reason other than a key Secret still to be generated
+    /// or a rate limit the gateway does not enforce yet.
+    Compile {
+        /// Print Secret values instead of <redacted>.
+        #[arg(long)]
+        show_secrets: bool,
+        /// Manifest files.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+}
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        Some("compile") => run_compile(&args[1..]),
-        Some("-h" | "--help") => {
-            print(USAGE);
-            ExitCode::SUCCESS
-        }
-        Some("-V" | "--version") => {
-            print(&format!("switchboard-operator {}\n", env!("CARGO_PKG_VERSION")));
-            ExitCode::SUCCESS
-        }
-        _ => {
-            eprintln!("error: expected a command\n\n{USAGE}");
-            ExitCode::from(2)
-        }
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => err.exit(),
+    };
+    match cli.command {
+        Sub::Compile { show_secrets, files } => run_compile(&files, show_secrets),
     }
 }
 
-fn run_compile(args: &[String]) -> ExitCode {
-    let show_secrets = args.iter().any(|a| a == "--show-secrets");
-    let files: Vec<&String> = args.iter().filter(|a| *a != "--show-secrets").collect();
-    if files.is_empty() || files.iter().any(|f| f.starts_with('-')) {
-        eprintln!("error: compile needs manifest files\n\n{USAGE}");
-        return ExitCode::from(2);
-    }
+fn run_compile(files: &[PathBuf], show_secrets: bool) -> ExitCode {
     let mut inputs = Inputs { generation: 1, ..Inputs::default() };
     for file in files {
         let loaded =
             std::fs::read_to_string(file).map_err(|e| e.to_string()).and_then(|t| inputs.add_yaml(&t));
         if let Err(err) = loaded {
-            eprintln!("error: {file}: {err}");
+            eprintln!("error: {}: {err}", file.display());
             return ExitCode::FAILURE;
         }
     }

@@ -7,6 +7,7 @@
 #![expect(clippy::unwrap_used, clippy::panic, reason = "tests: a failed step fails the test")]
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use sha2::Digest;
 use std::path::{Path, PathBuf};
 use switchboard_config::Origin;
 use switchboard_operator::{Compiled, Inputs, ObjectStatus, compile};
@@ -251,4 +252,30 @@ fn the_kubernetes_examples_compile_cleanly() {
     }
     assert_eq!(compiled.snapshot.routes.len(), inputs.routes.len(), "every example route serves");
     assert_eq!(compiled.snapshot.providers.len(), inputs.providers.len());
+}
+
+#[test]
+fn a_generated_key_secret_is_owned_by_its_key_and_serves_on_the_next_compile() {
+    let mut inputs = inputs("generated-keys");
+    let compiled = compile(&inputs);
+    let [wanted] = compiled.generate.as_slice() else { panic!("{:?}", compiled.generate) };
+    let key = switchboard_operator::generate::new_key().unwrap();
+    let secret = wanted.to_secret(&key);
+    let owner = &secret.metadata.owner_references.as_ref().unwrap()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.name.as_str(), owner.uid.as_str()),
+        ("VirtualKey", "fresh", "u-fresh")
+    );
+    assert_eq!(owner.controller, Some(true), "deleting the VirtualKey deletes the Secret");
+
+    inputs.secrets.push(secret);
+    let next = compile(&inputs);
+    assert!(next.generate.is_empty());
+    let fresh = next.snapshot.keys.iter().find(|k| k.id == "team-a/fresh").unwrap();
+    let digest: [u8; 32] = sha2::Sha256::digest(key.expose().as_bytes()).into();
+    assert_eq!(fresh.hashes[0].hash, switchboard_config::hash_key(&digest));
+    assert_eq!(
+        conditions(status(&next, "VirtualKey", "team-a", "fresh"))[1],
+        "ResolvedRefs=True/ResolvedRefs"
+    );
 }

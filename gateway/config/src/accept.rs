@@ -7,10 +7,10 @@
 //! is reported with the object it came from, so the operator can put the reason on its status.
 //! Only a problem with the document itself (syntax, schema version) refuses it as a whole.
 
-use crate::validate::{Gone, Section, validate};
+use crate::validate::{Gone, validate};
 use crate::{
     ConfigError, ConfigErrors, KeyConfig, ObjectRef, Origin, PolicyConfig, ProviderConfig, RouteConfig,
-    Snapshot,
+    Section, Snapshot,
 };
 use serde::Deserialize;
 use serde::de::DeserializeOwned;

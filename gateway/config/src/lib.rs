@@ -9,6 +9,7 @@
 //! can be tested without a cluster.
 
 mod accept;
+mod error;
 mod key;
 pub mod network;
 mod policy;
@@ -21,6 +22,7 @@ mod validate;
 mod version;
 
 pub use accept::{Accepted, Rejection};
+pub use error::{ConfigError, ConfigErrors, Section};
 pub use key::{KeyConfig, KeyHash, KeyHashConfig, hash_key};
 pub use network::AddressRule;
 pub use policy::{FailureMode, PolicyConfig, PolicyMode, PolicyScope, parse_usd};
@@ -29,7 +31,6 @@ pub use route::{BackendConfig, RouteConfig};
 pub use secret::{SecretValue, Secrets};
 pub use source::ObjectRef;
 pub use time::parse_rfc3339;
-pub use validate::{ConfigError, ConfigErrors, Section};
 
 use serde::{Deserialize, Serialize};
 use std::ops::RangeInclusive;

@@ -11,8 +11,7 @@
 //! into the same types; using a version-2 field in it is an error, as it was for a version-1
 //! gateway (unknown field).
 
-use crate::validate::Section;
-use crate::{ConfigError, ConfigErrors, Credential, ProviderConfig, Snapshot};
+use crate::{ConfigError, ConfigErrors, Credential, ProviderConfig, Section, Snapshot};
 use serde_json::{Map, Value};
 
 /// A problem found by the version-1 subset check: the entry (if any), path and reason.
