@@ -96,3 +96,19 @@ fn a_pushed_snapshot_cannot_make_the_gateway_read_its_environment_or_files() {
         );
     }
 }
+
+#[tokio::test]
+async fn snapshot_values_are_prepared_on_the_config_thread() {
+    let ctx = CompileContext::new(Arc::new(Metrics::default()));
+    let gateway = gateway(&ctx);
+    let config_thread = switchboard_gateway::reload::ConfigThread::spawn(ctx).unwrap();
+    let prepared = config_thread.prepare(input(pushed(9))).await.unwrap();
+    assert_eq!(prepared.rejected.len(), 2);
+    let applied = apply(&gateway, prepared).unwrap();
+    assert_eq!(applied.generation, 9);
+    // A document-level problem comes back as an error, and nothing is applied.
+    let mut newer = pushed(10);
+    newer.version = 3;
+    assert!(config_thread.prepare(input(newer)).await.is_err());
+    assert_eq!(gateway.tables.load().unwrap().generation, 9);
+}
