@@ -2,7 +2,7 @@
 //! Deployment sets them), parsed by clap so `--help` documents every one in the ecosystem's
 //! usual form. The Helm chart uses the same names.
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::LazyLock;
@@ -11,7 +11,7 @@ use std::time::Duration;
 /// What the binary was asked to do.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
-    Serve(ServeOptions),
+    Serve(Box<ServeOptions>),
     Check(Vec<PathBuf>),
     HashKey,
 }
@@ -28,6 +28,16 @@ pub struct ServeOptions {
     /// Worker threads; `None` means one per CPU.
     pub threads: Option<usize>,
     pub access_log: bool,
+    pub operator: Option<OperatorOptions>,
+}
+
+/// Where the operator's snapshot stream is (`--operator`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OperatorOptions {
+    pub url: http::Uri,
+    pub token_file: Option<PathBuf>,
+    pub ca_file: Option<PathBuf>,
+    pub replica: Option<String>,
 }
 
 /// `--version` also states the config schema versions this build reads: what an operator needs
@@ -61,7 +71,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Sub {
     /// Serve the API (the default when no command is given).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Validate config files exactly as the server would load them, and exit.
     Check {
         /// Config files (YAML, or JSON for *.json).
@@ -101,11 +111,50 @@ struct ServeArgs {
     /// Log one line per request (request id, route, key id, provider, status, duration, tokens).
     #[arg(long, env = "SWITCHBOARD_ACCESS_LOG")]
     access_log: bool,
+    /// Follow the operator's snapshot stream at this URL (https://...) instead of a config file.
+    #[arg(long, env = "SWITCHBOARD_OPERATOR", value_name = "URL", conflicts_with = "config")]
+    operator: Option<http::Uri>,
+    /// File holding the stream token (a mounted Secret), sent to the operator.
+    #[arg(long, env = "SWITCHBOARD_OPERATOR_TOKEN_FILE", value_name = "FILE", requires = "operator")]
+    operator_token_file: Option<PathBuf>,
+    /// PEM file with the CA that signed the operator's certificate [default: the system roots].
+    #[arg(long, env = "SWITCHBOARD_OPERATOR_CA_FILE", value_name = "FILE", requires = "operator")]
+    operator_ca_file: Option<PathBuf>,
+    /// Allow a plain-text http:// operator URL (tests and development only).
+    #[arg(long, env = "SWITCHBOARD_OPERATOR_INSECURE", requires = "operator")]
+    operator_insecure: bool,
+    /// This replica's name in the operator's status [default: $POD_NAME, else the host name].
+    #[arg(long, env = "POD_NAME", value_name = "NAME")]
+    replica_name: Option<String>,
 }
 
-impl From<ServeArgs> for ServeOptions {
-    fn from(args: ServeArgs) -> Self {
-        ServeOptions {
+impl TryFrom<ServeArgs> for ServeOptions {
+    type Error = String;
+
+    fn try_from(args: ServeArgs) -> Result<Self, String> {
+        let operator = match args.operator {
+            None => None,
+            Some(url) => {
+                match url.scheme_str() {
+                    Some("https") => {}
+                    Some("http") if args.operator_insecure => {}
+                    Some("http") => {
+                        return Err("--operator http:// is plain text: use https://, or --operator-insecure for tests and development".into());
+                    }
+                    _ => return Err("--operator must be an https:// URL".into()),
+                }
+                if url.host().is_none() {
+                    return Err("--operator URL has no host".into());
+                }
+                Some(OperatorOptions {
+                    url,
+                    token_file: args.operator_token_file,
+                    ca_file: args.operator_ca_file,
+                    replica: args.replica_name,
+                })
+            }
+        };
+        Ok(ServeOptions {
             config: args.config,
             listen: args.listen,
             admin_listen: args.admin_listen,
@@ -114,7 +163,8 @@ impl From<ServeArgs> for ServeOptions {
             log_level: args.log_level,
             threads: args.threads.map(usize::from),
             access_log: args.access_log,
-        }
+            operator,
+        })
     }
 }
 
@@ -126,9 +176,14 @@ where
     T: Into<std::ffi::OsString> + Clone,
 {
     let cli = Cli::try_parse_from(args)?;
+    let serve = |args: ServeArgs| {
+        ServeOptions::try_from(args)
+            .map(|options| Command::Serve(Box::new(options)))
+            .map_err(|message| Cli::command().error(clap::error::ErrorKind::ValueValidation, message))
+    };
     Ok(match cli.command {
-        None => Command::Serve(cli.serve.into()),
-        Some(Sub::Serve(serve)) => Command::Serve(serve.into()),
+        None => serve(cli.serve)?,
+        Some(Sub::Serve(args)) => serve(*args)?,
         Some(Sub::Check { files }) => Command::Check(files),
         Some(Sub::HashKey) => Command::HashKey,
     })
@@ -144,8 +199,21 @@ mod tests {
 
     #[test]
     fn the_clap_definition_is_consistent() {
-        use clap::CommandFactory;
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn a_plain_text_operator_needs_the_insecure_flag() {
+        let err = parse_args(&["--operator", "http://op:8443"]).unwrap_err().to_string();
+        assert!(err.contains("--operator-insecure"), "{err}");
+        let Command::Serve(options) =
+            parse_args(&["--operator", "http://op:8443", "--operator-insecure"]).unwrap()
+        else {
+            panic!("expected serve");
+        };
+        assert_eq!(options.operator.unwrap().url, "http://op:8443".parse::<http::Uri>().unwrap());
+        assert!(parse_args(&["--operator", "https://op", "--config", "x.yaml"]).is_err(), "one source only");
+        assert!(parse_args(&["--operator-insecure"]).is_err(), "needs --operator");
     }
 
     #[test]

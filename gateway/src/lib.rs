@@ -15,6 +15,7 @@ pub mod registry;
 pub mod reload;
 pub mod request_id;
 pub mod server;
+pub mod sync;
 pub mod table;
 pub mod upstream;
 
@@ -56,13 +57,6 @@ pub async fn run(options: cli::ServeOptions) -> Result<(), String> {
     let source = options.config.clone().map_or(ConfigSource::Embedded, ConfigSource::File);
     let metrics = Arc::new(Metrics::new(options.access_log));
     let ctx = CompileContext::new(metrics.clone());
-    let text = source.read()?;
-    let input = reload::Input::Text { text, format: source.format() };
-    let prepared = reload::prepare(input, &ctx).map_err(|errors| {
-        let lines: Vec<String> = errors.iter().map(|e| format!("  {e}")).collect();
-        format!("invalid config ({}):\n{}", describe(&source), lines.join("\n"))
-    })?;
-    let loaded_hash = prepared.table.hash.clone();
     let gateway = Arc::new(Gateway {
         tables: TableHolder::default(),
         metrics,
@@ -70,9 +64,22 @@ pub async fn run(options: cli::ServeOptions) -> Result<(), String> {
         settings: Settings { max_body_bytes: options.max_body_bytes },
         draining: AtomicBool::new(false),
     });
-    reload::apply(&gateway, prepared).map_err(|stale| stale.to_string())?;
-    // Parsing a big config leaves megabytes of freed memory behind; give it back before serving.
-    memory::release_free_memory();
+    // With an operator the first table arrives on its stream (until then /readyz says so and
+    // requests get 503); never the embedded default, whose development key would then open a
+    // production gateway.
+    let mut loaded_hash = String::new();
+    if options.operator.is_none() {
+        let text = source.read()?;
+        let input = reload::Input::Text { text, format: source.format() };
+        let prepared = reload::prepare(input, &ctx).map_err(|errors| {
+            let lines: Vec<String> = errors.iter().map(|e| format!("  {e}")).collect();
+            format!("invalid config ({}):\n{}", describe(&source), lines.join("\n"))
+        })?;
+        loaded_hash = prepared.table.hash.clone();
+        reload::apply(&gateway, prepared).map_err(|stale| stale.to_string())?;
+        // Parsing a big config leaves megabytes of freed memory behind; give it back before serving.
+        memory::release_free_memory();
+    }
 
     let api = TcpListener::bind(options.listen)
         .await
@@ -82,9 +89,26 @@ pub async fn run(options: cli::ServeOptions) -> Result<(), String> {
         .map_err(|e| format!("cannot listen on {}: {e}", options.admin_listen))?;
     let (api_addr, admin_addr) = (local_addr(&api)?, local_addr(&admin)?);
     announce(&format!("listening api={api_addr} admin={admin_addr}"));
-    tracing::info!(api = %api_addr, admin = %admin_addr, config = %describe(&source), "serving");
+    let config = match &options.operator {
+        Some(operator) => format!("operator {}", operator.url),
+        None => describe(&source),
+    };
+    tracing::info!(api = %api_addr, admin = %admin_addr, config = %config, "serving");
 
-    if let ConfigSource::File(path) = &source {
+    if let Some(operator) = &options.operator {
+        let tls = match operator.url.scheme_str() {
+            Some("https") => Some(sync::client_tls(operator.ca_file.as_deref())?),
+            _ => None,
+        };
+        let link = sync::OperatorLink {
+            url: operator.url.clone(),
+            token_file: operator.token_file.clone(),
+            tls,
+            replica: operator.replica.clone().unwrap_or_else(sync::replica_name),
+        };
+        let config_thread = reload::ConfigThread::spawn(ctx)?;
+        tokio::spawn(sync::follow(link, gateway.clone(), config_thread));
+    } else if let ConfigSource::File(path) = &source {
         let config_thread = reload::ConfigThread::spawn(ctx)?;
         tokio::spawn(reload::watch_file(path.clone(), gateway.clone(), config_thread, loaded_hash));
     }

@@ -14,7 +14,7 @@ fn main() -> ExitCode {
     match command {
         Command::HashKey => hash_key(),
         Command::Check(files) => check(&files),
-        Command::Serve(options) => serve(options),
+        Command::Serve(options) => serve(*options),
     }
 }
 

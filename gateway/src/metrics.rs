@@ -99,6 +99,10 @@ pub struct Metrics {
     pub config_loaded_unix: AtomicU64,
     /// Rate-limit policies in the served config that this version does not enforce yet.
     pub policies_not_enforced: AtomicU64,
+    /// 1 while the operator's snapshot stream is up (`--operator`).
+    pub operator_connected: AtomicU64,
+    /// When the operator was last heard from (unix seconds; 0: never).
+    pub operator_last_contact_unix: AtomicU64,
     config_hash: ArcSwap<String>,
     /// Whether every request also produces an access log line (`--access-log`).
     access_log: bool,
@@ -124,6 +128,8 @@ impl Metrics {
             config_checks: AtomicU64::new(0),
             config_loaded_unix: AtomicU64::new(0),
             policies_not_enforced: AtomicU64::new(0),
+            operator_connected: AtomicU64::new(0),
+            operator_last_contact_unix: AtomicU64::new(0),
             config_hash: ArcSwap::from_pointee(String::new()),
         }
     }
@@ -337,6 +343,20 @@ impl Metrics {
             "gauge",
             "Rate-limit policies in the served config that this gateway version does not enforce.",
             load(&self.policies_not_enforced),
+        );
+        scalar(
+            &mut out,
+            "switchboard_operator_connected",
+            "gauge",
+            "1 while the operator's snapshot stream is up (with --operator).",
+            load(&self.operator_connected),
+        );
+        scalar(
+            &mut out,
+            "switchboard_operator_last_contact_timestamp_seconds",
+            "gauge",
+            "When the operator was last heard from (0: never).",
+            load(&self.operator_last_contact_unix),
         );
         out
     }

@@ -55,6 +55,9 @@ pub enum Input {
     /// A snapshot value. A pushed one is accepted entry by entry: what is invalid is left out
     /// and reported, the rest serves.
     Snapshot { snapshot: Box<Snapshot>, origin: Origin },
+    /// A pushed snapshot as the operator's stream delivers it (JSON), parsed entry by entry on
+    /// the config thread so a big one never stalls a request thread.
+    PushedJson(String),
 }
 
 /// A compiled table ready to swap in, and what was left out of it.
@@ -116,6 +119,12 @@ pub fn prepare(input: Input, ctx: &CompileContext) -> Result<Prepared, ConfigErr
             snapshot.validate(Origin::File)?;
             let hash = fingerprint(&snapshot.to_json(), &snapshot.credential_files());
             Ok(Prepared { table: compile(&snapshot, Origin::File, &hash, ctx)?, rejected: Vec::new() })
+        }
+        Input::PushedJson(text) => {
+            let hash = short_hex(&Sha256::digest(text.as_bytes()));
+            let accepted = Snapshot::from_pushed_json(&text)?;
+            let table = compile(&accepted.snapshot, Origin::Pushed, &hash, ctx)?;
+            Ok(Prepared { table, rejected: accepted.rejected })
         }
         Input::Snapshot { snapshot, origin: Origin::Pushed } => {
             // The hash covers what was received, secrets included (a rotated Secret is a new

@@ -17,6 +17,7 @@ mod provider;
 mod route;
 mod secret;
 mod source;
+pub mod stream;
 mod time;
 mod validate;
 mod version;

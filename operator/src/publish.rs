@@ -1,0 +1,306 @@
+//! The operator's side of the snapshot stream (protocol in `docs/stream.md`).
+//!
+//! Every gateway replica holds one HTTP/2 request open: it says hello (name, the schema
+//! versions it reads, what it serves), gets a welcome with the negotiated version, then the
+//! current snapshot and every later one, and answers each with an ack or a nack. The
+//! [`Publisher`] keeps the latest snapshot and what each replica last said, which is what
+//! `Programmed` statuses are computed from.
+
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, CONTENT_TYPE};
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
+use hyper::body::{Frame, Incoming};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+use std::time::Duration;
+use subtle::ConstantTimeEq;
+use switchboard_config::stream::{
+    HEARTBEAT_EVERY_MS, Lines, OperatorMessage, PEER_DEAD_AFTER_MS, ReplicaMessage, Served, WireProblem,
+    WireRejection, encode, negotiate,
+};
+use switchboard_config::{SUPPORTED_SCHEMA_VERSIONS, Snapshot};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio::time::{Instant, sleep_until};
+use tokio_stream::wrappers::ReceiverStream;
+
+/// The path gateways open the stream on.
+pub const STREAM_PATH: &str = "/v1/stream";
+
+/// A snapshot as published: its generation and content.
+#[derive(Debug)]
+pub struct Published {
+    pub generation: u64,
+    pub snapshot: Snapshot,
+}
+
+/// What one replica last said.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReplicaState {
+    pub replica: String,
+    pub connected: bool,
+    /// The schema version negotiated with it.
+    pub version: u32,
+    /// The last snapshot it applied.
+    pub applied: Option<Served>,
+    /// Entries it left out of that snapshot.
+    pub rejected: Vec<WireRejection>,
+    /// The last snapshot it refused, and why.
+    pub refused: Option<(u64, Vec<WireProblem>)>,
+}
+
+/// The latest snapshot and the replicas following it.
+pub struct Publisher {
+    name: String,
+    token: Option<String>,
+    writes: RangeInclusive<u32>,
+    current: watch::Sender<Option<Arc<Published>>>,
+    /// By replica name. A watch channel: updated once per replica message, and whoever needs
+    /// to follow the replicas (statuses, tests) is told of every change.
+    replicas: watch::Sender<BTreeMap<String, ReplicaState>>,
+}
+
+impl Publisher {
+    /// `token`: the shared secret replicas must present (`None` only for tests and development).
+    pub fn new(name: &str, token: Option<String>) -> Arc<Self> {
+        Arc::new(Publisher {
+            name: name.to_owned(),
+            token,
+            writes: SUPPORTED_SCHEMA_VERSIONS,
+            current: watch::channel(None).0,
+            replicas: watch::channel(BTreeMap::new()).0,
+        })
+    }
+
+    /// Sends `snapshot` to every replica (and to every replica that connects later).
+    pub fn publish(&self, snapshot: Snapshot) {
+        let generation = snapshot.generation;
+        self.current.send_replace(Some(Arc::new(Published { generation, snapshot })));
+    }
+
+    /// What every replica that ever connected last said, by name.
+    pub fn replicas(&self) -> Vec<ReplicaState> {
+        self.replicas.borrow().values().cloned().collect()
+    }
+
+    /// Changes whenever a replica connects, disconnects, acks or nacks.
+    pub fn changes(&self) -> watch::Receiver<BTreeMap<String, ReplicaState>> {
+        self.replicas.subscribe()
+    }
+
+    fn update(&self, replica: &str, change: impl FnOnce(&mut ReplicaState)) {
+        self.replicas.send_modify(|replicas| {
+            if let Some(state) = replicas.get_mut(replica) {
+                change(state);
+            }
+        });
+    }
+
+    fn authorized(&self, request: &Request<Incoming>) -> bool {
+        let Some(expected) = &self.token else { return true };
+        let presented = request.headers().get(AUTHORIZATION).map(HeaderValue::as_bytes).unwrap_or_default();
+        let wanted = format!("Bearer {expected}");
+        bool::from(presented.ct_eq(wanted.as_bytes()))
+    }
+}
+
+type ResponseBody = BoxBody<Bytes, Infallible>;
+
+/// Serves the stream on `listener` until `shutdown` flips to true. With `tls`, connections are
+/// TLS (rustls, HTTP/2 by ALPN); without, plain-text HTTP/2 (tests and development only).
+pub async fn serve(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    publisher: Arc<Publisher>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    // Streams never end on their own; on shutdown they are cut (dropping the set aborts them)
+    // and every replica reconnects, to the next leader.
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shutdown.wait_for(|stop| *stop) => return,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+        };
+        let Ok((stream, peer)) = accepted else { continue };
+        let _ = stream.set_nodelay(true);
+        let (publisher, tls) = (publisher.clone(), tls.clone());
+        connections.spawn(async move {
+            let served = match tls {
+                Some(tls) => match tls.accept(stream).await {
+                    Ok(stream) => serve_connection(stream, publisher).await,
+                    Err(err) => Err(format!("TLS: {err}")),
+                },
+                None => serve_connection(stream, publisher).await,
+            };
+            if let Err(err) = served {
+                tracing::debug!(peer = %peer, error = %err, "stream connection ended");
+            }
+        });
+    }
+}
+
+async fn serve_connection<T>(io: T, publisher: Arc<Publisher>) -> Result<(), String>
+where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |request| {
+        let publisher = publisher.clone();
+        async move { Ok::<_, Infallible>(handle(request, publisher)) }
+    });
+    hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Duration::from_millis(HEARTBEAT_EVERY_MS))
+        .keep_alive_timeout(Duration::from_millis(PEER_DEAD_AFTER_MS))
+        .serve_connection(TokioIo::new(io), service)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+fn handle(request: Request<Incoming>, publisher: Arc<Publisher>) -> Response<ResponseBody> {
+    if request.uri().path() != STREAM_PATH {
+        return plain(StatusCode::NOT_FOUND, "not found\n");
+    }
+    if request.method() != Method::POST {
+        return plain(StatusCode::METHOD_NOT_ALLOWED, "POST only\n");
+    }
+    if !publisher.authorized(&request) {
+        tracing::warn!("a replica presented a wrong or no stream token; refused");
+        return plain(StatusCode::UNAUTHORIZED, "a valid stream token is required\n");
+    }
+    let (outgoing, queue) = mpsc::channel(16);
+    tokio::spawn(follow_replica(publisher, request.into_body(), outgoing));
+    let mut response = Response::new(StreamBody::new(ReceiverStream::new(queue)).boxed());
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"));
+    response
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Response<ResponseBody> {
+    let mut response = Response::new(Full::new(Bytes::from_static(text.as_bytes())).boxed());
+    *response.status_mut() = status;
+    response
+}
+
+type Outgoing = mpsc::Sender<Result<Frame<Bytes>, Infallible>>;
+
+async fn send(outgoing: &Outgoing, message: &OperatorMessage) -> Result<(), String> {
+    outgoing
+        .send(Ok(Frame::data(Bytes::from(encode(message)))))
+        .await
+        .map_err(|_| "the replica went away".to_owned())
+}
+
+/// One replica's stream, from hello to disconnect.
+async fn follow_replica(publisher: Arc<Publisher>, mut incoming: Incoming, outgoing: Outgoing) {
+    let mut lines = Lines::default();
+    let mut replica = None;
+    let outcome = async {
+        let mut silent_until = Instant::now() + Duration::from_millis(PEER_DEAD_AFTER_MS);
+        let mut current = publisher.current.subscribe();
+        let mut heartbeat = tokio::time::interval(Duration::from_millis(HEARTBEAT_EVERY_MS));
+        let mut version = None;
+        let mut sent = None;
+        loop {
+            tokio::select! {
+                frame = incoming.frame() => {
+                    let Some(frame) = frame else { return Ok(()) };
+                    let frame = frame.map_err(|e| format!("reading: {e}"))?;
+                    silent_until = Instant::now() + Duration::from_millis(PEER_DEAD_AFTER_MS);
+                    let Ok(data) = frame.into_data() else { continue };
+                    for line in lines.push(&data)? {
+                        let message: ReplicaMessage = serde_json::from_slice(&line).map_err(|e| format!("a message does not parse: {e}"))?;
+                        if let ReplicaMessage::Hello { replica: name, reads, serving, .. } = &message {
+                            let Some(negotiated) = negotiate(publisher.writes.clone(), reads.0..=reads.1) else {
+                                let reason = format!(
+                                    "this operator writes schema versions {} to {}, the replica reads {} to {}",
+                                    publisher.writes.start(), publisher.writes.end(), reads.0, reads.1
+                                );
+                                send(&outgoing, &OperatorMessage::Refused { reason: reason.clone() }).await?;
+                                return Err(reason);
+                            };
+                            version = Some(negotiated);
+                            replica = Some(name.clone());
+                            register(&publisher, name, negotiated, serving.clone());
+                            send(&outgoing, &OperatorMessage::Welcome { operator: publisher.name.clone(), version: negotiated }).await?;
+                            current.mark_changed();
+                        } else if let Some(name) = &replica {
+                            record(&publisher, name, message);
+                        } else {
+                            return Err("the first message must be hello".into());
+                        }
+                    }
+                }
+                changed = current.changed(), if version.is_some() => {
+                    if changed.is_err() { return Ok(()) }
+                    let published = current.borrow_and_update().clone();
+                    if let (Some(published), Some(version)) = (published, version)
+                        && sent != Some(published.generation)
+                    {
+                        match published.snapshot.to_version(version) {
+                            Ok(document) => {
+                                let message = OperatorMessage::Snapshot { generation: published.generation, document };
+                                send(&outgoing, &message).await?;
+                                sent = Some(published.generation);
+                            }
+                            Err(errors) => tracing::error!(
+                                replica = replica.as_deref().unwrap_or_default(), version, errors = %errors,
+                                "this snapshot cannot be written in the version the replica reads; it keeps its previous one"
+                            ),
+                        }
+                    }
+                }
+                _ = heartbeat.tick() => send(&outgoing, &OperatorMessage::Heartbeat).await?,
+                () = sleep_until(silent_until) => return Err(format!("nothing for {PEER_DEAD_AFTER_MS} ms")),
+            }
+        }
+    }
+    .await;
+    if let Some(name) = &replica {
+        publisher.update(name, |state| state.connected = false);
+    }
+    if let Err(err) = outcome {
+        tracing::info!(replica = replica.as_deref().unwrap_or("?"), error = %err, "replica stream ended");
+    }
+}
+
+fn register(publisher: &Publisher, name: &str, version: u32, serving: Option<Served>) {
+    publisher.replicas.send_modify(|replicas| {
+        let state = replicas.entry(name.to_owned()).or_insert_with(|| ReplicaState {
+            replica: name.to_owned(),
+            connected: true,
+            version,
+            applied: None,
+            rejected: Vec::new(),
+            refused: None,
+        });
+        state.connected = true;
+        state.version = version;
+        if state.applied.is_none() {
+            state.applied = serving;
+        }
+    });
+    tracing::info!(replica = name, schema_version = version, "replica connected");
+}
+
+fn record(publisher: &Publisher, name: &str, message: ReplicaMessage) {
+    match message {
+        ReplicaMessage::Ack { generation, hash, rejected } => publisher.update(name, |state| {
+            state.applied = Some(Served { generation, hash });
+            state.rejected = rejected;
+            state.refused = None;
+        }),
+        ReplicaMessage::Nack { generation, reasons } => {
+            tracing::warn!(replica = name, generation, "replica refused a snapshot");
+            publisher.update(name, |state| state.refused = Some((generation, reasons)));
+        }
+        ReplicaMessage::Heartbeat | ReplicaMessage::Hello { .. } => {}
+    }
+}
