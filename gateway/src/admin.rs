@@ -11,14 +11,32 @@ use hyper::body::Incoming;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
+/// What `/readyz` says when ready: with an operator, whether the stream is up, so a replica
+/// serving its last snapshot through an operator outage says so (it stays ready: that is the
+/// point of static stability).
+fn ready_detail(gateway: &Gateway, generation: u64) -> String {
+    if !gateway.settings.follows_operator || gateway.metrics.operator_connected.load(Relaxed) == 1 {
+        return "ready\n".to_owned();
+    }
+    match gateway.metrics.operator_last_contact_unix.load(Relaxed) {
+        0 => format!(
+            "ready: serving the cached snapshot (generation {generation}); the operator has not answered yet\n"
+        ),
+        last => format!(
+            "ready: serving generation {generation}; the operator is unreachable (last contact {} s ago)\n",
+            (crate::unix_now() as u64).saturating_sub(last)
+        ),
+    }
+}
+
 pub async fn handle(gateway: Arc<Gateway>, request: Request<Incoming>) -> Response<GatewayBody> {
     let (status, content_type, body) = match request.uri().path() {
         "/healthz" => (StatusCode::OK, "text/plain", Bytes::from_static(b"ok\n")),
         "/readyz" => {
             if gateway.draining.load(Relaxed) {
                 (StatusCode::SERVICE_UNAVAILABLE, "text/plain", Bytes::from_static(b"draining\n"))
-            } else if gateway.tables.is_loaded() {
-                (StatusCode::OK, "text/plain", Bytes::from_static(b"ready\n"))
+            } else if let Some(table) = gateway.tables.load() {
+                (StatusCode::OK, "text/plain", Bytes::from(ready_detail(&gateway, table.generation)))
             } else {
                 (StatusCode::SERVICE_UNAVAILABLE, "text/plain", Bytes::from_static(b"no config loaded\n"))
             }

@@ -38,6 +38,7 @@ pub struct OperatorOptions {
     pub token_file: Option<PathBuf>,
     pub ca_file: Option<PathBuf>,
     pub replica: Option<String>,
+    pub snapshot_cache: Option<PathBuf>,
 }
 
 /// `--version` also states the config schema versions this build reads: what an operator needs
@@ -126,6 +127,10 @@ struct ServeArgs {
     /// This replica's name in the operator's status [default: $POD_NAME, else the host name].
     #[arg(long, env = "POD_NAME", value_name = "NAME")]
     replica_name: Option<String>,
+    /// Keep the last applied snapshot in this file (mode 0600; an emptyDir in Kubernetes) and
+    /// start from it when the operator cannot be reached.
+    #[arg(long, env = "SWITCHBOARD_SNAPSHOT_CACHE", value_name = "FILE", requires = "operator")]
+    snapshot_cache: Option<PathBuf>,
 }
 
 impl TryFrom<ServeArgs> for ServeOptions {
@@ -151,6 +156,7 @@ impl TryFrom<ServeArgs> for ServeOptions {
                     token_file: args.operator_token_file,
                     ca_file: args.operator_ca_file,
                     replica: args.replica_name,
+                    snapshot_cache: args.snapshot_cache,
                 })
             }
         };

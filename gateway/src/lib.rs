@@ -31,6 +31,8 @@ use tokio::sync::watch;
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub max_body_bytes: usize,
+    /// Whether configs come from the operator's stream (`--operator`).
+    pub follows_operator: bool,
 }
 
 /// State shared by every connection.
@@ -61,7 +63,10 @@ pub async fn run(options: cli::ServeOptions) -> Result<(), String> {
         tables: TableHolder::default(),
         metrics,
         state: ctx.state.clone(),
-        settings: Settings { max_body_bytes: options.max_body_bytes },
+        settings: Settings {
+            max_body_bytes: options.max_body_bytes,
+            follows_operator: options.operator.is_some(),
+        },
         draining: AtomicBool::new(false),
     });
     // With an operator the first table arrives on its stream (until then /readyz says so and
@@ -105,8 +110,24 @@ pub async fn run(options: cli::ServeOptions) -> Result<(), String> {
             token_file: operator.token_file.clone(),
             tls,
             replica: operator.replica.clone().unwrap_or_else(sync::replica_name),
+            snapshot_cache: operator.snapshot_cache.clone(),
         };
         let config_thread = reload::ConfigThread::spawn(ctx)?;
+        // Static stability: serve the last snapshot this replica applied until the operator
+        // answers, so a restart during an operator outage does not take the replica down.
+        if let Some(text) = operator.snapshot_cache.as_deref().and_then(sync::read_cache) {
+            match config_thread.prepare(reload::Input::PushedJson(text)).await {
+                Ok(prepared) => {
+                    let generation = prepared.table.generation;
+                    if reload::apply(&gateway, prepared).is_ok() {
+                        tracing::info!(generation, "serving the cached snapshot until the operator answers");
+                    }
+                }
+                Err(errors) => {
+                    tracing::warn!(errors = %errors, "the cached snapshot is unusable; waiting for the operator")
+                }
+            }
+        }
         tokio::spawn(sync::follow(link, gateway.clone(), config_thread));
     } else if let ConfigSource::File(path) = &source {
         let config_thread = reload::ConfigThread::spawn(ctx)?;

@@ -358,6 +358,16 @@ impl Metrics {
             "When the operator was last heard from (0: never).",
             load(&self.operator_last_contact_unix),
         );
+        let last_contact = load(&self.operator_last_contact_unix);
+        if last_contact > 0 {
+            scalar(
+                &mut out,
+                "switchboard_operator_seconds_since_contact",
+                "gauge",
+                "Seconds since the operator was last heard from (a replica keeps serving meanwhile).",
+                (crate::unix_now() as u64).saturating_sub(last_contact),
+            );
+        }
         out
     }
 }

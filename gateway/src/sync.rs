@@ -46,6 +46,8 @@ pub struct OperatorLink {
     pub tls: Option<Arc<rustls::ClientConfig>>,
     /// This replica's name (pod name, else host name).
     pub replica: String,
+    /// Where the last applied snapshot is kept (static stability).
+    pub snapshot_cache: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for OperatorLink {
@@ -135,7 +137,7 @@ async fn session(link: &OperatorLink, gateway: &Gateway, config_thread: &ConfigT
                 for line in lines.push(&data)? {
                     let message: OperatorMessage =
                         serde_json::from_slice(&line).map_err(|e| format!("a message from the operator does not parse: {e}"))?;
-                    handle(message, gateway, config_thread, &outgoing).await?;
+                    handle(message, link, gateway, config_thread, &outgoing).await?;
                 }
             }
             _ = heartbeat.tick() => send(&outgoing, &ReplicaMessage::Heartbeat).await?,
@@ -148,6 +150,7 @@ async fn session(link: &OperatorLink, gateway: &Gateway, config_thread: &ConfigT
 
 async fn handle(
     message: OperatorMessage,
+    link: &OperatorLink,
     gateway: &Gateway,
     config_thread: &ConfigThread,
     outgoing: &Outgoing,
@@ -162,10 +165,18 @@ async fn handle(
         }
         OperatorMessage::Heartbeat => {}
         OperatorMessage::Snapshot { generation, document } => {
-            let reply = match config_thread.prepare(Input::PushedJson(document.to_string())).await {
+            let text = document.to_string();
+            let reply = match config_thread.prepare(Input::PushedJson(text.clone())).await {
                 Ok(prepared) => match apply(gateway, prepared) {
                     Ok(applied) => {
                         gateway.metrics.config_reloads.fetch_add(1, Relaxed);
+                        if let Some(path) = link.snapshot_cache.clone() {
+                            let written =
+                                tokio::task::spawn_blocking(move || write_cache(&path, &text)).await;
+                            if let Ok(Err(err)) = written {
+                                tracing::warn!(error = %err, "cannot keep the snapshot for a restart without the operator");
+                            }
+                        }
                         let rejected = applied.rejected.iter().map(WireRejection::from).collect();
                         ReplicaMessage::Ack { generation: applied.generation, hash: applied.hash, rejected }
                     }
@@ -177,6 +188,24 @@ async fn handle(
         }
     }
     Ok(())
+}
+
+/// Writes the snapshot atomically (a temporary file, then a rename), readable by this user only:
+/// it holds provider credentials.
+pub fn write_cache(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let temporary = path.with_extension("tmp");
+    let mut file =
+        std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&temporary)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()?;
+    std::fs::rename(&temporary, path)
+}
+
+/// The snapshot kept by [`write_cache`], if any.
+pub fn read_cache(path: &std::path::Path) -> Option<String> {
+    std::fs::read_to_string(path).ok()
 }
 
 fn nack(gateway: &Gateway, generation: u64, reasons: Vec<WireProblem>) -> ReplicaMessage {

@@ -19,7 +19,7 @@ fn gateway(ctx: &CompileContext) -> Gateway {
         tables: TableHolder::default(),
         metrics: ctx.metrics.clone(),
         state: ctx.state.clone(),
-        settings: Settings { max_body_bytes: 1024 },
+        settings: Settings { max_body_bytes: 1024, follows_operator: true },
         draining: AtomicBool::new(false),
     }
 }

@@ -233,3 +233,52 @@ async fn tls_with_the_operators_ca_and_static_stability_when_it_goes_away() {
     assert!(noticed, "{}", gateway.log());
     assert_eq!(chat(&gateway, "chat").await.0, 200, "static stability: still serving");
 }
+
+#[tokio::test]
+async fn a_replica_restarted_while_the_operator_is_down_serves_its_cached_snapshot() {
+    let dir = TempDir::new();
+    let cache = dir.0.join("snapshot.json");
+    let cache_arg = cache.to_str().unwrap().to_owned();
+    let op = operator(None, None).await;
+    let url = op.url.clone();
+    op.publisher.publish(snapshot(5, None));
+    let first = Gateway::start(&[
+        "--operator",
+        &url,
+        "--operator-insecure",
+        "--replica-name",
+        "cached",
+        "--snapshot-cache",
+        &cache_arg,
+    ]);
+    replica_reaches(&op.publisher, "cached", |r| r.applied.as_ref().is_some_and(|a| a.generation == 5)).await;
+    let written = eventually(Duration::from_secs(10), async || cache.exists()).await;
+    assert!(written, "{}", first.log());
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&cache).unwrap().permissions().mode() & 0o777,
+        0o600,
+        "it holds credentials"
+    );
+
+    // Operator and replica both go down; the replica comes back first.
+    drop(first);
+    drop(op);
+    let restarted = Gateway::start(&[
+        "--operator",
+        &url,
+        "--operator-insecure",
+        "--replica-name",
+        "cached",
+        "--snapshot-cache",
+        &cache_arg,
+    ]);
+    let serving = eventually(Duration::from_secs(10), async || chat(&restarted, "chat").await.0 == 200).await;
+    assert!(serving, "{}", restarted.log());
+    assert!(chat(&restarted, "chat").await.1.contains("generation 5"));
+    let (status, detail) =
+        switchboard_e2e::send("GET", &format!("http://{}/readyz", restarted.admin), None, "").await;
+    assert_eq!(status, 200);
+    assert!(detail.contains("serving the cached snapshot (generation 5)"), "{detail}");
+    assert_eq!(restarted.metric("switchboard_operator_connected").await, 0.0);
+}
