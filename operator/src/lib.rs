@@ -9,6 +9,7 @@
 pub mod compile;
 pub mod generate;
 pub mod inputs;
+pub mod lease;
 pub mod publish;
 
 pub use compile::{Compiled, KeySecretToGenerate, ObjectStatus, compile};
