@@ -35,7 +35,8 @@ use serde::{Deserialize, Serialize};
         type_ = "string",
         json_path = r#".status.conditions[?(@.type=="Programmed")].status"#
     ),
-    printcolumn(name = "Expires", type_ = "date", json_path = ".spec.expiresAt"),
+    // `string`, not `date`: kubectl shows a date column as an age, and a future time as <invalid>.
+    printcolumn(name = "Expires", type_ = "string", json_path = ".spec.expiresAt"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]

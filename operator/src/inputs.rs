@@ -21,6 +21,9 @@ pub struct Inputs {
     pub generation: u64,
     /// When this compile happens: the `lastTransitionTime` of conditions whose status changes.
     pub now: Option<Time>,
+    /// What the gateway replicas report, for `Programmed` (`None`: nobody is listening, e.g.
+    /// `switchboard-operator compile`).
+    pub fleet: Option<crate::compile::Fleet>,
 }
 
 /// Just enough of an object to tell its kind.

@@ -7,10 +7,12 @@
 //! `operator/README.md`).
 
 pub mod compile;
+pub mod controller;
 pub mod generate;
 pub mod inputs;
 pub mod lease;
 pub mod publish;
+pub mod run;
 
 pub use compile::{Compiled, KeySecretToGenerate, ObjectStatus, compile};
 pub use inputs::Inputs;

@@ -1,9 +1,9 @@
-//! `switchboard-operator`: today the `compile` command, which runs the operator's compile on
-//! manifests and prints what the gateways would serve and what each object's status would say:
-//! the same code the controller runs, usable in CI before `kubectl apply`.
+//! `switchboard-operator`: `run` (the controller and the snapshot stream) and `compile` (the same
+//! compile on manifests, usable in CI before `kubectl apply`).
 
 use clap::{Parser, Subcommand};
 use std::io::Write;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use switchboard_operator::{Inputs, compile};
@@ -12,8 +12,7 @@ use switchboard_operator::{Inputs, compile};
 #[command(
     name = "switchboard-operator",
     version,
-    about = "Compiles Switchboard custom resources into the gateway config.",
-    after_help = "The controller (watching a cluster and pushing snapshots to gateways) is not part of this release yet."
+    about = "Compiles Switchboard custom resources into the gateway config and pushes it to every gateway replica."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -22,6 +21,42 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Sub {
+    /// Watch the cluster, compile on every change and push snapshots to the gateways.
+    ///
+    /// Connects to the API server as kubectl does (in-cluster service account, else
+    /// $KUBECONFIG or ~/.kube/config). One replica for now: leader election for a standby is
+    /// the next step.
+    Run {
+        /// Namespace to watch; repeat, or comma-separate, for several [default: every namespace].
+        #[arg(
+            long = "namespace",
+            env = "SWITCHBOARD_NAMESPACES",
+            value_delimiter = ',',
+            value_name = "NAMESPACE"
+        )]
+        namespaces: Vec<String>,
+        /// Address of the snapshot stream gateways connect to.
+        #[arg(long, env = "SWITCHBOARD_STREAM_LISTEN", default_value = "0.0.0.0:8443", value_name = "ADDR")]
+        stream_listen: SocketAddr,
+        /// File holding the token gateways must present (a mounted Secret).
+        #[arg(long, env = "SWITCHBOARD_STREAM_TOKEN_FILE", value_name = "FILE")]
+        stream_token_file: Option<PathBuf>,
+        /// PEM certificate chain of the stream's TLS listener.
+        #[arg(long, env = "SWITCHBOARD_TLS_CERT_FILE", value_name = "FILE", requires = "tls_key_file")]
+        tls_cert_file: Option<PathBuf>,
+        /// PEM private key of the stream's TLS listener.
+        #[arg(long, env = "SWITCHBOARD_TLS_KEY_FILE", value_name = "FILE", requires = "tls_cert_file")]
+        tls_key_file: Option<PathBuf>,
+        /// Serve the stream in plain text, without a token (tests and development only).
+        #[arg(long, env = "SWITCHBOARD_STREAM_INSECURE")]
+        stream_insecure: bool,
+        /// Log level: error, warn, info, debug or trace.
+        #[arg(long, env = "SWITCHBOARD_LOG", default_value = "info", value_parser = ["error", "warn", "info", "debug", "trace"])]
+        log_level: String,
+        /// This operator's name [default: $POD_NAME, else the host name].
+        #[arg(long, env = "POD_NAME", value_name = "NAME")]
+        identity: Option<String>,
+    },
     /// Print the snapshot and every object's status that manifests compile to.
     ///
     /// Reads LLMProvider, ModelRoute, VirtualKey, RateLimitPolicy and Secret manifests (multi-
@@ -45,7 +80,52 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Sub::Compile { show_secrets, files } => run_compile(&files, show_secrets),
+        Sub::Run {
+            namespaces,
+            stream_listen,
+            stream_token_file,
+            tls_cert_file,
+            tls_key_file,
+            stream_insecure,
+            log_level,
+            identity,
+        } => {
+            let level = log_level.parse::<tracing::Level>().unwrap_or(tracing::Level::INFO);
+            tracing_subscriber::fmt()
+                .with_max_level(level)
+                .with_writer(std::io::stderr)
+                .with_target(false)
+                .init();
+            let options = switchboard_operator::run::RunOptions {
+                namespaces,
+                stream_listen,
+                stream_token_file,
+                tls_cert_file,
+                tls_key_file,
+                stream_insecure,
+                identity: identity.unwrap_or_else(host_name),
+            };
+            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+                Ok(runtime) => runtime,
+                Err(err) => {
+                    eprintln!("error: cannot start the runtime: {err}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(switchboard_operator::run::run(options)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(message) => {
+                    eprintln!("error: {message}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
     }
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map_or_else(|_| "switchboard-operator".into(), |h| h.trim().to_owned())
 }
 
 fn run_compile(files: &[PathBuf], show_secrets: bool) -> ExitCode {

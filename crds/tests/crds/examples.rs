@@ -3,11 +3,11 @@
 //! (providers, policies, Secrets and their keys) resolves within the examples, so the operator
 //! would report no RefNotFound or SecretNotFound for them.
 
-use crate::apiserver::{ApiServer, Error, documents};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use switchboard_crds::{LlmProvider, ModelRoute, RateLimitPolicy, VirtualKey};
+use switchboard_test_apiserver::validate::{Error, Validator, documents};
 
 /// What the examples define: (namespace, kind, name) → the object.
 type Objects = BTreeMap<(String, String, String), Value>;
@@ -33,13 +33,13 @@ fn text<'a>(value: &'a Value, pointer: &str) -> &'a str {
 
 #[test]
 fn examples_pass_schema_and_cel() -> Result<(), Error> {
-    let apiserver = ApiServer::new()?;
+    let validator = Validator::new()?;
     let mut failures = Vec::new();
     let mut kinds = BTreeSet::new();
     for (file, object) in load()? {
         let kind = text(&object, "/kind").to_owned();
         let at = format!("{file}: {kind} {}", text(&object, "/metadata/name"));
-        if let Some(problems) = apiserver.validate(&object) {
+        if let Some(problems) = validator.validate(&object) {
             failures.extend(problems.iter().map(|p| format!("{at}: {p}")));
             // The operator reads these objects through the Rust types.
             let read = match kind.as_str() {

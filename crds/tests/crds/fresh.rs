@@ -1,8 +1,8 @@
 //! The committed CRD YAML is what the Rust types generate, and the docs name every condition.
 
-use crate::apiserver::Error;
 use std::path::Path;
 use switchboard_crds::condition::{ConditionType, Reason};
+use switchboard_test_apiserver::validate::Error;
 
 const REGENERATE: &str = "cargo run -p switchboard-crds --bin crdgen";
 

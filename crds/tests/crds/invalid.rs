@@ -4,10 +4,10 @@
 //! Every CEL rule in the CRDs must be exercised by at least one file, so a new rule comes with
 //! a test.
 
-use crate::apiserver::{ApiServer, Error, Problem, documents, openapi_schema};
 use crate::structural::cel_rules;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use switchboard_test_apiserver::validate::{Error, Problem, Validator, documents, openapi_schema};
 
 struct Expectation {
     path: String,
@@ -45,7 +45,7 @@ fn expectations(text: &str) -> Vec<Expectation> {
 
 #[test]
 fn invalid_objects_are_rejected_with_the_expected_errors() -> Result<(), Error> {
-    let apiserver = ApiServer::new()?;
+    let validator = Validator::new()?;
     let files = fixtures()?;
     assert!(files.len() >= 12, "only {} invalid fixtures", files.len());
     let mut failures = Vec::new();
@@ -67,7 +67,7 @@ fn invalid_objects_are_rejected_with_the_expected_errors() -> Result<(), Error> 
             continue;
         }
         let problems =
-            apiserver.validate(&object).ok_or_else(|| format!("{name}: not a Switchboard kind"))?;
+            validator.validate(&object).ok_or_else(|| format!("{name}: not a Switchboard kind"))?;
         rules_hit.extend(problems.iter().filter_map(|p| Some((kind.clone(), p.rule.clone()?))));
         for e in &expected {
             if !problems.iter().any(|p| e.matches(p)) {

@@ -3,9 +3,9 @@
 //!
 //! Rules: <https://kubernetes.io/docs/tasks/extend-kubernetes/custom-resources/custom-resource-definitions/#specifying-a-structural-schema>
 
-use crate::apiserver::{Error, openapi_schema, to_json_schema};
 use serde_json::Value;
 use switchboard_crds::all_crds;
+use switchboard_test_apiserver::validate::{Error, openapi_schema, to_json_schema};
 
 /// Keywords a structural schema forbids inside `anyOf`/`oneOf`/`allOf`/`not`: those branches
 /// may only add validation, never shape or document the value.

@@ -16,11 +16,13 @@
 //! only on what will serve. The finished snapshot is accepted once more, so what the operator
 //! sends is exactly what replicas will serve.
 
+mod fleet;
 mod key;
 mod provider;
 mod route;
 mod status;
 
+pub use fleet::Fleet;
 pub use status::ObjectStatus;
 
 use crate::Inputs;

@@ -180,7 +180,7 @@ pub(crate) fn render(
         .chain(snapshot.policies.iter().filter_map(|p| p.source.as_ref()))
         .map(|o| (o.kind.as_str(), o.namespace.as_str(), o.name.as_str()))
         .collect();
-    let context = Context { snapshot, verdicts, serving: &serving, now };
+    let context = Context { snapshot, verdicts, serving: &serving, now, fleet: inputs.fleet.as_ref() };
     let mut statuses = Vec::new();
     for p in &inputs.providers {
         let current = p.status.as_ref().map(|s| (&s.conditions[..], s.observed_generation, None));
@@ -209,6 +209,7 @@ pub(crate) fn render(
 }
 
 struct Context<'a> {
+    fleet: Option<&'a super::Fleet>,
     snapshot: &'a Snapshot,
     verdicts: &'a Verdicts,
     serving: &'a HashSet<(&'a str, &'a str, &'a str)>,
@@ -263,14 +264,17 @@ impl Context<'_> {
                 ),
             )
         } else if serving {
-            at(
-                ConditionType::Programmed,
-                Status::Unknown,
-                Reason::Pending,
-                format!(
-                    "in snapshot generation {generation_note}; waiting for the gateway replicas to apply it"
+            match self.fleet.and_then(|fleet| fleet.programmed(&object)) {
+                Some((status, reason, message)) => at(ConditionType::Programmed, status, reason, message),
+                None => at(
+                    ConditionType::Programmed,
+                    Status::Unknown,
+                    Reason::Pending,
+                    format!(
+                        "in snapshot generation {generation_note}; waiting for the gateway replicas to apply it"
+                    ),
                 ),
-            )
+            }
         } else {
             let (reason, why) = if !verdict.invalid.is_empty() {
                 (Reason::Invalid, "the spec is invalid".to_owned())

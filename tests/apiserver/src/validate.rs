@@ -1,6 +1,7 @@
-//! What a Kubernetes apiserver would say about a custom resource, without an apiserver: the
+//! What a Kubernetes apiserver would say about a Switchboard custom resource: the
 //! openAPIV3Schema checks (with unknown fields as errors, as `kubectl apply --validate=strict`
-//! gets them) and then the CEL rules.
+//! gets them) and then the CEL rules. The crds tests and this crate's server share it, so a
+//! fixture the crds tests refuse is one the test API server refuses the same way.
 //!
 //! The schema half uses the `jsonschema` crate, after a translation of the Kubernetes dialect of
 //! OpenAPI v3 into plain JSON Schema draft 4 ([`to_json_schema`]): `nullable` becomes a `null`
@@ -38,14 +39,14 @@ struct Kind {
 }
 
 /// Validators for every Switchboard kind.
-pub struct ApiServer {
+pub struct Validator {
     kinds: BTreeMap<String, Kind>,
     cel: kube::core::cel::Validator,
 }
 
-pub type Error = Box<dyn std::error::Error>;
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
-impl ApiServer {
+impl Validator {
     pub fn new() -> Result<Self, Error> {
         let mut kinds = BTreeMap::new();
         for crd in all_crds() {
@@ -66,6 +67,11 @@ impl ApiServer {
             kinds.insert(crd.spec.names.kind.clone(), Kind { schema, openapi });
         }
         Ok(Self { kinds, cel: kube::core::cel::Validator::new() })
+    }
+
+    /// The openAPIV3Schema of a Switchboard kind, as generated (for pruning and defaulting).
+    pub fn schema(&self, kind: &str) -> Option<&Value> {
+        self.kinds.get(kind).map(|k| &k.openapi)
     }
 
     /// The problems with one object of a Switchboard kind, or `None` for any other kind (a Secret

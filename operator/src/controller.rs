@@ -1,0 +1,301 @@
+//! The controller: watch the four kinds and Secrets, compile on every change (debounced),
+//! publish the snapshot to the gateway fleet, write statuses that changed, create the Secrets of
+//! VirtualKeys that have none.
+//!
+//! Gather, compile, write (style.md rule 2): the watch caches are the gathered state, [`compile`]
+//! is pure, and this file only moves values between the API server, the compile and the
+//! publisher.
+
+use crate::compile::{Compiled, Fleet, ObjectStatus, compile};
+use crate::generate::new_key;
+use crate::inputs::Inputs;
+use crate::publish::Publisher;
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource};
+use serde::de::DeserializeOwned;
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::time::Duration;
+use switchboard_crds::{LlmProvider, ModelRoute, RateLimitPolicy, VirtualKey};
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinSet;
+
+/// How long the controller waits for more changes before compiling (a `kubectl apply -f dir/`
+/// arrives as a burst of events: one compile, not fifty).
+pub const DEBOUNCE: Duration = Duration::from_millis(50);
+
+/// What the controller watches and where it publishes.
+pub struct Controller {
+    pub client: Client,
+    /// Namespaces to watch; empty means every namespace.
+    pub namespaces: Vec<String>,
+    pub publisher: Arc<Publisher>,
+}
+
+/// One watch cache per namespace watched (or one for all).
+struct Stores {
+    providers: Vec<Store<LlmProvider>>,
+    routes: Vec<Store<ModelRoute>>,
+    keys: Vec<Store<VirtualKey>>,
+    policies: Vec<Store<RateLimitPolicy>>,
+    secrets: Vec<Store<Secret>>,
+}
+
+impl Stores {
+    fn inputs(&self, generation: u64, now: Time, fleet: Fleet) -> Inputs {
+        fn all<K: Clone + kube::Resource<DynamicType = ()> + 'static>(stores: &[Store<K>]) -> Vec<K> {
+            stores.iter().flat_map(|s| s.state()).map(|o| (*o).clone()).collect()
+        }
+        Inputs {
+            providers: all(&self.providers),
+            routes: all(&self.routes),
+            keys: all(&self.keys),
+            policies: all(&self.policies),
+            secrets: all(&self.secrets),
+            generation,
+            now: Some(now),
+            fleet: Some(fleet),
+        }
+    }
+
+    async fn wait_until_ready(&self) {
+        for store in &self.providers {
+            let _ = store.wait_until_ready().await;
+        }
+        for store in &self.routes {
+            let _ = store.wait_until_ready().await;
+        }
+        for store in &self.keys {
+            let _ = store.wait_until_ready().await;
+        }
+        for store in &self.policies {
+            let _ = store.wait_until_ready().await;
+        }
+        for store in &self.secrets {
+            let _ = store.wait_until_ready().await;
+        }
+    }
+}
+
+impl Controller {
+    /// Runs until `shutdown` flips to true.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> Result<(), String> {
+        let changed = Arc::new(Notify::new());
+        let mut watches = JoinSet::new();
+        let stores = Stores {
+            providers: self.watch(&mut watches, &changed),
+            routes: self.watch(&mut watches, &changed),
+            keys: self.watch(&mut watches, &changed),
+            policies: self.watch(&mut watches, &changed),
+            secrets: self.watch(&mut watches, &changed),
+        };
+        tokio::select! {
+            () = stores.wait_until_ready() => {}
+            _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
+        }
+        tracing::info!(namespaces = ?self.namespaces, "watch caches ready; compiling");
+        let mut published: Option<String> = None;
+        let mut generation = first_generation(&self.publisher);
+        let mut served_since = HashMap::new();
+        let mut replicas = self.publisher.changes();
+        loop {
+            let now = Time(k8s_openapi::jiff::Timestamp::now());
+            let fleet = |served_since: &HashMap<_, _>| Fleet {
+                replicas: self.publisher.replicas(),
+                served_since: served_since.clone(),
+            };
+            let mut compiled = compile(&stores.inputs(generation + 1, now.clone(), fleet(&served_since)));
+            // A new generation only when what the gateways serve changed; the comparison leaves
+            // the generation number itself out.
+            let content = without_generation(&compiled);
+            if published.as_deref() != Some(content.as_str()) {
+                generation += 1;
+                self.publisher.publish(compiled.snapshot.clone());
+                tracing::info!(
+                    generation,
+                    providers = compiled.snapshot.providers.len(),
+                    routes = compiled.snapshot.routes.len(),
+                    keys = compiled.snapshot.keys.len(),
+                    "snapshot published"
+                );
+                published = Some(content);
+            } else {
+                // Nothing new to serve: statuses speak of the generation being served.
+                compiled = compile(&stores.inputs(generation, now.clone(), fleet(&served_since)));
+            }
+            if track_served(&mut served_since, &compiled) {
+                compiled = compile(&stores.inputs(generation, now, fleet(&served_since)));
+            }
+            self.write_statuses(&compiled.statuses).await;
+            self.generate_key_secrets(&compiled).await;
+
+            // Recompile on a change to the objects, or to what replicas report (Programmed).
+            tokio::select! {
+                () = changed.notified() => {}
+                result = replicas.changed() => if result.is_err() { return Ok(()) },
+                _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
+            }
+            // Let the rest of a burst arrive.
+            loop {
+                tokio::select! {
+                    () = changed.notified() => {}
+                    _ = replicas.changed() => {}
+                    () = tokio::time::sleep(DEBOUNCE) => break,
+                }
+            }
+        }
+    }
+
+    /// Starts watch caches for kind `K`, notifying `changed` on every event.
+    fn watch<K>(&self, watches: &mut JoinSet<()>, changed: &Arc<Notify>) -> Vec<Store<K>>
+    where
+        K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + Debug
+            + Send
+            + Sync
+            + 'static,
+    {
+        let apis: Vec<Api<K>> = if self.namespaces.is_empty() {
+            vec![Api::all(self.client.clone())]
+        } else {
+            self.namespaces.iter().map(|ns| Api::namespaced(self.client.clone(), ns)).collect()
+        };
+        apis.into_iter()
+            .map(|api| {
+                let (store, writer) = reflector::store();
+                let changed = changed.clone();
+                let stream =
+                    reflector::reflector(writer, watcher(api, watcher::Config::default()).default_backoff());
+                watches.spawn(async move {
+                    let mut stream = std::pin::pin!(stream);
+                    while let Some(event) = stream.next().await {
+                        match event {
+                            Ok(_) => changed.notify_one(),
+                            Err(err) => {
+                                tracing::warn!(kind = %K::kind(&()), error = %err, "watch failed; retrying")
+                            }
+                        }
+                    }
+                });
+                store
+            })
+            .collect()
+    }
+
+    /// Writes the statuses that differ from what the objects show (merge patches of the status
+    /// subresource): 10,000 unchanged keys cost no write.
+    async fn write_statuses(&self, statuses: &[ObjectStatus]) {
+        for status in statuses.iter().filter(|s| s.changed) {
+            let mut body = serde_json::json!({
+                "status": { "conditions": status.conditions, "observedGeneration": status.observed_generation }
+            });
+            if let Some(key_id) = &status.key_id {
+                body["status"]["keyId"] = serde_json::Value::from(key_id.clone());
+            }
+            let patch = Patch::Merge(&body);
+            let params = PatchParams::default();
+            let (namespace, name) = (&status.object.namespace, &status.object.name);
+            let written = match status.object.kind.as_str() {
+                "LLMProvider" => {
+                    self.api::<LlmProvider>(namespace).patch_status(name, &params, &patch).await.map(drop)
+                }
+                "ModelRoute" => {
+                    self.api::<ModelRoute>(namespace).patch_status(name, &params, &patch).await.map(drop)
+                }
+                "VirtualKey" => {
+                    self.api::<VirtualKey>(namespace).patch_status(name, &params, &patch).await.map(drop)
+                }
+                "RateLimitPolicy" => {
+                    self.api::<RateLimitPolicy>(namespace).patch_status(name, &params, &patch).await.map(drop)
+                }
+                _ => Ok(()),
+            };
+            if let Err(err) = written {
+                tracing::warn!(object = %status.object, error = %err, "cannot write status");
+            }
+        }
+    }
+
+    /// Creates the Secrets of VirtualKeys that have none, each with a new random key.
+    async fn generate_key_secrets(&self, compiled: &Compiled) {
+        for wanted in &compiled.generate {
+            let key = match new_key() {
+                Ok(key) => key,
+                Err(err) => {
+                    tracing::error!(error = %err, "no random numbers from the operating system; cannot generate keys");
+                    return;
+                }
+            };
+            let secrets: Api<Secret> = self.api(&wanted.namespace);
+            match secrets.create(&PostParams::default(), &wanted.to_secret(&key)).await {
+                Ok(_) => {
+                    tracing::info!(virtual_key = %wanted.owner, secret = %wanted.name, "generated a key")
+                }
+                // Someone created it meanwhile: the next compile reads it.
+                Err(kube::Error::Api(status)) if status.code == 409 => {}
+                Err(err) => {
+                    tracing::warn!(virtual_key = %wanted.owner, error = %err, "cannot create the key Secret")
+                }
+            }
+        }
+    }
+
+    fn api<K>(&self, namespace: &str) -> Api<K>
+    where
+        K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>,
+    {
+        Api::namespaced(self.client.clone(), namespace)
+    }
+}
+
+/// The generation before the first one this operator publishes: above whatever any replica
+/// already serves (a previous leader's), and at least the clock in seconds, so an operator that
+/// restarts before any replica reconnected still numbers above its predecessor (which published
+/// at most a few generations per second). Replicas refuse anything older than what they serve.
+fn first_generation(publisher: &Publisher) -> u64 {
+    let served = publisher.replicas().iter().filter_map(|r| r.applied.as_ref()).map(|a| a.generation).max();
+    let clock = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    served.unwrap_or(0).max(clock)
+}
+
+/// Records, for each serving object, the first snapshot generation carrying its current
+/// `metadata.generation`; forgets objects that stopped serving. Returns whether anything changed.
+fn track_served(
+    served_since: &mut HashMap<(String, String, String), (i64, u64)>,
+    compiled: &Compiled,
+) -> bool {
+    let snapshot = &compiled.snapshot;
+    let sources = snapshot
+        .providers
+        .iter()
+        .filter_map(|p| p.source())
+        .chain(snapshot.routes.iter().filter_map(|r| r.source.as_ref()))
+        .chain(snapshot.keys.iter().filter_map(|k| k.source.as_ref()))
+        .chain(snapshot.policies.iter().filter_map(|p| p.source.as_ref()));
+    let mut current = HashMap::new();
+    for source in sources {
+        let key = (source.kind.clone(), source.namespace.clone(), source.name.clone());
+        let since = match served_since.get(&key) {
+            Some(&(generation, since)) if generation == source.generation => since,
+            _ => snapshot.generation,
+        };
+        current.insert(key, (source.generation, since));
+    }
+    let changed = current != *served_since;
+    *served_since = current;
+    changed
+}
+
+fn without_generation(compiled: &Compiled) -> String {
+    let mut snapshot = compiled.snapshot.clone();
+    snapshot.generation = 0;
+    snapshot.to_json()
+}

@@ -1,0 +1,100 @@
+//! `switchboard-operator run`: the controller and the snapshot stream, until SIGTERM.
+
+use crate::controller::Controller;
+use crate::publish::{Publisher, serve};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_rustls::rustls;
+
+/// Settings of `run`.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Namespaces to watch (empty: all).
+    pub namespaces: Vec<String>,
+    pub stream_listen: SocketAddr,
+    pub stream_token_file: Option<PathBuf>,
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
+    /// Plain-text stream without a token (tests and development).
+    pub stream_insecure: bool,
+    /// This operator's name in logs and in what replicas see.
+    pub identity: String,
+}
+
+pub async fn run(options: RunOptions) -> Result<(), String> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| format!("cannot listen for SIGTERM: {e}"))?;
+    let tls = match (&options.tls_cert_file, &options.tls_key_file, options.stream_insecure) {
+        (Some(cert), Some(key), _) => Some(server_tls(cert, key)?),
+        (None, None, true) => None,
+        _ => return Err("the stream needs --tls-cert-file and --tls-key-file (or --stream-insecure for tests and development)".into()),
+    };
+    let token = match &options.stream_token_file {
+        Some(file) => Some(
+            std::fs::read_to_string(file)
+                .map_err(|e| format!("reading {}: {e}", file.display()))?
+                .trim()
+                .to_owned(),
+        ),
+        None if options.stream_insecure => None,
+        None => {
+            return Err(
+                "the stream needs --stream-token-file (or --stream-insecure for tests and development)"
+                    .into(),
+            );
+        }
+    };
+    let client =
+        kube::Client::try_default().await.map_err(|e| format!("connecting to the API server: {e}"))?;
+    let publisher = Publisher::new(&options.identity, token);
+    let listener = TcpListener::bind(options.stream_listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", options.stream_listen))?;
+    let address = listener.local_addr().map_err(|e| e.to_string())?;
+    announce(&format!("listening stream={address}"));
+    tracing::info!(stream = %address, tls = tls.is_some(), namespaces = ?options.namespaces, "operator running");
+
+    let (stop, stopped) = watch::channel(false);
+    let stream = tokio::spawn(serve(listener, tls, publisher.clone(), stopped.clone()));
+    let controller = Controller { client, namespaces: options.namespaces.clone(), publisher };
+    let controlling = tokio::spawn(controller.run(stopped));
+    tokio::select! {
+        _ = terminate.recv() => tracing::info!("SIGTERM: stopping"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted: stopping"),
+    }
+    let _ = stop.send(true);
+    let _ = stream.await;
+    match controlling.await {
+        Ok(result) => result,
+        Err(err) => Err(format!("the controller task failed: {err}")),
+    }
+}
+
+fn server_tls(cert: &std::path::Path, key: &std::path::Path) -> Result<tokio_rustls::TlsAcceptor, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("{}: {e}", cert.display()))?;
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("{}: {e}", key.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS: {e}"))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("TLS: {e}"))?;
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+/// One machine-readable line on stdout with the bound address (useful with port 0).
+fn announce(line: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{line}");
+    let _ = stdout.flush();
+}
