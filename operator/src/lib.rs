@@ -8,6 +8,7 @@
 
 pub mod compile;
 pub mod controller;
+pub mod elect;
 pub mod generate;
 pub mod inputs;
 pub mod lease;

@@ -24,39 +24,9 @@ enum Sub {
     /// Watch the cluster, compile on every change and push snapshots to the gateways.
     ///
     /// Connects to the API server as kubectl does (in-cluster service account, else
-    /// $KUBECONFIG or ~/.kube/config). One replica for now: leader election for a standby is
-    /// the next step.
-    Run {
-        /// Namespace to watch; repeat, or comma-separate, for several [default: every namespace].
-        #[arg(
-            long = "namespace",
-            env = "SWITCHBOARD_NAMESPACES",
-            value_delimiter = ',',
-            value_name = "NAMESPACE"
-        )]
-        namespaces: Vec<String>,
-        /// Address of the snapshot stream gateways connect to.
-        #[arg(long, env = "SWITCHBOARD_STREAM_LISTEN", default_value = "0.0.0.0:8443", value_name = "ADDR")]
-        stream_listen: SocketAddr,
-        /// File holding the token gateways must present (a mounted Secret).
-        #[arg(long, env = "SWITCHBOARD_STREAM_TOKEN_FILE", value_name = "FILE")]
-        stream_token_file: Option<PathBuf>,
-        /// PEM certificate chain of the stream's TLS listener.
-        #[arg(long, env = "SWITCHBOARD_TLS_CERT_FILE", value_name = "FILE", requires = "tls_key_file")]
-        tls_cert_file: Option<PathBuf>,
-        /// PEM private key of the stream's TLS listener.
-        #[arg(long, env = "SWITCHBOARD_TLS_KEY_FILE", value_name = "FILE", requires = "tls_cert_file")]
-        tls_key_file: Option<PathBuf>,
-        /// Serve the stream in plain text, without a token (tests and development only).
-        #[arg(long, env = "SWITCHBOARD_STREAM_INSECURE")]
-        stream_insecure: bool,
-        /// Log level: error, warn, info, debug or trace.
-        #[arg(long, env = "SWITCHBOARD_LOG", default_value = "info", value_parser = ["error", "warn", "info", "debug", "trace"])]
-        log_level: String,
-        /// This operator's name [default: $POD_NAME, else the host name].
-        #[arg(long, env = "POD_NAME", value_name = "NAME")]
-        identity: Option<String>,
-    },
+    /// $KUBECONFIG or ~/.kube/config). Run two replicas: they elect a leader with a Lease; the
+    /// standby takes over when the leader dies (after --lease-duration) or shuts down (at once).
+    Run(Box<RunArgs>),
     /// Print the snapshot and every object's status that manifests compile to.
     ///
     /// Reads LLMProvider, ModelRoute, VirtualKey, RateLimitPolicy and Secret manifests (multi-
@@ -73,6 +43,49 @@ enum Sub {
     },
 }
 
+/// Settings of `run`.
+#[derive(clap::Args, Debug)]
+struct RunArgs {
+    /// Namespace to watch; repeat, or comma-separate, for several [default: every namespace].
+    #[arg(
+        long = "namespace",
+        env = "SWITCHBOARD_NAMESPACES",
+        value_delimiter = ',',
+        value_name = "NAMESPACE"
+    )]
+    namespaces: Vec<String>,
+    /// Address of the snapshot stream gateways connect to.
+    #[arg(long, env = "SWITCHBOARD_STREAM_LISTEN", default_value = "0.0.0.0:8443", value_name = "ADDR")]
+    stream_listen: SocketAddr,
+    /// File holding the token gateways must present (a mounted Secret).
+    #[arg(long, env = "SWITCHBOARD_STREAM_TOKEN_FILE", value_name = "FILE")]
+    stream_token_file: Option<PathBuf>,
+    /// PEM certificate chain of the stream's TLS listener.
+    #[arg(long, env = "SWITCHBOARD_TLS_CERT_FILE", value_name = "FILE", requires = "tls_key_file")]
+    tls_cert_file: Option<PathBuf>,
+    /// PEM private key of the stream's TLS listener.
+    #[arg(long, env = "SWITCHBOARD_TLS_KEY_FILE", value_name = "FILE", requires = "tls_cert_file")]
+    tls_key_file: Option<PathBuf>,
+    /// Serve the stream in plain text, without a token (tests and development only).
+    #[arg(long, env = "SWITCHBOARD_STREAM_INSECURE")]
+    stream_insecure: bool,
+    /// Log level: error, warn, info, debug or trace.
+    #[arg(long, env = "SWITCHBOARD_LOG", default_value = "info", value_parser = ["error", "warn", "info", "debug", "trace"])]
+    log_level: String,
+    /// This operator's name [default: $POD_NAME, else the host name].
+    #[arg(long, env = "POD_NAME", value_name = "NAME")]
+    identity: Option<String>,
+    /// Namespace of the leader-election Lease [default: $POD_NAMESPACE, else default].
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default", value_name = "NAMESPACE")]
+    lease_namespace: String,
+    /// Name of the leader-election Lease: operator replicas sharing it elect one leader.
+    #[arg(long, env = "SWITCHBOARD_LEASE_NAME", default_value = "switchboard-operator", value_name = "NAME")]
+    lease_name: String,
+    /// Seconds a Lease stays valid without renewal (a standby takes over after this).
+    #[arg(long, env = "SWITCHBOARD_LEASE_DURATION", default_value_t = 15, value_name = "SECS", value_parser = clap::value_parser!(u64).range(2..))]
+    lease_duration: u64,
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -80,16 +93,20 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Sub::Compile { show_secrets, files } => run_compile(&files, show_secrets),
-        Sub::Run {
-            namespaces,
-            stream_listen,
-            stream_token_file,
-            tls_cert_file,
-            tls_key_file,
-            stream_insecure,
-            log_level,
-            identity,
-        } => {
+        Sub::Run(args) => {
+            let RunArgs {
+                namespaces,
+                stream_listen,
+                stream_token_file,
+                tls_cert_file,
+                tls_key_file,
+                stream_insecure,
+                log_level,
+                identity,
+                lease_namespace,
+                lease_name,
+                lease_duration,
+            } = *args;
             let level = log_level.parse::<tracing::Level>().unwrap_or(tracing::Level::INFO);
             tracing_subscriber::fmt()
                 .with_max_level(level)
@@ -104,6 +121,14 @@ fn main() -> ExitCode {
                 tls_key_file,
                 stream_insecure,
                 identity: identity.unwrap_or_else(host_name),
+                lease_namespace,
+                lease_name,
+                // client-go's proportions: renew deadline 2/3 of the duration, retries at 2/15.
+                lease_timing: switchboard_operator::lease::Timing {
+                    lease_duration: std::time::Duration::from_secs(lease_duration),
+                    renew_deadline: std::time::Duration::from_millis(lease_duration * 2000 / 3),
+                    retry_period: std::time::Duration::from_millis((lease_duration * 2000 / 15).max(200)),
+                },
             };
             let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
                 Ok(runtime) => runtime,

@@ -1,6 +1,7 @@
 //! `switchboard-operator run`: the controller and the snapshot stream, until SIGTERM.
 
 use crate::controller::Controller;
+use crate::elect::Election;
 use crate::publish::{Publisher, serve};
 use std::io::Write;
 use std::net::SocketAddr;
@@ -21,8 +22,12 @@ pub struct RunOptions {
     pub tls_key_file: Option<PathBuf>,
     /// Plain-text stream without a token (tests and development).
     pub stream_insecure: bool,
-    /// This operator's name in logs and in what replicas see.
+    /// This operator's name in logs, in the Lease and in what replicas see.
     pub identity: String,
+    /// Where the leader-election Lease lives.
+    pub lease_namespace: String,
+    pub lease_name: String,
+    pub lease_timing: crate::lease::Timing,
 }
 
 pub async fn run(options: RunOptions) -> Result<(), String> {
@@ -50,28 +55,47 @@ pub async fn run(options: RunOptions) -> Result<(), String> {
     };
     let client =
         kube::Client::try_default().await.map_err(|e| format!("connecting to the API server: {e}"))?;
+    let (stop, mut stopped) = watch::channel(false);
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = terminate.recv() => tracing::info!("SIGTERM: stopping"),
+            _ = tokio::signal::ctrl_c() => tracing::info!("interrupted: stopping"),
+        }
+        let _ = stop.send(true);
+    });
+
+    // Only the leader compiles, writes statuses and serves the stream: a standby waits here, and
+    // its stream port stays closed, so replicas (through the Service) reach the leader.
+    let election = Election {
+        api: kube::Api::namespaced(client.clone(), &options.lease_namespace),
+        name: options.lease_name.clone(),
+        identity: options.identity.clone(),
+        timing: options.lease_timing,
+    };
+    if !election.acquire(&mut stopped).await {
+        return Ok(());
+    }
     let publisher = Publisher::new(&options.identity, token);
     let listener = TcpListener::bind(options.stream_listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", options.stream_listen))?;
     let address = listener.local_addr().map_err(|e| e.to_string())?;
     announce(&format!("listening stream={address}"));
-    tracing::info!(stream = %address, tls = tls.is_some(), namespaces = ?options.namespaces, "operator running");
+    tracing::info!(stream = %address, tls = tls.is_some(), namespaces = ?options.namespaces, "leading: serving the stream");
 
-    let (stop, stopped) = watch::channel(false);
-    let stream = tokio::spawn(serve(listener, tls, publisher.clone(), stopped.clone()));
+    // Everything below stops when the process is asked to, or when leadership is lost.
+    let (halt, halted) = watch::channel(false);
+    let stream = tokio::spawn(serve(listener, tls, publisher.clone(), halted.clone()));
     let controller = Controller { client, namespaces: options.namespaces.clone(), publisher };
-    let controlling = tokio::spawn(controller.run(stopped));
-    tokio::select! {
-        _ = terminate.recv() => tracing::info!("SIGTERM: stopping"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted: stopping"),
-    }
-    let _ = stop.send(true);
+    let controlling = tokio::spawn(controller.run(halted));
+    let held = election.hold(&mut stopped).await;
+    let _ = halt.send(true);
     let _ = stream.await;
-    match controlling.await {
-        Ok(result) => result,
-        Err(err) => Err(format!("the controller task failed: {err}")),
-    }
+    let controlled = controlling.await.map_err(|err| format!("the controller task failed: {err}"))?;
+    // Losing the lease ends the process (as client-go's leader election does): the next
+    // incarnation starts as a candidate with nothing left over from its time as leader.
+    held.map_err(|lost| format!("stopped leading: {lost}"))?;
+    controlled
 }
 
 fn server_tls(cert: &std::path::Path, key: &std::path::Path) -> Result<tokio_rustls::TlsAcceptor, String> {

@@ -51,38 +51,52 @@ impl Cluster {
 
 struct Operator {
     child: Child,
-    stream: String,
+    lines: std::sync::mpsc::Receiver<String>,
     log: PathBuf,
 }
 
 impl Operator {
-    fn start(cluster: &Cluster, dir: &Path) -> Operator {
-        let log = dir.join("operator.log");
+    /// Starts `switchboard-operator run`; it prints `listening stream=ADDR` once it leads.
+    fn start(cluster: &Cluster, dir: &Path, identity: &str, listen: &str) -> Operator {
+        let log = dir.join(format!("{identity}.log"));
         let mut child = Command::new(binary("switchboard-operator"))
-            .args(["run", "--stream-listen", "127.0.0.1:0", "--stream-insecure", "--identity", "op-0"])
+            .args(["run", "--stream-listen", listen, "--stream-insecure", "--identity", identity])
+            .args(["--lease-duration", "2"])
             .env("KUBECONFIG", &cluster.kubeconfig)
             .env_remove("POD_NAME")
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let Some(address) = line.trim().strip_prefix("listening stream=") else {
-            panic!("operator did not start: {line:?}\n{}", std::fs::read_to_string(&log).unwrap_or_default());
-        };
-        Operator { stream: format!("http://{address}"), child, log }
+        let stdout = child.stdout.take().unwrap();
+        let (send, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = send.send(line);
+            }
+        });
+        Operator { child, lines, log }
+    }
+
+    /// The stream URL once this operator leads (within `timeout`).
+    fn leading(&self, timeout: Duration) -> Option<String> {
+        let line = self.lines.recv_timeout(timeout).ok()?;
+        line.trim().strip_prefix("listening stream=").map(|address| format!("http://{address}"))
     }
 
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 impl Drop for Operator {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
 }
 
@@ -97,12 +111,13 @@ async fn kubectl_apply_reaches_every_replica_and_kubectl_get_tells_the_truth() {
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/kubernetes");
     cluster.kubectl(&["apply", "-f", examples.to_str().unwrap()]);
     let dir = TempDir::new();
-    let operator = Operator::start(&cluster, &dir.0);
+    let operator = Operator::start(&cluster, &dir.0, "op-0", "127.0.0.1:0");
+    let stream = operator.leading(Duration::from_secs(20)).unwrap_or_else(|| panic!("{}", operator.log()));
     let replicas: Vec<Gateway> = (0..2)
         .map(|i| {
             Gateway::start(&[
                 "--operator",
-                &operator.stream,
+                &stream,
                 "--operator-insecure",
                 "--replica-name",
                 &format!("gw-{i}"),
@@ -199,4 +214,81 @@ async fn kubectl_apply_reaches_every_replica_and_kubectl_get_tells_the_truth() {
             eventually(Duration::from_secs(2), async || chat(replica, &key, "mock").await == 404).await;
         assert!(gone, "{}", operator.log());
     }
+}
+
+/// The key the operator generated for the example VirtualKey `ci-smoke`.
+async fn generated_key(cluster: &Cluster) -> Option<String> {
+    let mut key = None;
+    eventually(Duration::from_secs(20), async || {
+        let output = Command::new(kubectl_binary())
+            .args([
+                "get",
+                "secret",
+                "ci-smoke-key",
+                "-n",
+                "switchboard-demo",
+                "-o",
+                "go-template={{.data.key | base64decode}}",
+            ])
+            .env("KUBECONFIG", &cluster.kubeconfig)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+        if output.status.success() && !text.is_empty() {
+            key = Some(text);
+        }
+        key.is_some()
+    })
+    .await;
+    key
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_standby_takes_over_when_the_leader_dies_and_pushes_the_next_change() {
+    let cluster = Cluster::start();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/kubernetes");
+    cluster.kubectl(&["apply", "-f", examples.to_str().unwrap()]);
+    // Both candidates use one address, as both sit behind one Service: only the leader listens.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let listen = format!("127.0.0.1:{port}");
+    let dir = TempDir::new();
+    let mut first = Operator::start(&cluster, &dir.0, "op-a", &listen);
+    let stream = first.leading(Duration::from_secs(20)).unwrap_or_else(|| panic!("{}", first.log()));
+    let second = Operator::start(&cluster, &dir.0, "op-b", &listen);
+    let standing_by =
+        eventually(Duration::from_secs(20), async || second.log().contains("standing by")).await;
+    assert!(standing_by, "{}", second.log());
+
+    let gateway = Gateway::start(&["--operator", &stream, "--operator-insecure", "--replica-name", "gw"]);
+    let key = generated_key(&cluster).await.unwrap_or_else(|| panic!("{}", first.log()));
+    assert!(eventually(Duration::from_secs(20), async || chat(&gateway, &key, "mock").await == 200).await);
+
+    // The leader dies without releasing its Lease: the standby waits for it to expire (2 s).
+    first.kill();
+    assert!(second.leading(Duration::from_secs(20)).is_some(), "{}", second.log());
+    let holder = cluster.kubectl(&[
+        "get",
+        "lease",
+        "switchboard-operator",
+        "-n",
+        "default",
+        "-o",
+        "jsonpath={.spec.holderIdentity}",
+    ]);
+    assert_eq!(holder, "op-b");
+
+    // The new leader pushes the next change; the replica kept serving meanwhile.
+    assert_eq!(chat(&gateway, &key, "mock").await, 200);
+    let late = dir.0.join("late.yaml");
+    std::fs::write(
+        &late,
+        "apiVersion: v1\nkind: Secret\nmetadata: { name: late-key, namespace: switchboard-demo }\nstringData: { key: sk-after-failover-0123456789 }\n---\napiVersion: switchboard.dev/v1alpha1\nkind: VirtualKey\nmetadata: { name: late, namespace: switchboard-demo }\nspec: { secretRef: { name: late-key }, models: [mock] }\n",
+    )
+    .unwrap();
+    cluster.kubectl(&["apply", "-f", late.to_str().unwrap()]);
+    let pushed = eventually(Duration::from_secs(20), async || {
+        chat(&gateway, "sk-after-failover-0123456789", "mock").await == 200
+    })
+    .await;
+    assert!(pushed, "{}\n{}", second.log(), gateway.log());
 }
