@@ -139,16 +139,9 @@ mod tests {
         Request::get(url).body(Full::new(Bytes::new())).unwrap()
     }
 
-    /// The error and its causes joined as `describe_client_error` (upstream/openai.rs) joins them.
+    /// The error and its causes, as the gateway reports them.
     fn chain(err: &hyper_util::client::legacy::Error) -> String {
-        let mut message = err.to_string();
-        let mut source = std::error::Error::source(err);
-        while let Some(cause) = source {
-            message.push_str(": ");
-            message.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        message
+        crate::upstream::openai::describe_client_error(err)
     }
 
     #[tokio::test]

@@ -189,7 +189,7 @@ fn sensitive(value: &str, path: &str) -> Result<HeaderValue, CompileError> {
 
 /// The useful part of a client error: hyper-util's top-level message is generic, the cause names
 /// the real problem (connection refused, DNS, TLS).
-fn describe_client_error(err: &hyper_util::client::legacy::Error) -> String {
+pub(crate) fn describe_client_error(err: &hyper_util::client::legacy::Error) -> String {
     let mut message = err.to_string();
     let mut source = std::error::Error::source(err);
     while let Some(cause) = source {

@@ -4,7 +4,7 @@
 use super::status::{Kind, Verdicts};
 use super::{
     Existing, KeySecretToGenerate, SecretIndex, SecretProblem, age_order, namespace, object_ref, qualified,
-    rfc3339,
+    resolve_policies, rfc3339,
 };
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -97,18 +97,9 @@ pub(super) fn compile_all(
                 }
             }
         }
-        let mut policies = Vec::with_capacity(spec.policy_refs.len());
-        let mut missing_policy = false;
-        for reference in &spec.policy_refs {
-            let policy = qualified(ns, &reference.name);
-            if serving_policies.contains(&policy) {
-                policies.push(policy);
-            } else {
-                missing_policy = true;
-                let why = existing.describe("RateLimitPolicy", &policy);
-                unresolved.push(format!("{why}; the key is not served without its limits"));
-            }
-        }
+        let (policies, missing) = resolve_policies(&spec.policy_refs, ns, &serving_policies, existing, "key");
+        let missing_policy = !missing.is_empty();
+        unresolved.extend(missing);
         if !unresolved.is_empty() {
             let reason = if unresolved.iter().any(|m| m.contains("Secret")) {
                 Reason::SecretNotFound

@@ -191,6 +191,30 @@ impl Existing {
     }
 }
 
+/// Resolves an object's policy references (namespace-local) against the policies that serve.
+/// Returns the snapshot names that resolve, and a reason for each that does not; `what` ends the
+/// reason ("the route is not served without its limits").
+fn resolve_policies(
+    references: &[switchboard_crds::LocalObjectRef],
+    namespace: &str,
+    serving: &HashSet<String>,
+    existing: &Existing,
+    what: &str,
+) -> (Vec<String>, Vec<String>) {
+    let mut resolved = Vec::with_capacity(references.len());
+    let mut missing = Vec::new();
+    for reference in references {
+        let policy = qualified(namespace, &reference.name);
+        if serving.contains(&policy) {
+            resolved.push(policy);
+        } else {
+            let why = existing.describe("RateLimitPolicy", &policy);
+            missing.push(format!("{why}; the {what} is not served without its limits"));
+        }
+    }
+    (resolved, missing)
+}
+
 /// Secrets by namespace and name.
 struct SecretIndex<'a>(HashMap<(&'a str, &'a str), &'a Secret>);
 

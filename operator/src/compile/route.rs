@@ -1,7 +1,7 @@
 //! ModelRoute and RateLimitPolicy → snapshot routes and policies.
 
 use super::status::{Kind, Verdicts};
-use super::{Existing, age_order, namespace, object_ref, qualified};
+use super::{Existing, age_order, namespace, object_ref, qualified, resolve_policies};
 use std::collections::{HashMap, HashSet};
 use switchboard_config::{
     BackendConfig, FailureMode, PolicyConfig, PolicyMode, PolicyScope, RouteConfig, Snapshot,
@@ -129,18 +129,10 @@ pub(super) fn compile_routes(
         }
         claimed.insert(spec.model.clone(), this);
 
-        let mut policies = Vec::with_capacity(spec.policy_refs.len());
-        let mut missing_policy = false;
-        for reference in &spec.policy_refs {
-            let policy = qualified(ns, &reference.name);
-            if serving_policies.contains(&policy) {
-                policies.push(policy);
-            } else {
-                missing_policy = true;
-                let why = existing.describe("RateLimitPolicy", &policy);
-                unresolved.push(format!("{why}; the route is not served without its limits"));
-            }
-        }
+        let (policies, missing) =
+            resolve_policies(&spec.policy_refs, ns, &serving_policies, existing, "route");
+        let missing_policy = !missing.is_empty();
+        unresolved.extend(missing);
         if !unresolved.is_empty() {
             verdicts.unresolved(Kind::ModelRoute, meta, Reason::RefNotFound, unresolved.join("; "));
         }

@@ -126,28 +126,8 @@ async fn kubectl_apply_reaches_every_replica_and_kubectl_get_tells_the_truth() {
         .collect();
 
     // The operator generates the key of a VirtualKey whose Secret does not exist.
-    let mut key = String::new();
-    let generated = eventually(Duration::from_secs(20), async || {
-        let output = Command::new(kubectl_binary())
-            .args([
-                "get",
-                "secret",
-                "ci-smoke-key",
-                "-n",
-                "switchboard-demo",
-                "-o",
-                "go-template={{.data.key | base64decode}}",
-            ])
-            .env("KUBECONFIG", &cluster.kubeconfig)
-            .output()
-            .unwrap();
-        if output.status.success() {
-            key = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-        }
-        !key.is_empty()
-    })
-    .await;
-    assert!(generated, "no key generated:\n{}", operator.log());
+    let key =
+        generated_key(&cluster).await.unwrap_or_else(|| panic!("no key generated:\n{}", operator.log()));
     assert!(key.starts_with("sk-sb-"));
 
     for replica in &replicas {
@@ -192,13 +172,7 @@ async fn kubectl_apply_reaches_every_replica_and_kubectl_get_tells_the_truth() {
     }
 
     // A new VirtualKey authenticates on every replica.
-    let new_key = dir.0.join("new-key.yaml");
-    std::fs::write(
-        &new_key,
-        "apiVersion: v1\nkind: Secret\nmetadata: { name: late-key, namespace: switchboard-demo }\nstringData: { key: sk-late-arrival-0123456789 }\n---\napiVersion: switchboard.dev/v1alpha1\nkind: VirtualKey\nmetadata: { name: late, namespace: switchboard-demo }\nspec: { secretRef: { name: late-key }, models: [mock] }\n",
-    )
-    .unwrap();
-    cluster.kubectl(&["apply", "-f", new_key.to_str().unwrap()]);
+    apply_virtual_key(&cluster, &dir.0, "sk-late-arrival-0123456789");
     for replica in &replicas {
         let accepted = eventually(Duration::from_secs(20), async || {
             chat(replica, "sk-late-arrival-0123456789", "mock").await == 200
@@ -214,6 +188,16 @@ async fn kubectl_apply_reaches_every_replica_and_kubectl_get_tells_the_truth() {
             eventually(Duration::from_secs(2), async || chat(replica, &key, "mock").await == 404).await;
         assert!(gone, "{}", operator.log());
     }
+}
+
+/// Applies a Secret holding `key` and a VirtualKey `late` on it, allowed the `mock` model.
+fn apply_virtual_key(cluster: &Cluster, dir: &Path, key: &str) {
+    let file = dir.join("late-key.yaml");
+    let manifest = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{ name: late-key, namespace: switchboard-demo }}\nstringData: {{ key: {key} }}\n---\napiVersion: switchboard.dev/v1alpha1\nkind: VirtualKey\nmetadata: {{ name: late, namespace: switchboard-demo }}\nspec: {{ secretRef: {{ name: late-key }}, models: [mock] }}\n"
+    );
+    std::fs::write(&file, manifest).unwrap();
+    cluster.kubectl(&["apply", "-f", file.to_str().unwrap()]);
 }
 
 /// The key the operator generated for the example VirtualKey `ci-smoke`.
@@ -279,13 +263,7 @@ async fn the_standby_takes_over_when_the_leader_dies_and_pushes_the_next_change(
 
     // The new leader pushes the next change; the replica kept serving meanwhile.
     assert_eq!(chat(&gateway, &key, "mock").await, 200);
-    let late = dir.0.join("late.yaml");
-    std::fs::write(
-        &late,
-        "apiVersion: v1\nkind: Secret\nmetadata: { name: late-key, namespace: switchboard-demo }\nstringData: { key: sk-after-failover-0123456789 }\n---\napiVersion: switchboard.dev/v1alpha1\nkind: VirtualKey\nmetadata: { name: late, namespace: switchboard-demo }\nspec: { secretRef: { name: late-key }, models: [mock] }\n",
-    )
-    .unwrap();
-    cluster.kubectl(&["apply", "-f", late.to_str().unwrap()]);
+    apply_virtual_key(&cluster, &dir.0, "sk-after-failover-0123456789");
     let pushed = eventually(Duration::from_secs(20), async || {
         chat(&gateway, "sk-after-failover-0123456789", "mock").await == 200
     })
