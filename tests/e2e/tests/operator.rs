@@ -270,3 +270,53 @@ async fn the_standby_takes_over_when_the_leader_dies_and_pushes_the_next_change(
     .await;
     assert!(pushed, "{}\n{}", second.log(), gateway.log());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_provider_secret_is_used_upstream() {
+    let upstream = switchboard_mock_upstream::MockUpstream::start(([127, 0, 0, 1], 0).into()).await.unwrap();
+    let cluster = Cluster::start();
+    let dir = TempDir::new();
+    // A provider on a loopback upstream (allowed explicitly), its key in a Secret, a route and a
+    // VirtualKey whose key we know.
+    let manifest = |upstream_key: &str| {
+        format!(
+            "apiVersion: v1\nkind: Namespace\nmetadata: {{ name: team }}\n---\n\
+             apiVersion: v1\nkind: Secret\nmetadata: {{ name: upstream, namespace: team }}\nstringData: {{ api-key: {upstream_key} }}\n---\n\
+             apiVersion: switchboard.dev/v1alpha1\nkind: LLMProvider\nmetadata: {{ name: local, namespace: team }}\n\
+             spec: {{ type: openai, baseURL: \"{}\", allowPrivateNetwork: true, apiKey: {{ secretKeyRef: {{ name: upstream, key: api-key }} }} }}\n---\n\
+             apiVersion: switchboard.dev/v1alpha1\nkind: ModelRoute\nmetadata: {{ name: chat, namespace: team }}\n\
+             spec: {{ model: chat, backends: [{{ providerRef: {{ name: local }} }}] }}\n---\n\
+             apiVersion: v1\nkind: Secret\nmetadata: {{ name: caller, namespace: team }}\nstringData: {{ key: sk-caller-0123456789 }}\n---\n\
+             apiVersion: switchboard.dev/v1alpha1\nkind: VirtualKey\nmetadata: {{ name: caller, namespace: team }}\nspec: {{ secretRef: {{ name: caller }} }}\n",
+            upstream.base_url()
+        )
+    };
+    let file = dir.0.join("team.yaml");
+    std::fs::write(&file, manifest("sk-upstream-first")).unwrap();
+    cluster.kubectl(&["apply", "-f", file.to_str().unwrap()]);
+    let operator = Operator::start(&cluster, &dir.0, "op-0", "127.0.0.1:0");
+    let stream = operator.leading(Duration::from_secs(20)).unwrap_or_else(|| panic!("{}", operator.log()));
+    let gateway = Gateway::start(&["--operator", &stream, "--operator-insecure", "--replica-name", "gw"]);
+    let upstream_auth = async || {
+        if chat(&gateway, "sk-caller-0123456789", "chat").await != 200 {
+            return String::new();
+        }
+        upstream.last_request().and_then(|r| r.header("authorization").map(str::to_owned)).unwrap_or_default()
+    };
+    let first =
+        eventually(Duration::from_secs(20), async || upstream_auth().await == "Bearer sk-upstream-first")
+            .await;
+    assert!(first, "{}\n{}", operator.log(), gateway.log());
+
+    // Rotate the Secret: the next requests carry the new key upstream.
+    std::fs::write(&file, manifest("sk-upstream-second")).unwrap();
+    cluster.kubectl(&["apply", "-f", file.to_str().unwrap()]);
+    let rotated =
+        eventually(Duration::from_secs(20), async || upstream_auth().await == "Bearer sk-upstream-second")
+            .await;
+    assert!(rotated, "{}", operator.log());
+    assert!(
+        !operator.log().contains("sk-upstream-") && !gateway.log().contains("sk-upstream-"),
+        "keys stay out of logs"
+    );
+}
