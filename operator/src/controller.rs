@@ -21,6 +21,7 @@ use serde::de::DeserializeOwned;
 use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 use switchboard_crds::{LlmProvider, ModelRoute, RateLimitPolicy, VirtualKey};
 use tokio::sync::{Notify, watch};
@@ -36,6 +37,7 @@ pub struct Controller {
     /// Namespaces to watch; empty means every namespace.
     pub namespaces: Vec<String>,
     pub publisher: Arc<Publisher>,
+    pub metrics: Arc<crate::admin::OperatorMetrics>,
 }
 
 /// One watch cache per namespace watched (or one for all).
@@ -110,12 +112,15 @@ impl Controller {
                 replicas: self.publisher.replicas(),
                 served_since: served_since.clone(),
             };
+            let started = std::time::Instant::now();
             let mut compiled = compile(&stores.inputs(generation + 1, now.clone(), fleet(&served_since)));
             // A new generation only when what the gateways serve changed; the comparison leaves
             // the generation number itself out.
             let content = without_generation(&compiled);
             if published.as_deref() != Some(content.as_str()) {
                 generation += 1;
+                self.metrics.snapshot_generation.store(generation, Relaxed);
+                self.metrics.snapshot_bytes.store(content.len() as u64, Relaxed);
                 self.publisher.publish(compiled.snapshot.clone());
                 tracing::info!(
                     generation,
@@ -132,6 +137,8 @@ impl Controller {
             if track_served(&mut served_since, &compiled) {
                 compiled = compile(&stores.inputs(generation, now, fleet(&served_since)));
             }
+            self.metrics.compiles.fetch_add(1, Relaxed);
+            self.metrics.compile_micros.fetch_add(started.elapsed().as_micros() as u64, Relaxed);
             self.write_statuses(&compiled.statuses).await;
             self.generate_key_secrets(&compiled).await;
 
@@ -218,8 +225,11 @@ impl Controller {
                 }
                 _ => Ok(()),
             };
-            if let Err(err) = written {
-                tracing::warn!(object = %status.object, error = %err, "cannot write status");
+            match written {
+                Ok(()) => {
+                    self.metrics.status_writes.fetch_add(1, Relaxed);
+                }
+                Err(err) => tracing::warn!(object = %status.object, error = %err, "cannot write status"),
             }
         }
     }

@@ -6,6 +6,7 @@
 //! pushes snapshots to the gateway fleet and writes statuses is the next step (see
 //! `operator/README.md`).
 
+pub mod admin;
 pub mod compile;
 pub mod controller;
 pub mod elect;

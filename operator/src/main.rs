@@ -57,6 +57,9 @@ struct RunArgs {
     /// Address of the snapshot stream gateways connect to.
     #[arg(long, env = "SWITCHBOARD_STREAM_LISTEN", default_value = "0.0.0.0:8443", value_name = "ADDR")]
     stream_listen: SocketAddr,
+    /// Address of /healthz, /readyz (ready only while leading) and /metrics.
+    #[arg(long, env = "SWITCHBOARD_ADMIN_LISTEN", default_value = "0.0.0.0:9090", value_name = "ADDR")]
+    admin_listen: SocketAddr,
     /// File holding the token gateways must present (a mounted Secret).
     #[arg(long, env = "SWITCHBOARD_STREAM_TOKEN_FILE", value_name = "FILE")]
     stream_token_file: Option<PathBuf>,
@@ -97,6 +100,7 @@ fn main() -> ExitCode {
             let RunArgs {
                 namespaces,
                 stream_listen,
+                admin_listen,
                 stream_token_file,
                 tls_cert_file,
                 tls_key_file,
@@ -116,6 +120,7 @@ fn main() -> ExitCode {
             let options = switchboard_operator::run::RunOptions {
                 namespaces,
                 stream_listen,
+                admin_listen,
                 stream_token_file,
                 tls_cert_file,
                 tls_key_file,

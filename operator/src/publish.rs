@@ -65,6 +65,9 @@ pub struct Publisher {
     /// By replica name. A watch channel: updated once per replica message, and whoever needs
     /// to follow the replicas (statuses, tests) is told of every change.
     replicas: watch::Sender<BTreeMap<String, ReplicaState>>,
+    /// Snapshots replicas applied, and refused (for `/metrics`).
+    pub acks: std::sync::atomic::AtomicU64,
+    pub nacks: std::sync::atomic::AtomicU64,
 }
 
 impl Publisher {
@@ -76,6 +79,8 @@ impl Publisher {
             writes: SUPPORTED_SCHEMA_VERSIONS,
             current: watch::channel(None).0,
             replicas: watch::channel(BTreeMap::new()).0,
+            acks: Default::default(),
+            nacks: Default::default(),
         })
     }
 
@@ -293,12 +298,14 @@ fn register(publisher: &Publisher, name: &str, version: u32, serving: Option<Ser
 fn record(publisher: &Publisher, name: &str, message: ReplicaMessage) {
     match message {
         ReplicaMessage::Ack { generation, hash, rejected } => publisher.update(name, |state| {
+            publisher.acks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             state.applied = Some(Served { generation, hash });
             state.rejected = rejected;
             state.refused = None;
         }),
         ReplicaMessage::Nack { generation, reasons } => {
             tracing::warn!(replica = name, generation, "replica refused a snapshot");
+            publisher.nacks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             publisher.update(name, |state| state.refused = Some((generation, reasons)));
         }
         ReplicaMessage::Heartbeat | ReplicaMessage::Hello { .. } => {}

@@ -17,6 +17,8 @@ pub struct RunOptions {
     /// Namespaces to watch (empty: all).
     pub namespaces: Vec<String>,
     pub stream_listen: SocketAddr,
+    /// Address of /healthz, /readyz and /metrics.
+    pub admin_listen: SocketAddr,
     pub stream_token_file: Option<PathBuf>,
     pub tls_cert_file: Option<PathBuf>,
     pub tls_key_file: Option<PathBuf>,
@@ -55,6 +57,12 @@ pub async fn run(options: RunOptions) -> Result<(), String> {
     };
     let client =
         kube::Client::try_default().await.map_err(|e| format!("connecting to the API server: {e}"))?;
+    let metrics = Arc::new(crate::admin::OperatorMetrics::default());
+    let admin = TcpListener::bind(options.admin_listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", options.admin_listen))?;
+    announce(&format!("admin listening admin={}", admin.local_addr().map_err(|e| e.to_string())?));
+    tokio::spawn(crate::admin::serve(admin, metrics.clone()));
     let (stop, mut stopped) = watch::channel(false);
     tokio::spawn(async move {
         tokio::select! {
@@ -76,6 +84,7 @@ pub async fn run(options: RunOptions) -> Result<(), String> {
         return Ok(());
     }
     let publisher = Publisher::new(&options.identity, token);
+    let _ = metrics.publisher.set(publisher.clone());
     let listener = TcpListener::bind(options.stream_listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", options.stream_listen))?;
@@ -86,9 +95,12 @@ pub async fn run(options: RunOptions) -> Result<(), String> {
     // Everything below stops when the process is asked to, or when leadership is lost.
     let (halt, halted) = watch::channel(false);
     let stream = tokio::spawn(serve(listener, tls, publisher.clone(), halted.clone()));
-    let controller = Controller { client, namespaces: options.namespaces.clone(), publisher };
+    metrics.leading.store(1, std::sync::atomic::Ordering::Relaxed);
+    let controller =
+        Controller { client, namespaces: options.namespaces.clone(), publisher, metrics: metrics.clone() };
     let controlling = tokio::spawn(controller.run(halted));
     let held = election.hold(&mut stopped).await;
+    metrics.leading.store(0, std::sync::atomic::Ordering::Relaxed);
     let _ = halt.send(true);
     let _ = stream.await;
     let controlled = controlling.await.map_err(|err| format!("the controller task failed: {err}"))?;

@@ -52,6 +52,8 @@ impl Cluster {
 struct Operator {
     child: Child,
     lines: std::sync::mpsc::Receiver<String>,
+    /// `/healthz`, `/readyz`, `/metrics`.
+    admin: String,
     log: PathBuf,
 }
 
@@ -61,21 +63,30 @@ impl Operator {
         let log = dir.join(format!("{identity}.log"));
         let mut child = Command::new(binary("switchboard-operator"))
             .args(["run", "--stream-listen", listen, "--stream-insecure", "--identity", identity])
-            .args(["--lease-duration", "2"])
+            .args(["--lease-duration", "2", "--admin-listen", "127.0.0.1:0"])
             .env("KUBECONFIG", &cluster.kubeconfig)
             .env_remove("POD_NAME")
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        let stdout = child.stdout.take().unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut first = String::new();
+        stdout.read_line(&mut first).unwrap();
+        let Some(admin) = first.trim().strip_prefix("admin listening admin=") else {
+            panic!(
+                "operator did not start: {first:?}\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        };
+        let admin = format!("http://{admin}");
         let (send, lines) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            for line in stdout.lines().map_while(Result::ok) {
                 let _ = send.send(line);
             }
         });
-        Operator { child, lines, log }
+        Operator { child, lines, admin, log }
     }
 
     /// The stream URL once this operator leads (within `timeout`).
@@ -86,6 +97,10 @@ impl Operator {
 
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    async fn admin(&self, path: &str) -> (u16, String) {
+        switchboard_e2e::send("GET", &format!("{}{path}", self.admin), None, "").await
     }
 
     fn kill(&mut self) {
@@ -146,6 +161,12 @@ async fn kubectl_apply_reaches_every_replica_and_kubectl_get_tells_the_truth() {
     );
     let message = cluster.condition("modelroute", "mock", "Programmed", "message");
     assert!(message.starts_with("2/2 replicas at generation"), "{message}");
+    assert_eq!(operator.admin("/readyz").await, (200, "leading\n".to_owned()));
+    let metrics = operator.admin("/metrics").await.1;
+    for line in ["switchboard_operator_leading 1", "switchboard_operator_replicas_connected 2"] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
+    }
+    assert!(!metrics.contains("switchboard_operator_acks_total 0"), "{metrics}");
     let table = cluster.kubectl(&["get", "modelroutes", "-n", "switchboard-demo"]);
     let header = table.lines().next().unwrap_or_default();
     for column in ["MODEL", "ACCEPTED", "PROGRAMMED", "AGE"] {
@@ -250,6 +271,7 @@ async fn the_standby_takes_over_when_the_leader_dies_and_pushes_the_next_change(
     // The leader dies without releasing its Lease: the standby waits for it to expire (2 s).
     first.kill();
     assert!(second.leading(Duration::from_secs(20)).is_some(), "{}", second.log());
+    assert_eq!(second.admin("/readyz").await.0, 200);
     let holder = cluster.kubectl(&[
         "get",
         "lease",
