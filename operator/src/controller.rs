@@ -38,6 +38,8 @@ pub struct Controller {
     pub namespaces: Vec<String>,
     pub publisher: Arc<Publisher>,
     pub metrics: Arc<crate::admin::OperatorMetrics>,
+    /// Posts Kubernetes Events (`kubectl describe` shows them) when an object is refused.
+    pub recorder: kube::runtime::events::Recorder,
 }
 
 /// One watch cache per namespace watched (or one for all).
@@ -135,11 +137,12 @@ impl Controller {
                 compiled = compile(&stores.inputs(generation, now.clone(), fleet(&served_since)));
             }
             if track_served(&mut served_since, &compiled) {
-                compiled = compile(&stores.inputs(generation, now, fleet(&served_since)));
+                compiled = compile(&stores.inputs(generation, now.clone(), fleet(&served_since)));
             }
             self.metrics.compiles.fetch_add(1, Relaxed);
             self.metrics.compile_micros.fetch_add(started.elapsed().as_micros() as u64, Relaxed);
             self.write_statuses(&compiled.statuses).await;
+            self.record_refusals(&compiled.statuses, &now).await;
             self.generate_key_secrets(&compiled).await;
 
             // Recompile on a change to the objects, or to what replicas report (Programmed).
@@ -230,6 +233,49 @@ impl Controller {
                     self.metrics.status_writes.fetch_add(1, Relaxed);
                 }
                 Err(err) => tracing::warn!(object = %status.object, error = %err, "cannot write status"),
+            }
+        }
+    }
+
+    /// Posts a Warning Event for each object refused in this compile: its spec (`Accepted`
+    /// turned False) or a replica (`Programmed` turned False while accepted). A condition whose
+    /// `lastTransitionTime` is this compile's `now` is one that just changed status.
+    async fn record_refusals(&self, statuses: &[ObjectStatus], now: &Time) {
+        for status in statuses.iter().filter(|s| s.changed) {
+            let condition = |type_: &str| status.conditions.iter().find(|c| c.type_ == type_);
+            let (Some(accepted), Some(programmed)) = (condition("Accepted"), condition("Programmed")) else {
+                continue;
+            };
+            let refused = if accepted.status == "False" && accepted.last_transition_time == *now {
+                Some((accepted, "Compile"))
+            } else if accepted.status == "True"
+                && programmed.status == "False"
+                && programmed.reason == "Invalid"
+                && programmed.last_transition_time == *now
+            {
+                Some((programmed, "Apply"))
+            } else {
+                None
+            };
+            let Some((condition, action)) = refused else { continue };
+            let event = kube::runtime::events::Event {
+                type_: kube::runtime::events::EventType::Warning,
+                reason: condition.reason.clone(),
+                // Events cap their note at 1 kB.
+                note: Some(condition.message.chars().take(1000).collect()),
+                action: action.to_owned(),
+                secondary: None,
+            };
+            let reference = k8s_openapi::api::core::v1::ObjectReference {
+                api_version: Some(format!("{}/{}", switchboard_crds::GROUP, switchboard_crds::VERSION)),
+                kind: Some(status.object.kind.clone()),
+                namespace: Some(status.object.namespace.clone()),
+                name: Some(status.object.name.clone()),
+                uid: Some(status.object.uid.clone()).filter(|u| !u.is_empty()),
+                ..Default::default()
+            };
+            if let Err(err) = self.recorder.publish(&event, &reference).await {
+                tracing::warn!(object = %status.object, error = %err, "cannot post an event");
             }
         }
     }

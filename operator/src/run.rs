@@ -96,8 +96,18 @@ pub async fn run(options: RunOptions) -> Result<(), String> {
     let (halt, halted) = watch::channel(false);
     let stream = tokio::spawn(serve(listener, tls, publisher.clone(), halted.clone()));
     metrics.leading.store(1, std::sync::atomic::Ordering::Relaxed);
-    let controller =
-        Controller { client, namespaces: options.namespaces.clone(), publisher, metrics: metrics.clone() };
+    let reporter = kube::runtime::events::Reporter {
+        controller: "switchboard-operator".into(),
+        instance: Some(options.identity.clone()),
+    };
+    let recorder = kube::runtime::events::Recorder::new(client.clone(), reporter);
+    let controller = Controller {
+        client,
+        namespaces: options.namespaces.clone(),
+        publisher,
+        metrics: metrics.clone(),
+        recorder,
+    };
     let controlling = tokio::spawn(controller.run(halted));
     let held = election.hold(&mut stopped).await;
     metrics.leading.store(0, std::sync::atomic::Ordering::Relaxed);

@@ -191,6 +191,20 @@ async fn kubectl_apply_reaches_every_replica_and_kubectl_get_tells_the_truth() {
     for replica in &replicas {
         assert_eq!(chat(replica, &key, "mock").await, 200);
     }
+    // ... and a Warning Event on the object, for `kubectl describe` (posted after the status).
+    let event_posted = eventually(Duration::from_secs(20), async || {
+        let events = cluster.kubectl(&[
+            "get",
+            "events.events.k8s.io",
+            "-n",
+            "switchboard-demo",
+            "-o",
+            "jsonpath={range .items[*]}{.regarding.name} {.type} {.reason} {.note}{\"\\n\"}{end}",
+        ]);
+        events.lines().any(|l| l.starts_with("imds Warning Invalid spec.baseURL: host"))
+    })
+    .await;
+    assert!(event_posted, "no event for the refused object:\n{}", operator.log());
 
     // A new VirtualKey authenticates on every replica.
     apply_virtual_key(&cluster, &dir.0, "sk-late-arrival-0123456789");
