@@ -76,13 +76,7 @@ impl Store {
         name: &str,
         options: &DeleteOptions,
     ) -> Result<Value, ApiError> {
-        let k = self.kinds[kind].clone();
-        if k.read_only {
-            return Err(ApiError::method_not_allowed(format!(
-                "delete is not supported on {}",
-                k.group_resource()
-            )));
-        }
+        let k = self.writable(kind, "delete")?;
         let object = self.get(kind, namespace, name)?.clone();
         let uid = text(&object, "/metadata/uid").to_owned();
         if let Some(want) = &options.uid

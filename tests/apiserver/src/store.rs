@@ -164,6 +164,19 @@ impl Store {
         }
     }
 
+    /// The kind a write goes to, unless it is read-only (the CRDs themselves): 405, as the API
+    /// server answers.
+    pub(crate) fn writable(&self, kind: usize, verb: &str) -> Result<Kind, ApiError> {
+        let k = self.kinds[kind].clone();
+        if k.read_only {
+            return Err(ApiError::method_not_allowed(format!(
+                "{verb} is not supported on {}",
+                k.group_resource()
+            )));
+        }
+        Ok(k)
+    }
+
     /// The identity checks every write shares: the body is this kind, and names the object and
     /// namespace the URL does.
     fn check_identity(&self, kind: usize, namespace: &str, object: &mut Value) -> Result<(), ApiError> {
@@ -244,13 +257,7 @@ impl Store {
         mut object: Value,
         options: &WriteOptions,
     ) -> Result<Written, ApiError> {
-        let k = self.kinds[kind].clone();
-        if k.read_only {
-            return Err(ApiError::method_not_allowed(format!(
-                "create is not supported on {}",
-                k.group_resource()
-            )));
-        }
+        let k = self.writable(kind, "create")?;
         self.check_identity(kind, namespace, &mut object)?;
         let meta = object.get_mut("metadata").and_then(Value::as_object_mut);
         let Some(meta) = meta else { return Err(ApiError::bad_request("metadata must be an object")) };
@@ -399,13 +406,7 @@ impl Store {
         part: Part,
         options: &WriteOptions,
     ) -> Result<Written, ApiError> {
-        let k = self.kinds[kind].clone();
-        if k.read_only {
-            return Err(ApiError::method_not_allowed(format!(
-                "update is not supported on {}",
-                k.group_resource()
-            )));
-        }
+        let k = self.writable(kind, "update")?;
         self.check_identity(kind, namespace, &mut object)?;
         let key = self.key(kind, namespace, name);
         let old = self.objects.get(&key).cloned().ok_or_else(|| ApiError::not_found(&k, name))?;
