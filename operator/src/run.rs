@@ -89,13 +89,14 @@ pub async fn run(options: RunOptions) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", options.stream_listen))?;
     let address = listener.local_addr().map_err(|e| e.to_string())?;
+    // Ready before the announcement: whoever reads "listening" may ask /readyz at once.
+    metrics.leading.store(1, std::sync::atomic::Ordering::Relaxed);
     announce(&format!("listening stream={address}"));
     tracing::info!(stream = %address, tls = tls.is_some(), namespaces = ?options.namespaces, "leading: serving the stream");
 
     // Everything below stops when the process is asked to, or when leadership is lost.
     let (halt, halted) = watch::channel(false);
     let stream = tokio::spawn(serve(listener, tls, publisher.clone(), halted.clone()));
-    metrics.leading.store(1, std::sync::atomic::Ordering::Relaxed);
     let reporter = kube::runtime::events::Reporter {
         controller: "switchboard-operator".into(),
         instance: Some(options.identity.clone()),
