@@ -149,11 +149,19 @@ pub fn apply(gateway: &Gateway, prepared: Prepared) -> Result<Applied, Stale> {
     let applied = Applied { generation: table.generation, hash: table.hash.clone(), rejected };
     gateway.metrics.config_applied(table.generation, &table.hash);
     gateway.metrics.policies_not_enforced.store(table.policies as u64, Relaxed);
+    let routes: HashSet<&str> = table.routes.iter().map(|r| &*r.model).collect();
+    let providers: HashSet<&str> = table.upstreams.iter().map(|u| &**u.name()).collect();
+    gateway.metrics.retain(&routes, &providers);
+    gateway.state.retain(&table.used_state);
+    let (generation, route_count, key_count, policies) =
+        (table.generation, table.routes.len(), table.keys.len(), table.policies);
+    gateway.tables.swap(table);
+    // Logged once serving, so the line's time is when the change took effect.
     tracing::info!(
-        generation = table.generation,
-        hash = %table.hash,
-        routes = table.routes.len(),
-        keys = table.keys.len(),
+        generation,
+        hash = %applied.hash,
+        routes = route_count,
+        keys = key_count,
         rejected = applied.rejected.len(),
         "config applied"
     );
@@ -161,17 +169,12 @@ pub fn apply(gateway: &Gateway, prepared: Prepared) -> Result<Applied, Stale> {
         let object = rejection.object.as_ref().map(ToString::to_string).unwrap_or_default();
         tracing::warn!(section = %rejection.section, name = %rejection.name, object = %object, reason = %rejection, "config entry rejected; the rest serves");
     }
-    if table.policies > 0 {
+    if policies > 0 {
         tracing::warn!(
-            policies = table.policies,
+            policies,
             "rate-limit policies are not enforced by this gateway version; they are accepted and reported, not applied"
         );
     }
-    let routes: HashSet<&str> = table.routes.iter().map(|r| &*r.model).collect();
-    let providers: HashSet<&str> = table.upstreams.iter().map(|u| &**u.name()).collect();
-    gateway.metrics.retain(&routes, &providers);
-    gateway.state.retain(&table.used_state);
-    gateway.tables.swap(table);
     Ok(applied)
 }
 

@@ -1,7 +1,7 @@
 //! The operator's admin port: `/healthz`, `/readyz` (ready only while leading, so a Service
 //! selecting ready pods sends gateways to the leader) and Prometheus `/metrics`.
 
-use crate::publish::Publisher;
+use crate::metrics::OperatorMetrics;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
@@ -9,87 +9,9 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use tokio::net::TcpListener;
-
-/// Counters the controller and the stream update; rendered on `/metrics`.
-#[derive(Default)]
-pub struct OperatorMetrics {
-    /// 1 while this replica holds the Lease.
-    pub leading: AtomicU64,
-    pub compiles: AtomicU64,
-    /// Total compile time in microseconds (with `compiles`, the mean).
-    pub compile_micros: AtomicU64,
-    pub snapshot_generation: AtomicU64,
-    /// Size of the last published snapshot as JSON.
-    pub snapshot_bytes: AtomicU64,
-    pub status_writes: AtomicU64,
-    /// The publisher, once leading (replica counts, acks and nacks).
-    pub publisher: OnceLock<Arc<Publisher>>,
-}
-
-impl OperatorMetrics {
-    fn render(&self) -> String {
-        let mut out = String::new();
-        let mut series = |name: &str, kind: &str, help: &str, value: u64| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
-        };
-        series(
-            "switchboard_operator_leading",
-            "gauge",
-            "1 while this replica holds the leader Lease.",
-            self.leading.load(Relaxed),
-        );
-        series(
-            "switchboard_operator_compiles_total",
-            "counter",
-            "Compiles of the resources into a snapshot.",
-            self.compiles.load(Relaxed),
-        );
-        series(
-            "switchboard_operator_compile_seconds_total",
-            "counter",
-            "Time spent compiling, in seconds (divide by compiles_total for the mean).",
-            self.compile_micros.load(Relaxed) / 1_000_000,
-        );
-        series(
-            "switchboard_operator_snapshot_generation",
-            "gauge",
-            "Generation of the last published snapshot.",
-            self.snapshot_generation.load(Relaxed),
-        );
-        series(
-            "switchboard_operator_snapshot_bytes",
-            "gauge",
-            "Size of the last published snapshot (JSON).",
-            self.snapshot_bytes.load(Relaxed),
-        );
-        series(
-            "switchboard_operator_status_writes_total",
-            "counter",
-            "Status patches written (only changed statuses are written).",
-            self.status_writes.load(Relaxed),
-        );
-        let (connected, acks, nacks) = match self.publisher.get() {
-            Some(publisher) => {
-                let connected = publisher.replicas().iter().filter(|r| r.connected).count() as u64;
-                (connected, publisher.acks.load(Relaxed), publisher.nacks.load(Relaxed))
-            }
-            None => (0, 0, 0),
-        };
-        series(
-            "switchboard_operator_replicas_connected",
-            "gauge",
-            "Gateway replicas connected to the snapshot stream.",
-            connected,
-        );
-        series("switchboard_operator_acks_total", "counter", "Snapshots gateway replicas applied.", acks);
-        series("switchboard_operator_nacks_total", "counter", "Snapshots gateway replicas refused.", nacks);
-        out
-    }
-}
 
 /// Serves the admin endpoints until the process ends.
 pub async fn serve(listener: TcpListener, metrics: Arc<OperatorMetrics>) {

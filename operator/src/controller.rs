@@ -10,15 +10,16 @@ use crate::compile::{Compiled, Fleet, ObjectStatus, compile};
 use crate::generate::new_key;
 use crate::inputs::Inputs;
 use crate::publish::Publisher;
+use crate::status_writer::StatusWriter;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Patch, PatchParams, PostParams};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::api::PostParams;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Debug;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -26,6 +27,7 @@ use std::time::Duration;
 use switchboard_crds::{LlmProvider, ModelRoute, RateLimitPolicy, VirtualKey};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 
 /// How long the controller waits for more changes before compiling (a `kubectl apply -f dir/`
 /// arrives as a burst of events: one compile, not fifty).
@@ -37,7 +39,7 @@ pub struct Controller {
     /// Namespaces to watch; empty means every namespace.
     pub namespaces: Vec<String>,
     pub publisher: Arc<Publisher>,
-    pub metrics: Arc<crate::admin::OperatorMetrics>,
+    pub metrics: Arc<crate::metrics::OperatorMetrics>,
     /// Posts Kubernetes Events (`kubectl describe` shows them) when an object is refused.
     pub recorder: kube::runtime::events::Recorder,
 }
@@ -108,13 +110,18 @@ impl Controller {
         let mut generation = first_generation(&self.publisher);
         let mut served_since = HashMap::new();
         let mut replicas = self.publisher.changes();
+        let mut writer = StatusWriter::start(self.client.clone(), self.metrics.clone());
+        let mut submitted = HashMap::new();
         loop {
+            let started = Instant::now();
+            // Replicas gone longer than the grace period leave the counts now; the next one
+            // to go wakes this loop.
+            let next_departure = self.publisher.forget_departed(started);
             let now = Time(k8s_openapi::jiff::Timestamp::now());
             let fleet = |served_since: &HashMap<_, _>| Fleet {
                 replicas: self.publisher.replicas(),
                 served_since: served_since.clone(),
             };
-            let started = std::time::Instant::now();
             let mut compiled = compile(&stores.inputs(generation + 1, now.clone(), fleet(&served_since)));
             // A new generation only when what the gateways serve changed; the comparison leaves
             // the generation number itself out.
@@ -139,16 +146,23 @@ impl Controller {
             if track_served(&mut served_since, &compiled) {
                 compiled = compile(&stores.inputs(generation, now.clone(), fleet(&served_since)));
             }
-            self.metrics.compiles.fetch_add(1, Relaxed);
-            self.metrics.compile_micros.fetch_add(started.elapsed().as_micros() as u64, Relaxed);
-            self.write_statuses(&compiled.statuses).await;
-            self.record_refusals(&compiled.statuses, &now).await;
+            let fresh = queue_statuses(&compiled.statuses, &mut submitted, &mut writer);
+            self.metrics.reconcile.observe(started.elapsed());
+            self.record_refusals(&fresh, &now).await;
             self.generate_key_secrets(&compiled).await;
 
-            // Recompile on a change to the objects, or to what replicas report (Programmed).
+            // Recompile on a change to the objects, to what replicas report (Programmed), or
+            // when a departed replica's grace period ends.
+            let departure = async {
+                match next_departure {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 () = changed.notified() => {}
                 result = replicas.changed() => if result.is_err() { return Ok(()) },
+                () = departure => {}
                 _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
             }
             // Let the rest of a burst arrive.
@@ -200,58 +214,21 @@ impl Controller {
             .collect()
     }
 
-    /// Writes the statuses that differ from what the objects show (merge patches of the status
-    /// subresource): 10,000 unchanged keys cost no write.
-    async fn write_statuses(&self, statuses: &[ObjectStatus]) {
-        for status in statuses.iter().filter(|s| s.changed) {
-            let mut body = serde_json::json!({
-                "status": { "conditions": status.conditions, "observedGeneration": status.observed_generation }
-            });
-            if let Some(key_id) = &status.key_id {
-                body["status"]["keyId"] = serde_json::Value::from(key_id.clone());
-            }
-            let patch = Patch::Merge(&body);
-            let params = PatchParams::default();
-            let (namespace, name) = (&status.object.namespace, &status.object.name);
-            let written = match status.object.kind.as_str() {
-                "LLMProvider" => {
-                    self.api::<LlmProvider>(namespace).patch_status(name, &params, &patch).await.map(drop)
-                }
-                "ModelRoute" => {
-                    self.api::<ModelRoute>(namespace).patch_status(name, &params, &patch).await.map(drop)
-                }
-                "VirtualKey" => {
-                    self.api::<VirtualKey>(namespace).patch_status(name, &params, &patch).await.map(drop)
-                }
-                "RateLimitPolicy" => {
-                    self.api::<RateLimitPolicy>(namespace).patch_status(name, &params, &patch).await.map(drop)
-                }
-                _ => Ok(()),
-            };
-            match written {
-                Ok(()) => {
-                    self.metrics.status_writes.fetch_add(1, Relaxed);
-                }
-                Err(err) => tracing::warn!(object = %status.object, error = %err, "cannot write status"),
-            }
-        }
-    }
-
-    /// Posts a Warning Event for each object refused in this compile: its spec (`Accepted`
-    /// turned False) or a replica (`Programmed` turned False while accepted). A condition whose
-    /// `lastTransitionTime` is this compile's `now` is one that just changed status.
-    async fn record_refusals(&self, statuses: &[ObjectStatus], now: &Time) {
-        for status in statuses.iter().filter(|s| s.changed) {
+    /// Posts a Warning Event for each object newly refused: by its spec (`Accepted` turned
+    /// False) or by a replica (`Programmed` turned False while accepted).
+    async fn record_refusals(&self, fresh: &[Fresh<'_>], now: &Time) {
+        for Fresh { status, previous } in fresh {
             let condition = |type_: &str| status.conditions.iter().find(|c| c.type_ == type_);
             let (Some(accepted), Some(programmed)) = (condition("Accepted"), condition("Programmed")) else {
                 continue;
             };
-            let refused = if accepted.status == "False" && accepted.last_transition_time == *now {
+            let newly = |condition: &Condition| became(condition, previous.as_ref(), now);
+            let refused = if accepted.status == "False" && newly(accepted) {
                 Some((accepted, "Compile"))
             } else if accepted.status == "True"
                 && programmed.status == "False"
                 && programmed.reason == "Invalid"
-                && programmed.last_transition_time == *now
+                && newly(programmed)
             {
                 Some((programmed, "Apply"))
             } else {
@@ -309,6 +286,68 @@ impl Controller {
         K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>,
     {
         Api::namespaced(self.client.clone(), namespace)
+    }
+}
+
+/// A status handed to the writer by this reconcile, and the one handed over before it (whose
+/// write may not have reached the watch cache yet).
+struct Fresh<'a> {
+    status: &'a ObjectStatus,
+    previous: Option<ObjectStatus>,
+}
+
+/// Hands the statuses that differ from the objects' to the writer, unless the same status is
+/// already on its way (the watch cache shows a write only once it lands, and reconciles come
+/// faster than that). Returns what was handed over.
+fn queue_statuses<'a>(
+    statuses: &'a [ObjectStatus],
+    submitted: &mut HashMap<(String, String, String), ObjectStatus>,
+    writer: &mut StatusWriter,
+) -> Vec<Fresh<'a>> {
+    let mut fresh = Vec::new();
+    let mut changing = HashSet::new();
+    for status in statuses.iter().filter(|s| s.changed) {
+        let key = (status.object.kind.clone(), status.object.namespace.clone(), status.object.name.clone());
+        if submitted.get(&key).is_some_and(|queued| same_intent(queued, status)) {
+            changing.insert(key);
+            continue;
+        }
+        writer.submit(status.clone());
+        let previous = submitted.insert(key.clone(), status.clone());
+        changing.insert(key);
+        fresh.push(Fresh { status, previous });
+    }
+    // What the objects show now needs no write, and deleted objects none either.
+    submitted.retain(|key, _| changing.contains(key));
+    fresh
+}
+
+/// Equal statuses but for `lastTransitionTime`: a status recomputed before the previous write
+/// reached the cache shows the same transition at a later time.
+fn same_intent(a: &ObjectStatus, b: &ObjectStatus) -> bool {
+    let conditions = |s: &ObjectStatus| -> Vec<(String, String, String, String, Option<i64>)> {
+        s.conditions
+            .iter()
+            .map(|c| {
+                (
+                    c.type_.clone(),
+                    c.status.clone(),
+                    c.reason.clone(),
+                    c.message.clone(),
+                    c.observed_generation,
+                )
+            })
+            .collect()
+    };
+    a.key_id == b.key_id && a.observed_generation == b.observed_generation && conditions(a) == conditions(b)
+}
+
+/// Whether `condition` is a change: from the status handed over before, when there is one, else
+/// from the object (a condition that changed there carries this reconcile's time).
+fn became(condition: &Condition, previous: Option<&ObjectStatus>, now: &Time) -> bool {
+    match previous.and_then(|p| p.conditions.iter().find(|c| c.type_ == condition.type_)) {
+        Some(before) => before.status != condition.status || before.reason != condition.reason,
+        None => condition.last_transition_time == *now,
     }
 }
 

@@ -13,8 +13,10 @@ pub mod elect;
 pub mod generate;
 pub mod inputs;
 pub mod lease;
+pub mod metrics;
 pub mod publish;
 pub mod run;
+pub mod status_writer;
 
 pub use compile::{Compiled, KeySecretToGenerate, ObjectStatus, compile};
 pub use inputs::Inputs;

@@ -87,6 +87,10 @@ struct RunArgs {
     /// Seconds a Lease stays valid without renewal (a standby takes over after this).
     #[arg(long, env = "SWITCHBOARD_LEASE_DURATION", default_value_t = 15, value_name = "SECS", value_parser = clap::value_parser!(u64).range(2..))]
     lease_duration: u64,
+    /// Seconds a gateway replica whose stream ended still counts in Programmed (a restart or a
+    /// reconnect to the next leader is not a change of the fleet).
+    #[arg(long, env = "SWITCHBOARD_REPLICA_GRACE", default_value_t = 10, value_name = "SECS")]
+    replica_grace: u64,
 }
 
 fn main() -> ExitCode {
@@ -110,6 +114,7 @@ fn main() -> ExitCode {
                 lease_namespace,
                 lease_name,
                 lease_duration,
+                replica_grace,
             } = *args;
             let level = log_level.parse::<tracing::Level>().unwrap_or(tracing::Level::INFO);
             tracing_subscriber::fmt()
@@ -134,6 +139,7 @@ fn main() -> ExitCode {
                     renew_deadline: std::time::Duration::from_millis(lease_duration * 2000 / 3),
                     retry_period: std::time::Duration::from_millis((lease_duration * 2000 / 15).max(200)),
                 },
+                replica_grace: std::time::Duration::from_secs(replica_grace),
             };
             let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
                 Ok(runtime) => runtime,

@@ -6,6 +6,7 @@
 //! [`Publisher`] keeps the latest snapshot and what each replica last said, which is what
 //! `Programmed` statuses are computed from.
 
+use crate::metrics::ReplicaStats;
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_TYPE};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
@@ -17,7 +18,8 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::ops::RangeInclusive;
-use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use subtle::ConstantTimeEq;
 use switchboard_config::stream::{
@@ -34,11 +36,37 @@ use tokio_stream::wrappers::ReceiverStream;
 /// The path gateways open the stream on.
 pub const STREAM_PATH: &str = "/v1/stream";
 
+/// How long a replica whose stream ended still counts in `Programmed`: a gateway that restarts,
+/// or reconnects to the next leader, is not a change of the fleet.
+pub const DEFAULT_REPLICA_GRACE: Duration = Duration::from_secs(10);
+
 /// A snapshot as published: its generation and content.
 #[derive(Debug)]
 pub struct Published {
     pub generation: u64,
     pub snapshot: Snapshot,
+    /// When it was published; push latency is measured from here.
+    pub at: Instant,
+    /// The `snapshot` message in each schema version the operator writes (index: version minus
+    /// the oldest), encoded once and shared by every replica on that version.
+    messages: Vec<OnceLock<Result<Bytes, String>>>,
+}
+
+impl Published {
+    /// The `snapshot` message line in schema `version`, or why the snapshot cannot be written in
+    /// it (`Snapshot::to_version`).
+    fn message(&self, version: u32) -> Result<Bytes, String> {
+        let index = version.saturating_sub(*SUPPORTED_SCHEMA_VERSIONS.start()) as usize;
+        let Some(slot) = self.messages.get(index) else {
+            return Err(format!("schema version {version} is not written by this operator"));
+        };
+        slot.get_or_init(|| {
+            let document = self.snapshot.to_version(version).map_err(|errors| errors.to_string())?;
+            let message = OperatorMessage::Snapshot { generation: self.generation, document };
+            Ok(Bytes::from(encode(&message)))
+        })
+        .clone()
+    }
 }
 
 /// What one replica last said.
@@ -54,6 +82,10 @@ pub struct ReplicaState {
     pub rejected: Vec<WireRejection>,
     /// The last snapshot it refused, and why.
     pub refused: Option<(u64, Vec<WireProblem>)>,
+    /// When its stream ended, while it is disconnected: it still counts in `Programmed` until
+    /// the grace period passes, then it is forgotten.
+    #[serde(skip)]
+    pub left_at: Option<Instant>,
 }
 
 /// The latest snapshot and the replicas following it.
@@ -65,6 +97,11 @@ pub struct Publisher {
     /// By replica name. A watch channel: updated once per replica message, and whoever needs
     /// to follow the replicas (statuses, tests) is told of every change.
     replicas: watch::Sender<BTreeMap<String, ReplicaState>>,
+    /// Per-replica stream figures for `/metrics`, apart from `replicas` so that counting bytes
+    /// does not wake whoever follows the replicas.
+    stats: watch::Sender<BTreeMap<String, Arc<ReplicaStats>>>,
+    /// How long a disconnected replica still counts.
+    grace: Duration,
     /// Snapshots replicas applied, and refused (for `/metrics`).
     pub acks: std::sync::atomic::AtomicU64,
     pub nacks: std::sync::atomic::AtomicU64,
@@ -73,12 +110,19 @@ pub struct Publisher {
 impl Publisher {
     /// `token`: the shared secret replicas must present (`None` only for tests and development).
     pub fn new(name: &str, token: Option<String>) -> Arc<Self> {
+        Self::with_grace(name, token, DEFAULT_REPLICA_GRACE)
+    }
+
+    /// As [`Publisher::new`], with how long a disconnected replica still counts.
+    pub fn with_grace(name: &str, token: Option<String>, grace: Duration) -> Arc<Self> {
         Arc::new(Publisher {
             name: name.to_owned(),
             token,
             writes: SUPPORTED_SCHEMA_VERSIONS,
             current: watch::channel(None).0,
             replicas: watch::channel(BTreeMap::new()).0,
+            stats: watch::channel(BTreeMap::new()).0,
+            grace,
             acks: Default::default(),
             nacks: Default::default(),
         })
@@ -87,12 +131,41 @@ impl Publisher {
     /// Sends `snapshot` to every replica (and to every replica that connects later).
     pub fn publish(&self, snapshot: Snapshot) {
         let generation = snapshot.generation;
-        self.current.send_replace(Some(Arc::new(Published { generation, snapshot })));
+        let messages = SUPPORTED_SCHEMA_VERSIONS.map(|_| OnceLock::new()).collect();
+        let published = Published { generation, snapshot, at: Instant::now(), messages };
+        self.current.send_replace(Some(Arc::new(published)));
     }
 
-    /// What every replica that ever connected last said, by name.
+    /// The replicas that count: connected, or disconnected less than the grace period ago.
     pub fn replicas(&self) -> Vec<ReplicaState> {
         self.replicas.borrow().values().cloned().collect()
+    }
+
+    /// Per-replica stream figures, by name.
+    pub fn stats(&self) -> BTreeMap<String, Arc<ReplicaStats>> {
+        self.stats.borrow().clone()
+    }
+
+    /// Forgets replicas disconnected for longer than the grace period (which changes
+    /// [`Publisher::changes`]); returns when the next disconnected one will be forgotten.
+    pub fn forget_departed(&self, now: Instant) -> Option<Instant> {
+        let grace = self.grace;
+        let mut forgotten = Vec::new();
+        self.replicas.send_if_modified(|replicas| {
+            replicas.retain(|name, state| {
+                let keep = state.left_at.is_none_or(|left| now < left + grace);
+                if !keep {
+                    forgotten.push(name.clone());
+                }
+                keep
+            });
+            !forgotten.is_empty()
+        });
+        if !forgotten.is_empty() {
+            tracing::info!(replicas = ?forgotten, grace_seconds = grace.as_secs(), "disconnected replicas no longer count");
+            self.stats.send_modify(|stats| stats.retain(|name, _| !forgotten.contains(name)));
+        }
+        self.replicas.borrow().values().filter_map(|state| state.left_at).min().map(|left| left + grace)
     }
 
     /// Changes whenever a replica connects, disconnects, acks or nacks.
@@ -196,47 +269,67 @@ fn plain(status: StatusCode, text: &'static str) -> Response<ResponseBody> {
 
 type Outgoing = mpsc::Sender<Result<Frame<Bytes>, Infallible>>;
 
-async fn send(outgoing: &Outgoing, message: &OperatorMessage) -> Result<(), String> {
-    outgoing
-        .send(Ok(Frame::data(Bytes::from(encode(message)))))
-        .await
-        .map_err(|_| "the replica went away".to_owned())
+/// Queues one message line on a replica's stream, counting its bytes once the replica is known.
+async fn send(outgoing: &Outgoing, stats: Option<&ReplicaStats>, line: Bytes) -> Result<(), String> {
+    if let Some(stats) = stats {
+        stats.sent_bytes.fetch_add(line.len() as u64, Relaxed);
+    }
+    outgoing.send(Ok(Frame::data(line))).await.map_err(|_| "the replica went away".to_owned())
+}
+
+fn line(message: &OperatorMessage) -> Bytes {
+    Bytes::from(encode(message))
 }
 
 /// One replica's stream, from hello to disconnect.
 async fn follow_replica(publisher: Arc<Publisher>, mut incoming: Incoming, outgoing: Outgoing) {
     let mut lines = Lines::default();
-    let mut replica = None;
+    let mut replica: Option<(String, Arc<ReplicaStats>)> = None;
     let outcome = async {
         let mut silent_until = Instant::now() + Duration::from_millis(PEER_DEAD_AFTER_MS);
         let mut current = publisher.current.subscribe();
         let mut heartbeat = tokio::time::interval(Duration::from_millis(HEARTBEAT_EVERY_MS));
         let mut version = None;
+        let mut connected_at = Instant::now();
         let mut sent = None;
+        // The snapshot sent and not yet answered, and when its push started.
+        let mut awaiting: Option<(u64, Instant)> = None;
         loop {
+            let stats = replica.as_ref().map(|(_, stats)| &**stats);
             tokio::select! {
                 frame = incoming.frame() => {
                     let Some(frame) = frame else { return Ok(()) };
                     let frame = frame.map_err(|e| format!("reading: {e}"))?;
                     silent_until = Instant::now() + Duration::from_millis(PEER_DEAD_AFTER_MS);
                     let Ok(data) = frame.into_data() else { continue };
-                    for line in lines.push(&data)? {
-                        let message: ReplicaMessage = serde_json::from_slice(&line).map_err(|e| format!("a message does not parse: {e}"))?;
+                    for line_read in lines.push(&data)? {
+                        let message: ReplicaMessage = serde_json::from_slice(&line_read).map_err(|e| format!("a message does not parse: {e}"))?;
                         if let ReplicaMessage::Hello { replica: name, reads, serving, .. } = &message {
                             let Some(negotiated) = negotiate(publisher.writes.clone(), reads.0..=reads.1) else {
                                 let reason = format!(
                                     "this operator writes schema versions {} to {}, the replica reads {} to {}",
                                     publisher.writes.start(), publisher.writes.end(), reads.0, reads.1
                                 );
-                                send(&outgoing, &OperatorMessage::Refused { reason: reason.clone() }).await?;
+                                send(&outgoing, None, line(&OperatorMessage::Refused { reason: reason.clone() })).await?;
                                 return Err(reason);
                             };
                             version = Some(negotiated);
-                            replica = Some(name.clone());
-                            register(&publisher, name, negotiated, serving.clone());
-                            send(&outgoing, &OperatorMessage::Welcome { operator: publisher.name.clone(), version: negotiated }).await?;
+                            connected_at = Instant::now();
+                            let stats = register(&publisher, name, negotiated, serving.clone());
+                            let welcome = OperatorMessage::Welcome { operator: publisher.name.clone(), version: negotiated };
+                            send(&outgoing, Some(&stats), line(&welcome)).await?;
+                            replica = Some((name.clone(), stats));
                             current.mark_changed();
-                        } else if let Some(name) = &replica {
+                        } else if let Some((name, stats)) = &replica {
+                            if let ReplicaMessage::Ack { generation, .. } | ReplicaMessage::Nack { generation, .. } = &message
+                                && let Some((pushed, started)) = awaiting
+                                && pushed == *generation
+                            {
+                                if matches!(message, ReplicaMessage::Ack { .. }) {
+                                    stats.push_latency.observe(started.elapsed());
+                                }
+                                awaiting = None;
+                            }
                             record(&publisher, name, message);
                         } else {
                             return Err("the first message must be hello".into());
@@ -249,34 +342,39 @@ async fn follow_replica(publisher: Arc<Publisher>, mut incoming: Incoming, outgo
                     if let (Some(published), Some(version)) = (published, version)
                         && sent != Some(published.generation)
                     {
-                        match published.snapshot.to_version(version) {
-                            Ok(document) => {
-                                let message = OperatorMessage::Snapshot { generation: published.generation, document };
-                                send(&outgoing, &message).await?;
+                        match published.message(version) {
+                            Ok(message) => {
+                                awaiting = Some((published.generation, published.at.max(connected_at)));
+                                send(&outgoing, stats, message).await?;
                                 sent = Some(published.generation);
                             }
                             Err(errors) => tracing::error!(
-                                replica = replica.as_deref().unwrap_or_default(), version, errors = %errors,
+                                replica = replica.as_ref().map(|(name, _)| name.as_str()).unwrap_or_default(), version, errors = %errors,
                                 "this snapshot cannot be written in the version the replica reads; it keeps its previous one"
                             ),
                         }
                     }
                 }
-                _ = heartbeat.tick() => send(&outgoing, &OperatorMessage::Heartbeat).await?,
+                _ = heartbeat.tick() => send(&outgoing, stats, line(&OperatorMessage::Heartbeat)).await?,
                 () = sleep_until(silent_until) => return Err(format!("nothing for {PEER_DEAD_AFTER_MS} ms")),
             }
         }
     }
     .await;
-    if let Some(name) = &replica {
-        publisher.update(name, |state| state.connected = false);
+    if let Some((name, _)) = &replica {
+        publisher.update(name, |state| {
+            state.connected = false;
+            state.left_at = Some(Instant::now());
+        });
     }
     if let Err(err) = outcome {
-        tracing::info!(replica = replica.as_deref().unwrap_or("?"), error = %err, "replica stream ended");
+        let name = replica.as_ref().map(|(name, _)| name.as_str()).unwrap_or("?");
+        tracing::info!(replica = name, error = %err, "replica stream ended");
     }
 }
 
-fn register(publisher: &Publisher, name: &str, version: u32, serving: Option<Served>) {
+/// Marks a replica connected (known again, or new) and returns its stream figures.
+fn register(publisher: &Publisher, name: &str, version: u32, serving: Option<Served>) -> Arc<ReplicaStats> {
     publisher.replicas.send_modify(|replicas| {
         let state = replicas.entry(name.to_owned()).or_insert_with(|| ReplicaState {
             replica: name.to_owned(),
@@ -285,14 +383,19 @@ fn register(publisher: &Publisher, name: &str, version: u32, serving: Option<Ser
             applied: None,
             rejected: Vec::new(),
             refused: None,
+            left_at: None,
         });
         state.connected = true;
+        state.left_at = None;
         state.version = version;
         if state.applied.is_none() {
             state.applied = serving;
         }
     });
     tracing::info!(replica = name, schema_version = version, "replica connected");
+    let mut stats = None;
+    publisher.stats.send_modify(|all| stats = Some(all.entry(name.to_owned()).or_default().clone()));
+    stats.unwrap_or_default()
 }
 
 fn record(publisher: &Publisher, name: &str, message: ReplicaMessage) {
@@ -309,5 +412,56 @@ fn record(publisher: &Publisher, name: &str, message: ReplicaMessage) {
             publisher.update(name, |state| state.refused = Some((generation, reasons)));
         }
         ReplicaMessage::Heartbeat | ReplicaMessage::Hello { .. } => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_disconnected_replica_counts_until_its_grace_period_ends() {
+        let publisher = Publisher::with_grace("op", None, Duration::from_secs(10));
+        register(&publisher, "gw-0", 2, None);
+        register(&publisher, "gw-1", 2, None);
+        let start = Instant::now();
+        assert_eq!(publisher.forget_departed(start), None);
+
+        let left = start + Duration::from_secs(1);
+        publisher.update("gw-1", |state| {
+            state.connected = false;
+            state.left_at = Some(left);
+        });
+        let mut changes = publisher.changes();
+        changes.mark_unchanged();
+        assert_eq!(
+            publisher.forget_departed(left + Duration::from_secs(9)),
+            Some(left + Duration::from_secs(10))
+        );
+        assert_eq!(publisher.replicas().len(), 2);
+        assert!(!changes.has_changed().unwrap());
+
+        assert_eq!(publisher.forget_departed(left + Duration::from_secs(10)), None);
+        let names: Vec<String> = publisher.replicas().into_iter().map(|r| r.replica).collect();
+        assert_eq!(names, ["gw-0"]);
+        assert!(changes.has_changed().unwrap(), "the controller is told to recount");
+        assert_eq!(publisher.stats().keys().collect::<Vec<_>>(), ["gw-0"]);
+
+        // Coming back within the grace period keeps it, connected again.
+        register(&publisher, "gw-0", 2, None);
+        assert!(publisher.replicas()[0].connected && publisher.replicas()[0].left_at.is_none());
+    }
+
+    #[test]
+    fn a_snapshot_is_encoded_once_per_schema_version() {
+        let publisher = Publisher::new("op", None);
+        publisher.publish(Snapshot { generation: 7, ..Snapshot::default() });
+        let published = publisher.current.borrow().clone().unwrap();
+        let first = published.message(2).unwrap();
+        assert_eq!(first.as_ptr(), published.message(2).unwrap().as_ptr(), "shared, not re-encoded");
+        let message: serde_json::Value = serde_json::from_slice(&first).unwrap();
+        assert_eq!((message["type"].as_str(), message["generation"].as_u64()), (Some("snapshot"), Some(7)));
+        assert!(published.message(1).is_ok());
+        assert!(published.message(9).is_err());
     }
 }

@@ -30,6 +30,8 @@ pub struct RunOptions {
     pub lease_namespace: String,
     pub lease_name: String,
     pub lease_timing: crate::lease::Timing,
+    /// How long a disconnected gateway replica still counts in `Programmed`.
+    pub replica_grace: std::time::Duration,
 }
 
 pub async fn run(options: RunOptions) -> Result<(), String> {
@@ -57,7 +59,7 @@ pub async fn run(options: RunOptions) -> Result<(), String> {
     };
     let client =
         kube::Client::try_default().await.map_err(|e| format!("connecting to the API server: {e}"))?;
-    let metrics = Arc::new(crate::admin::OperatorMetrics::default());
+    let metrics = Arc::new(crate::metrics::OperatorMetrics::default());
     let admin = TcpListener::bind(options.admin_listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", options.admin_listen))?;
@@ -83,7 +85,7 @@ pub async fn run(options: RunOptions) -> Result<(), String> {
     if !election.acquire(&mut stopped).await {
         return Ok(());
     }
-    let publisher = Publisher::new(&options.identity, token);
+    let publisher = Publisher::with_grace(&options.identity, token, options.replica_grace);
     let _ = metrics.publisher.set(publisher.clone());
     let listener = TcpListener::bind(options.stream_listen)
         .await

@@ -1,14 +1,18 @@
-//! `Programmed` from what the gateway replicas report: how many connected replicas run a
-//! snapshot that includes the object's current generation, and why one refused it.
+//! `Programmed` from what the gateway replicas report: how many replicas run a snapshot that
+//! includes the object's current generation, and why one refused it. The replicas counted are
+//! the connected ones and those disconnected for less than the grace period (the publisher
+//! forgets the others), so a restarting replica does not flip every status twice.
 
 use crate::publish::ReplicaState;
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use switchboard_config::ObjectRef;
 use switchboard_crds::condition::{Reason, Status};
 
 /// What the controller knows about the fleet when it compiles.
 #[derive(Debug, Clone, Default)]
 pub struct Fleet {
+    /// The replicas that count: connected, or disconnected within the grace period.
     pub replicas: Vec<ReplicaState>,
     /// For each serving object (kind, namespace, name): its `metadata.generation` and the first
     /// snapshot generation that carried it. A replica runs the object's current generation once
@@ -22,14 +26,18 @@ impl Fleet {
     pub(crate) fn programmed(&self, object: &ObjectRef) -> Option<(Status, Reason, String)> {
         let key = (object.kind.clone(), object.namespace.clone(), object.name.clone());
         let &(_, since) = self.served_since.get(&key)?;
-        let connected: Vec<&ReplicaState> = self.replicas.iter().filter(|r| r.connected).collect();
-        if connected.is_empty() {
+        let counted = &self.replicas;
+        if counted.is_empty() {
             let message = format!("in snapshot generation {since}; no gateway replica is connected");
             return Some((Status::Unknown, Reason::Pending, message));
         }
         let mut refusals = Vec::new();
         let mut running = 0;
-        for replica in &connected {
+        let mut away = Vec::new();
+        for replica in counted {
+            if !replica.connected {
+                away.push(replica.replica.as_str());
+            }
             let rejected =
                 replica.rejected.iter().find(|r| r.object.as_ref().is_some_and(|o| same(o, object)));
             if let Some(rejection) = rejected {
@@ -54,10 +62,17 @@ impl Fleet {
                 running += 1;
             }
         }
-        let count = format!("{running}/{} replicas at generation {since}", connected.len());
+        let mut count = format!("{running}/{} replicas at generation {since}", counted.len());
+        if !away.is_empty() {
+            let _ = write!(
+                count,
+                " ({} disconnected, counted until it returns or the grace period ends)",
+                away.join(", ")
+            );
+        }
         Some(if !refusals.is_empty() {
             (Status::False, Reason::Invalid, format!("{count}; {}", refusals.join("; ")))
-        } else if running == connected.len() {
+        } else if running == counted.len() {
             (Status::True, Reason::Programmed, count)
         } else {
             (Status::Unknown, Reason::Pending, count)
@@ -92,6 +107,7 @@ mod tests {
             applied: Some(Served { generation: applied, hash: "h".into() }),
             rejected: Vec::new(),
             refused: None,
+            left_at: None,
         }
     }
 
@@ -105,10 +121,8 @@ mod tests {
         let (status, _, message) =
             fleet(vec![replica("a", 10), replica("b", 11)]).programmed(&object()).unwrap();
         assert_eq!((status, message.as_str()), (Status::True, "2/2 replicas at generation 10"));
-        let mut gone = replica("c", 3);
-        gone.connected = false;
         let (status, reason, message) =
-            fleet(vec![replica("a", 10), replica("b", 9), gone]).programmed(&object()).unwrap();
+            fleet(vec![replica("a", 10), replica("b", 9)]).programmed(&object()).unwrap();
         assert_eq!(
             (status, reason, message.as_str()),
             (Status::Unknown, Reason::Pending, "1/2 replicas at generation 10")
@@ -116,6 +130,22 @@ mod tests {
         let (status, _, message) = fleet(Vec::new()).programmed(&object()).unwrap();
         assert_eq!(status, Status::Unknown);
         assert!(message.contains("no gateway replica is connected"), "{message}");
+    }
+
+    #[test]
+    fn a_disconnected_replica_still_counts_and_is_named() {
+        let mut away = replica("c", 10);
+        away.connected = false;
+        let (status, _, message) = fleet(vec![replica("a", 10), away.clone()]).programmed(&object()).unwrap();
+        assert_eq!(status, Status::True);
+        assert_eq!(
+            message,
+            "2/2 replicas at generation 10 (c disconnected, counted until it returns or the grace period ends)"
+        );
+        away.applied = Some(Served { generation: 9, hash: "h".into() });
+        let (status, _, message) = fleet(vec![replica("a", 10), away]).programmed(&object()).unwrap();
+        assert_eq!(status, Status::Unknown);
+        assert!(message.starts_with("1/2 replicas at generation 10 (c disconnected"), "{message}");
     }
 
     #[test]
