@@ -165,7 +165,7 @@ async fn handle(
         }
         OperatorMessage::Heartbeat => {}
         OperatorMessage::Snapshot { generation, document } => {
-            let text = document.to_string();
+            let text = String::from(Box::<str>::from(document));
             let reply = match config_thread.prepare(Input::PushedJson(text.clone())).await {
                 Ok(prepared) => match apply(gateway, prepared) {
                     Ok(applied) => {

@@ -122,6 +122,19 @@ impl Controller {
                 replicas: self.publisher.replicas(),
                 served_since: served_since.clone(),
             };
+            // A replica serving a generation above ours (a previous leader's clock ran ahead, or
+            // it numbered faster than one a second) would refuse ours as older: number above it,
+            // and send the current content again under that number.
+            let reported = highest_served(&self.publisher);
+            if reported > generation {
+                tracing::info!(
+                    generation,
+                    reported,
+                    "a replica serves a higher generation; numbering above it"
+                );
+                generation = reported;
+                published = None;
+            }
             let mut compiled = compile(&stores.inputs(generation + 1, now.clone(), fleet(&served_since)));
             // A new generation only when what the gateways serve changed; the comparison leaves
             // the generation number itself out.
@@ -351,14 +364,18 @@ fn became(condition: &Condition, previous: Option<&ObjectStatus>, now: &Time) ->
     }
 }
 
-/// The generation before the first one this operator publishes: above whatever any replica
-/// already serves (a previous leader's), and at least the clock in seconds, so an operator that
-/// restarts before any replica reconnected still numbers above its predecessor (which published
-/// at most a few generations per second). Replicas refuse anything older than what they serve.
+/// The generation before the first one this operator publishes: the clock in seconds, so an
+/// operator that starts before any replica reconnected usually numbers above its predecessor.
+/// When it does not (clocks apart, or a predecessor that published faster than once a second),
+/// the replicas say so when they connect and the loop numbers above them ([`highest_served`]).
 fn first_generation(publisher: &Publisher) -> u64 {
-    let served = publisher.replicas().iter().filter_map(|r| r.applied.as_ref()).map(|a| a.generation).max();
     let clock = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    served.unwrap_or(0).max(clock)
+    highest_served(publisher).max(clock)
+}
+
+/// The highest generation a counted replica serves (reported in its hello, or acked).
+fn highest_served(publisher: &Publisher) -> u64 {
+    publisher.replicas().iter().filter_map(|r| r.applied.as_ref()).map(|a| a.generation).max().unwrap_or(0)
 }
 
 /// Records, for each serving object, the first snapshot generation carrying its current

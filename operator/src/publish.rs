@@ -62,6 +62,7 @@ impl Published {
         };
         slot.get_or_init(|| {
             let document = self.snapshot.to_version(version).map_err(|errors| errors.to_string())?;
+            let document = serde_json::value::to_raw_value(&document).map_err(|err| err.to_string())?;
             let message = OperatorMessage::Snapshot { generation: self.generation, document };
             Ok(Bytes::from(encode(&message)))
         })
@@ -292,6 +293,9 @@ async fn follow_replica(publisher: Arc<Publisher>, mut incoming: Incoming, outgo
         let mut version = None;
         let mut connected_at = Instant::now();
         let mut sent = None;
+        // The generation the replica serves: an older one would only be refused. The controller
+        // numbers above it (it reads the same hello) and that one is sent.
+        let mut floor = 0;
         // The snapshot sent and not yet answered, and when its push started.
         let mut awaiting: Option<(u64, Instant)> = None;
         loop {
@@ -314,6 +318,7 @@ async fn follow_replica(publisher: Arc<Publisher>, mut incoming: Incoming, outgo
                                 return Err(reason);
                             };
                             version = Some(negotiated);
+                            floor = serving.as_ref().map_or(0, |s| s.generation);
                             connected_at = Instant::now();
                             let stats = register(&publisher, name, negotiated, serving.clone());
                             let welcome = OperatorMessage::Welcome { operator: publisher.name.clone(), version: negotiated };
@@ -341,6 +346,7 @@ async fn follow_replica(publisher: Arc<Publisher>, mut incoming: Incoming, outgo
                     let published = current.borrow_and_update().clone();
                     if let (Some(published), Some(version)) = (published, version)
                         && sent != Some(published.generation)
+                        && published.generation >= floor
                     {
                         match published.message(version) {
                             Ok(message) => {

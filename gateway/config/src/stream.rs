@@ -7,6 +7,7 @@
 
 use crate::{ConfigError, ObjectRef, Rejection, Section};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use std::ops::RangeInclusive;
 
 /// How often each side sends a heartbeat when it has nothing else to say.
@@ -46,8 +47,13 @@ pub enum ReplicaMessage {
 }
 
 /// Operator → replica.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+///
+/// Read through [`WireOperatorMessage`] so a snapshot's document stays raw JSON text: with
+/// 10,000 keys it is megabytes, parsed once, entry by entry, on the replica's config thread
+/// rather than into a `Value` on the stream's task first (serde cannot keep raw JSON inside an
+/// internally tagged enum).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", try_from = "WireOperatorMessage")]
 pub enum OperatorMessage {
     /// The answer to `hello`: the schema version every snapshot on this stream will have.
     Welcome {
@@ -62,9 +68,45 @@ pub enum OperatorMessage {
     /// A complete snapshot, written in the negotiated version.
     Snapshot {
         generation: u64,
-        document: serde_json::Value,
+        document: Box<RawValue>,
     },
     Heartbeat,
+}
+
+/// The fields of every [`OperatorMessage`] in one flat struct, which (unlike the tagged enum)
+/// can hold a [`RawValue`]. Unknown fields are ignored, so a newer operator may add some.
+#[derive(Deserialize)]
+struct WireOperatorMessage {
+    #[serde(rename = "type")]
+    kind: String,
+    operator: Option<String>,
+    version: Option<u32>,
+    reason: Option<String>,
+    generation: Option<u64>,
+    document: Option<Box<RawValue>>,
+}
+
+impl TryFrom<WireOperatorMessage> for OperatorMessage {
+    type Error = String;
+
+    fn try_from(wire: WireOperatorMessage) -> Result<Self, String> {
+        let missing = |field: &str| format!("a {} message without {field}", wire.kind);
+        Ok(match wire.kind.as_str() {
+            "welcome" => OperatorMessage::Welcome {
+                operator: wire.operator.clone().ok_or_else(|| missing("operator"))?,
+                version: wire.version.ok_or_else(|| missing("version"))?,
+            },
+            "refused" => {
+                OperatorMessage::Refused { reason: wire.reason.clone().ok_or_else(|| missing("reason"))? }
+            }
+            "snapshot" => OperatorMessage::Snapshot {
+                generation: wire.generation.ok_or_else(|| missing("generation"))?,
+                document: wire.document.ok_or_else(|| missing("document"))?,
+            },
+            "heartbeat" => OperatorMessage::Heartbeat,
+            other => return Err(format!("unknown message type {other:?}")),
+        })
+    }
 }
 
 /// A snapshot a replica serves.
@@ -199,5 +241,30 @@ mod tests {
         assert_eq!(serde_json::from_str::<ReplicaMessage>(&line).unwrap(), hello);
         let heartbeat = serde_json::to_string(&OperatorMessage::Heartbeat).unwrap();
         assert_eq!(heartbeat, r#"{"type":"heartbeat"}"#);
+    }
+
+    #[test]
+    fn a_snapshot_document_travels_as_raw_json_text() {
+        let document = RawValue::from_string(r#"{"version":2,"generation":7}"#.into()).unwrap();
+        let line = serde_json::to_string(&OperatorMessage::Snapshot { generation: 7, document }).unwrap();
+        assert_eq!(line, r#"{"type":"snapshot","generation":7,"document":{"version":2,"generation":7}}"#);
+        let OperatorMessage::Snapshot { generation, document } = serde_json::from_str(&line).unwrap() else {
+            panic!("not a snapshot: {line}");
+        };
+        assert_eq!((generation, document.get()), (7, r#"{"version":2,"generation":7}"#));
+
+        let welcome = r#"{"type":"welcome","operator":"op-0","version":2,"added_later":true}"#;
+        assert!(matches!(
+            serde_json::from_str(welcome).unwrap(),
+            OperatorMessage::Welcome { version: 2, .. }
+        ));
+        for (line, error) in [
+            (r#"{"type":"welcome","version":2}"#, "a welcome message without operator"),
+            (r#"{"type":"snapshot","generation":1}"#, "a snapshot message without document"),
+            (r#"{"type":"gossip"}"#, "unknown message type \"gossip\""),
+        ] {
+            let err = serde_json::from_str::<OperatorMessage>(line).unwrap_err().to_string();
+            assert!(err.contains(error), "{line}: {err}");
+        }
     }
 }

@@ -18,10 +18,10 @@ use serde_json::{Value, json};
 use crate::kinds::Kind;
 use crate::validate::Validator;
 
-/// Group versions in the order discovery lists them, each with its kinds.
+/// Group versions in the order discovery lists them, each with its served kinds.
 fn group_versions(kinds: &[Kind]) -> BTreeMap<(String, String), Vec<&Kind>> {
     let mut out: BTreeMap<(String, String), Vec<&Kind>> = BTreeMap::new();
-    for kind in kinds {
+    for kind in kinds.iter().filter(|k| k.served) {
         out.entry((kind.group.clone(), kind.version.clone())).or_default().push(kind);
     }
     out
@@ -54,7 +54,7 @@ fn api_group(group: &str, versions: &[&str]) -> Value {
 
 pub(crate) fn groups(kinds: &[Kind]) -> Value {
     let mut by_group: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for kind in kinds.iter().filter(|k| !k.group.is_empty()) {
+    for kind in kinds.iter().filter(|k| k.served && !k.group.is_empty()) {
         let versions = by_group.entry(&kind.group).or_default();
         if !versions.contains(&kind.version.as_str()) {
             versions.push(&kind.version);
@@ -66,7 +66,7 @@ pub(crate) fn groups(kinds: &[Kind]) -> Value {
 
 pub(crate) fn group(kinds: &[Kind], group: &str) -> Option<Value> {
     let mut versions: Vec<&str> = Vec::new();
-    for kind in kinds.iter().filter(|k| k.group == group && !group.is_empty()) {
+    for kind in kinds.iter().filter(|k| k.served && k.group == group && !group.is_empty()) {
         if !versions.contains(&kind.version.as_str()) {
             versions.push(&kind.version);
         }
@@ -119,7 +119,8 @@ fn fnv(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
 }
 
-/// The OpenAPI v3 documents: the root (`/openapi/v3`) and one per group version.
+/// The OpenAPI v3 documents of the served kinds: the root (`/openapi/v3`) and one per group
+/// version.
 pub(crate) struct OpenApi {
     pub root: Value,
     pub documents: BTreeMap<String, Value>,
@@ -182,13 +183,11 @@ fn document(kinds: &[&Kind], validator: &Validator) -> Value {
             op
         };
         let mut item = json!({"get": operation("get", json!({}))});
-        if !kind.read_only {
-            let params = ["dryRun", "fieldManager", "fieldValidation", "force"].map(query);
-            item["patch"] =
-                operation("patch", json!({"parameters": params, "requestBody": {"content": content}}));
-            item["put"] = operation("put", json!({"parameters": params[..3]}));
-            item["delete"] = operation("delete", json!({}));
-        }
+        let params = ["dryRun", "fieldManager", "fieldValidation", "force"].map(query);
+        item["patch"] =
+            operation("patch", json!({"parameters": params, "requestBody": {"content": content}}));
+        item["put"] = operation("put", json!({"parameters": params[..3]}));
+        item["delete"] = operation("delete", json!({}));
         let namespace = if kind.namespaced { "namespaces/{namespace}/" } else { "" };
         paths.insert(format!("{}/{namespace}{}/{{name}}", kind.prefix(), kind.plural), item);
         let mut schema = match validator.schema(&kind.kind).filter(|_| kind.custom) {

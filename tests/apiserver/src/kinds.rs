@@ -1,6 +1,7 @@
 //! The kinds this server serves: a few built-ins (Namespace, Secret, Event, Lease), the
-//! CustomResourceDefinitions themselves (read-only) and the four Switchboard custom resources,
-//! whose names, scope, subresources and printer columns come from `switchboard_crds::all_crds()`.
+//! CustomResourceDefinitions themselves and the four Switchboard custom resources, whose names,
+//! scope, subresources and printer columns come from `switchboard_crds::all_crds()`. A custom
+//! kind is served while its CRD is stored (`crds.rs`).
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use serde_json::Value;
@@ -22,8 +23,9 @@ pub(crate) struct Kind {
     /// A custom resource: schema pruning, defaulting and validation, `metadata.generation`,
     /// and no strategic merge patch (the real apiserver answers 415 for those).
     pub custom: bool,
-    /// Served for reading only (the CRDs: installed when the server starts).
-    pub read_only: bool,
+    /// Served now: always for the built-ins; for a custom kind, while its CRD is stored. Kinds
+    /// that are not served are absent from discovery and OpenAPI, and their paths are 404.
+    pub served: bool,
     /// `kubectl get` columns after NAME.
     pub columns: Vec<Column>,
 }
@@ -70,11 +72,12 @@ impl Kind {
     }
 
     pub fn verbs(&self) -> Vec<&'static str> {
-        if self.read_only {
-            vec!["get", "list", "watch"]
-        } else {
-            vec!["create", "delete", "get", "list", "patch", "update", "watch"]
-        }
+        vec!["create", "delete", "get", "list", "patch", "update", "watch"]
+    }
+
+    /// The name of the CRD that defines this kind: `modelroutes.switchboard.dev`.
+    pub fn crd_name(&self) -> String {
+        format!("{}.{}", self.plural, self.group)
     }
 }
 
@@ -90,7 +93,7 @@ fn builtin(group: &str, kind: &str, plural: &str, namespaced: bool) -> Kind {
         categories: Vec::new(),
         status: false,
         custom: false,
-        read_only: false,
+        served: true,
         columns: Vec::new(),
     }
 }
@@ -107,7 +110,8 @@ fn age() -> Column {
     column("Age", "date", Source::Path(".metadata.creationTimestamp".to_owned()))
 }
 
-/// Every served kind: built-ins first, then one per CRD.
+/// Every kind this server can serve: built-ins first, then one per CRD (not served until the
+/// CRD is stored).
 pub(crate) fn all(crds: &[CustomResourceDefinition]) -> Vec<Kind> {
     let mut namespace = builtin("", "Namespace", "namespaces", false);
     namespace.short_names = vec!["ns".to_owned()];
@@ -138,7 +142,6 @@ pub(crate) fn all(crds: &[CustomResourceDefinition]) -> Vec<Kind> {
     let mut crd =
         builtin("apiextensions.k8s.io", "CustomResourceDefinition", "customresourcedefinitions", false);
     crd.short_names = vec!["crd".to_owned(), "crds".to_owned()];
-    crd.read_only = true;
     crd.columns = vec![path("Created At", ".metadata.creationTimestamp")];
 
     let mut kinds = vec![namespace, secret, core_event, event, lease, crd];
@@ -172,29 +175,12 @@ fn custom(crd: &CustomResourceDefinition) -> Option<Kind> {
         categories: names.categories.clone().unwrap_or_default(),
         status: version.subresources.as_ref().is_some_and(|s| s.status.is_some()),
         custom: true,
-        read_only: false,
+        served: false,
         columns,
     })
 }
 
-/// The CRD objects as the server stores them: as generated, plus the status a real apiserver
-/// writes once it serves them.
+/// The CRDs as JSON objects, as generated (what `crds/yaml/` holds).
 pub(crate) fn crd_objects(crds: &[CustomResourceDefinition]) -> Vec<Value> {
-    crds.iter()
-        .filter_map(|crd| {
-            let mut object = serde_json::to_value(crd).ok()?;
-            let names = serde_json::to_value(&crd.spec.names).ok()?;
-            let versions: Vec<&str> = crd.spec.versions.iter().map(|v| v.name.as_str()).collect();
-            let condition = |type_: &str, reason: &str| {
-                serde_json::json!({"type": type_, "status": "True", "reason": reason, "message": ""})
-            };
-            object["status"] = serde_json::json!({
-                "acceptedNames": names,
-                "conditions": [condition("NamesAccepted", "NoConflicts"),
-                               condition("Established", "InitialNamesAccepted")],
-                "storedVersions": versions,
-            });
-            Some(object)
-        })
-        .collect()
+    crds.iter().filter_map(|crd| serde_json::to_value(crd).ok()).collect()
 }

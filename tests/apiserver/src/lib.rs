@@ -1,7 +1,8 @@
 //! A stateful, in-memory subset of the Kubernetes API server, for testing Switchboard's
 //! operator and `kubectl` against without a cluster. It serves the built-in kinds the operator
-//! touches (Namespace, Secret, Event, Lease), the Switchboard CRDs (read-only) and their custom
-//! resources, validated by the same schema and CEL checks as `crds/tests` ([`validate`]).
+//! touches (Namespace, Secret, Event, Lease), the Switchboard CRDs (installed at start, or by a
+//! client) and their custom resources, validated by the same schema and CEL checks as
+//! `crds/tests` ([`validate`]).
 //! See `README.md` for what is and is not implemented.
 //!
 //! ```no_run
@@ -13,6 +14,7 @@
 //! ```
 
 mod clock;
+mod crds;
 mod discovery;
 mod kinds;
 mod lifecycle;
@@ -50,6 +52,9 @@ pub struct Options {
     pub bookmark_interval: Duration,
     /// Log every request (method, path, status) to stderr.
     pub log_requests: bool,
+    /// Start with Switchboard's four CRDs installed. Without them, their kinds are served once
+    /// a client creates the CRDs (`kubectl apply --server-side -f crds/yaml/`).
+    pub install_crds: bool,
 }
 
 impl Default for Options {
@@ -59,6 +64,7 @@ impl Default for Options {
             history: 10_000,
             bookmark_interval: Duration::from_secs(10),
             log_requests: false,
+            install_crds: true,
         }
     }
 }
@@ -92,14 +98,15 @@ impl ApiServer {
         let (shutdown, shutdown_rx) = signal::channel(false);
         let kinds = kinds::all(&crds);
         let crd_objects = kinds::crd_objects(&crds);
+        let install_crds = options.install_crds;
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let thread = std::thread::Builder::new().name("test-apiserver".into()).spawn(move || {
             let local = tokio::task::LocalSet::new();
             local.block_on(&runtime, async move {
                 let Ok(listener) = tokio::net::TcpListener::from_std(listener) else { return };
+                let store = store::Store::new(kinds, validator, crd_objects, install_crds, options.history);
                 let shared = Rc::new(server::Shared {
-                    openapi: discovery::OpenApi::new(&kinds, &validator),
-                    store: RefCell::new(store::Store::new(kinds, validator, crd_objects, options.history)),
+                    store: RefCell::new(store),
                     address: addr.to_string(),
                     log_requests: options.log_requests,
                 });

@@ -76,7 +76,7 @@ impl Store {
         name: &str,
         options: &DeleteOptions,
     ) -> Result<Value, ApiError> {
-        let k = self.writable(kind, "delete")?;
+        let k = self.kinds[kind].clone();
         let object = self.get(kind, namespace, name)?.clone();
         let uid = text(&object, "/metadata/uid").to_owned();
         if let Some(want) = &options.uid
@@ -106,6 +106,9 @@ impl Store {
         }
         if k.kind == "Namespace" && k.group.is_empty() {
             return Ok(self.terminate_namespace(&key));
+        }
+        if self.is_crd_kind(kind) {
+            self.remove_custom_objects(name);
         }
         Ok(self.mark_or_remove(&key, &k, &uid, name))
     }
@@ -137,6 +140,9 @@ impl Store {
         let rv = self.bump();
         object["metadata"]["resourceVersion"] = json!(rv.to_string());
         self.hub.record(rv, key.0, EventType::Deleted, &object);
+        if self.is_crd_kind(key.0) {
+            self.sync_served();
+        }
         let uid = text(&object, "/metadata/uid").to_owned();
         self.collect_dependents(&uid, false);
         if !key.1.is_empty() {

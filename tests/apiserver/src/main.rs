@@ -9,13 +9,15 @@ use std::process::ExitCode;
 use switchboard_test_apiserver::{ApiServer, Options};
 
 const USAGE: &str = "\
-usage: switchboard-test-apiserver [--listen ADDR] [--kubeconfig-out PATH] [--history N] [--log-requests]
+usage: switchboard-test-apiserver [--listen ADDR] [--kubeconfig-out PATH] [--history N] [--no-crds] [--log-requests]
 
 An in-memory subset of the Kubernetes API server with Switchboard's CRDs installed, for tests.
 
   --listen ADDR          address to bind (default 127.0.0.1:0)
   --kubeconfig-out PATH  write a kubeconfig for this server to PATH (for kubectl, kube clients)
   --history N            watch history length (default 10000); older resourceVersions get 410
+  --no-crds              start without the CRDs; a client installs them
+                         (kubectl apply --server-side -f crds/yaml/)
   --log-requests         log every request to stderr
   -h, --help             print this help
 
@@ -49,6 +51,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
                 args.options.history = v.parse().map_err(|e| format!("bad --history {v:?}: {e}"))?;
             }
             "--log-requests" => args.options.log_requests = true,
+            "--no-crds" => args.options.install_crds = false,
             other => return Err(format!("unknown argument {other:?}")),
         }
     }

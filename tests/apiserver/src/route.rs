@@ -53,7 +53,11 @@ pub(crate) fn route(kinds: &[Kind], path: &str) -> Route {
 fn resource(kinds: &[Kind], group: &str, version: &str, rest: &[&str]) -> Route {
     let find = |plural: &str, namespaced: bool| {
         kinds.iter().position(|k| {
-            k.group == group && k.version == version && k.plural == plural && k.namespaced == namespaced
+            k.served
+                && k.group == group
+                && k.version == version
+                && k.plural == plural
+                && k.namespaced == namespaced
         })
     };
     let owned = |s: Option<&&str>| s.map(|s| (*s).to_owned());
@@ -133,7 +137,11 @@ mod tests {
     use crate::kinds;
 
     fn kinds() -> Vec<Kind> {
-        kinds::all(&switchboard_crds::all_crds())
+        let mut kinds = kinds::all(&switchboard_crds::all_crds());
+        for kind in &mut kinds {
+            kind.served = true;
+        }
+        kinds
     }
 
     fn target(path: &str) -> (String, Option<String>, Option<String>, Option<String>) {
@@ -176,6 +184,9 @@ mod tests {
             route(&kinds, "/apis/switchboard.dev/v1alpha1"),
             Route::Resources("switchboard.dev".into(), "v1alpha1".into())
         );
+        // A custom kind whose CRD is not stored is not there.
+        let unserved = kinds::all(&switchboard_crds::all_crds());
+        assert_eq!(route(&unserved, "/apis/switchboard.dev/v1alpha1/modelroutes"), Route::NotFound);
         assert_eq!(
             route(&kinds, "/openapi/v3/apis/switchboard.dev/v1alpha1"),
             Route::OpenApiDocument("apis/switchboard.dev/v1alpha1".into())

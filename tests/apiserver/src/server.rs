@@ -26,7 +26,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Sleep;
 
-use crate::discovery::{self, OpenApi};
+use crate::discovery;
 use crate::lifecycle::DeleteOptions;
 use crate::patch::PatchType;
 use crate::route::{self, Route, Target};
@@ -40,7 +40,6 @@ const MAX_BODY: usize = 16 << 20;
 
 pub(crate) struct Shared {
     pub store: RefCell<Store>,
-    pub openapi: OpenApi,
     pub address: String,
     pub log_requests: bool,
 }
@@ -216,9 +215,10 @@ async fn dispatch(shared: &Shared, request: Request<Incoming>) -> Result<Respons
         Route::Resources(group, version) if get => {
             discovery::resources(&kinds, &group, &version).map_or_else(|| not_found(&parts), ok)
         }
-        Route::OpenApiRoot if get => ok(shared.openapi.root.clone()),
+        Route::OpenApiRoot if get => ok(shared.store.borrow().openapi.root.clone()),
         Route::OpenApiDocument(path) if get => {
-            shared.openapi.documents.get(&path).cloned().map_or_else(|| not_found(&parts), ok)
+            let document = shared.store.borrow().openapi.documents.get(&path).cloned();
+            document.map_or_else(|| not_found(&parts), ok)
         }
         Route::Resource(target) => resource(shared, &call, target),
         Route::NotFound => not_found(&parts),

@@ -10,6 +10,8 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use crate::clock;
+use crate::crds;
+use crate::discovery::OpenApi;
 use crate::kinds::Kind;
 use crate::patch::{self, PatchType};
 use crate::schema;
@@ -23,7 +25,11 @@ pub(crate) type Key = (usize, String, String);
 
 pub(crate) struct Store {
     pub kinds: Vec<Kind>,
-    validator: Validator,
+    pub(crate) validator: Validator,
+    /// The CRDs this server can serve (`crds.rs`), as generated, without status.
+    pub(crate) builtin_crds: Vec<Value>,
+    /// Discovery's OpenAPI documents for the kinds served now.
+    pub openapi: OpenApi,
     rv: u64,
     pub(crate) objects: BTreeMap<Key, Value>,
     pub(crate) hub: Hub,
@@ -91,8 +97,24 @@ fn valid_name(name: &str) -> bool {
 }
 
 impl Store {
-    pub fn new(kinds: Vec<Kind>, validator: Validator, crds: Vec<Value>, history: usize) -> Self {
-        let mut store = Self { kinds, validator, rv: 0, objects: BTreeMap::new(), hub: Hub::new(history) };
+    /// A store with the usual namespaces and, when `install_crds`, the CRDs given.
+    pub fn new(
+        kinds: Vec<Kind>,
+        validator: Validator,
+        builtin_crds: Vec<Value>,
+        install_crds: bool,
+        history: usize,
+    ) -> Self {
+        let openapi = OpenApi::new(&kinds, &validator);
+        let mut store = Self {
+            kinds,
+            validator,
+            builtin_crds,
+            openapi,
+            rv: 0,
+            objects: BTreeMap::new(),
+            hub: Hub::new(history),
+        };
         let now = clock::rfc3339(clock::now());
         let crd_kind = store.kind_index("apiextensions.k8s.io", "customresourcedefinitions");
         let namespace_kind = store.kind_index("", "namespaces");
@@ -100,7 +122,21 @@ impl Store {
             json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name},
                    "status": {"phase": "Active"}})
         });
-        let seeds = crds.into_iter().map(|o| (crd_kind, o)).chain(namespaces.map(|o| (namespace_kind, o)));
+        let installed: Vec<Value> = if install_crds {
+            store
+                .builtin_crds
+                .iter()
+                .map(|crd| {
+                    let mut crd = crd.clone();
+                    crd["status"] = crds::status(&crd);
+                    crd
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let seeds =
+            installed.into_iter().map(|o| (crd_kind, o)).chain(namespaces.map(|o| (namespace_kind, o)));
         for (kind, mut object) in seeds {
             let Some(kind) = kind else { continue };
             store.rv += 1;
@@ -113,6 +149,7 @@ impl Store {
             store.hub.record(store.rv, kind, EventType::Added, &object);
             store.objects.insert(key, object);
         }
+        store.sync_served();
         store
     }
 
@@ -162,19 +199,6 @@ impl Store {
             }
             Some(_) => Ok(()),
         }
-    }
-
-    /// The kind a write goes to, unless it is read-only (the CRDs themselves): 405, as the API
-    /// server answers.
-    pub(crate) fn writable(&self, kind: usize, verb: &str) -> Result<Kind, ApiError> {
-        let k = self.kinds[kind].clone();
-        if k.read_only {
-            return Err(ApiError::method_not_allowed(format!(
-                "{verb} is not supported on {}",
-                k.group_resource()
-            )));
-        }
-        Ok(k)
     }
 
     /// The identity checks every write shares: the body is this kind, and names the object and
@@ -227,6 +251,9 @@ impl Store {
         if k.kind == "Secret" {
             fold_string_data(object);
         }
+        if self.is_crd_kind(kind) {
+            self.admit_crd(k, object)?;
+        }
         if !k.custom {
             return Ok(Vec::new());
         }
@@ -257,7 +284,7 @@ impl Store {
         mut object: Value,
         options: &WriteOptions,
     ) -> Result<Written, ApiError> {
-        let k = self.writable(kind, "create")?;
+        let k = self.kinds[kind].clone();
         self.check_identity(kind, namespace, &mut object)?;
         let meta = object.get_mut("metadata").and_then(Value::as_object_mut);
         let Some(meta) = meta else { return Err(ApiError::bad_request("metadata must be an object")) };
@@ -316,6 +343,9 @@ impl Store {
             object["metadata"]["resourceVersion"] = json!(rv.to_string());
             self.hub.record(rv, kind, EventType::Added, &object);
             self.objects.insert(key, object.clone());
+            if self.is_crd_kind(kind) {
+                self.sync_served();
+            }
         }
         Ok(Written { object, created: true, warnings })
     }
@@ -406,7 +436,7 @@ impl Store {
         part: Part,
         options: &WriteOptions,
     ) -> Result<Written, ApiError> {
-        let k = self.writable(kind, "update")?;
+        let k = self.kinds[kind].clone();
         self.check_identity(kind, namespace, &mut object)?;
         let key = self.key(kind, namespace, name);
         let old = self.objects.get(&key).cloned().ok_or_else(|| ApiError::not_found(&k, name))?;

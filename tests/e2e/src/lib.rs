@@ -1,5 +1,6 @@
-//! Harness for end-to-end tests: real `switchboard-gateway` processes on loopback ports, and a
-//! small HTTP client. The operator's parts run in-process until its binary does more than compile.
+//! Harness for end-to-end tests: real `switchboard-gateway` processes on loopback ports, a small
+//! HTTP client, and the cluster the operator tests run against ([`Cluster`]: the in-repo API
+//! server, or the one `KUBECONFIG` names).
 
 #![expect(
     clippy::unwrap_used,
@@ -19,6 +20,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
+
+mod cluster;
+pub use cluster::{Cluster, MANAGED_BY, kubectl_binary};
 
 /// A throwaway directory, removed on drop.
 pub struct TempDir(pub PathBuf);

@@ -1,6 +1,7 @@
 //! The real kubectl (v1.36) against the server: discovery, OpenAPI-driven field validation,
 //! client-side apply (create, then three-way patches), server-side printing with the CRDs'
-//! columns, categories, short names, explain, delete, and refusals that name the field.
+//! columns, categories, short names, explain, delete, refusals that name the field, and
+//! installing and removing the CRDs as the e2e tests do on a real cluster.
 //!
 //! kubectl is found at `$SWITCHBOARD_KUBECTL`, else on `PATH`. Without it these tests fail
 //! (they never pass vacuously) with a message saying how to provision it.
@@ -40,9 +41,13 @@ struct Kubectl {
 
 impl Kubectl {
     fn start() -> Result<Self, Error> {
+        Self::start_with(Options::default())
+    }
+
+    fn start_with(options: Options) -> Result<Self, Error> {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
         let binary = kubectl_binary();
-        let server = ApiServer::start(Options::default())?;
+        let server = ApiServer::start(options)?;
         let unique =
             format!("switchboard-kubectl-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst));
         let home = std::env::temp_dir().join(unique);
@@ -211,5 +216,44 @@ fn kubectl_explains_the_custom_resources() -> Result<(), Error> {
     let explained = k.ok(&["explain", "modelroute.spec.backends.weight"])?;
     assert!(explained.contains("KIND:       ModelRoute"), "{explained}");
     assert!(explained.contains("FIELD: weight <integer>"), "{explained}");
+    Ok(())
+}
+
+#[test]
+fn kubectl_installs_waits_for_and_removes_the_crds() -> Result<(), Error> {
+    let k = Kubectl::start_with(Options { install_crds: false, ..Options::default() })?;
+    let names = "llmproviders.switchboard.dev modelroutes.switchboard.dev ratelimitpolicies.switchboard.dev virtualkeys.switchboard.dev";
+    // Discovery is cached before the kinds exist: kubectl must find them afterwards anyway.
+    assert!(k.ok(&["get", "crd", "-o", "name"])?.is_empty());
+    let none = k.fails(&["get", "modelroutes", "-A"])?;
+    assert!(none.contains("the server doesn't have a resource type \"modelroutes\""), "{none}");
+
+    let applied =
+        k.ok(&["apply", "--server-side", "--field-manager", "switchboard-e2e", "-f", "crds/yaml/"])?;
+    assert_eq!(applied.lines().filter(|l| l.ends_with(" serverside-applied")).count(), 4, "{applied}");
+    let crds: Vec<String> = names.split(' ').map(|n| format!("crd/{n}")).collect();
+    let mut wait = vec!["wait", "--for", "condition=Established", "--timeout", "20s"];
+    wait.extend(crds.iter().map(String::as_str));
+    let waited = k.ok(&wait)?;
+    assert_eq!(waited.lines().filter(|l| l.ends_with(" condition met")).count(), 4, "{waited}");
+    let listed = k.ok(&["get", "crd", "-o", "jsonpath={.items[*].metadata.name}"])?;
+    assert_eq!(listed, names);
+    // Applied again (another run of the tests): nothing changes.
+    k.ok(&["apply", "--server-side", "--field-manager", "switchboard-e2e", "-f", "crds/yaml/"])?;
+
+    let examples = k.ok(&["apply", "-f", "examples/kubernetes/"])?;
+    assert!(examples.contains("modelroute.switchboard.dev/chat created"), "{examples}");
+    // A namespace deleted without waiting (how the e2e tests clean up) takes its objects along.
+    k.ok(&["delete", "namespace", "switchboard-demo", "--wait=false"])?;
+    let gone = k.fails(&["get", "namespace", "switchboard-demo"])?;
+    assert!(gone.contains("not found"), "{gone}");
+    k.ok(&["apply", "-f", "examples/kubernetes/"])?;
+    // Deleting the CRDs deletes every object of their kinds.
+    let deleted = k.ok(&["delete", "-f", "crds/yaml/"])?;
+    assert_eq!(deleted.lines().filter(|l| l.ends_with(" deleted")).count(), 4, "{deleted}");
+    // (kubectl's cached discovery still knows the kind: the server says it is gone.)
+    let left = k.fails(&["get", "modelroutes", "-A"])?;
+    assert!(left.contains("the server could not find the requested resource"), "{left}");
+    assert!(k.ok(&["get", "secrets", "-n", "switchboard-demo", "-o", "name"])?.contains("secret/"));
     Ok(())
 }

@@ -3,6 +3,7 @@
 //! binary for all of it, so kube links once.
 
 mod common;
+mod crds;
 mod crud;
 mod kubectl;
 mod lease;
