@@ -1,7 +1,8 @@
 //! `kubectl apply` → the API server → the real `switchboard-operator` binary → real gateway
 //! replicas: the examples serve through every replica with the key the operator generated,
 //! `kubectl get` shows Programmed once every replica acked, an invalid object says why while the
-//! rest keeps serving, and a deleted route is gone from every replica.
+//! rest keeps serving, and a deleted route is gone from every replica; leader failover, a fleet
+//! that outlives both operators, and generations that never go backwards.
 //!
 //! The API server is the in-repo one, or the cluster `KUBECONFIG` names (`Cluster`): then every
 //! test works in namespaces of its own and scopes its operators to them.
@@ -33,6 +34,18 @@ impl Operator {
     /// Starts `switchboard-operator run` for the objects in `namespace` (every namespace on the
     /// in-repo server); it prints `listening stream=ADDR` once it leads.
     fn start(cluster: &Cluster, namespace: &str, dir: &Path, identity: &str, listen: &str) -> Operator {
+        Operator::start_with(cluster, namespace, dir, identity, listen, &[])
+    }
+
+    /// As [`Operator::start`], with more flags.
+    fn start_with(
+        cluster: &Cluster,
+        namespace: &str,
+        dir: &Path,
+        identity: &str,
+        listen: &str,
+        extra: &[&str],
+    ) -> Operator {
         let log = dir.join(format!("{identity}.log"));
         // A 4 s Lease: short, as the failover test waits for it to expire, but long enough that a
         // leader starved of CPU (tests in parallel on a small machine) or slowed by a real
@@ -42,6 +55,9 @@ impl Operator {
             .args(["run", "--stream-listen", listen, "--stream-insecure", "--identity", identity])
             .args(["--lease-duration", "4", "--admin-listen", "127.0.0.1:0"])
             .args(cluster.operator_scope(namespace))
+            // A short grace period, so the test that stops a replica sees it leave the counts.
+            .args(["--replica-grace", "2"])
+            .args(extra)
             .env("KUBECONFIG", cluster.kubeconfig())
             .env_remove("POD_NAME")
             .env_remove("POD_NAMESPACE")
@@ -202,6 +218,30 @@ async fn kubectl_apply_reaches_every_replica_and_kubectl_get_tells_the_truth() {
         .await;
         assert!(gone, "{}", operator.log());
     }
+
+    // A replica that stops still counts, named, for the grace period (2 s here), then leaves
+    // the count; its series leave /metrics with it.
+    let metrics = operator.admin("/metrics").await.1;
+    for replica in ["gw-0", "gw-1"] {
+        let series = format!("switchboard_operator_push_latency_seconds_count{{replica=\"{replica}\"}} ");
+        let acked = metrics.lines().find_map(|l| l.strip_prefix(&series)).unwrap_or("0");
+        assert_ne!(acked, "0", "push latency of {replica} in\n{metrics}");
+        assert!(
+            metrics
+                .contains(&format!("switchboard_operator_stream_sent_bytes_total{{replica=\"{replica}\"}} "))
+        );
+    }
+    let mut replicas = replicas;
+    drop(replicas.pop());
+    let message = || condition(&cluster, &ns, "llmprovider/mock", "Programmed", "message");
+    let counted = eventually(patience, async || message().contains("(gw-1 disconnected")).await;
+    assert!(counted, "{}", message());
+    assert!(message().starts_with("2/2 replicas at generation"), "{}", message());
+    let left = eventually(patience, async || message().starts_with("1/1 replicas at generation")).await;
+    assert!(left, "{}", message());
+    let metrics = operator.admin("/metrics").await.1;
+    assert!(!metrics.contains("replica=\"gw-1\""), "{metrics}");
+    assert!(metrics.lines().any(|l| l == "switchboard_operator_replicas_connected 1"), "{metrics}");
 }
 
 /// Applies a Secret holding `key` and a VirtualKey `late` on it, allowed the `mock` model.
@@ -255,23 +295,63 @@ fn candidates_address() -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_standby_takes_over_when_the_leader_dies_and_pushes_the_next_change() {
+async fn the_standby_takes_over_and_the_fleet_outlives_both_operators() {
     let mut cluster = Cluster::start();
     let ns = cluster.namespace("switchboard-demo");
     let patience = cluster.patience(Duration::from_secs(20));
     cluster.apply_examples(&ns);
     // Both candidates use one address, as both sit behind one Service: only the leader listens.
+    // Replicas must present the stream token (plain text here; TLS is tests/e2e/tests/stream.rs).
     let listen = candidates_address();
     let dir = TempDir::new();
-    let mut first = Operator::start(&cluster, &ns, &dir.0, "op-a", &listen);
+    let token = dir.0.join("token");
+    std::fs::write(&token, "stream-token-0123456789\n").unwrap();
+    let token = token.to_str().unwrap();
+    let operator = |identity: &str| {
+        Operator::start_with(&cluster, &ns, &dir.0, identity, &listen, &["--stream-token-file", token])
+    };
+    let mut first = operator("op-a");
     let stream = first.leading(patience).unwrap_or_else(|| panic!("{}", first.log()));
-    let second = Operator::start(&cluster, &ns, &dir.0, "op-b", &listen);
+    let mut second = operator("op-b");
     let standing_by = eventually(patience, async || second.log().contains("standing by")).await;
     assert!(standing_by, "{}", second.log());
 
-    let gateway = Gateway::start(&["--operator", &stream, "--operator-insecure", "--replica-name", "gw"]);
+    // Three replicas; the third keeps its snapshot on disk.
+    let cache = dir.0.join("gw-2.snapshot.json");
+    let replica = |name: &str, extra: &[&str]| {
+        let mut args = vec!["--operator", &stream, "--operator-insecure", "--operator-token-file", token];
+        args.extend(["--replica-name", name]);
+        args.extend(extra);
+        Gateway::start(&args)
+    };
+    let cache_flag = ["--snapshot-cache", cache.to_str().unwrap()];
+    let mut fleet = vec![replica("gw-0", &[]), replica("gw-1", &[]), replica("gw-2", &cache_flag)];
     let key = generated_key(&cluster, &ns).await.unwrap_or_else(|| panic!("{}", first.log()));
-    assert!(eventually(patience, async || chat(&gateway, &key, "mock").await == 200).await);
+    for gateway in &fleet {
+        assert!(
+            eventually(patience, async || chat(gateway, &key, "mock").await == 200).await,
+            "{}",
+            gateway.log()
+        );
+    }
+
+    // A wrong stream credential is refused: that replica gets nothing to serve.
+    let wrong = dir.0.join("wrong-token");
+    std::fs::write(&wrong, "not-the-token").unwrap();
+    let intruder = Gateway::start(&[
+        "--operator",
+        &stream,
+        "--operator-insecure",
+        "--operator-token-file",
+        wrong.to_str().unwrap(),
+        "--replica-name",
+        "intruder",
+    ]);
+    let refused =
+        eventually(patience, async || intruder.log().contains("the operator refused our stream token")).await;
+    assert!(refused, "{}", intruder.log());
+    assert_eq!(chat(&intruder, &key, "mock").await, 503);
+    assert!(!intruder.ready().await);
 
     // The leader dies without releasing its Lease: the standby waits for it to expire.
     first.kill();
@@ -288,13 +368,72 @@ async fn the_standby_takes_over_when_the_leader_dies_and_pushes_the_next_change(
     ]);
     assert_eq!(holder, "op-b");
 
-    // The new leader pushes the next change; the replica kept serving meanwhile.
-    assert_eq!(chat(&gateway, &key, "mock").await, 200);
+    // The new leader pushes the next change to every replica; they kept serving meanwhile.
+    for gateway in &fleet {
+        assert_eq!(chat(gateway, &key, "mock").await, 200);
+    }
     apply_virtual_key(&cluster, &ns, "sk-after-failover-0123456789");
-    let pushed =
-        eventually(patience, async || chat(&gateway, "sk-after-failover-0123456789", "mock").await == 200)
-            .await;
-    assert!(pushed, "{}\n{}", second.log(), gateway.log());
+    for gateway in &fleet {
+        let pushed =
+            eventually(patience, async || chat(gateway, "sk-after-failover-0123456789", "mock").await == 200)
+                .await;
+        assert!(pushed, "{}\n{}", second.log(), gateway.log());
+    }
+
+    // Both operators dead: every replica keeps serving what it has.
+    second.kill();
+    let disconnected = eventually(patience, async || {
+        let mut all = true;
+        for gateway in &fleet {
+            all &= gateway.metric("switchboard_operator_connected").await == 0.0;
+        }
+        all
+    })
+    .await;
+    assert!(disconnected);
+    for gateway in &fleet {
+        assert_eq!(chat(gateway, "sk-after-failover-0123456789", "mock").await, 200, "{}", gateway.log());
+    }
+
+    // A replica restarted while no operator answers serves its persisted snapshot.
+    drop(fleet.pop());
+    let restarted = replica("gw-2", &cache_flag);
+    assert!(restarted.ready().await, "{}", restarted.log());
+    assert_eq!(chat(&restarted, "sk-after-failover-0123456789", "mock").await, 200, "{}", restarted.log());
+    assert_eq!(chat(&restarted, &key, "mock").await, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_serving_a_higher_generation_gets_the_next_one_numbered_above_it() {
+    let mut cluster = Cluster::start();
+    let ns = cluster.namespace("switchboard-demo");
+    let patience = cluster.patience(Duration::from_secs(20));
+    cluster.apply_examples(&ns);
+    let dir = TempDir::new();
+    // A replica whose cached snapshot (from another operator, whose clock ran far ahead) has a
+    // generation above anything this operator's clock gives.
+    let far_ahead: u64 = 9_000_000_000_000;
+    let cache = dir.0.join("cache.json");
+    std::fs::write(&cache, format!(r#"{{"version":2,"generation":{far_ahead}}}"#)).unwrap();
+    let operator = Operator::start(&cluster, &ns, &dir.0, "op-0", "127.0.0.1:0");
+    let stream = operator.leading(patience).unwrap_or_else(|| panic!("{}", operator.log()));
+    let gateway = Gateway::start(&[
+        "--operator",
+        &stream,
+        "--operator-insecure",
+        "--replica-name",
+        "gw",
+        "--snapshot-cache",
+        cache.to_str().unwrap(),
+    ]);
+    let key = generated_key(&cluster, &ns).await.unwrap_or_else(|| panic!("{}", operator.log()));
+    let served = eventually(patience, async || chat(&gateway, &key, "mock").await == 200).await;
+    assert!(served, "{}\n{}", operator.log(), gateway.log());
+    let generation = gateway.metric("switchboard_config_generation").await;
+    assert!(generation > far_ahead as f64, "{generation}");
+    // Never offered the older snapshot, so never refused one.
+    assert!(!gateway.log().contains("refus"), "{}", gateway.log());
+    assert!(operator.admin("/metrics").await.1.contains("switchboard_operator_nacks_total 0"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
