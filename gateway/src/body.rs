@@ -6,7 +6,7 @@
 
 use crate::metrics::Completion;
 use crate::upstream::MockStream;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use std::convert::Infallible;
@@ -14,9 +14,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
-use switchboard_llm::Usage;
-use switchboard_llm::sse::EventSplitter;
-use switchboard_llm::stream::StreamTranslator;
+use switchboard_llm::sse::{EventSplitter, EventTooLarge};
+use switchboard_llm::stream::{StreamFailure, StreamTranslator, join};
 use tokio::time::Sleep;
 
 pub struct GatewayBody {
@@ -26,8 +25,8 @@ pub struct GatewayBody {
 
 enum Kind {
     Full(Option<Bytes>),
-    Relay(SseRelay),
-    Mock(MockStream),
+    /// Boxed: a relay is ten times the size of a full body, and most replies are full.
+    Relay(Box<SseRelay>),
 }
 
 impl GatewayBody {
@@ -36,11 +35,7 @@ impl GatewayBody {
     }
 
     pub fn relay(relay: SseRelay) -> Self {
-        GatewayBody { kind: Kind::Relay(relay), completion: None }
-    }
-
-    pub fn mock(stream: MockStream) -> Self {
-        GatewayBody { kind: Kind::Mock(stream), completion: None }
+        GatewayBody { kind: Kind::Relay(Box::new(relay)), completion: None }
     }
 
     pub fn attach(&mut self, completion: Completion) {
@@ -60,7 +55,6 @@ impl Body for GatewayBody {
         let next = match &mut this.kind {
             Kind::Full(bytes) => bytes.take(),
             Kind::Relay(relay) => ready!(relay.poll_event(cx, this.completion.as_mut())),
-            Kind::Mock(stream) => ready!(stream.poll_event(cx, this.completion.as_mut())),
         };
         if next.is_none()
             && let Some(completion) = &mut this.completion
@@ -94,6 +88,26 @@ impl Drop for GatewayBody {
     }
 }
 
+/// Where a relayed stream's bytes come from.
+pub enum Source {
+    /// An HTTP upstream's response body.
+    Http(Incoming),
+    /// The built-in mock, which writes what an OpenAI upstream would.
+    Mock(MockStream),
+}
+
+impl Source {
+    /// The next piece of bytes (`Ok(None)`: a frame without data, such as trailers).
+    fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Option<Bytes>, hyper::Error>>> {
+        match self {
+            Source::Http(body) => Pin::new(body)
+                .poll_frame(cx)
+                .map(|frame| frame.map(|frame| frame.map(|frame| frame.into_data().ok()))),
+            Source::Mock(stream) => stream.poll_event(cx).map(|event| event.map(|bytes| Ok(Some(bytes)))),
+        }
+    }
+}
+
 /// Drives a [`StreamTranslator`] over an upstream event stream: the only code that reads an
 /// upstream body. It splits bytes into SSE events (holding at most one incomplete event),
 /// translates each, and sends what one upstream chunk produced as one frame, at once.
@@ -101,7 +115,7 @@ impl Drop for GatewayBody {
 /// A stream that goes silent for longer than `idle_timeout` is ended with an error event: a hung
 /// upstream must not hold a client (and a connection) forever.
 pub struct SseRelay {
-    upstream: Incoming,
+    upstream: Source,
     splitter: EventSplitter,
     translator: Box<dyn StreamTranslator>,
     /// Reused output buffer, so steady-state streaming does not allocate per chunk.
@@ -112,7 +126,7 @@ pub struct SseRelay {
 }
 
 impl SseRelay {
-    pub fn new(upstream: Incoming, translator: Box<dyn StreamTranslator>, idle_timeout: Duration) -> Self {
+    pub fn new(upstream: Source, translator: Box<dyn StreamTranslator>, idle_timeout: Duration) -> Self {
         SseRelay {
             upstream,
             splitter: EventSplitter::default(),
@@ -133,64 +147,52 @@ impl SseRelay {
             if self.done {
                 return Poll::Ready(None);
             }
-            let frame = match Pin::new(&mut self.upstream).poll_frame(cx) {
+            let frame = match self.upstream.poll_chunk(cx) {
                 Poll::Ready(frame) => frame,
                 Poll::Pending => {
                     ready!(self.idle.as_mut().poll(cx));
-                    self.done = true;
                     tracing::warn!(idle_ms = self.idle_timeout.as_millis() as u64, "upstream stream stalled");
-                    return Poll::Ready(Some(error_event("the upstream stream stalled")));
+                    self.fail(StreamFailure::Stalled);
+                    return Poll::Ready(join(&mut self.out));
                 }
             };
             self.idle.as_mut().reset(tokio::time::Instant::now() + self.idle_timeout);
-            let mut usage = Usage::default();
             match frame {
-                Some(Ok(frame)) => {
-                    let Ok(chunk) = frame.into_data() else { continue };
-                    let Ok(events) = self.splitter.push(&chunk) else {
-                        self.done = true;
-                        return Poll::Ready(Some(error_event("an upstream event exceeded the size limit")));
-                    };
-                    for event in events {
-                        self.translator.event(event, &mut usage, &mut self.out);
+                Some(Ok(None)) => continue,
+                Some(Ok(Some(chunk))) => match self.splitter.push(&chunk) {
+                    Ok(events) => {
+                        for event in events {
+                            self.translator.event(event, &mut self.out);
+                        }
                     }
-                }
+                    Err(EventTooLarge) => self.fail(StreamFailure::EventTooLarge),
+                },
                 Some(Err(err)) => {
-                    // The status line is long gone; tell the client in-band, as OpenAI does.
-                    self.done = true;
+                    // The status line is long gone; the client is told in-band, in its dialect.
                     tracing::warn!(error = %err, "upstream stream broke off");
-                    self.out.push(error_event("the upstream stream broke off"));
+                    self.fail(StreamFailure::BrokenOff);
                 }
                 None => {
                     self.done = true;
                     // An unterminated last event is still an event.
                     if let Some(rest) = self.splitter.finish() {
-                        self.translator.event(rest, &mut usage, &mut self.out);
+                        self.translator.event(rest, &mut self.out);
                     }
                     self.translator.end(&mut self.out);
                 }
             }
+            // A running total: set, never added (the translator keeps it).
             if let Some(completion) = completion.as_deref_mut() {
-                completion.add_usage(usage);
+                completion.set_usage(self.translator.usage());
             }
-            match self.out.len() {
-                0 => continue,
-                1 => return Poll::Ready(self.out.pop()),
-                _ => {
-                    let mut joined = BytesMut::with_capacity(self.out.iter().map(Bytes::len).sum());
-                    self.out.drain(..).for_each(|event| joined.extend_from_slice(&event));
-                    return Poll::Ready(Some(joined.freeze()));
-                }
+            if let Some(frame) = join(&mut self.out) {
+                return Poll::Ready(Some(frame));
             }
         }
     }
-}
 
-fn error_event(message: &str) -> Bytes {
-    let body = crate::error::envelope(message, "server_error", None, Some("upstream_stream_error"));
-    let mut event = BytesMut::with_capacity(body.len() + 8);
-    event.extend_from_slice(b"data: ");
-    event.extend_from_slice(&body);
-    event.extend_from_slice(b"\n\n");
-    event.freeze()
+    fn fail(&mut self, failure: StreamFailure) {
+        self.done = true;
+        self.translator.fail(failure, &mut self.out);
+    }
 }

@@ -6,7 +6,6 @@
 
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
-use serde::Serialize;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -345,23 +344,8 @@ impl UpstreamMessage {
     }
 }
 
-/// Renders the OpenAI error envelope.
-pub fn envelope(message: &str, kind: &str, param: Option<&str>, code: Option<&str>) -> Bytes {
-    #[derive(Serialize)]
-    struct Envelope<'a> {
-        error: Inner<'a>,
-    }
-    #[derive(Serialize)]
-    struct Inner<'a> {
-        message: &'a str,
-        #[serde(rename = "type")]
-        kind: &'a str,
-        param: Option<&'a str>,
-        code: Option<&'a str>,
-    }
-    let value = Envelope { error: Inner { message, kind, param, code } };
-    Bytes::from(serde_json::to_vec(&value).unwrap_or_default())
-}
+/// OpenAI's error envelope, defined with the rest of its wire format.
+pub use switchboard_llm::openai::error_envelope as envelope;
 
 #[cfg(test)]
 mod tests {

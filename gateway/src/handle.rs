@@ -119,11 +119,10 @@ fn respond(
     completion.set_provider(provider);
     let (body, content_type) = match reply {
         Reply::Full { body, usage } => {
-            completion.add_usage(usage);
+            completion.set_usage(usage);
             (GatewayBody::full(body), APPLICATION_JSON.clone())
         }
         Reply::Stream(relay) => (GatewayBody::relay(relay), HeaderValue::from_static("text/event-stream")),
-        Reply::Mock(stream) => (GatewayBody::mock(stream), HeaderValue::from_static("text/event-stream")),
     };
     let streaming = content_type != APPLICATION_JSON;
     let mut response = Response::new(body);

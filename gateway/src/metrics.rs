@@ -41,11 +41,11 @@ impl RouteMetrics {
         let bucket = LATENCY_BOUNDS.iter().position(|&b| secs <= b).unwrap_or(LATENCY_BOUNDS.len());
         self.latency_buckets[bucket].fetch_add(1, Relaxed);
         self.latency_sum_micros.fetch_add(elapsed.as_micros() as u64, Relaxed);
-        if usage.prompt_tokens > 0 {
-            self.tokens_in.fetch_add(usage.prompt_tokens, Relaxed);
+        if usage.input > 0 {
+            self.tokens_in.fetch_add(usage.input, Relaxed);
         }
-        if usage.completion_tokens > 0 {
-            self.tokens_out.fetch_add(usage.completion_tokens, Relaxed);
+        if usage.output > 0 {
+            self.tokens_out.fetch_add(usage.output, Relaxed);
         }
         if aborted {
             self.streams_aborted.fetch_add(1, Relaxed);
@@ -448,9 +448,9 @@ impl Completion {
         self.status = status;
     }
 
-    pub fn add_usage(&mut self, usage: Usage) {
-        self.usage.prompt_tokens += usage.prompt_tokens;
-        self.usage.completion_tokens += usage.completion_tokens;
+    /// Records the request's usage so far (a running total: it replaces what was set before).
+    pub fn set_usage(&mut self, usage: Usage) {
+        self.usage = usage;
     }
 
     /// The body reached its end; anything else at drop time means the client went away.
@@ -476,8 +476,8 @@ impl Drop for Completion {
                 provider = %log.provider.as_deref().unwrap_or("-"),
                 status,
                 duration_ms = elapsed.as_secs_f64() * 1000.0,
-                tokens_in = self.usage.prompt_tokens,
-                tokens_out = self.usage.completion_tokens,
+                tokens_in = self.usage.input,
+                tokens_out = self.usage.output,
                 "access"
             );
         }

@@ -69,6 +69,8 @@ routes:
     backends: [{{ provider: primary, model: embed-upstream }}]
   - model: plain-stream
     backends: [{{ provider: no-stream-options }}]
+  - model: continuous-usage
+    backends: [{{ provider: primary }}]
   - model: weighted
     backends:
       - {{ provider: primary, model: a, weight: 3 }}
@@ -164,6 +166,24 @@ async fn streams_count_usage_and_strip_it_unless_asked() {
     let response = ask(&gateway, "plain-stream", r#","stream":true"#).await;
     assert_eq!(sse_data(&response.text()).last().unwrap(), "[DONE]");
     assert!(mock.last_request().unwrap().body.get("stream_options").is_none());
+}
+
+#[tokio::test]
+async fn usage_repeated_as_a_running_total_on_every_chunk_is_counted_once() {
+    // vLLM's `continuous_usage_stats`: each chunk carries the total so far. The prompt has 2
+    // words ("hi there"), the reply 5 ("mock reply to: hi there"): 2 in and 5 out, however many
+    // chunks repeat the total (summing them would count 14 in).
+    let mock = upstream().await;
+    let gateway = Gateway::start(Some(&config(&mock.base_url())), &[]);
+    let response = ask(&gateway, "continuous-usage", r#","stream":true"#).await;
+    let events = sse_data(&response.text());
+    assert!(events.len() > 4, "{events:?}");
+    assert!(events[1].contains(r#""usage":{"prompt_tokens""#), "the upstream repeats usage: {events:?}");
+    let series = |direction: &str| {
+        format!(r#"switchboard_tokens_total{{route="continuous-usage",direction="{direction}"}}"#)
+    };
+    let tokens = (gateway.metric(&series("in")).await, gateway.metric(&series("out")).await);
+    assert_eq!(tokens, (2.0, 5.0));
 }
 
 #[tokio::test]

@@ -4,7 +4,8 @@
 //! here is carried verbatim in the [`RawObject`].
 
 use crate::raw::{RawObject, RawObjectError, null, raw_string};
-use serde::Deserialize;
+use bytes::{Bytes, BytesMut};
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 /// A client request that the gateway could not accept, with the offending parameter.
@@ -80,6 +81,37 @@ impl<'a> ModelRequest<'a> {
         }
         Ok(body.to_vec())
     }
+}
+
+/// OpenAI's error envelope: `{"error":{"message","type","param","code"}}`.
+/// <https://platform.openai.com/docs/guides/error-codes>
+pub fn error_envelope(message: &str, kind: &str, param: Option<&str>, code: Option<&str>) -> Bytes {
+    #[derive(Serialize)]
+    struct Envelope<'a> {
+        error: Inner<'a>,
+    }
+    #[derive(Serialize)]
+    struct Inner<'a> {
+        message: &'a str,
+        #[serde(rename = "type")]
+        kind: &'a str,
+        param: Option<&'a str>,
+        code: Option<&'a str>,
+    }
+    let value = Envelope { error: Inner { message, kind, param, code } };
+    // Strings only: serialization cannot fail.
+    Bytes::from(serde_json::to_vec(&value).unwrap_or_default())
+}
+
+/// An error inside an OpenAI event stream, once the status line is gone: one `data:` event with
+/// the error envelope, as OpenAI's own streams end on a server error.
+pub fn stream_error_event(message: &str, code: &str) -> Bytes {
+    let body = error_envelope(message, "server_error", None, Some(code));
+    let mut event = BytesMut::with_capacity(body.len() + 8);
+    event.extend_from_slice(b"data: ");
+    event.extend_from_slice(&body);
+    event.extend_from_slice(b"\n\n");
+    event.freeze()
 }
 
 #[derive(Deserialize)]

@@ -1,55 +1,110 @@
 //! Stream translation: a pure state machine per (upstream dialect → client API) pair.
 //!
-//! The gateway's body adapter splits the upstream byte stream into SSE events and hands each
-//! complete event to a [`StreamTranslator`], which decides what the client receives and reports
-//! usage. No sockets here, so every translator is tested by feeding it recorded events.
+//! The gateway's relay splits the upstream byte stream into frames (SSE events) and hands each
+//! complete one to a [`StreamTranslator`], which decides what the client receives and keeps the
+//! usage reported so far. The relay also tells it how the stream ended, cleanly ([`end`]) or not
+//! ([`fail`]), so the translator, which knows the client's dialect, writes the closing or error
+//! events: one place per dialect. No sockets here: every translator is tested by feeding it
+//! recorded events.
+//!
+//! [`end`]: StreamTranslator::end
+//! [`fail`]: StreamTranslator::fail
 
 use crate::Usage;
 use crate::sse::event_data;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
-/// Turns upstream SSE events into client SSE events.
+/// Why a stream ended before its upstream finished it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamFailure {
+    /// The upstream connection broke off.
+    BrokenOff,
+    /// Nothing arrived for longer than the provider's timeout.
+    Stalled,
+    /// One event was larger than the relay accepts.
+    EventTooLarge,
+}
+
+impl StreamFailure {
+    /// What the client is told (no upstream detail: it may name internal hosts).
+    pub fn message(self) -> &'static str {
+        match self {
+            StreamFailure::BrokenOff => "the upstream stream broke off",
+            StreamFailure::Stalled => "the upstream stream stalled",
+            StreamFailure::EventTooLarge => "an upstream event exceeded the size limit",
+        }
+    }
+}
+
+/// Turns upstream frames into client events.
 pub trait StreamTranslator: Send {
-    /// One complete upstream event (with its terminating blank line) in; the events for the
-    /// client appended to `out` (none, one, or several). Usage the event reports is added to
-    /// `usage`.
-    fn event(&mut self, event: Bytes, usage: &mut Usage, out: &mut Vec<Bytes>);
+    /// One complete upstream frame in; the events for the client appended to `out` (none, one or
+    /// several).
+    fn event(&mut self, frame: Bytes, out: &mut Vec<Bytes>);
 
     /// The upstream stream ended cleanly; anything still owed to the client goes to `out`.
     fn end(&mut self, _out: &mut Vec<Bytes>) {}
+
+    /// The stream cannot go on; the client is told in its own dialect, in `out`.
+    fn fail(&mut self, failure: StreamFailure, out: &mut Vec<Bytes>);
+
+    /// Usage reported so far: a running total, replaced by every report (never summed twice).
+    fn usage(&self) -> Usage;
 }
 
 /// OpenAI-format upstream to an OpenAI-format client: events pass through byte for byte.
 ///
 /// The gateway always asks OpenAI-compatible upstreams for usage
 /// (`stream_options.include_usage`), which adds a final chunk with `choices: []` and the usage.
-/// When the client did not ask for it, that chunk is dropped here after its usage is counted,
+/// When the client did not ask for it, that chunk is dropped here after its usage is read,
 /// so the client receives exactly the stream it requested.
 #[derive(Debug)]
 pub struct OpenAiPassthrough {
     strip_usage_chunk: bool,
+    usage: Usage,
 }
 
 impl OpenAiPassthrough {
     pub fn new(strip_usage_chunk: bool) -> Self {
-        OpenAiPassthrough { strip_usage_chunk }
+        OpenAiPassthrough { strip_usage_chunk, usage: Usage::default() }
     }
 }
 
 impl StreamTranslator for OpenAiPassthrough {
-    fn event(&mut self, event: Bytes, usage: &mut Usage, out: &mut Vec<Bytes>) {
+    fn event(&mut self, event: Bytes, out: &mut Vec<Bytes>) {
         // Only events that can carry usage are parsed; the rest are forwarded untouched.
         if memchr::memmem::find(&event, b"\"usage\"").is_some()
             && let Some(data) = event_data(&event)
-            && let Some((reported, usage_only)) = Usage::from_chunk(&data)
+            && let Some((reported, usage_only)) = Usage::from_openai_chunk(&data)
         {
-            usage.prompt_tokens += reported.prompt_tokens;
-            usage.completion_tokens += reported.completion_tokens;
+            // A running total (vLLM's continuous usage stats repeat it on every chunk).
+            self.usage = reported;
             if usage_only && self.strip_usage_chunk {
                 return;
             }
         }
         out.push(event);
+    }
+
+    fn fail(&mut self, failure: StreamFailure, out: &mut Vec<Bytes>) {
+        out.push(crate::openai::stream_error_event(failure.message(), "upstream_stream_error"));
+    }
+
+    fn usage(&self) -> Usage {
+        self.usage
+    }
+}
+
+/// Joins events into one frame (what one upstream chunk produced goes out as one write).
+pub fn join(events: &mut Vec<Bytes>) -> Option<Bytes> {
+    match events.len() {
+        0 => None,
+        1 => events.pop(),
+        _ => {
+            let mut joined = BytesMut::with_capacity(events.iter().map(Bytes::len).sum());
+            events.drain(..).for_each(|event| joined.extend_from_slice(&event));
+            Some(joined.freeze())
+        }
     }
 }
 
@@ -66,39 +121,66 @@ mod tests {
         "data: [DONE]\n\n",
     ];
 
-    fn run(translator: &mut dyn StreamTranslator) -> (Vec<String>, Usage) {
-        let mut usage = Usage::default();
+    fn run(translator: &mut dyn StreamTranslator, events: &[&'static str]) -> Vec<String> {
         let mut out = Vec::new();
-        for event in RECORDED {
-            translator.event(Bytes::from_static(event.as_bytes()), &mut usage, &mut out);
+        for event in events {
+            translator.event(Bytes::from_static(event.as_bytes()), &mut out);
         }
         translator.end(&mut out);
-        (out.iter().map(|b| String::from_utf8(b.to_vec()).unwrap()).collect(), usage)
+        out.iter().map(|b| String::from_utf8(b.to_vec()).unwrap()).collect()
     }
 
     #[test]
     fn strips_the_usage_chunk_the_client_did_not_ask_for() {
-        let (out, usage) = run(&mut OpenAiPassthrough::new(true));
+        let mut translator = OpenAiPassthrough::new(true);
+        let out = run(&mut translator, &RECORDED);
         let expected: Vec<&str> =
             RECORDED.iter().copied().filter(|e| !e.contains("\"choices\":[]")).collect();
         assert_eq!(out, expected);
-        assert_eq!(usage, Usage { prompt_tokens: 7, completion_tokens: 1 });
+        assert_eq!(translator.usage(), Usage { input: 7, output: 1, ..Usage::default() });
     }
 
     #[test]
     fn keeps_every_event_byte_for_byte_when_usage_was_asked_for() {
-        let (out, usage) = run(&mut OpenAiPassthrough::new(false));
-        assert_eq!(out, RECORDED);
-        assert_eq!(usage.total(), 8);
+        let mut translator = OpenAiPassthrough::new(false);
+        assert_eq!(run(&mut translator, &RECORDED), RECORDED);
+        assert_eq!(translator.usage().total(), 8);
     }
 
     #[test]
-    fn usage_inside_a_content_chunk_is_counted_and_kept() {
-        // Some servers (vLLM with continuous usage stats) report usage on content chunks.
-        let event = "data: {\"choices\":[{\"delta\":{\"content\":\"x\"}}],\"usage\":{\"prompt_tokens\":2,\"completion_tokens\":3}}\n\n";
-        let (mut usage, mut out) = (Usage::default(), Vec::new());
-        OpenAiPassthrough::new(true).event(Bytes::from_static(event.as_bytes()), &mut usage, &mut out);
-        assert_eq!(out.len(), 1);
-        assert_eq!(usage.total(), 5);
+    fn cumulative_usage_on_every_chunk_is_set_not_summed() {
+        // vLLM with `continuous_usage_stats`: every chunk carries the running total. The real
+        // usage of this stream is 10 in, 4 out (summing the chunks would give 50 in, 14 out).
+        const VLLM: [&str; 6] = [
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}],\"usage\":{\"prompt_tokens\":10,\"completion_tokens\":0,\"total_tokens\":10}}\n\n",
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"}}],\"usage\":{\"prompt_tokens\":10,\"completion_tokens\":1,\"total_tokens\":11}}\n\n",
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"b\"}}],\"usage\":{\"prompt_tokens\":10,\"completion_tokens\":2,\"total_tokens\":12}}\n\n",
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"c\"}}],\"usage\":{\"prompt_tokens\":10,\"completion_tokens\":3,\"total_tokens\":13}}\n\n",
+            "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":10,\"completion_tokens\":4,\"total_tokens\":14}}\n\n",
+            "data: [DONE]\n\n",
+        ];
+        let mut translator = OpenAiPassthrough::new(true);
+        let out = run(&mut translator, &VLLM);
+        assert_eq!(out.len(), 6, "content chunks carrying usage are kept");
+        assert_eq!(translator.usage(), Usage { input: 10, output: 4, ..Usage::default() });
+    }
+
+    #[test]
+    fn a_failure_becomes_an_openai_error_event() {
+        let mut out = Vec::new();
+        OpenAiPassthrough::new(true).fail(StreamFailure::Stalled, &mut out);
+        let event = String::from_utf8(out[0].to_vec()).unwrap();
+        assert_eq!(
+            event,
+            "data: {\"error\":{\"message\":\"the upstream stream stalled\",\"type\":\"server_error\",\"param\":null,\"code\":\"upstream_stream_error\"}}\n\n"
+        );
+    }
+
+    #[test]
+    fn events_of_one_chunk_go_out_as_one_frame() {
+        let mut events = vec![Bytes::from_static(b"a"), Bytes::from_static(b"b")];
+        assert_eq!(join(&mut events), Some(Bytes::from_static(b"ab")));
+        assert!(events.is_empty());
+        assert_eq!(join(&mut events), None);
     }
 }

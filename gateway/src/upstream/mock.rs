@@ -6,8 +6,8 @@
 //! tests use it; the README's first command serves it.
 
 use super::{Call, Endpoint, Provider, Reply};
+use crate::body::{Source, SseRelay};
 use crate::error::UpstreamError;
-use crate::metrics::Completion;
 use bytes::Bytes;
 use serde::Serialize;
 use std::pin::Pin;
@@ -18,6 +18,7 @@ use std::time::Duration;
 use switchboard_config::MockProviderConfig;
 use switchboard_llm::Usage;
 use switchboard_llm::openai::{ModelRequest, RequestError, embedding_inputs, messages_text};
+use switchboard_llm::stream::OpenAiPassthrough;
 use tokio::time::Sleep;
 
 pub struct MockProvider {
@@ -30,6 +31,10 @@ pub struct MockProvider {
 }
 
 static RESPONSE_IDS: AtomicU64 = AtomicU64::new(1);
+
+/// The relay's stall limit for mock streams: they never stall, but the relay needs a bound
+/// (an hour, far above any `tokens_per_second` pace).
+const MOCK_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
 
 impl MockProvider {
     pub fn compile(config: &MockProviderConfig) -> Self {
@@ -56,22 +61,26 @@ impl MockProvider {
             None => Arc::from(format!("Mock response to: {}", truncate(&text.last, 200))),
         };
         let usage =
-            Usage { prompt_tokens: text.words, completion_tokens: reply.split_whitespace().count() as u64 };
+            Usage { input: text.words, output: reply.split_whitespace().count() as u64, ..Usage::default() };
         let id = format!("chatcmpl-mock-{}", RESPONSE_IDS.fetch_add(1, Relaxed));
         let created = crate::unix_now();
         if request.stream {
-            return Ok(Reply::Mock(MockStream {
+            // Emitted as an OpenAI upstream would stream it (usage chunk included, as the gateway
+            // asks every upstream), through the same relay and translator as a real one.
+            let stream = MockStream {
                 id,
                 created,
                 model: Arc::from(model),
                 reply,
                 offset: 0,
                 state: State::Role,
-                include_usage: request.include_usage,
+                usage_fields: request.include_usage,
                 usage,
                 token_interval: self.token_interval,
                 sleep: None,
-            }));
+            };
+            let translator = Box::new(OpenAiPassthrough::new(!request.include_usage));
+            return Ok(Reply::Stream(SseRelay::new(Source::Mock(stream), translator, MOCK_IDLE_TIMEOUT)));
         }
         let body = serde_json::json!({
             "id": id,
@@ -115,7 +124,7 @@ impl MockProvider {
                 serde_json::json!({ "object": "embedding", "index": index, "embedding": embedding })
             })
             .collect();
-        let usage = Usage { prompt_tokens: tokens, completion_tokens: 0 };
+        let usage = Usage { input: tokens, ..Usage::default() };
         let body = serde_json::json!({
             "object": "list",
             "data": data,
@@ -148,8 +157,8 @@ fn truncate(text: &str, max_chars: usize) -> &str {
 
 fn usage_json(usage: Usage) -> serde_json::Value {
     serde_json::json!({
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
+        "prompt_tokens": usage.input,
+        "completion_tokens": usage.output,
         "total_tokens": usage.total(),
     })
 }
@@ -202,7 +211,8 @@ enum State {
 }
 
 /// A streamed mock reply: OpenAI `chat.completion.chunk` events, one per word, paced by
-/// `tokens_per_second`. Dropping it (client gone) simply stops generating.
+/// `tokens_per_second`, then the usage chunk and `[DONE]`. Dropping it (client gone) simply
+/// stops generating.
 pub struct MockStream {
     id: String,
     created: i64,
@@ -211,7 +221,8 @@ pub struct MockStream {
     /// Byte offset of the next word in `reply`.
     offset: usize,
     state: State,
-    include_usage: bool,
+    /// Whether chunks carry `"usage": null` (OpenAI's shape when the caller asked for usage).
+    usage_fields: bool,
     usage: Usage,
     token_interval: Duration,
     sleep: Option<Pin<Box<Sleep>>>,
@@ -230,16 +241,8 @@ struct Chunk<'a> {
 }
 
 impl MockStream {
-    pub fn usage(&self) -> Usage {
-        self.usage
-    }
-
     /// The next SSE event, `None` at the end.
-    pub fn poll_event(
-        &mut self,
-        cx: &mut Context<'_>,
-        completion: Option<&mut Completion>,
-    ) -> Poll<Option<Bytes>> {
+    pub fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
         let choice = |delta: serde_json::Value, finish: Option<&str>| {
             vec![serde_json::json!({ "index": 0, "delta": delta, "logprobs": null, "finish_reason": finish })]
         };
@@ -254,7 +257,7 @@ impl MockStream {
                 }
                 let Some(word) = next_word(&self.reply, &mut self.offset) else {
                     self.state = State::Finish;
-                    return self.poll_event(cx, completion);
+                    return self.poll_event(cx);
                 };
                 if !self.token_interval.is_zero() {
                     let deadline = tokio::time::Instant::now() + self.token_interval;
@@ -266,7 +269,7 @@ impl MockStream {
                 (choice(serde_json::json!({ "content": word }), None), None)
             }
             State::Finish => {
-                self.state = if self.include_usage { State::Usage } else { State::Done };
+                self.state = State::Usage;
                 (choice(serde_json::json!({}), Some("stop")), None)
             }
             State::Usage => {
@@ -275,14 +278,11 @@ impl MockStream {
             }
             State::Done => {
                 self.state = State::End;
-                if let Some(completion) = completion {
-                    completion.add_usage(self.usage);
-                }
                 return Poll::Ready(Some(Bytes::from_static(b"data: [DONE]\n\n")));
             }
             State::End => return Poll::Ready(None),
         };
-        let usage = match (self.include_usage, usage) {
+        let usage = match (self.usage_fields, usage) {
             (true, None) => Some(serde_json::Value::Null),
             (_, usage) => usage,
         };

@@ -5,7 +5,7 @@
 //! API reference: <https://platform.openai.com/docs/api-reference/chat/create>.
 
 use super::{Call, CompileError, Endpoint, HttpClient, Provider, Reply};
-use crate::body::SseRelay;
+use crate::body::{Source, SseRelay};
 use crate::error::{UpstreamError, UpstreamErrorKind};
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
@@ -133,7 +133,11 @@ impl Provider for OpenAiProvider {
             // The provider timeout also bounds the silence between two events.
             // A usage chunk only needs stripping if the gateway asked for one the caller did not.
             let translator = Box::new(OpenAiPassthrough::new(self.stream_usage && !request.include_usage));
-            return Ok(Reply::Stream(SseRelay::new(response.into_body(), translator, self.timeout)));
+            return Ok(Reply::Stream(SseRelay::new(
+                Source::Http(response.into_body()),
+                translator,
+                self.timeout,
+            )));
         }
         let body = match timeout_at(
             deadline,
@@ -152,7 +156,7 @@ impl Provider for OpenAiProvider {
                 "asked for a stream, got a response that is not text/event-stream".into(),
             )));
         }
-        let usage = Usage::from_response(&body).unwrap_or_default();
+        let usage = Usage::from_openai_response(&body).unwrap_or_default();
         Ok(Reply::Full { body, usage })
     }
 }

@@ -23,6 +23,9 @@ pub(crate) enum Behavior {
     },
     /// `midstream-error`: two content chunks then an SSE error event.
     Midstream,
+    /// `continuous-usage`: every stream chunk carries the running usage total, as vLLM does with
+    /// `stream_options.continuous_usage_stats`.
+    ContinuousUsage,
 }
 
 /// Upper bound on `stream-<n>-..` words, so a typo cannot allocate gigabytes.
@@ -45,6 +48,8 @@ impl Behavior {
             return Self::Stream { words: n.min(MAX_WORDS), gap: Duration::from_millis(ms) };
         } else if model == "midstream-error" {
             return Self::Midstream;
+        } else if model == "continuous-usage" {
+            return Self::ContinuousUsage;
         }
         Self::Default
     }
@@ -129,5 +134,6 @@ mod tests {
             Behavior::Stream { words: 3, gap: Duration::from_millis(20) }
         );
         assert_eq!(Behavior::from_model("midstream-error"), Behavior::Midstream);
+        assert_eq!(Behavior::from_model("continuous-usage"), Behavior::ContinuousUsage);
     }
 }

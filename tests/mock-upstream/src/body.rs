@@ -89,6 +89,8 @@ pub(crate) struct StreamPlan {
     pub(crate) prompt_tokens: u64,
     pub(crate) completion_tokens: u64,
     pub(crate) include_usage: bool,
+    /// Every chunk carries the running usage total, as vLLM's `continuous_usage_stats` does.
+    pub(crate) continuous_usage: bool,
     /// Sleep before each content chunk.
     pub(crate) delay: Option<Duration>,
     /// Send the role chunk and this many content chunks, then an error event and stop.
@@ -107,6 +109,7 @@ pub(crate) struct SseStream {
     prompt_tokens: u64,
     completion_tokens: u64,
     include_usage: bool,
+    continuous_usage: bool,
     delay: Option<Duration>,
     fail_after: Option<u32>,
     sleep: Option<Pin<Box<Sleep>>>,
@@ -134,6 +137,7 @@ impl SseStream {
             prompt_tokens: plan.prompt_tokens,
             completion_tokens: plan.completion_tokens,
             include_usage: plan.include_usage,
+            continuous_usage: plan.continuous_usage,
             delay: plan.delay,
             fail_after: plan.fail_after,
             sleep: None,
@@ -154,7 +158,11 @@ impl SseStream {
         } else {
             buf.extend_from_slice(choice);
         }
-        if self.include_usage {
+        if self.continuous_usage {
+            buf.extend_from_slice(b",\"usage\":");
+            self.push_usage(&mut buf, u64::from(self.sent_content));
+            buf.extend_from_slice(b"}\n\n");
+        } else if self.include_usage {
             buf.extend_from_slice(b",\"usage\":null}\n\n");
         } else {
             buf.extend_from_slice(b"}\n\n");
@@ -165,14 +173,21 @@ impl SseStream {
     fn usage_event(&self) -> Bytes {
         let mut buf = Vec::with_capacity(self.head.len() + 96);
         buf.extend_from_slice(&self.head);
-        buf.extend_from_slice(b"],\"usage\":{\"prompt_tokens\":");
-        push_u64(&mut buf, self.prompt_tokens);
-        buf.extend_from_slice(b",\"completion_tokens\":");
-        push_u64(&mut buf, self.completion_tokens);
-        buf.extend_from_slice(b",\"total_tokens\":");
-        push_u64(&mut buf, self.prompt_tokens + self.completion_tokens);
-        buf.extend_from_slice(b"}}\n\n");
+        buf.extend_from_slice(b"],\"usage\":");
+        self.push_usage(&mut buf, self.completion_tokens);
+        buf.extend_from_slice(b"}\n\n");
         Bytes::from(buf)
+    }
+
+    /// `{"prompt_tokens":..,"completion_tokens":..,"total_tokens":..}`.
+    fn push_usage(&self, buf: &mut Vec<u8>, completion_tokens: u64) {
+        buf.extend_from_slice(b"{\"prompt_tokens\":");
+        push_u64(buf, self.prompt_tokens);
+        buf.extend_from_slice(b",\"completion_tokens\":");
+        push_u64(buf, completion_tokens);
+        buf.extend_from_slice(b",\"total_tokens\":");
+        push_u64(buf, self.prompt_tokens + completion_tokens);
+        buf.extend_from_slice(b"}");
     }
 
     /// The next content piece: a word plus the whitespace after it (leading whitespace of

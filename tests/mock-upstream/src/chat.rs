@@ -139,6 +139,7 @@ pub(crate) async fn handle(shared: &Arc<Shared>, body: &[u8]) -> Response<MockBo
             prompt_tokens,
             completion_tokens,
             include_usage,
+            continuous_usage: behavior == Behavior::ContinuousUsage,
             delay: match behavior {
                 Behavior::Stream { gap, .. } if gap > Duration::ZERO => Some(gap),
                 _ => None,

@@ -3,7 +3,9 @@
 //! [`MockUpstream`], [`Options`], [`RecordedRequest`] and the shared server state.
 //!
 //! Behaviour is selected by the request's `model` string:
-//! `error-<status>`, `slow-<ms>`, `stream-<n>-<ms>`, `midstream-error`, anything else = default.
+//! `error-<status>`, `slow-<ms>`, `stream-<n>-<ms>`, `midstream-error`, `continuous-usage` (the
+//! running usage total on every stream chunk, as vLLM's `continuous_usage_stats`), anything
+//! else = default.
 
 mod behavior;
 mod body;
