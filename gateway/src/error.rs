@@ -16,7 +16,7 @@ pub enum GatewayError {
     /// The body is not what the endpoint takes (bad JSON, missing or mistyped parameter).
     BadRequest {
         message: String,
-        param: Option<&'static str>,
+        param: Option<String>,
     },
     /// No `Authorization: Bearer` or `x-api-key` header.
     MissingKey,
@@ -71,7 +71,7 @@ impl UpstreamError {
     /// The provider cannot take this request as written: answered like OpenAI would (400 with
     /// its envelope), without trying other backends, which would refuse it too.
     pub fn bad_request(provider: &Arc<str>, err: switchboard_llm::openai::RequestError) -> Self {
-        let body = envelope(&err.message, "invalid_request_error", err.param, None);
+        let body = envelope(&err.message, "invalid_request_error", err.param.as_deref(), None);
         UpstreamError {
             provider: provider.clone(),
             kind: UpstreamErrorKind::Status { status: StatusCode::BAD_REQUEST, body, retry_after: None },
@@ -177,7 +177,7 @@ impl GatewayError {
         use GatewayError as E;
         let (status, kind, code, message, param): (StatusCode, &str, Option<&str>, String, Option<&str>) = match self {
             E::BadRequest { message, param } => {
-                (StatusCode::BAD_REQUEST, "invalid_request_error", None, message.clone(), *param)
+                (StatusCode::BAD_REQUEST, "invalid_request_error", None, message.clone(), param.as_deref())
             }
             E::MissingKey => (
                 StatusCode::UNAUTHORIZED,

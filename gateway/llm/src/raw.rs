@@ -63,6 +63,11 @@ impl<'a> RawObject<'a> {
         }
     }
 
+    /// The member names, in order.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.members.iter().map(|(key, _)| key.as_ref())
+    }
+
     pub fn remove(&mut self, key: &str) {
         self.members.retain(|(k, _)| k != key);
     }

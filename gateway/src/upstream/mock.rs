@@ -104,7 +104,7 @@ impl MockProvider {
         let dimensions = request
             .body
             .get_as::<u32>("dimensions")
-            .map_err(|e| self.bad_request(RequestError { message: e.0, param: Some("dimensions") }))?
+            .map_err(|e| self.bad_request(RequestError::new(e.0, Some("dimensions"))))?
             .unwrap_or(self.embedding_dimensions)
             .clamp(1, 8192);
         let base64 =

@@ -3,6 +3,10 @@
 //! Reference: <https://platform.openai.com/docs/api-reference/chat/create>. Everything not named
 //! here is carried verbatim in the [`RawObject`].
 
+mod hub;
+
+pub use hub::{ChunkRenderer, render_response, usage_json};
+
 use crate::raw::{RawObject, RawObjectError, null, raw_string};
 use bytes::{Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
@@ -12,12 +16,13 @@ use serde_json::value::RawValue;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestError {
     pub message: String,
-    pub param: Option<&'static str>,
+    /// The parameter at fault, as OpenAI's envelope names it (`messages`, `tools`, `n`).
+    pub param: Option<String>,
 }
 
 impl RequestError {
-    fn new(message: impl Into<String>, param: Option<&'static str>) -> Self {
-        RequestError { message: message.into(), param }
+    pub fn new(message: impl Into<String>, param: Option<&str>) -> Self {
+        RequestError { message: message.into(), param: param.map(str::to_owned) }
     }
 }
 
@@ -254,11 +259,11 @@ mod tests {
     #[test]
     fn model_errors_name_the_param() {
         let err = ModelRequest::parse(br#"{"messages":[]}"#).unwrap_err();
-        assert_eq!(err.param, Some("model"));
+        assert_eq!(err.param.as_deref(), Some("model"));
         let err = ModelRequest::parse(br#"{"model":5}"#).unwrap_err();
-        assert_eq!(err.param, Some("model"));
+        assert_eq!(err.param.as_deref(), Some("model"));
         let err = ModelRequest::parse(br#"{"model":"m","stream":"yes"}"#).unwrap_err();
-        assert_eq!(err.param, Some("stream"));
+        assert_eq!(err.param.as_deref(), Some("stream"));
     }
 
     #[test]
