@@ -6,6 +6,7 @@
 //! passes through untouched. Provider dialects that need full translation get typed modules of
 //! their own next to [`openai`].
 
+pub mod anthropic;
 pub mod hub;
 pub mod openai;
 mod raw;

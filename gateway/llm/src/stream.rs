@@ -11,6 +11,8 @@
 //! [`fail`]: StreamTranslator::fail
 
 use crate::Usage;
+use crate::hub::StreamEvent;
+use crate::openai::ChunkRenderer;
 use crate::sse::event_data;
 use bytes::{Bytes, BytesMut};
 
@@ -88,6 +90,61 @@ impl StreamTranslator for OpenAiPassthrough {
 
     fn fail(&mut self, failure: StreamFailure, out: &mut Vec<Bytes>) {
         out.push(crate::openai::stream_error_event(failure.message(), "upstream_stream_error"));
+    }
+
+    fn usage(&self) -> Usage {
+        self.usage
+    }
+}
+
+/// A provider's stream parser: its frames in, hub events out. One per provider dialect; the
+/// client's dialect is rendered from the hub events by [`HubTranslator`].
+pub trait ProviderStream: Send {
+    /// One complete upstream frame (an SSE event, an event-stream message).
+    fn frame(&mut self, frame: &[u8], events: &mut Vec<StreamEvent>);
+
+    /// The upstream ended cleanly; a stream its provider did not finish reports an error here.
+    fn end(&mut self, _events: &mut Vec<StreamEvent>) {}
+}
+
+/// A provider's stream rendered for an OpenAI client, through the hub.
+pub struct HubTranslator<P> {
+    provider: P,
+    renderer: ChunkRenderer,
+    usage: Usage,
+    /// Reused between frames.
+    events: Vec<StreamEvent>,
+}
+
+impl<P: ProviderStream> HubTranslator<P> {
+    pub fn new(provider: P, renderer: ChunkRenderer) -> Self {
+        HubTranslator { provider, renderer, usage: Usage::default(), events: Vec::new() }
+    }
+
+    fn render(&mut self, out: &mut Vec<Bytes>) {
+        for event in self.events.drain(..) {
+            if let StreamEvent::Usage(usage) = &event {
+                self.usage = *usage;
+            }
+            self.renderer.render(&event, out);
+        }
+    }
+}
+
+impl<P: ProviderStream> StreamTranslator for HubTranslator<P> {
+    fn event(&mut self, frame: Bytes, out: &mut Vec<Bytes>) {
+        self.provider.frame(&frame, &mut self.events);
+        self.render(out);
+    }
+
+    fn end(&mut self, out: &mut Vec<Bytes>) {
+        self.provider.end(&mut self.events);
+        self.render(out);
+        self.renderer.end(out);
+    }
+
+    fn fail(&mut self, failure: StreamFailure, out: &mut Vec<Bytes>) {
+        self.renderer.fail(failure, out);
     }
 
     fn usage(&self) -> Usage {

@@ -1,0 +1,87 @@
+//! Golden files of whole translations, per provider dialect: `tests/golden/<provider>/`
+//! - `request/<case>.in.json`: an OpenAI chat request → `<case>.out.json`, the upstream body;
+//! - `response/<case>.in.json`: the provider's answer → `<case>.out.json`, the OpenAI answer;
+//! - `stream/<case>.in.sse`: the provider's stream → `<case>.out.sse`, the OpenAI chunks (with
+//!   `include_usage`).
+//!
+//! Inputs follow the provider's documented examples (see each dialect's module docs). After an
+//! intended change, regenerate and review the diff:
+//! `UPDATE_GOLDEN=1 cargo test -p switchboard-llm --test golden && git diff gateway/llm/tests/golden`
+
+#![expect(clippy::unwrap_used, reason = "tests: a failed step fails the test")]
+
+use bytes::Bytes;
+use std::path::{Path, PathBuf};
+use switchboard_llm::anthropic;
+use switchboard_llm::openai::{ChunkRenderer, ModelRequest, render_response};
+use switchboard_llm::stream::{HubTranslator, StreamTranslator};
+
+/// The model id the route resolves to upstream, in every request case.
+const UPSTREAM_MODEL: &str = "claude-sonnet-4-5";
+
+fn golden_dir(provider: &str, kind: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(provider).join(kind)
+}
+
+/// Runs `translate` on every `*.in.<ext>` of the directory and compares with `*.out.<ext>`.
+fn check(provider: &str, kind: &str, ext: &str, translate: impl Fn(&[u8]) -> String) {
+    let dir = golden_dir(provider, kind);
+    let mut cases = 0;
+    let mut stale = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+        let Some(case) = name.strip_suffix(&format!(".in.{ext}")) else { continue };
+        cases += 1;
+        let output = translate(&std::fs::read(&path).unwrap());
+        let golden = dir.join(format!("{case}.out.{ext}"));
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            std::fs::write(&golden, &output).unwrap();
+        } else if std::fs::read_to_string(&golden).ok().as_deref() != Some(output.as_str()) {
+            stale.push(format!("{}:\n{output}", golden.display()));
+        }
+    }
+    assert!(cases > 0, "no cases in {}", dir.display());
+    assert!(
+        stale.is_empty(),
+        "differs from the golden file (UPDATE_GOLDEN=1 to regenerate):\n{}",
+        stale.join("\n")
+    );
+}
+
+fn pretty(json: &[u8]) -> String {
+    let value: serde_json::Value = serde_json::from_slice(json).unwrap();
+    serde_json::to_string_pretty(&value).unwrap() + "\n"
+}
+
+#[test]
+fn anthropic_requests() {
+    check("anthropic", "request", "json", |input| {
+        let request = ModelRequest::parse(input).unwrap();
+        let hub = request.to_hub(UPSTREAM_MODEL).unwrap();
+        pretty(&anthropic::build_request(&hub, anthropic::Options { default_max_tokens: 4096 }).unwrap())
+    });
+}
+
+#[test]
+fn anthropic_responses() {
+    check("anthropic", "response", "json", |input| {
+        pretty(&render_response(&anthropic::parse_response(input).unwrap(), 1_700_000_000))
+    });
+}
+
+#[test]
+fn anthropic_streams() {
+    check("anthropic", "stream", "sse", |input| {
+        let renderer = ChunkRenderer::new(UPSTREAM_MODEL, 1_700_000_000, true);
+        let mut translator = HubTranslator::new(anthropic::AnthropicStream::new(), renderer);
+        let mut out = Vec::new();
+        // Event by event, as the relay hands them over.
+        let text = std::str::from_utf8(input).unwrap();
+        for event in text.split_inclusive("\n\n") {
+            translator.event(Bytes::from(event.to_owned()), &mut out);
+        }
+        translator.end(&mut out);
+        out.iter().map(|b| std::str::from_utf8(b).unwrap()).collect()
+    });
+}
