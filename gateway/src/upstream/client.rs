@@ -141,7 +141,7 @@ mod tests {
 
     /// The error and its causes, as the gateway reports them.
     fn chain(err: &hyper_util::client::legacy::Error) -> String {
-        crate::upstream::openai::describe_client_error(err)
+        crate::upstream::exec::describe_client_error(err)
     }
 
     #[tokio::test]

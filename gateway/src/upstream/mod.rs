@@ -5,6 +5,8 @@
 //! file here, and a compile error at every `match` until it is handled.
 
 mod client;
+mod credentials;
+mod exec;
 mod mock;
 mod openai;
 mod resolve;

@@ -1,0 +1,84 @@
+//! Provider credentials: read from the config when it is compiled, applied to every request.
+
+use super::CompileError;
+use http::{HeaderMap, HeaderName, HeaderValue};
+use switchboard_config::{Credential, HeaderConfig, Secrets};
+
+/// How a provider's requests are authenticated.
+pub enum Credentials {
+    /// Headers fixed when the config was compiled (API keys, configured extra headers), values
+    /// marked sensitive.
+    Static(Vec<(HeaderName, HeaderValue)>),
+}
+
+impl Credentials {
+    pub(super) fn apply(&self, headers: &mut HeaderMap) {
+        match self {
+            Credentials::Static(fixed) => {
+                for (name, value) in fixed {
+                    headers.insert(name.clone(), value.clone());
+                }
+            }
+        }
+    }
+}
+
+/// Reads a credential now, so a missing one fails the reload rather than a request later.
+pub(crate) fn resolve(credential: &Credential, secrets: &Secrets) -> Result<String, String> {
+    match credential {
+        Credential::Value(value) => Ok(value.expose().to_owned()),
+        Credential::Secret(name) => secrets
+            .get(name)
+            .map(|value| value.expose().to_owned())
+            .ok_or_else(|| format!("no entry {name:?} in `secrets`")),
+        Credential::Env(name) => match std::env::var(name) {
+            Ok(value) if !value.trim().is_empty() => Ok(value.trim().to_owned()),
+            _ => Err(format!("environment variable {name:?} is not set")),
+        },
+        Credential::File(path) => match std::fs::read_to_string(path) {
+            Ok(value) if !value.trim().is_empty() => Ok(value.trim().to_owned()),
+            Ok(_) => Err(format!("file {path:?} is empty")),
+            Err(err) => Err(format!("cannot read {path:?}: {err}")),
+        },
+    }
+}
+
+/// `name: <credential>` as a header, read now; `path` names the config field in errors.
+pub(super) fn credential_header(
+    name: HeaderName,
+    credential: &Credential,
+    format: impl FnOnce(&str) -> String,
+    secrets: &Secrets,
+    path: &str,
+) -> Result<(HeaderName, HeaderValue), CompileError> {
+    let value =
+        resolve(credential, secrets).map_err(|reason| CompileError { path: path.to_owned(), reason })?;
+    Ok((name, sensitive(&format(&value), path)?))
+}
+
+/// The provider's configured extra headers (`headers[i]`), values read now.
+pub(super) fn extra_headers(
+    headers: &[HeaderConfig],
+    secrets: &Secrets,
+) -> Result<Vec<(HeaderName, HeaderValue)>, CompileError> {
+    let mut out = Vec::with_capacity(headers.len());
+    for (i, header) in headers.iter().enumerate() {
+        let path = format!("headers[{i}]");
+        let name = HeaderName::from_bytes(header.name.as_bytes()).map_err(|_| CompileError {
+            path: format!("{path}.name"),
+            reason: "invalid header name".into(),
+        })?;
+        out.push(credential_header(name, &header.value, str::to_owned, secrets, &format!("{path}.value"))?);
+    }
+    Ok(out)
+}
+
+fn sensitive(value: &str, path: &str) -> Result<HeaderValue, CompileError> {
+    let mut value = HeaderValue::from_str(value).map_err(|_| CompileError {
+        path: path.to_owned(),
+        reason: "contains characters not allowed in an HTTP header".into(),
+    })?;
+    // hyper and our logs then never print it.
+    value.set_sensitive(true);
+    Ok(value)
+}

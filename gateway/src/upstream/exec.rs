@@ -1,0 +1,135 @@
+//! One HTTP exchange with a provider, for every dialect: the request a dialect built (its URI,
+//! headers and body), the provider's credentials applied, the timeout, and the answer's status
+//! sorted into a reply to relay or an [`UpstreamError`] (with a bounded copy of the error body).
+//! Dialects only build requests and read answers; nothing else here knows one from another.
+
+use super::HttpClient;
+use super::credentials::Credentials;
+use crate::error::{UpstreamError, UpstreamErrorKind};
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, RETRY_AFTER};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, Uri};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::{Instant, timeout_at};
+
+/// The largest non-streaming response accepted from an upstream.
+const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+/// The most of an upstream error body kept (enough for any real error message).
+const MAX_ERROR_BYTES: usize = 64 * 1024;
+
+static APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
+
+/// A provider's connection settings: where requests go through, with what credentials, and
+/// how long an exchange may take.
+pub struct Executor {
+    provider: Arc<str>,
+    client: HttpClient,
+    credentials: Credentials,
+    timeout: Duration,
+}
+
+/// An answer with a success status, its body not yet read.
+pub struct Answer {
+    pub response: Response<Incoming>,
+    /// When the exchange must be over (a complete body must arrive before it).
+    pub deadline: Instant,
+}
+
+impl Answer {
+    pub fn is_event_stream(&self) -> bool {
+        self.response
+            .headers()
+            .get(CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"))
+    }
+}
+
+impl Executor {
+    pub fn new(provider: Arc<str>, client: HttpClient, credentials: Credentials, timeout: Duration) -> Self {
+        Executor { provider, client, credentials, timeout }
+    }
+
+    pub fn provider(&self) -> &Arc<str> {
+        &self.provider
+    }
+
+    /// The provider's timeout: for a stream, also the longest silence between two events.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    pub fn error(&self, kind: UpstreamErrorKind) -> UpstreamError {
+        UpstreamError { provider: self.provider.clone(), kind }
+    }
+
+    /// POSTs `body` as JSON to `uri` with `headers` (the dialect's own, the request id) plus the
+    /// provider's credentials. A success status gives the answer with its body unread; any other
+    /// status is an error carrying the start of the body.
+    pub async fn post_json(
+        &self,
+        uri: &Uri,
+        mut headers: HeaderMap,
+        body: Vec<u8>,
+    ) -> Result<Answer, UpstreamError> {
+        headers.insert(CONTENT_TYPE, APPLICATION_JSON.clone());
+        self.credentials.apply(&mut headers);
+        let mut request = Request::new(Full::new(Bytes::from(body)));
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = uri.clone();
+        *request.headers_mut() = headers;
+
+        // One budget for connecting, response headers and (non-streaming) the whole body.
+        let deadline = Instant::now() + self.timeout;
+        let response = match timeout_at(deadline, self.client.request(request)).await {
+            Err(_) => return Err(self.error(UpstreamErrorKind::Timeout(self.timeout))),
+            Ok(Err(err)) => return Err(self.error(UpstreamErrorKind::Connect(describe_client_error(&err)))),
+            Ok(Ok(response)) => response,
+        };
+        let status = response.status();
+        if !status.is_success() {
+            let retry_after = response.headers().get(RETRY_AFTER).cloned();
+            // The error body is only best-effort context: a slow or broken one is not waited for.
+            let body =
+                match timeout_at(deadline, Limited::new(response.into_body(), MAX_ERROR_BYTES).collect())
+                    .await
+                {
+                    Ok(Ok(collected)) => collected.to_bytes(),
+                    _ => Bytes::new(),
+                };
+            return Err(self.error(UpstreamErrorKind::Status { status, body, retry_after }));
+        }
+        Ok(Answer { response, deadline })
+    }
+
+    /// Reads a complete (non-streaming) answer's body within the exchange's deadline.
+    pub async fn read_body(&self, answer: Answer) -> Result<Bytes, UpstreamError> {
+        match timeout_at(
+            answer.deadline,
+            Limited::new(answer.response.into_body(), MAX_RESPONSE_BYTES).collect(),
+        )
+        .await
+        {
+            Err(_) => Err(self.error(UpstreamErrorKind::Timeout(self.timeout))),
+            Ok(Err(err)) => {
+                Err(self.error(UpstreamErrorKind::Connect(format!("reading the response: {err}"))))
+            }
+            Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        }
+    }
+}
+
+/// The useful part of a client error: hyper-util's top-level message is generic, the cause names
+/// the real problem (connection refused, DNS, TLS).
+pub(crate) fn describe_client_error(err: &hyper_util::client::legacy::Error) -> String {
+    let mut message = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}
