@@ -9,8 +9,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
-/// An upstream that serves models: OpenAI, an OpenAI-compatible server (vLLM, Ollama, ...), or the
-/// built-in mock. ModelRoutes in the same namespace send requests to it through providerRef.
+/// An upstream that serves models: OpenAI, an OpenAI-compatible server (vLLM, Ollama, ...),
+/// Anthropic, or the built-in mock. ModelRoutes in the same namespace send requests to it through providerRef.
 #[expect(clippy::duplicated_attributes, reason = "every printcolumn(...) repeats type_ = \"string\"")]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
     category = "switchboard",
     namespaced,
     status = "LlmProviderStatus",
-    doc = "LLMProvider is an upstream that serves models (OpenAI, an OpenAI-compatible server, or the built-in mock).",
+    doc = "LLMProvider is an upstream that serves models (OpenAI, an OpenAI-compatible server, Anthropic, or the built-in mock).",
     printcolumn(name = "Type", type_ = "string", json_path = ".spec.type"),
     printcolumn(name = "Base URL", type_ = "string", json_path = ".spec.baseURL"),
     printcolumn(
@@ -45,18 +45,23 @@ use serde::{Deserialize, Serialize};
         .field_path(".mock"),
     validation = Rule::new("self.type != 'mock' || !has(self.baseURL)")
         .message("baseURL is not allowed with type: mock (the mock makes no network calls)")
-        .field_path(".baseURL")
+        .field_path(".baseURL"),
+    validation = Rule::new("self.type == 'anthropic' || !has(self.anthropic)")
+        .message("anthropic settings are only allowed with type: anthropic")
+        .field_path(".anthropic")
 )]
 pub struct LlmProviderSpec {
     /// The API the upstream speaks. `openai`: OpenAI or any OpenAI-compatible server (vLLM,
-    /// Ollama, LiteLLM, ...). `mock`: the built-in test provider; it answers deterministically
-    /// without any network call (demos, load tests, CI).
+    /// Ollama, LiteLLM, ...). `anthropic`: Anthropic's Messages API (api.anthropic.com, or Claude
+    /// served elsewhere with that API); OpenAI requests are translated. `mock`: the built-in test
+    /// provider; it answers deterministically without any network call (demos, load tests, CI).
     #[serde(rename = "type")]
     pub type_: ProviderType,
 
     /// Base URL of the API, including the version path; endpoints such as /chat/completions are
     /// appended. http or https, no credentials, no query or fragment. Default for openai:
-    /// https://api.openai.com/v1. Not allowed for mock. Example: http://vllm.models.svc:8000/v1
+    /// https://api.openai.com/v1, for anthropic: https://api.anthropic.com/v1. Not allowed for
+    /// mock. Example: http://vllm.models.svc:8000/v1
     #[serde(rename = "baseURL", default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 2048))]
     #[x_kube(
@@ -73,7 +78,8 @@ pub struct LlmProviderSpec {
     )]
     pub base_url: Option<String>,
 
-    /// The provider's API key, sent as "Authorization: Bearer <key>". Only a reference to a
+    /// The provider's API key, sent as "Authorization: Bearer <key>" (openai) or "x-api-key"
+    /// (anthropic). Only a reference to a
     /// Secret in the same namespace: keys are never written inline. Omit it for servers that
     /// need no key (a local vLLM or Ollama).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -111,6 +117,24 @@ pub struct LlmProviderSpec {
     /// Behaviour of the built-in mock. Only with type: mock.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mock: Option<MockSettings>,
+    /// Settings of the Anthropic Messages API. Only with type: anthropic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anthropic: Option<AnthropicSettings>,
+}
+
+/// Settings of an Anthropic provider.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AnthropicSettings {
+    /// The anthropic-version header. Default 2023-06-01.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64), pattern(r"^[0-9A-Za-z._-]+$"))]
+    pub version: Option<String>,
+    /// max_tokens for requests that set none (the Messages API requires one). Default 4096. A
+    /// ModelRoute may set its own (spec.defaultMaxTokens).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1_000_000))]
+    pub default_max_tokens: Option<i32>,
 }
 
 fn default_true() -> bool {
@@ -124,6 +148,8 @@ pub enum ProviderType {
     /// OpenAI or an OpenAI-compatible server.
     #[serde(rename = "openai")]
     OpenAi,
+    /// Anthropic's Messages API.
+    Anthropic,
     /// The built-in mock provider.
     Mock,
 }
@@ -147,8 +173,8 @@ pub struct Header {
     /// The header name, an HTTP token. Example: OpenAI-Organization
     #[schemars(length(min = 1, max = 256), pattern(r"^[-!#$%&'*+.^_`|~0-9A-Za-z]+$"))]
     #[x_kube(
-        validation = Rule::new("!(self.lowerAscii() in ['host', 'content-length', 'transfer-encoding', 'connection', 'authorization'])")
-            .message("is set by the gateway and cannot be overridden (use apiKey for Authorization)")
+        validation = Rule::new("!(self.lowerAscii() in ['host', 'content-length', 'transfer-encoding', 'connection', 'authorization', 'x-request-id', 'anthropic-version'])")
+            .message("is set by the gateway and cannot be overridden (use apiKey for Authorization, spec.anthropic.version for anthropic-version)")
     )]
     pub name: String,
 

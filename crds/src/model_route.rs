@@ -67,6 +67,12 @@ pub struct ModelRouteSpec {
     #[schemars(length(max = 16))]
     #[x_kube(validation = Rule::new("self.all(p, self.exists_one(q, q.name == p.name))").message("must not name a policy twice"))]
     pub policy_refs: Vec<LocalObjectRef>,
+
+    /// max_tokens for backends that require one (Anthropic) when the request sets none;
+    /// overrides the provider's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1_000_000))]
+    pub default_max_tokens: Option<i32>,
 }
 
 /// One upstream for a route: a provider and the model id it knows.

@@ -91,7 +91,12 @@ async fn dispatch(
     let mut last_error = None;
     for backend in route.attempts() {
         let upstream = &table.upstreams[backend.upstream];
-        let call = Call { endpoint, model: &backend.model, request_id };
+        let call = Call {
+            endpoint,
+            model: &backend.model,
+            request_id,
+            default_max_tokens: route.default_max_tokens,
+        };
         let outcome = upstream.send(call, &model_request).await;
         backend.metrics.record(outcome.as_ref().map(|_| ()));
         backend.record(outcome.as_ref().err().map(|err| err.is_retryable()));

@@ -20,7 +20,13 @@ fn every_example_config_is_valid() {
             continue;
         }
         // The examples read provider keys from the environment, as real deployments do.
-        let output = gateway().arg("check").arg(&path).env("OPENAI_API_KEY", "sk-example").output().unwrap();
+        let output = gateway()
+            .arg("check")
+            .arg(&path)
+            .env("OPENAI_API_KEY", "sk-example")
+            .env("ANTHROPIC_API_KEY", "sk-ant-example")
+            .output()
+            .unwrap();
         assert!(output.status.success(), "{}: {}", path.display(), String::from_utf8_lossy(&output.stderr));
         checked += 1;
     }

@@ -27,7 +27,10 @@ pub use error::{ConfigError, ConfigErrors, Section};
 pub use key::{KeyConfig, KeyHash, KeyHashConfig, hash_key};
 pub use network::AddressRule;
 pub use policy::{FailureMode, PolicyConfig, PolicyMode, PolicyScope, parse_usd};
-pub use provider::{Credential, HeaderConfig, MockProviderConfig, OpenAiProviderConfig, ProviderConfig};
+pub use provider::{
+    AnthropicProviderConfig, Credential, HeaderConfig, HttpSettings, MockProviderConfig,
+    OpenAiProviderConfig, ProviderConfig,
+};
 pub use route::{BackendConfig, RouteConfig};
 pub use secret::{SecretValue, Secrets};
 pub use source::ObjectRef;

@@ -12,6 +12,8 @@ pub enum ProviderConfig {
     /// OpenAI or any server that speaks its API (vLLM, Ollama, xAI, Groq, ...).
     #[serde(rename = "openai")]
     OpenAi(OpenAiProviderConfig),
+    /// Anthropic's Messages API (api.anthropic.com, or Claude hosted elsewhere with that API).
+    Anthropic(AnthropicProviderConfig),
     /// The built-in mock: deterministic answers with configurable pacing, no network.
     Mock(MockProviderConfig),
 }
@@ -20,6 +22,7 @@ impl ProviderConfig {
     pub fn name(&self) -> &str {
         match self {
             ProviderConfig::OpenAi(p) => &p.name,
+            ProviderConfig::Anthropic(p) => &p.name,
             ProviderConfig::Mock(p) => &p.name,
         }
     }
@@ -27,6 +30,7 @@ impl ProviderConfig {
     pub fn type_name(&self) -> &'static str {
         match self {
             ProviderConfig::OpenAi(_) => "openai",
+            ProviderConfig::Anthropic(_) => "anthropic",
             ProviderConfig::Mock(_) => "mock",
         }
     }
@@ -35,16 +39,64 @@ impl ProviderConfig {
     pub fn source(&self) -> Option<&ObjectRef> {
         match self {
             ProviderConfig::OpenAi(p) => p.source.as_ref(),
+            ProviderConfig::Anthropic(p) => p.source.as_ref(),
             ProviderConfig::Mock(p) => p.source.as_ref(),
         }
     }
 
     /// Every credential the provider names: its key and header values.
     pub fn credentials(&self) -> Vec<&Credential> {
-        match self {
-            ProviderConfig::OpenAi(p) => p.api_key.iter().chain(p.headers.iter().map(|h| &h.value)).collect(),
-            ProviderConfig::Mock(_) => Vec::new(),
+        match self.http() {
+            Some(http) => http.api_key.into_iter().chain(http.headers.iter().map(|h| &h.value)).collect(),
+            None => Vec::new(),
         }
+    }
+
+    /// What every provider reached over HTTP has, for checks that apply to all of them.
+    pub fn http(&self) -> Option<HttpSettings<'_>> {
+        match self {
+            ProviderConfig::OpenAi(p) => Some(HttpSettings {
+                base_url: &p.base_url,
+                endpoints: &["/chat/completions", "/embeddings"],
+                api_key: p.api_key.as_ref(),
+                api_key_prefix: "Bearer ",
+                headers: &p.headers,
+                timeout_ms: p.timeout_ms,
+                allow_private_network: p.allow_private_network,
+            }),
+            ProviderConfig::Anthropic(p) => Some(HttpSettings {
+                base_url: &p.base_url,
+                endpoints: &["/messages"],
+                api_key: p.api_key.as_ref(),
+                api_key_prefix: "",
+                headers: &p.headers,
+                timeout_ms: p.timeout_ms,
+                allow_private_network: p.allow_private_network,
+            }),
+            ProviderConfig::Mock(_) => None,
+        }
+    }
+}
+
+/// The settings every HTTP provider has, borrowed from its config.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpSettings<'a> {
+    pub base_url: &'a str,
+    /// Paths appended to the base URL (each must form a valid URL with it).
+    pub endpoints: &'static [&'static str],
+    pub api_key: Option<&'a Credential>,
+    /// What precedes the key in its header (`Bearer `), for the header-value check.
+    pub api_key_prefix: &'static str,
+    pub headers: &'a [HeaderConfig],
+    pub timeout_ms: u64,
+    pub allow_private_network: bool,
+}
+
+impl HttpSettings<'_> {
+    /// The URL of one endpoint: the base URL without trailing slashes, then the endpoint. The
+    /// validator and the gateway both build URLs with this.
+    pub fn endpoint_url(&self, endpoint: &str) -> String {
+        format!("{}{endpoint}", self.base_url.trim_end_matches('/'))
     }
 }
 
@@ -88,6 +140,51 @@ impl OpenAiProviderConfig {
     pub fn endpoint_url(&self, endpoint: &str) -> String {
         format!("{}{endpoint}", self.base_url.trim_end_matches('/'))
     }
+}
+
+/// An upstream speaking Anthropic's Messages API.
+/// <https://docs.anthropic.com/en/api/messages>
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnthropicProviderConfig {
+    pub name: String,
+    /// Base URL including the API version path: `https://api.anthropic.com/v1`, or a gateway or
+    /// cloud endpoint serving the same API. `/messages` is appended.
+    #[serde(default = "default_anthropic_base_url")]
+    pub base_url: String,
+    /// The provider credential, sent as `x-api-key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<Credential>,
+    /// Extra headers sent with every upstream request (e.g. `anthropic-beta`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<HeaderConfig>,
+    /// As for OpenAI providers: connect and answer budget, and the longest silence in a stream.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    /// The `anthropic-version` header.
+    #[serde(default = "default_anthropic_version")]
+    pub version: String,
+    /// `max_tokens` when the client sent none (the Messages API requires one); a route may set
+    /// its own.
+    #[serde(default = "default_max_tokens")]
+    pub default_max_tokens: u32,
+    /// As for OpenAI providers: allow loopback, link-local and metadata addresses.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub allow_private_network: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<ObjectRef>,
+}
+
+fn default_anthropic_base_url() -> String {
+    "https://api.anthropic.com/v1".to_owned()
+}
+
+fn default_anthropic_version() -> String {
+    "2023-06-01".to_owned()
+}
+
+fn default_max_tokens() -> u32 {
+    4096
 }
 
 fn is_false(value: &bool) -> bool {

@@ -16,6 +16,10 @@ pub struct RouteConfig {
     /// Names of entries in `policies` that apply to every request on this route.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub policies: Vec<String>,
+    /// `max_tokens` for backends that require one (Anthropic) when the client sent none;
+    /// overrides the provider's `default_max_tokens`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_max_tokens: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<ObjectRef>,
 }

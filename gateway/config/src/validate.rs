@@ -10,8 +10,8 @@
 use crate::error::{ConfigError, Section};
 use crate::network::AddressRule;
 use crate::{
-    Credential, KeyConfig, OpenAiProviderConfig, Origin, PolicyConfig, ProviderConfig,
-    SUPPORTED_SCHEMA_VERSIONS, Snapshot, parse_rfc3339, parse_usd,
+    Credential, HttpSettings, KeyConfig, Origin, PolicyConfig, ProviderConfig, SUPPORTED_SCHEMA_VERSIONS,
+    Snapshot, parse_rfc3339, parse_usd,
 };
 use std::collections::{HashMap, HashSet};
 
@@ -133,8 +133,29 @@ fn validate_providers<'a>(errs: &mut Collector<'a>) -> HashSet<&'a str> {
             continue;
         }
         seen.insert(name, i);
+        if let Some(http) = provider.http() {
+            validate_http(errs, i, http);
+        }
         match provider {
-            ProviderConfig::OpenAi(p) => validate_openai(errs, i, p),
+            ProviderConfig::OpenAi(_) => {}
+            ProviderConfig::Anthropic(p) => {
+                if p.default_max_tokens == 0 {
+                    errs.entry(
+                        Section::Providers,
+                        i,
+                        format!("providers[{i}].default_max_tokens"),
+                        "must be greater than 0",
+                    );
+                }
+                if p.version.is_empty() || http::HeaderValue::from_str(&p.version).is_err() {
+                    errs.entry(
+                        Section::Providers,
+                        i,
+                        format!("providers[{i}].version"),
+                        "must be an anthropic-version such as 2023-06-01",
+                    );
+                }
+            }
             ProviderConfig::Mock(p) => {
                 if p.latency_ms > 600_000 {
                     errs.entry(
@@ -158,14 +179,15 @@ fn validate_providers<'a>(errs: &mut Collector<'a>) -> HashSet<&'a str> {
     seen.into_keys().collect()
 }
 
-fn validate_openai(errs: &mut Collector<'_>, i: usize, p: &OpenAiProviderConfig) {
+/// Checks what every HTTP provider has: base URL, key, headers, timeout.
+fn validate_http(errs: &mut Collector<'_>, i: usize, p: HttpSettings<'_>) {
     let rule = errs.origin.address_rule(p.allow_private_network);
     if let Err(reason) = check_base_url(p, rule) {
         errs.entry(Section::Providers, i, format!("providers[{i}].base_url"), reason);
     }
-    if let Some(key) = &p.api_key {
-        // The key goes upstream as `Authorization: Bearer <key>`.
-        check_credential(errs, i, format!("providers[{i}].api_key"), key, "Bearer ");
+    if let Some(key) = p.api_key {
+        // The key goes upstream in a header, after the dialect's prefix.
+        check_credential(errs, i, format!("providers[{i}].api_key"), key, p.api_key_prefix);
         if errs.origin == Origin::Pushed && matches!(key, Credential::Value(_)) {
             // Keeping every secret in one section is what lets the rest of a pushed snapshot be
             // logged and diffed; a literal header value (an organization id) is not a secret.
@@ -212,16 +234,13 @@ fn validate_openai(errs: &mut Collector<'_>, i: usize, p: &OpenAiProviderConfig)
 }
 
 /// Headers the gateway owns on upstream requests.
-const RESERVED_HEADERS: [&str; 5] =
-    ["host", "content-length", "transfer-encoding", "connection", "x-request-id"];
-
-/// The upstream endpoints an OpenAI provider's base URL must form valid URLs with.
-const OPENAI_ENDPOINTS: [&str; 2] = ["/chat/completions", "/embeddings"];
+const RESERVED_HEADERS: [&str; 6] =
+    ["host", "content-length", "transfer-encoding", "connection", "x-request-id", "anthropic-version"];
 
 /// Checks a base URL exactly as the gateway will use it: every endpoint URL built from it must
 /// parse, and its host must be allowed by `rule`. A URL with credentials in it is never echoed.
-fn check_base_url(p: &OpenAiProviderConfig, rule: AddressRule) -> Result<(), String> {
-    let url = p.base_url.as_str();
+fn check_base_url(p: HttpSettings<'_>, rule: AddressRule) -> Result<(), String> {
+    let url = p.base_url;
     let shown = if url.contains('@') { "the URL".to_owned() } else { format!("{url:?}") };
     if url.chars().any(|c| c.is_whitespace() || c.is_control()) || url.contains(['?', '#']) {
         return Err(format!("{shown} must be a plain base URL without query, fragment or spaces"));
@@ -246,7 +265,7 @@ fn check_base_url(p: &OpenAiProviderConfig, rule: AddressRule) -> Result<(), Str
             _ => return Err(format!("{shown} has an invalid port (1 to 65535)")),
         }
     }
-    for endpoint in OPENAI_ENDPOINTS {
+    for endpoint in p.endpoints {
         if p.endpoint_url(endpoint).parse::<http::Uri>().is_err() {
             return Err(format!("{shown} does not form a valid URL with {endpoint}"));
         }
@@ -381,6 +400,14 @@ fn validate_routes<'a>(
             &route.model,
             "model name",
         );
+        if route.default_max_tokens == Some(0) {
+            errs.entry(
+                Section::Routes,
+                i,
+                format!("routes[{i}].default_max_tokens"),
+                "must be greater than 0",
+            );
+        }
         if let Some(first) = seen.get(route.model.as_str()) {
             errs.entry(
                 Section::Routes,

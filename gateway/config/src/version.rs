@@ -7,7 +7,8 @@
 //! and the gateway keeps serving what it has.
 //!
 //! Version 1 is the landed standalone format; version 2 adds provenance, the `secrets` section,
-//! key ids with several hashes and labels, and rate-limit policies. A version-1 document is read
+//! key ids with several hashes and labels, rate-limit policies, anthropic providers and
+//! per-route `default_max_tokens`. A version-1 document is read
 //! into the same types; using a version-2 field in it is an error, as it was for a version-1
 //! gateway (unknown field).
 
@@ -34,6 +35,9 @@ pub(crate) fn v1_violations(snapshot: &Snapshot) -> Vec<Violation> {
         if provider.source().is_some() {
             v2_only(at, format!("providers[{i}].source"));
         }
+        if let ProviderConfig::Anthropic(_) = provider {
+            v2_only(at, format!("providers[{i}].type: anthropic"));
+        }
         if let ProviderConfig::OpenAi(p) = provider {
             if p.allow_private_network {
                 v2_only(at, format!("providers[{i}].allow_private_network"));
@@ -47,6 +51,9 @@ pub(crate) fn v1_violations(snapshot: &Snapshot) -> Vec<Violation> {
         let at = Some((Section::Routes, i));
         if !route.policies.is_empty() {
             v2_only(at, format!("routes[{i}].policies"));
+        }
+        if route.default_max_tokens.is_some() {
+            v2_only(at, format!("routes[{i}].default_max_tokens"));
         }
         if route.source.is_some() {
             v2_only(at, format!("routes[{i}].source"));
@@ -95,6 +102,23 @@ impl Snapshot {
                         problems.push(ConfigError::document(
                             format!("keys[{i}].hashes"),
                             "version 1 has one hash per key, without a validity window",
+                        ));
+                    }
+                }
+                // A version-1 gateway knows neither the provider type nor the route setting.
+                for (i, provider) in self.providers.iter().enumerate() {
+                    if let ProviderConfig::Anthropic(_) = provider {
+                        problems.push(ConfigError::document(
+                            format!("providers[{i}].type: anthropic"),
+                            "version 1 has no anthropic providers",
+                        ));
+                    }
+                }
+                for (i, route) in self.routes.iter().enumerate() {
+                    if route.default_max_tokens.is_some() {
+                        problems.push(ConfigError::document(
+                            format!("routes[{i}].default_max_tokens"),
+                            "version 1 has no per-route default_max_tokens",
                         ));
                     }
                 }

@@ -94,4 +94,16 @@ fn what_version_1_cannot_express_safely_is_refused_not_dropped() {
     let refused = rotating.to_version(1).unwrap_err().to_string();
     assert!(refused.contains("keys[0].hashes"), "{refused}");
     assert!(operator_snapshot().to_version(3).is_err());
+
+    // Providers and route settings that came with version 2.
+    let mut claude = operator_snapshot();
+    claude
+        .providers
+        .push(serde_json::from_value(serde_json::json!({ "name": "claude", "type": "anthropic" })).unwrap());
+    claude.routes[0].default_max_tokens = Some(100);
+    let refused = claude.to_version(1).unwrap_err().to_string();
+    assert!(refused.contains("type: anthropic"), "{refused}");
+    assert!(refused.contains("routes[0].default_max_tokens"), "{refused}");
+    let v1 = r#"{"version":1,"providers":[{"name":"c","type":"anthropic"}],"routes":[],"keys":[]}"#;
+    assert!(Snapshot::from_json(v1).is_err(), "a version-1 file cannot use a version-2 provider");
 }

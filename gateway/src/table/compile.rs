@@ -80,8 +80,9 @@ pub fn compile(
             used.cursor(&route.model, priority);
             ctx.state.cursor(&route.model, priority)
         };
-        let compiled =
+        let mut compiled =
             Route::new(&route.model, index, ctx.metrics.route(&route.model), backends, &mut cursor);
+        compiled.default_max_tokens = route.default_max_tokens;
         route_index.insert(compiled.model.clone(), index);
         routes.push(compiled);
     }

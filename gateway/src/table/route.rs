@@ -71,6 +71,8 @@ pub struct Route {
     pub model: Arc<str>,
     pub index: usize,
     pub metrics: Arc<RouteMetrics>,
+    /// `max_tokens` for backends that need one when the client sent none.
+    pub default_max_tokens: Option<u32>,
     tiers: Box<[Tier]>,
     backend_count: usize,
 }
@@ -104,7 +106,14 @@ impl Route {
                 cursor: cursor(priority),
             });
         }
-        Route { model: Arc::from(model), index, metrics, tiers: tiers.into_boxed_slice(), backend_count }
+        Route {
+            model: Arc::from(model),
+            index,
+            metrics,
+            default_max_tokens: None,
+            tiers: tiers.into_boxed_slice(),
+            backend_count,
+        }
     }
 
     /// The backends to try for one request, in order: the weighted pick of the first tier, the

@@ -4,6 +4,7 @@
 //! implements [`Provider`]. Adding a dialect (Anthropic, Gemini, Azure) means a new variant, a new
 //! file here, and a compile error at every `match` until it is handled.
 
+mod anthropic;
 mod client;
 mod credentials;
 mod exec;
@@ -11,6 +12,7 @@ mod mock;
 mod openai;
 mod resolve;
 
+pub use anthropic::AnthropicProvider;
 pub use client::{HttpClient, HttpClients};
 pub use mock::{MockProvider, MockStream};
 pub use openai::OpenAiProvider;
@@ -39,6 +41,8 @@ pub struct Call<'a> {
     pub model: &'a str,
     /// Forwarded upstream as `x-request-id`, so provider-side logs can be correlated.
     pub request_id: &'a HeaderValue,
+    /// The route's `max_tokens` for backends that require one, when the client sent none.
+    pub default_max_tokens: Option<u32>,
 }
 
 /// A successful upstream answer, ready to be relayed.
@@ -63,12 +67,9 @@ pub trait Provider {
     ) -> impl Future<Output = Result<Reply, UpstreamError>> + Send;
 }
 
-#[expect(
-    clippy::large_enum_variant,
-    reason = "a handful per config, built once per reload; boxing buys nothing"
-)]
 pub enum Upstream {
     OpenAi(OpenAiProvider),
+    Anthropic(AnthropicProvider),
     Mock(MockProvider),
 }
 
@@ -92,6 +93,10 @@ impl Upstream {
                 let client = clients.for_rule(origin.address_rule(c.allow_private_network)).clone();
                 Upstream::OpenAi(OpenAiProvider::compile(c, secrets, client)?)
             }
+            ProviderConfig::Anthropic(c) => {
+                let client = clients.for_rule(origin.address_rule(c.allow_private_network)).clone();
+                Upstream::Anthropic(AnthropicProvider::compile(c, config, secrets, client)?)
+            }
             ProviderConfig::Mock(c) => Upstream::Mock(MockProvider::compile(c)),
         })
     }
@@ -99,6 +104,7 @@ impl Upstream {
     pub fn name(&self) -> &Arc<str> {
         match self {
             Upstream::OpenAi(p) => p.name(),
+            Upstream::Anthropic(p) => p.name(),
             Upstream::Mock(p) => p.name(),
         }
     }
@@ -106,6 +112,7 @@ impl Upstream {
     pub async fn send(&self, call: Call<'_>, request: &ModelRequest<'_>) -> Result<Reply, UpstreamError> {
         match self {
             Upstream::OpenAi(p) => p.send(call, request).await,
+            Upstream::Anthropic(p) => p.send(call, request).await,
             Upstream::Mock(p) => p.send(call, request).await,
         }
     }

@@ -4,13 +4,18 @@
 use super::status::{Kind, Verdicts};
 use super::{SecretIndex, SecretProblem, age_order, namespace, object_ref, qualified};
 use switchboard_config::{
-    Credential, HeaderConfig, MockProviderConfig, OpenAiProviderConfig, ProviderConfig, SecretValue, Snapshot,
+    AnthropicProviderConfig, Credential, HeaderConfig, MockProviderConfig, OpenAiProviderConfig,
+    ProviderConfig, SecretValue, Snapshot,
 };
 use switchboard_crds::SecretKeyRef;
 use switchboard_crds::condition::Reason;
 use switchboard_crds::llm_provider::{LlmProvider, ProviderType};
 
 const DEFAULT_OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
+const DEFAULT_ANTHROPIC_BASE_URL: &str = "https://api.anthropic.com/v1";
+/// The contract's defaults, written out so a snapshot says what replicas will send.
+const DEFAULT_MAX_TOKENS: u32 = 4096;
+const DEFAULT_ANTHROPIC_VERSION: &str = "2023-06-01";
 
 pub(super) fn compile_all(
     providers: &[LlmProvider],
@@ -69,9 +74,12 @@ fn compile_one(
                 source,
             })
         }
-        ProviderType::OpenAi => {
+        ProviderType::OpenAi | ProviderType::Anthropic => {
             if spec.mock.is_some() {
                 invalid("spec.mock", "is only allowed with type: mock".into());
+            }
+            if spec.anthropic.is_some() && spec.type_ != ProviderType::Anthropic {
+                invalid("spec.anthropic", "is only allowed with type: anthropic".into());
             }
             let timeout_ms = match spec.timeouts.request.parse() {
                 Ok(timeout) if timeout.as_millis() > 0 => timeout.as_millis() as u64,
@@ -124,16 +132,34 @@ fn compile_one(
                 verdicts.unresolved(Kind::LlmProvider, meta, Reason::SecretNotFound, unresolved.join("; "));
                 ok = false;
             }
-            ProviderConfig::OpenAi(OpenAiProviderConfig {
-                name,
-                base_url: spec.base_url.clone().unwrap_or_else(|| DEFAULT_OPENAI_BASE_URL.to_owned()),
-                api_key,
-                headers,
-                timeout_ms,
-                stream_usage: spec.stream_usage,
-                allow_private_network: spec.allow_private_network,
-                source,
-            })
+            if spec.type_ == ProviderType::Anthropic {
+                let settings = spec.anthropic.clone().unwrap_or_default();
+                // The contract checks the range; a negative count only needs to stay negative-free.
+                let default_max_tokens =
+                    settings.default_max_tokens.map_or(DEFAULT_MAX_TOKENS, |n| u32::try_from(n).unwrap_or(0));
+                ProviderConfig::Anthropic(AnthropicProviderConfig {
+                    name,
+                    base_url: spec.base_url.clone().unwrap_or_else(|| DEFAULT_ANTHROPIC_BASE_URL.to_owned()),
+                    api_key,
+                    headers,
+                    timeout_ms,
+                    version: settings.version.unwrap_or_else(|| DEFAULT_ANTHROPIC_VERSION.to_owned()),
+                    default_max_tokens,
+                    allow_private_network: spec.allow_private_network,
+                    source,
+                })
+            } else {
+                ProviderConfig::OpenAi(OpenAiProviderConfig {
+                    name,
+                    base_url: spec.base_url.clone().unwrap_or_else(|| DEFAULT_OPENAI_BASE_URL.to_owned()),
+                    api_key,
+                    headers,
+                    timeout_ms,
+                    stream_usage: spec.stream_usage,
+                    allow_private_network: spec.allow_private_network,
+                    source,
+                })
+            }
         }
     };
     ok.then_some(config)

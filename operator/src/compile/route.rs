@@ -143,6 +143,9 @@ pub(super) fn compile_routes(
             model: spec.model.clone(),
             backends,
             policies,
+            // The schema keeps it positive; a negative one (schema bypassed) becomes 0, which
+            // the contract refuses by name.
+            default_max_tokens: spec.default_max_tokens.map(|n| u32::try_from(n).unwrap_or(0)),
             source: Some(object_ref(Kind::ModelRoute, meta)),
         });
     }
