@@ -285,6 +285,17 @@ fn render_upstream(err: &UpstreamError) -> Rendered {
                 retry_after: retry_after.clone(),
             }
         }
+        // 529: Anthropic's "overloaded". OpenAI's own word for that is 503; a client retries it.
+        UpstreamErrorKind::Status { status, retry_after, .. } if status.as_u16() == 529 => Rendered {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            body: envelope(
+                &format!("{}: the provider is overloaded; retry later", err.client_message()),
+                "server_error",
+                None,
+                Some("upstream_overloaded"),
+            ),
+            retry_after: retry_after.clone(),
+        },
         // A 4xx other than auth/rate limiting means the provider rejected this request's content
         // (bad parameter, context too long): the caller must see the provider's own explanation,
         // re-wrapped so the envelope is always OpenAI's even when the server's is not (vLLM).
@@ -373,6 +384,13 @@ mod tests {
             (GatewayError::UnknownModel { model: "m".into() }, 404),
             (GatewayError::BodyTooLarge { limit: 1 }, 413),
             (upstream(503, "{}"), 502),
+            (
+                upstream(
+                    529,
+                    r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
+                ),
+                503,
+            ),
             (upstream(401, r#"{"error":{"message":"bad key sk-..."}}"#), 502),
             (upstream(400, r#"{"error":{"message":"context too long"}}"#), 400),
             (upstream(400, r#"{"object":"error","message":"bad","type":"BadRequestError","code":400}"#), 400),
