@@ -6,7 +6,7 @@
 //! is pure, and this file only moves values between the API server, the compile and the
 //! publisher.
 
-use crate::compile::{Compiled, Fleet, ObjectStatus, compile};
+use crate::compile::{Draft, Fleet, KeySecretToGenerate, ObjectStatus, ServedSince, compile_snapshot};
 use crate::generate::new_key;
 use crate::inputs::Inputs;
 use crate::publish::Publisher;
@@ -24,6 +24,7 @@ use std::fmt::Debug;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
+use switchboard_config::Snapshot;
 use switchboard_crds::{LlmProvider, ModelRoute, RateLimitPolicy, VirtualKey};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
@@ -54,9 +55,9 @@ struct Stores {
 }
 
 impl Stores {
-    fn inputs(&self, generation: u64, now: Time, fleet: Fleet) -> Inputs {
-        fn all<K: Clone + kube::Resource<DynamicType = ()> + 'static>(stores: &[Store<K>]) -> Vec<K> {
-            stores.iter().flat_map(|s| s.state()).map(|o| (*o).clone()).collect()
+    fn inputs(&self, generation: u64, now: Time, fleet: Option<Fleet>) -> Inputs {
+        fn all<K: Clone + kube::Resource<DynamicType = ()> + 'static>(stores: &[Store<K>]) -> Vec<Arc<K>> {
+            stores.iter().flat_map(|s| s.state()).collect()
         }
         Inputs {
             providers: all(&self.providers),
@@ -66,7 +67,7 @@ impl Stores {
             secrets: all(&self.secrets),
             generation,
             now: Some(now),
-            fleet: Some(fleet),
+            fleet,
         }
     }
 
@@ -106,63 +107,73 @@ impl Controller {
             _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
         }
         tracing::info!(namespaces = ?self.namespaces, "watch caches ready; compiling");
-        let mut published: Option<String> = None;
         let mut generation = first_generation(&self.publisher);
-        let mut served_since = HashMap::new();
+        // The last snapshot compile, and the snapshot last published (its content decides
+        // whether a compile is a new generation).
+        let mut draft: Option<Draft> = None;
+        let mut published: Option<Snapshot> = None;
+        let mut served_since = Arc::new(HashMap::new());
         let mut replicas = self.publisher.changes();
         let mut writer = StatusWriter::start(self.client.clone(), self.metrics.clone());
         let mut submitted = HashMap::new();
+        let mut objects_changed = true;
         loop {
             let started = Instant::now();
             // Replicas gone longer than the grace period leave the counts now; the next one
             // to go wakes this loop.
             let next_departure = self.publisher.forget_departed(started);
             let now = Time(k8s_openapi::jiff::Timestamp::now());
-            let fleet = |served_since: &HashMap<_, _>| Fleet {
-                replicas: self.publisher.replicas(),
-                served_since: served_since.clone(),
-            };
             // A replica serving a generation above ours (a previous leader's clock ran ahead, or
             // it numbered faster than one a second) would refuse ours as older: number above it,
             // and send the current content again under that number.
             let reported = highest_served(&self.publisher);
-            if reported > generation {
+            let renumber = reported > generation;
+            if renumber {
                 tracing::info!(
                     generation,
                     reported,
                     "a replica serves a higher generation; numbering above it"
                 );
                 generation = reported;
-                published = None;
             }
-            let mut compiled = compile(&stores.inputs(generation + 1, now.clone(), fleet(&served_since)));
-            // A new generation only when what the gateways serve changed; the comparison leaves
-            // the generation number itself out.
-            let content = without_generation(&compiled);
-            if published.as_deref() != Some(content.as_str()) {
-                generation += 1;
-                self.metrics.snapshot_generation.store(generation, Relaxed);
-                self.metrics.snapshot_bytes.store(content.len() as u64, Relaxed);
-                self.publisher.publish(compiled.snapshot.clone());
-                tracing::info!(
-                    generation,
-                    providers = compiled.snapshot.providers.len(),
-                    routes = compiled.snapshot.routes.len(),
-                    keys = compiled.snapshot.keys.len(),
-                    "snapshot published"
-                );
-                published = Some(content);
-            } else {
-                // Nothing new to serve: statuses speak of the generation being served.
-                compiled = compile(&stores.inputs(generation, now.clone(), fleet(&served_since)));
+
+            // The snapshot is compiled again only when objects changed; replica reports (acks,
+            // connections) change statuses only.
+            let compiled_now = objects_changed || renumber || draft.is_none();
+            if compiled_now {
+                let mut next = compile_snapshot(&stores.inputs(generation, now.clone(), None));
+                let changed = published.as_ref().is_none_or(|last| !same_content(last, &next.snapshot));
+                if changed || renumber {
+                    generation += 1;
+                    next.snapshot.generation = generation;
+                    self.metrics.snapshot_generation.store(generation, Relaxed);
+                    self.publisher.publish(next.snapshot.clone());
+                    self.metrics.snapshot_bytes.store(self.publisher.snapshot_bytes(), Relaxed);
+                    tracing::info!(
+                        generation,
+                        providers = next.snapshot.providers.len(),
+                        routes = next.snapshot.routes.len(),
+                        keys = next.snapshot.keys.len(),
+                        "snapshot published"
+                    );
+                    published = Some(next.snapshot.clone());
+                } else {
+                    // Nothing new to serve: statuses speak of the generation being served.
+                    next.snapshot.generation = generation;
+                }
+                track_served(&mut served_since, &next.snapshot);
+                draft = Some(next);
             }
-            if track_served(&mut served_since, &compiled) {
-                compiled = compile(&stores.inputs(generation, now.clone(), fleet(&served_since)));
-            }
-            let fresh = queue_statuses(&compiled.statuses, &mut submitted, &mut writer);
+            let Some(current) = &draft else { continue };
+            let fleet = Fleet { replicas: self.publisher.replicas(), served_since: served_since.clone() };
+            let inputs = stores.inputs(generation, now.clone(), Some(fleet));
+            let statuses = current.statuses(&inputs);
+            let fresh = queue_statuses(&statuses, &mut submitted, &mut writer);
             self.metrics.reconcile.observe(started.elapsed());
             self.record_refusals(&fresh, &now).await;
-            self.generate_key_secrets(&compiled).await;
+            if compiled_now {
+                self.generate_key_secrets(&current.generate).await;
+            }
 
             // Recompile on a change to the objects, to what replicas report (Programmed), or
             // when a departed replica's grace period ends.
@@ -172,8 +183,9 @@ impl Controller {
                     None => std::future::pending().await,
                 }
             };
+            objects_changed = false;
             tokio::select! {
-                () = changed.notified() => {}
+                () = changed.notified() => objects_changed = true,
                 result = replicas.changed() => if result.is_err() { return Ok(()) },
                 () = departure => {}
                 _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
@@ -181,7 +193,7 @@ impl Controller {
             // Let the rest of a burst arrive.
             loop {
                 tokio::select! {
-                    () = changed.notified() => {}
+                    () = changed.notified() => objects_changed = true,
                     _ = replicas.changed() => {}
                     () = tokio::time::sleep(DEBOUNCE) => break,
                 }
@@ -213,9 +225,14 @@ impl Controller {
                     reflector::reflector(writer, watcher(api, watcher::Config::default()).default_backoff());
                 watches.spawn(async move {
                     let mut stream = std::pin::pin!(stream);
+                    let mut seen = SpecVersions::default();
                     while let Some(event) = stream.next().await {
                         match event {
-                            Ok(_) => changed.notify_one(),
+                            Ok(event) => {
+                                if seen.changes_what_is_served(&event) {
+                                    changed.notify_one();
+                                }
+                            }
                             Err(err) => {
                                 tracing::warn!(kind = %K::kind(&()), error = %err, "watch failed; retrying")
                             }
@@ -271,8 +288,8 @@ impl Controller {
     }
 
     /// Creates the Secrets of VirtualKeys that have none, each with a new random key.
-    async fn generate_key_secrets(&self, compiled: &Compiled) {
-        for wanted in &compiled.generate {
+    async fn generate_key_secrets(&self, generate: &[KeySecretToGenerate]) {
+        for wanted in generate {
             let key = match new_key() {
                 Ok(key) => key,
                 Err(err) => {
@@ -299,6 +316,39 @@ impl Controller {
         K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>,
     {
         Api::namespaced(self.client.clone(), namespace)
+    }
+}
+
+/// The `metadata.generation` last seen of each object of one watch, by uid, to tell a change of
+/// spec from a change of status only. The API server bumps the generation on spec changes alone
+/// (the custom resources have a status subresource); this operator's own status writes, 10,000
+/// of them after a bulk apply, must not each trigger a compile. Objects without a generation
+/// (Secrets) count every change.
+#[derive(Default)]
+struct SpecVersions(HashMap<String, i64>);
+
+impl SpecVersions {
+    fn changes_what_is_served<K: Resource>(&mut self, event: &watcher::Event<K>) -> bool {
+        match event {
+            watcher::Event::Apply(object) | watcher::Event::InitApply(object) => {
+                let meta = object.meta();
+                match (&meta.uid, meta.generation) {
+                    (Some(uid), Some(generation)) => {
+                        self.0.insert(uid.clone(), generation) != Some(generation)
+                    }
+                    _ => true,
+                }
+            }
+            watcher::Event::Delete(object) => {
+                if let Some(uid) = &object.meta().uid {
+                    self.0.remove(uid);
+                }
+                true
+            }
+            // A relist is complete: whatever it changed is in the cache now.
+            watcher::Event::InitDone => true,
+            watcher::Event::Init => false,
+        }
     }
 }
 
@@ -379,12 +429,8 @@ fn highest_served(publisher: &Publisher) -> u64 {
 }
 
 /// Records, for each serving object, the first snapshot generation carrying its current
-/// `metadata.generation`; forgets objects that stopped serving. Returns whether anything changed.
-fn track_served(
-    served_since: &mut HashMap<(String, String, String), (i64, u64)>,
-    compiled: &Compiled,
-) -> bool {
-    let snapshot = &compiled.snapshot;
+/// `metadata.generation`; forgets objects that stopped serving.
+fn track_served(served_since: &mut Arc<ServedSince>, snapshot: &Snapshot) {
     let sources = snapshot
         .providers
         .iter()
@@ -392,7 +438,7 @@ fn track_served(
         .chain(snapshot.routes.iter().filter_map(|r| r.source.as_ref()))
         .chain(snapshot.keys.iter().filter_map(|k| k.source.as_ref()))
         .chain(snapshot.policies.iter().filter_map(|p| p.source.as_ref()));
-    let mut current = HashMap::new();
+    let mut current = HashMap::with_capacity(served_since.len());
     for source in sources {
         let key = (source.kind.clone(), source.namespace.clone(), source.name.clone());
         let since = match served_since.get(&key) {
@@ -401,13 +447,17 @@ fn track_served(
         };
         current.insert(key, (source.generation, since));
     }
-    let changed = current != *served_since;
-    *served_since = current;
-    changed
+    *served_since = Arc::new(current);
 }
 
-fn without_generation(compiled: &Compiled) -> String {
-    let mut snapshot = compiled.snapshot.clone();
-    snapshot.generation = 0;
-    snapshot.to_json()
+/// Whether two snapshots serve the same (their generation numbers aside).
+fn same_content(a: &Snapshot, b: &Snapshot) -> bool {
+    let Snapshot { version, generation: _, providers, routes, keys, policies, secrets, limits } = a;
+    *version == b.version
+        && *providers == b.providers
+        && *routes == b.routes
+        && *keys == b.keys
+        && *policies == b.policies
+        && *secrets == b.secrets
+        && *limits == b.limits
 }

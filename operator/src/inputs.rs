@@ -7,16 +7,19 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde::Deserialize;
+use std::sync::Arc;
 use switchboard_crds::{LlmProvider, ModelRoute, RateLimitPolicy, VirtualKey};
 
 /// Everything one compile looks at. Order does not matter: the compile sorts what it reads.
+/// Objects are shared (`Arc`), as the watch caches hold them: a compile of 10,000 keys copies
+/// no object.
 #[derive(Debug, Clone, Default)]
 pub struct Inputs {
-    pub providers: Vec<LlmProvider>,
-    pub routes: Vec<ModelRoute>,
-    pub keys: Vec<VirtualKey>,
-    pub policies: Vec<RateLimitPolicy>,
-    pub secrets: Vec<Secret>,
+    pub providers: Vec<Arc<LlmProvider>>,
+    pub routes: Vec<Arc<ModelRoute>>,
+    pub keys: Vec<Arc<VirtualKey>>,
+    pub policies: Vec<Arc<RateLimitPolicy>>,
+    pub secrets: Vec<Arc<Secret>>,
     /// The snapshot generation to stamp (the controller increments it on every change).
     pub generation: u64,
     /// When this compile happens: the `lastTransitionTime` of conditions whose status changes.
@@ -52,16 +55,16 @@ impl Inputs {
             let parse_error = |e: serde_yaml_ng::Error| format!("document {index} ({}): {e}", meta.kind);
             match (meta.api_version.as_str(), meta.kind.as_str()) {
                 ("switchboard.dev/v1alpha1", "LLMProvider") => {
-                    self.providers.push(serde_yaml_ng::from_value(value).map_err(parse_error)?)
+                    self.providers.push(Arc::new(serde_yaml_ng::from_value(value).map_err(parse_error)?))
                 }
                 ("switchboard.dev/v1alpha1", "ModelRoute") => {
-                    self.routes.push(serde_yaml_ng::from_value(value).map_err(parse_error)?)
+                    self.routes.push(Arc::new(serde_yaml_ng::from_value(value).map_err(parse_error)?))
                 }
                 ("switchboard.dev/v1alpha1", "VirtualKey") => {
-                    self.keys.push(serde_yaml_ng::from_value(value).map_err(parse_error)?)
+                    self.keys.push(Arc::new(serde_yaml_ng::from_value(value).map_err(parse_error)?))
                 }
                 ("switchboard.dev/v1alpha1", "RateLimitPolicy") => {
-                    self.policies.push(serde_yaml_ng::from_value(value).map_err(parse_error)?)
+                    self.policies.push(Arc::new(serde_yaml_ng::from_value(value).map_err(parse_error)?))
                 }
                 ("v1", "Secret") => {
                     let mut secret: Secret = serde_yaml_ng::from_value(value).map_err(parse_error)?;
@@ -73,7 +76,7 @@ impl Inputs {
                             data.insert(key, ByteString(value.into_bytes()));
                         }
                     }
-                    self.secrets.push(secret);
+                    self.secrets.push(Arc::new(secret));
                 }
                 (api_version, kind) if api_version.starts_with("switchboard.dev/") => {
                     return Err(format!("document {index}: unknown kind {api_version}/{kind}"));

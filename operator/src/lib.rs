@@ -18,5 +18,5 @@ pub mod publish;
 pub mod run;
 pub mod status_writer;
 
-pub use compile::{Compiled, KeySecretToGenerate, ObjectStatus, compile};
+pub use compile::{Compiled, Draft, KeySecretToGenerate, ObjectStatus, compile, compile_snapshot};
 pub use inputs::Inputs;

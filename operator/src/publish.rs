@@ -137,6 +137,13 @@ impl Publisher {
         self.current.send_replace(Some(Arc::new(published)));
     }
 
+    /// The size of the current snapshot's message in the newest schema version (encoding it
+    /// now if no replica needed it yet; replicas then share that encoding).
+    pub fn snapshot_bytes(&self) -> u64 {
+        let current = self.current.borrow().clone();
+        current.and_then(|p| p.message(*self.writes.end()).ok()).map_or(0, |m| m.len() as u64)
+    }
+
     /// The replicas that count: connected, or disconnected less than the grace period ago.
     pub fn replicas(&self) -> Vec<ReplicaState> {
         self.replicas.borrow().values().cloned().collect()

@@ -214,7 +214,7 @@ fn policies_are_sent_and_marked_not_enforced_and_transition_times_hold() {
     let mut again = inputs("policies");
     for policy in &mut again.policies {
         let status = status(&compiled, "RateLimitPolicy", "team-a", policy.metadata.name.as_deref().unwrap());
-        let current = policy.status.get_or_insert_with(Default::default);
+        let current = std::sync::Arc::make_mut(policy).status.get_or_insert_with(Default::default);
         current.conditions = status.conditions.clone();
         current.observed_generation = status.observed_generation;
     }
@@ -268,7 +268,7 @@ fn a_generated_key_secret_is_owned_by_its_key_and_serves_on_the_next_compile() {
     );
     assert_eq!(owner.controller, Some(true), "deleting the VirtualKey deletes the Secret");
 
-    inputs.secrets.push(secret);
+    inputs.secrets.push(std::sync::Arc::new(secret));
     let next = compile(&inputs);
     assert!(next.generate.is_empty());
     let fresh = next.snapshot.keys.iter().find(|k| k.id == "team-a/fresh").unwrap();

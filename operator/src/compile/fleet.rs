@@ -6,8 +6,13 @@
 use crate::publish::ReplicaState;
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::sync::Arc;
 use switchboard_config::ObjectRef;
 use switchboard_crds::condition::{Reason, Status};
+
+/// For each serving object (kind, namespace, name): its `metadata.generation` and the first
+/// snapshot generation that carried it.
+pub type ServedSince = HashMap<(String, String, String), (i64, u64)>;
 
 /// What the controller knows about the fleet when it compiles.
 #[derive(Debug, Clone, Default)]
@@ -17,7 +22,7 @@ pub struct Fleet {
     /// For each serving object (kind, namespace, name): its `metadata.generation` and the first
     /// snapshot generation that carried it. A replica runs the object's current generation once
     /// it has applied that snapshot or a later one.
-    pub served_since: HashMap<(String, String, String), (i64, u64)>,
+    pub served_since: Arc<ServedSince>,
 }
 
 impl Fleet {
@@ -113,7 +118,7 @@ mod tests {
 
     fn fleet(replicas: Vec<ReplicaState>) -> Fleet {
         let served_since = HashMap::from([(("ModelRoute".into(), "ns".into(), "chat".into()), (2, 10))]);
-        Fleet { replicas, served_since }
+        Fleet { replicas, served_since: Arc::new(served_since) }
     }
 
     #[test]

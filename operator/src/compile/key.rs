@@ -8,6 +8,7 @@ use super::{
 };
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 use switchboard_config::{KeyConfig, KeyHashConfig, Snapshot, hash_key};
 use switchboard_crds::condition::Reason;
 use switchboard_crds::virtual_key::VirtualKey;
@@ -15,7 +16,7 @@ use switchboard_crds::virtual_key::VirtualKey;
 /// Compiles every key onto the routes and policies in `snapshot`; returns the Secrets to
 /// generate for keys whose Secret does not exist.
 pub(super) fn compile_all(
-    keys: &[VirtualKey],
+    keys: &[Arc<VirtualKey>],
     existing: &Existing,
     secrets: &SecretIndex<'_>,
     snapshot: &mut Snapshot,

@@ -22,7 +22,7 @@ mod provider;
 mod route;
 mod status;
 
-pub use fleet::Fleet;
+pub use fleet::{Fleet, ServedSince};
 pub use status::ObjectStatus;
 
 use crate::Inputs;
@@ -30,6 +30,7 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use status::{Kind, Verdicts};
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 use switchboard_config::{ObjectRef, Snapshot, parse_rfc3339};
 
 /// What one compile produced.
@@ -55,9 +56,35 @@ pub struct KeySecretToGenerate {
     pub owner: ObjectRef,
 }
 
-/// Compiles `inputs` (see the module docs).
+/// Compiles `inputs` (see the module docs): [`compile_snapshot`], then its statuses.
 pub fn compile(inputs: &Inputs) -> Compiled {
-    let now = inputs.now.clone().unwrap_or_else(epoch);
+    let draft = compile_snapshot(inputs);
+    let statuses = draft.statuses(inputs);
+    Compiled { snapshot: draft.snapshot, statuses, generate: draft.generate }
+}
+
+/// The first half of a compile: the snapshot and what the compile found about each object.
+/// Statuses are its second half ([`Draft::statuses`]): the controller renders them again when
+/// only what the replicas report changed, without compiling the snapshot again.
+#[derive(Debug)]
+pub struct Draft {
+    pub snapshot: Snapshot,
+    pub generate: Vec<KeySecretToGenerate>,
+    verdicts: Verdicts,
+}
+
+impl Draft {
+    /// Every input object's status for this snapshot, with `inputs.now` as the transition time
+    /// and `inputs.fleet` for `Programmed`. `inputs` must hold the objects the draft was
+    /// compiled from (their current statuses may differ: that is what `changed` reports).
+    pub fn statuses(&self, inputs: &Inputs) -> Vec<ObjectStatus> {
+        let now = inputs.now.clone().unwrap_or_else(epoch);
+        status::render(inputs, &self.snapshot, &self.verdicts, &now)
+    }
+}
+
+/// Compiles the snapshot of `inputs` (the first half of [`compile`]).
+pub fn compile_snapshot(inputs: &Inputs) -> Draft {
     let secrets = SecretIndex::new(&inputs.secrets);
     let mut verdicts = Verdicts::default();
 
@@ -76,9 +103,7 @@ pub fn compile(inputs: &Inputs) -> Compiled {
     drop_unused_secrets(&mut snapshot);
     sort(&mut snapshot);
     let snapshot = accept(snapshot, &mut verdicts);
-
-    let statuses = status::render(inputs, &snapshot, &verdicts, &now);
-    Compiled { snapshot, statuses, generate }
+    Draft { snapshot, generate, verdicts }
 }
 
 /// Runs the contract's per-object acceptance and records its rejections on their objects.
@@ -227,10 +252,10 @@ enum SecretProblem {
 }
 
 impl<'a> SecretIndex<'a> {
-    fn new(secrets: &'a [Secret]) -> Self {
+    fn new(secrets: &'a [Arc<Secret>]) -> Self {
         let index = secrets
             .iter()
-            .filter_map(|s| Some(((namespace(&s.metadata), s.metadata.name.as_deref()?), s)))
+            .filter_map(|s| Some(((namespace(&s.metadata), s.metadata.name.as_deref()?), &**s)))
             .collect();
         SecretIndex(index)
     }

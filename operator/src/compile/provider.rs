@@ -3,6 +3,7 @@
 
 use super::status::{Kind, Verdicts};
 use super::{SecretIndex, SecretProblem, age_order, namespace, object_ref, qualified};
+use std::sync::Arc;
 use switchboard_config::{
     AnthropicProviderConfig, Credential, HeaderConfig, MockProviderConfig, OpenAiProviderConfig,
     ProviderConfig, SecretValue, Snapshot,
@@ -18,7 +19,7 @@ const DEFAULT_MAX_TOKENS: u32 = 4096;
 const DEFAULT_ANTHROPIC_VERSION: &str = "2023-06-01";
 
 pub(super) fn compile_all(
-    providers: &[LlmProvider],
+    providers: &[Arc<LlmProvider>],
     secrets: &SecretIndex<'_>,
     snapshot: &mut Snapshot,
     verdicts: &mut Verdicts,

@@ -3,6 +3,7 @@
 use super::status::{Kind, Verdicts};
 use super::{Existing, age_order, namespace, object_ref, qualified, resolve_policies};
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use switchboard_config::{
     BackendConfig, FailureMode, PolicyConfig, PolicyMode, PolicyScope, RouteConfig, Snapshot,
 };
@@ -11,7 +12,7 @@ use switchboard_crds::model_route::ModelRoute;
 use switchboard_crds::rate_limit_policy::{self as crd, RateLimitPolicy};
 
 pub(super) fn compile_policies(
-    policies: &[RateLimitPolicy],
+    policies: &[Arc<RateLimitPolicy>],
     snapshot: &mut Snapshot,
     verdicts: &mut Verdicts,
 ) {
@@ -79,7 +80,7 @@ pub(super) fn compile_policies(
 /// Compiles routes onto the providers and policies already in `snapshot` (those that serve);
 /// `existing` tells a reference to a missing object from one to an object that does not serve.
 pub(super) fn compile_routes(
-    routes: &[ModelRoute],
+    routes: &[Arc<ModelRoute>],
     existing: &Existing,
     snapshot: &mut Snapshot,
     verdicts: &mut Verdicts,
