@@ -1,5 +1,6 @@
-//! Python clients against the gateway: the official OpenAI SDK (tests/py/openai_sdk.py) and
-//! OpenAI's own response schemas (tests/py/openapi_conformance.py).
+//! Python clients against the gateway: the official OpenAI SDK (tests/py/openai_sdk.py, and
+//! tests/py/translated_tool_calls.py through translated providers) and OpenAI's own response
+//! schemas (tests/py/openapi_conformance.py).
 //!
 //! `scripts/test` provisions both in a venv and sets SWITCHBOARD_PYTHON; run that, or point
 //! SWITCHBOARD_PYTHON at a Python with tests/py/requirements.txt installed.
@@ -20,6 +21,50 @@ async fn the_official_openai_sdk_works_against_the_gateway() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn responses_conform_to_openais_schemas() {
     run_python("openapi_conformance.py", &["--max-body-bytes", "4000"], "responses valid").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[expect(clippy::unwrap_used, clippy::panic, reason = "test: failures abort it")]
+async fn the_openai_sdk_streams_a_tool_call_through_every_translated_provider() {
+    use switchboard_mock_providers::{AnthropicMock, AnthropicOptions};
+    let anthropic =
+        AnthropicMock::start("127.0.0.1:0".parse().unwrap(), AnthropicOptions::default()).await.unwrap();
+    let config = format!(
+        r#"
+version: 2
+providers:
+  - name: anthropic
+    type: anthropic
+    base_url: {anthropic}/v1
+    api_key: {{ value: {anthropic_key} }}
+    allow_private_network: true
+routes:
+  - model: claude
+    backends: [{{ provider: anthropic, model: claude-mock-tool }}]
+keys:
+  - id: full
+    hash: {full}
+"#,
+        anthropic = anthropic.base_url(),
+        anthropic_key = AnthropicOptions::default().api_key,
+        full = hash_key(KEY),
+    );
+    let gateway = Gateway::start(Some(&config), &[]);
+    let python = std::env::var("SWITCHBOARD_PYTHON").unwrap_or_else(|_| "python3".to_owned());
+    let script = repo_root().join("tests/py/translated_tool_calls.py");
+    let output = tokio::process::Command::new(&python)
+        .arg(&script)
+        .args(["--base-url", &gateway.url("/v1"), "--key", KEY, "--models", "claude"])
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("cannot run {python}: {e}; run scripts/test"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("translated tool calls ok"),
+        "{stdout}\n{}\ngateway log:\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        gateway.log()
+    );
 }
 
 /// Runs a Python test script against a gateway with the built-in mock and a mock upstream.
