@@ -24,7 +24,6 @@ async fn responses_conform_to_openais_schemas() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[expect(clippy::unwrap_used, clippy::panic, reason = "test: failures abort it")]
 async fn the_openai_sdk_streams_a_tool_call_through_every_translated_provider() {
     use switchboard_mock_providers::{AnthropicMock, AnthropicOptions};
     let anthropic =
