@@ -8,7 +8,7 @@
 //! `switchboard_config_reload_failures_total`, and never reaches `apply`.
 
 use crate::Gateway;
-use crate::table::{CompileContext, RoutingTable, compile};
+use crate::table::{CompileContext, RoutingTable, compile, compile_accepted};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
@@ -123,7 +123,7 @@ pub fn prepare(input: Input, ctx: &CompileContext) -> Result<Prepared, ConfigErr
         Input::PushedJson(text) => {
             let hash = short_hex(&Sha256::digest(text.as_bytes()));
             let accepted = Snapshot::from_pushed_json(&text)?;
-            let table = compile(&accepted.snapshot, Origin::Pushed, &hash, ctx)?;
+            let table = compile_accepted(&accepted, &hash, ctx)?;
             Ok(Prepared { table, rejected: accepted.rejected })
         }
         Input::Snapshot { snapshot, origin: Origin::Pushed } => {
@@ -131,7 +131,7 @@ pub fn prepare(input: Input, ctx: &CompileContext) -> Result<Prepared, ConfigErr
             // version), so an ack names exactly what the operator sent.
             let hash = short_hex(&Sha256::digest(snapshot.to_json().as_bytes()));
             let accepted = snapshot.accept()?;
-            let table = compile(&accepted.snapshot, Origin::Pushed, &hash, ctx)?;
+            let table = compile_accepted(&accepted, &hash, ctx)?;
             Ok(Prepared { table, rejected: accepted.rejected })
         }
     }

@@ -166,11 +166,13 @@ async fn handle(
         OperatorMessage::Heartbeat => {}
         OperatorMessage::Snapshot { generation, document } => {
             let text = String::from(Box::<str>::from(document));
-            let reply = match config_thread.prepare(Input::PushedJson(text.clone())).await {
+            // A copy for the cache only when there is one: the snapshot may be megabytes.
+            let cached = link.snapshot_cache.is_some().then(|| text.clone());
+            let reply = match config_thread.prepare(Input::PushedJson(text)).await {
                 Ok(prepared) => match apply(gateway, prepared) {
                     Ok(applied) => {
                         gateway.metrics.config_reloads.fetch_add(1, Relaxed);
-                        if let Some(path) = link.snapshot_cache.clone() {
+                        if let (Some(path), Some(text)) = (link.snapshot_cache.clone(), cached) {
                             let written =
                                 tokio::task::spawn_blocking(move || write_cache(&path, &text)).await;
                             if let Ok(Err(err)) = written {

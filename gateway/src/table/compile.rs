@@ -7,7 +7,7 @@ use crate::metrics::Metrics;
 use crate::upstream::{HttpClients, Upstream};
 use std::collections::HashMap;
 use std::sync::Arc;
-use switchboard_config::{ConfigError, ConfigErrors, Origin, Snapshot};
+use switchboard_config::{Accepted, ConfigError, ConfigErrors, Origin, Snapshot};
 
 /// What compiling needs from the running process: the shared connection pools (kept across
 /// reloads so warm upstream connections survive), the metrics registry and the backend state
@@ -35,6 +35,26 @@ pub fn compile(
     ctx: &CompileContext,
 ) -> Result<RoutingTable, ConfigErrors> {
     snapshot.validate(origin)?;
+    compile_valid(snapshot, origin, hash, ctx)
+}
+
+/// Builds the table of a pushed snapshot that [`Snapshot::accept`] returned: accepting it
+/// validated what it kept, so it is not validated a second time (a 10,000-key snapshot per push
+/// on every replica).
+pub fn compile_accepted(
+    accepted: &Accepted,
+    hash: &str,
+    ctx: &CompileContext,
+) -> Result<RoutingTable, ConfigErrors> {
+    compile_valid(&accepted.snapshot, Origin::Pushed, hash, ctx)
+}
+
+fn compile_valid(
+    snapshot: &Snapshot,
+    origin: Origin,
+    hash: &str,
+    ctx: &CompileContext,
+) -> Result<RoutingTable, ConfigErrors> {
     let mut errors = Vec::new();
     let mut upstreams = Vec::with_capacity(snapshot.providers.len());
     let mut upstream_index = HashMap::new();

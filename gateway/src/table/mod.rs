@@ -10,7 +10,7 @@ mod health;
 mod route;
 mod state;
 
-pub use compile::{CompileContext, compile};
+pub use compile::{CompileContext, compile, compile_accepted};
 pub use route::{Backend, Route};
 pub use state::{BackendState, UsedState};
 
