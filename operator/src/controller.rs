@@ -34,6 +34,15 @@ use tokio::time::Instant;
 /// arrives as a burst of events: one compile, not fifty).
 pub const DEBOUNCE: Duration = Duration::from_millis(50);
 
+/// The longest a burst is waited for: a steady stream of changes less than [`DEBOUNCE`] apart
+/// (a 10,000-key apply) must not postpone every push until it stops.
+pub const MAX_BATCH_DELAY: Duration = Duration::from_millis(250);
+
+/// How long replica reports (acks, connections) are gathered before statuses are rendered
+/// again: after a push, acks of a whole fleet arrive over some hundreds of milliseconds, and
+/// rendering 10,000 statuses once per ack would compete with the replicas for CPU.
+pub const REPORT_BATCH_DELAY: Duration = Duration::from_millis(200);
+
 /// What the controller watches and where it publishes.
 pub struct Controller {
     pub client: Client,
@@ -148,6 +157,10 @@ impl Controller {
                     next.snapshot.generation = generation;
                     self.metrics.snapshot_generation.store(generation, Relaxed);
                     self.publisher.publish(next.snapshot.clone());
+                    // Let the replicas' stream tasks just woken run before this task goes on
+                    // rendering statuses: the last one woken sits in this worker's LIFO slot,
+                    // which other workers cannot take it from.
+                    tokio::task::yield_now().await;
                     self.metrics.snapshot_bytes.store(self.publisher.snapshot_bytes(), Relaxed);
                     tracing::info!(
                         generation,
@@ -190,12 +203,20 @@ impl Controller {
                 () = departure => {}
                 _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
             }
-            // Let the rest of a burst arrive.
+            // Let the rest of a burst arrive: object changes until DEBOUNCE passes without one
+            // (at most MAX_BATCH_DELAY), replica reports for REPORT_BATCH_DELAY.
+            let burst = Instant::now();
             loop {
+                let quiet = if objects_changed { DEBOUNCE } else { REPORT_BATCH_DELAY };
+                let limit = burst + if objects_changed { MAX_BATCH_DELAY } else { REPORT_BATCH_DELAY };
+                let wake = (Instant::now() + quiet).min(limit);
                 tokio::select! {
                     () = changed.notified() => objects_changed = true,
                     _ = replicas.changed() => {}
-                    () = tokio::time::sleep(DEBOUNCE) => break,
+                    () = tokio::time::sleep_until(wake) => break,
+                }
+                if Instant::now() >= limit {
+                    break;
                 }
             }
         }

@@ -120,6 +120,7 @@ fn main() -> ExitCode {
             tracing_subscriber::fmt()
                 .with_max_level(level)
                 .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
                 .with_target(false)
                 .init();
             let options = switchboard_operator::run::RunOptions {

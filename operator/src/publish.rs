@@ -61,8 +61,15 @@ impl Published {
             return Err(format!("schema version {version} is not written by this operator"));
         };
         slot.get_or_init(|| {
-            let document = self.snapshot.to_version(version).map_err(|errors| errors.to_string())?;
-            let document = serde_json::value::to_raw_value(&document).map_err(|err| err.to_string())?;
+            // The current version is the snapshot as it serializes: straight to text, without
+            // the tree of values an older version's rewrite needs (megabytes at 10,000 keys).
+            let document = if version == *SUPPORTED_SCHEMA_VERSIONS.end() {
+                serde_json::value::to_raw_value(&self.snapshot)
+            } else {
+                let document = self.snapshot.to_version(version).map_err(|errors| errors.to_string())?;
+                serde_json::value::to_raw_value(&document)
+            }
+            .map_err(|err| err.to_string())?;
             let message = OperatorMessage::Snapshot { generation: self.generation, document };
             Ok(Bytes::from(encode(&message)))
         })
@@ -474,6 +481,8 @@ mod tests {
         assert_eq!(first.as_ptr(), published.message(2).unwrap().as_ptr(), "shared, not re-encoded");
         let message: serde_json::Value = serde_json::from_slice(&first).unwrap();
         assert_eq!((message["type"].as_str(), message["generation"].as_u64()), (Some("snapshot"), Some(7)));
+        let snapshot = &published.snapshot;
+        assert_eq!(message["document"], snapshot.to_version(2).unwrap(), "the same document as to_version");
         assert!(published.message(1).is_ok());
         assert!(published.message(9).is_err());
     }
