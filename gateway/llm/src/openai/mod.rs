@@ -3,9 +3,10 @@
 //! Reference: <https://platform.openai.com/docs/api-reference/chat/create>. Everything not named
 //! here is carried verbatim in the [`RawObject`].
 
-mod hub;
+mod render;
+mod to_hub;
 
-pub use hub::{ChunkRenderer, render_response, usage_json};
+pub use render::{ChunkRenderer, render_response, usage_json};
 
 use crate::raw::{RawObject, RawObjectError, null, raw_string};
 use bytes::{Bytes, BytesMut};
