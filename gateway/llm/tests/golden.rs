@@ -1,8 +1,9 @@
-//! Golden files of whole translations, per provider dialect: `tests/golden/<provider>/`
+//! Golden files of whole translations, per provider dialect (`anthropic`, `gemini`):
+//! `tests/golden/<provider>/`
 //! - `request/<case>.in.json`: an OpenAI chat request → `<case>.out.json`, the upstream body;
 //! - `response/<case>.in.json`: the provider's answer → `<case>.out.json`, the OpenAI answer;
 //! - `stream/<case>.in.sse`: the provider's stream → `<case>.out.sse`, the OpenAI chunks (with
-//!   `include_usage`).
+//!   `include_usage`), split into events as the relay splits them.
 //!
 //! Inputs follow the provider's documented examples (see each dialect's module docs). After an
 //! intended change, regenerate and review the diff:
@@ -10,14 +11,15 @@
 
 #![expect(clippy::unwrap_used, reason = "tests: a failed step fails the test")]
 
-use bytes::Bytes;
 use std::path::{Path, PathBuf};
-use switchboard_llm::anthropic;
 use switchboard_llm::openai::{ChunkRenderer, ModelRequest, render_response};
-use switchboard_llm::stream::{HubTranslator, StreamTranslator};
+use switchboard_llm::sse::EventSplitter;
+use switchboard_llm::stream::{HubTranslator, ProviderStream, StreamTranslator};
+use switchboard_llm::{anthropic, gemini};
 
-/// The model id the route resolves to upstream, in every request case.
-const UPSTREAM_MODEL: &str = "claude-sonnet-4-5";
+/// The model id the route resolves to upstream, per dialect.
+const CLAUDE: &str = "claude-sonnet-4-5";
+const GEMINI: &str = "gemini-2.5-flash";
 
 fn golden_dir(provider: &str, kind: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(provider).join(kind)
@@ -54,11 +56,24 @@ fn pretty(json: &[u8]) -> String {
     serde_json::to_string_pretty(&value).unwrap() + "\n"
 }
 
+/// A provider's stream, split into events as the relay does, rendered for an OpenAI client.
+fn relay(provider: impl ProviderStream, model: &str, input: &[u8]) -> String {
+    let renderer = ChunkRenderer::new(model, 1_700_000_000, true);
+    let mut translator = HubTranslator::new(provider, renderer);
+    let mut out = Vec::new();
+    let mut splitter = EventSplitter::default();
+    for event in splitter.push(input).unwrap() {
+        translator.event(event, &mut out);
+    }
+    assert!(splitter.finish().is_none(), "a cut event in the input");
+    translator.end(&mut out);
+    out.iter().map(|b| std::str::from_utf8(b).unwrap()).collect()
+}
+
 #[test]
 fn anthropic_requests() {
     check("anthropic", "request", "json", |input| {
-        let request = ModelRequest::parse(input).unwrap();
-        let hub = request.to_hub(UPSTREAM_MODEL).unwrap();
+        let hub = ModelRequest::parse(input).unwrap().to_hub(CLAUDE).unwrap();
         pretty(&anthropic::build_request(&hub, anthropic::Options { default_max_tokens: 4096 }).unwrap())
     });
 }
@@ -72,16 +87,25 @@ fn anthropic_responses() {
 
 #[test]
 fn anthropic_streams() {
-    check("anthropic", "stream", "sse", |input| {
-        let renderer = ChunkRenderer::new(UPSTREAM_MODEL, 1_700_000_000, true);
-        let mut translator = HubTranslator::new(anthropic::AnthropicStream::new(), renderer);
-        let mut out = Vec::new();
-        // Event by event, as the relay hands them over.
-        let text = std::str::from_utf8(input).unwrap();
-        for event in text.split_inclusive("\n\n") {
-            translator.event(Bytes::from(event.to_owned()), &mut out);
-        }
-        translator.end(&mut out);
-        out.iter().map(|b| std::str::from_utf8(b).unwrap()).collect()
+    check("anthropic", "stream", "sse", |input| relay(anthropic::AnthropicStream::new(), CLAUDE, input));
+}
+
+#[test]
+fn gemini_requests() {
+    check("gemini", "request", "json", |input| {
+        let hub = ModelRequest::parse(input).unwrap().to_hub(GEMINI).unwrap();
+        pretty(&gemini::build_request(&hub, gemini::Options::default()).unwrap())
     });
+}
+
+#[test]
+fn gemini_responses() {
+    check("gemini", "response", "json", |input| {
+        pretty(&render_response(&gemini::parse_response(input).unwrap(), 1_700_000_000))
+    });
+}
+
+#[test]
+fn gemini_streams() {
+    check("gemini", "stream", "sse", |input| relay(gemini::GeminiStream::new(), GEMINI, input));
 }
