@@ -29,7 +29,7 @@ pub use network::AddressRule;
 pub use policy::{FailureMode, PolicyConfig, PolicyMode, PolicyScope, parse_usd};
 pub use provider::{
     AnthropicProviderConfig, Credential, HeaderConfig, HttpSettings, MockProviderConfig,
-    OpenAiProviderConfig, ProviderConfig,
+    OpenAiProviderConfig, ProviderConfig, endpoint_url,
 };
 pub use route::{BackendConfig, RouteConfig};
 pub use secret::{SecretValue, Secrets};

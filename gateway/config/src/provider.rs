@@ -93,11 +93,15 @@ pub struct HttpSettings<'a> {
 }
 
 impl HttpSettings<'_> {
-    /// The URL of one endpoint: the base URL without trailing slashes, then the endpoint. The
-    /// validator and the gateway both build URLs with this.
     pub fn endpoint_url(&self, endpoint: &str) -> String {
-        format!("{}{endpoint}", self.base_url.trim_end_matches('/'))
+        endpoint_url(self.base_url, endpoint)
     }
+}
+
+/// The URL of one endpoint of an HTTP provider: the base URL without trailing slashes, then the
+/// endpoint (`/chat/completions`). The validator and the gateway both build URLs with this.
+pub fn endpoint_url(base_url: &str, endpoint: &str) -> String {
+    format!("{}{endpoint}", base_url.trim_end_matches('/'))
 }
 
 /// An OpenAI-compatible upstream.
@@ -132,14 +136,6 @@ pub struct OpenAiProviderConfig {
     pub allow_private_network: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<ObjectRef>,
-}
-
-impl OpenAiProviderConfig {
-    /// The URL of one endpoint (`/chat/completions`): the base URL without trailing slashes,
-    /// then the endpoint. The validator and the gateway both build URLs with this.
-    pub fn endpoint_url(&self, endpoint: &str) -> String {
-        format!("{}{endpoint}", self.base_url.trim_end_matches('/'))
-    }
 }
 
 /// An upstream speaking Anthropic's Messages API.

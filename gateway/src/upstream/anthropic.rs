@@ -10,7 +10,7 @@ use crate::error::{UpstreamError, UpstreamErrorKind};
 use http::{HeaderMap, HeaderName, HeaderValue, Uri};
 use std::sync::Arc;
 use std::time::Duration;
-use switchboard_config::{AnthropicProviderConfig, ProviderConfig, Secrets};
+use switchboard_config::{AnthropicProviderConfig, Secrets};
 use switchboard_llm::anthropic::{self, AnthropicStream};
 use switchboard_llm::openai::{ChunkRenderer, ModelRequest, RequestError, render_response};
 use switchboard_llm::stream::HubTranslator;
@@ -29,17 +29,13 @@ impl AnthropicProvider {
     /// Builds the provider from a validated config (see `OpenAiProvider::compile`).
     pub fn compile(
         config: &AnthropicProviderConfig,
-        provider: &ProviderConfig,
         secrets: &Secrets,
         client: HttpClient,
     ) -> Result<Self, CompileError> {
-        let Some(http) = provider.http() else {
-            return Err(CompileError { path: String::new(), reason: "not an HTTP provider".into() });
-        };
-        let messages_uri = http.endpoint_url("/messages").parse::<Uri>().map_err(|err| CompileError {
-            path: "base_url".into(),
-            reason: format!("not a valid URL: {err}"),
-        })?;
+        let messages_uri =
+            switchboard_config::endpoint_url(&config.base_url, "/messages").parse::<Uri>().map_err(
+                |err| CompileError { path: "base_url".into(), reason: format!("not a valid URL: {err}") },
+            )?;
         let version = HeaderValue::from_str(&config.version).map_err(|_| CompileError {
             path: "version".into(),
             reason: "not a valid header value".into(),

@@ -95,7 +95,7 @@ impl Upstream {
             }
             ProviderConfig::Anthropic(c) => {
                 let client = clients.for_rule(origin.address_rule(c.allow_private_network)).clone();
-                Upstream::Anthropic(AnthropicProvider::compile(c, config, secrets, client)?)
+                Upstream::Anthropic(AnthropicProvider::compile(c, secrets, client)?)
             }
             ProviderConfig::Mock(c) => Upstream::Mock(MockProvider::compile(c)),
         })

@@ -35,9 +35,8 @@ impl OpenAiProvider {
         client: HttpClient,
     ) -> Result<Self, CompileError> {
         let uri = |endpoint: &str| {
-            config.endpoint_url(endpoint).parse::<Uri>().map_err(|err| CompileError {
-                path: "base_url".into(),
-                reason: format!("not a valid URL: {err}"),
+            switchboard_config::endpoint_url(&config.base_url, endpoint).parse::<Uri>().map_err(|err| {
+                CompileError { path: "base_url".into(), reason: format!("not a valid URL: {err}") }
             })
         };
         let mut headers = Vec::new();
