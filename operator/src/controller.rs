@@ -117,10 +117,9 @@ impl Controller {
         }
         tracing::info!(namespaces = ?self.namespaces, "watch caches ready; compiling");
         let mut generation = first_generation(&self.publisher);
-        // The last snapshot compile, and the snapshot last published (its content decides
-        // whether a compile is a new generation).
+        // The last snapshot compile; the publisher's snapshot decides whether the next compile
+        // is a new generation.
         let mut draft: Option<Draft> = None;
-        let mut published: Option<Snapshot> = None;
         let mut served_since = Arc::new(HashMap::new());
         let mut replicas = self.publisher.changes();
         let mut writer = StatusWriter::start(self.client.clone(), self.metrics.clone());
@@ -151,7 +150,8 @@ impl Controller {
             let compiled_now = objects_changed || renumber || draft.is_none();
             if compiled_now {
                 let mut next = compile_snapshot(&stores.inputs(generation, now.clone(), None));
-                let changed = published.as_ref().is_none_or(|last| !same_content(last, &next.snapshot));
+                let published = self.publisher.published();
+                let changed = published.is_none_or(|last| !same_content(&last.snapshot, &next.snapshot));
                 if changed || renumber {
                     generation += 1;
                     next.snapshot.generation = generation;
@@ -169,7 +169,6 @@ impl Controller {
                         keys = next.snapshot.keys.len(),
                         "snapshot published"
                     );
-                    published = Some(next.snapshot.clone());
                 } else {
                     // Nothing new to serve: statuses speak of the generation being served.
                     next.snapshot.generation = generation;

@@ -144,6 +144,11 @@ impl Publisher {
         self.current.send_replace(Some(Arc::new(published)));
     }
 
+    /// The snapshot being served to replicas, if any.
+    pub fn published(&self) -> Option<Arc<Published>> {
+        self.current.borrow().clone()
+    }
+
     /// The size of the current snapshot's message in the newest schema version (encoding it
     /// now if no replica needed it yet; replicas then share that encoding).
     pub fn snapshot_bytes(&self) -> u64 {
