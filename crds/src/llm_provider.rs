@@ -10,7 +10,7 @@ use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
 /// An upstream that serves models: OpenAI, an OpenAI-compatible server (vLLM, Ollama, ...),
-/// Anthropic, or the built-in mock. ModelRoutes in the same namespace send requests to it through providerRef.
+/// Anthropic, Google Gemini, or the built-in mock. ModelRoutes in the same namespace send requests to it through providerRef.
 #[expect(clippy::duplicated_attributes, reason = "every printcolumn(...) repeats type_ = \"string\"")]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
     category = "switchboard",
     namespaced,
     status = "LlmProviderStatus",
-    doc = "LLMProvider is an upstream that serves models (OpenAI, an OpenAI-compatible server, Anthropic, or the built-in mock).",
+    doc = "LLMProvider is an upstream that serves models (OpenAI, an OpenAI-compatible server, Anthropic, Google Gemini, or the built-in mock).",
     printcolumn(name = "Type", type_ = "string", json_path = ".spec.type"),
     printcolumn(name = "Base URL", type_ = "string", json_path = ".spec.baseURL"),
     printcolumn(
@@ -53,15 +53,17 @@ use serde::{Deserialize, Serialize};
 pub struct LlmProviderSpec {
     /// The API the upstream speaks. `openai`: OpenAI or any OpenAI-compatible server (vLLM,
     /// Ollama, LiteLLM, ...). `anthropic`: Anthropic's Messages API (api.anthropic.com, or Claude
-    /// served elsewhere with that API); OpenAI requests are translated. `mock`: the built-in test
+    /// served elsewhere with that API); OpenAI requests are translated. `gemini`: Google's Gemini
+    /// API (generativelanguage.googleapis.com, from Google AI Studio); OpenAI requests are
+    /// translated. `mock`: the built-in test
     /// provider; it answers deterministically without any network call (demos, load tests, CI).
     #[serde(rename = "type")]
     pub type_: ProviderType,
 
     /// Base URL of the API, including the version path; endpoints such as /chat/completions are
     /// appended. http or https, no credentials, no query or fragment. Default for openai:
-    /// https://api.openai.com/v1, for anthropic: https://api.anthropic.com/v1. Not allowed for
-    /// mock. Example: http://vllm.models.svc:8000/v1
+    /// https://api.openai.com/v1, for anthropic: https://api.anthropic.com/v1, for gemini:
+    /// https://generativelanguage.googleapis.com/v1beta. Not allowed for mock. Example: http://vllm.models.svc:8000/v1
     #[serde(rename = "baseURL", default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 2048))]
     #[x_kube(
@@ -78,8 +80,8 @@ pub struct LlmProviderSpec {
     )]
     pub base_url: Option<String>,
 
-    /// The provider's API key, sent as "Authorization: Bearer <key>" (openai) or "x-api-key"
-    /// (anthropic). Only a reference to a
+    /// The provider's API key, sent as "Authorization: Bearer <key>" (openai), "x-api-key"
+    /// (anthropic) or "x-goog-api-key" (gemini; never in the URL). Only a reference to a
     /// Secret in the same namespace: keys are never written inline. Omit it for servers that
     /// need no key (a local vLLM or Ollama).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -150,6 +152,8 @@ pub enum ProviderType {
     OpenAi,
     /// Anthropic's Messages API.
     Anthropic,
+    /// Google's Gemini API (generateContent).
+    Gemini,
     /// The built-in mock provider.
     Mock,
 }

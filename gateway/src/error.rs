@@ -285,8 +285,8 @@ fn render_upstream(err: &UpstreamError) -> Rendered {
                 retry_after: retry_after.clone(),
             }
         }
-        // 529: Anthropic's "overloaded". OpenAI's own word for that is 503; a client retries it.
-        UpstreamErrorKind::Status { status, retry_after, .. } if status.as_u16() == 529 => Rendered {
+        // The provider is overloaded: OpenAI's own word for that is 503; a client retries it.
+        UpstreamErrorKind::Status { status, body, retry_after } if overloaded(*status, body) => Rendered {
             status: StatusCode::SERVICE_UNAVAILABLE,
             body: envelope(
                 &format!("{}: the provider is overloaded; retry later", err.client_message()),
@@ -325,6 +325,15 @@ fn render_upstream(err: &UpstreamError) -> Rendered {
     }
 }
 
+/// Whether an error status says "overloaded, retry later" rather than "broken": Anthropic's 529
+/// (`overloaded_error`) and Google's 503 `UNAVAILABLE` ("The model is overloaded"; a plain 503
+/// from an OpenAI-compatible server stays a 502).
+fn overloaded(status: StatusCode, body: &[u8]) -> bool {
+    status.as_u16() == 529
+        || (status == StatusCode::SERVICE_UNAVAILABLE
+            && UpstreamMessage::parse(body).status.as_deref() == Some("UNAVAILABLE"))
+}
+
 /// What an upstream said about a rejected request, from OpenAI's envelope or the flat
 /// `{"object":"error","message":..}` shape some compatible servers use.
 #[derive(Default)]
@@ -333,6 +342,8 @@ struct UpstreamMessage {
     kind: Option<String>,
     param: Option<String>,
     code: Option<String>,
+    /// Google's canonical status name (`INVALID_ARGUMENT`), next to its numeric `code`.
+    status: Option<String>,
 }
 
 impl UpstreamMessage {
@@ -351,7 +362,10 @@ impl UpstreamMessage {
         };
         let message =
             text("message").or_else(|| value.get("error").and_then(|e| e.as_str()).map(str::to_owned));
-        UpstreamMessage { message, kind: text("type"), param: text("param"), code: text("code") }
+        let status = text("status");
+        // Google's name says more than its number (`NOT_FOUND` rather than `404`).
+        let code = status.clone().or_else(|| text("code"));
+        UpstreamMessage { message, kind: text("type"), param: text("param"), code, status }
     }
 }
 
@@ -395,6 +409,14 @@ mod tests {
             (upstream(400, r#"{"error":{"message":"context too long"}}"#), 400),
             (upstream(400, r#"{"object":"error","message":"bad","type":"BadRequestError","code":400}"#), 400),
             (upstream(422, "not json"), 422),
+            (
+                upstream(
+                    503,
+                    r#"{"error":{"code":503,"message":"The model is overloaded.","status":"UNAVAILABLE"}}"#,
+                ),
+                503,
+            ),
+            (upstream(400, r#"{"error":{"code":400,"message":"bad","status":"INVALID_ARGUMENT"}}"#), 400),
             (upstream(429, "{}"), 429),
             (
                 GatewayError::Upstream(UpstreamError {

@@ -11,6 +11,7 @@ pub mod error;
 pub mod handle;
 pub mod memory;
 pub mod metrics;
+pub mod pushed;
 pub mod registry;
 pub mod reload;
 pub mod request_id;
@@ -116,15 +117,15 @@ pub async fn run(options: cli::ServeOptions) -> Result<(), String> {
         // Static stability: serve the last snapshot this replica applied until the operator
         // answers, so a restart during an operator outage does not take the replica down.
         if let Some(text) = operator.snapshot_cache.as_deref().and_then(sync::read_cache) {
-            match config_thread.prepare(reload::Input::PushedJson(text)).await {
-                Ok(prepared) => {
+            match config_thread.push(pushed::Push::Whole(text), false).await {
+                Ok(pushed::PushPrepared { prepared, .. }) => {
                     let generation = prepared.table.generation;
                     if reload::apply(&gateway, prepared).is_ok() {
                         tracing::info!(generation, "serving the cached snapshot until the operator answers");
                     }
                 }
-                Err(errors) => {
-                    tracing::warn!(errors = %errors, "the cached snapshot is unusable; waiting for the operator")
+                Err(error) => {
+                    tracing::warn!(error = ?error, "the cached snapshot is unusable; waiting for the operator")
                 }
             }
         }

@@ -8,6 +8,7 @@
 //! `switchboard_config_reload_failures_total`, and never reaches `apply`.
 
 use crate::Gateway;
+use crate::pushed::{Held, Push, PushError, PushPrepared};
 use crate::table::{CompileContext, RoutingTable, compile, compile_accepted};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeSet, HashSet};
@@ -55,9 +56,6 @@ pub enum Input {
     /// A snapshot value. A pushed one is accepted entry by entry: what is invalid is left out
     /// and reported, the rest serves.
     Snapshot { snapshot: Box<Snapshot>, origin: Origin },
-    /// A pushed snapshot as the operator's stream delivers it (JSON), parsed entry by entry on
-    /// the config thread so a big one never stalls a request thread.
-    PushedJson(String),
 }
 
 /// A compiled table ready to swap in, and what was left out of it.
@@ -119,12 +117,6 @@ pub fn prepare(input: Input, ctx: &CompileContext) -> Result<Prepared, ConfigErr
             snapshot.validate(Origin::File)?;
             let hash = fingerprint(&snapshot.to_json(), &snapshot.credential_files());
             Ok(Prepared { table: compile(&snapshot, Origin::File, &hash, ctx)?, rejected: Vec::new() })
-        }
-        Input::PushedJson(text) => {
-            let hash = short_hex(&Sha256::digest(text.as_bytes()));
-            let accepted = Snapshot::from_pushed_json(&text)?;
-            let table = compile_accepted(&accepted, &hash, ctx)?;
-            Ok(Prepared { table, rejected: accepted.rejected })
         }
         Input::Snapshot { snapshot, origin: Origin::Pushed } => {
             // The hash covers what was received, secrets included (a rotated Secret is a new
@@ -197,6 +189,8 @@ enum Job {
     },
     /// Prepare a config value.
     Prepare { input: Input, done: tokio::sync::oneshot::Sender<Result<Prepared, ConfigErrors>> },
+    /// Prepare what the operator pushed, against the document held from earlier pushes.
+    Push { push: Push, keep_text: bool, done: tokio::sync::oneshot::Sender<Result<PushPrepared, PushError>> },
 }
 
 /// The one long-lived thread that reads files and compiles configs (10,000 keys take
@@ -214,6 +208,7 @@ impl ConfigThread {
         std::thread::Builder::new()
             .name("config".into())
             .spawn(move || {
+                let mut held = Held::default();
                 for job in rx {
                     let compiled = match job {
                         Job::Look { path, last_seen, credential_files, done } => {
@@ -224,6 +219,10 @@ impl ConfigThread {
                         }
                         Job::Prepare { input, done } => {
                             let _ = done.send(prepare(input, &ctx));
+                            true
+                        }
+                        Job::Push { push, keep_text, done } => {
+                            let _ = done.send(held.prepare(push, keep_text, &ctx));
                             true
                         }
                     };
@@ -241,6 +240,14 @@ impl ConfigThread {
         let (done, result) = tokio::sync::oneshot::channel();
         let gone = || ConfigErrors::single("", "the config thread has stopped");
         self.jobs.send(Job::Prepare { input, done }).map_err(|_| gone())?;
+        result.await.map_err(|_| gone())?
+    }
+
+    /// Prepares a push on the config thread (which holds the document pushed before).
+    pub async fn push(&self, push: Push, keep_text: bool) -> Result<PushPrepared, PushError> {
+        let (done, result) = tokio::sync::oneshot::channel();
+        let gone = || PushError::Refused(ConfigErrors::single("", "the config thread has stopped"));
+        self.jobs.send(Job::Push { push, keep_text, done }).map_err(|_| gone())?;
         result.await.map_err(|_| gone())?
     }
 

@@ -8,7 +8,8 @@
 //! exponential backoff and jitter.
 
 use crate::Gateway;
-use crate::reload::{ConfigThread, Input, apply};
+use crate::pushed::{Push, PushError, PushPrepared};
+use crate::reload::{ConfigThread, apply};
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_TYPE};
 use http::{HeaderValue, Method, Request, StatusCode, Uri};
@@ -96,6 +97,7 @@ async fn session(link: &OperatorLink, gateway: &Gateway, config_thread: &ConfigT
         build: env!("CARGO_PKG_VERSION").to_owned(),
         reads: (*versions.start(), *versions.end()),
         serving,
+        deltas: true,
     };
     send(&outgoing, &hello).await?;
     let uri = Uri::builder()
@@ -166,27 +168,51 @@ async fn handle(
         OperatorMessage::Heartbeat => {}
         OperatorMessage::Snapshot { generation, document } => {
             let text = String::from(Box::<str>::from(document));
-            // A copy for the cache only when there is one: the snapshot may be megabytes.
-            let cached = link.snapshot_cache.is_some().then(|| text.clone());
-            let reply = match config_thread.prepare(Input::PushedJson(text)).await {
-                Ok(prepared) => match apply(gateway, prepared) {
-                    Ok(applied) => {
-                        gateway.metrics.config_reloads.fetch_add(1, Relaxed);
-                        if let (Some(path), Some(text)) = (link.snapshot_cache.clone(), cached) {
-                            let written =
-                                tokio::task::spawn_blocking(move || write_cache(&path, &text)).await;
-                            if let Ok(Err(err)) = written {
-                                tracing::warn!(error = %err, "cannot keep the snapshot for a restart without the operator");
-                            }
-                        }
-                        let rejected = applied.rejected.iter().map(WireRejection::from).collect();
-                        ReplicaMessage::Ack { generation: applied.generation, hash: applied.hash, rejected }
-                    }
-                    Err(stale) => nack(gateway, generation, vec![problem("generation", &stale.to_string())]),
-                },
-                Err(errors) => nack(gateway, generation, errors.iter().map(WireProblem::from).collect()),
-            };
-            send(outgoing, &reply).await?;
+            push(Push::Whole(text), generation, link, gateway, config_thread, outgoing).await?;
+        }
+        OperatorMessage::Delta { generation, base, hash, changes } => {
+            let delta = Push::Delta { generation, base, hash, changes };
+            push(delta, generation, link, gateway, config_thread, outgoing).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Prepares and applies what the operator pushed, answers it, then keeps the document for a
+/// restart without the operator (after the answer: the operator is waiting for it, and writing
+/// megabytes to disk is not part of serving the change).
+async fn push(
+    push: Push,
+    generation: u64,
+    link: &OperatorLink,
+    gateway: &Gateway,
+    config_thread: &ConfigThread,
+    outgoing: &Outgoing,
+) -> Result<(), String> {
+    let mut cached = None;
+    let reply = match config_thread.push(push, link.snapshot_cache.is_some()).await {
+        Ok(PushPrepared { prepared, text }) => match apply(gateway, prepared) {
+            Ok(applied) => {
+                gateway.metrics.config_reloads.fetch_add(1, Relaxed);
+                cached = text;
+                let rejected = applied.rejected.iter().map(WireRejection::from).collect();
+                ReplicaMessage::Ack { generation: applied.generation, hash: applied.hash, rejected }
+            }
+            Err(stale) => nack(gateway, generation, vec![problem("generation", &stale.to_string())]),
+        },
+        Err(PushError::Refused(errors)) => {
+            nack(gateway, generation, errors.iter().map(WireProblem::from).collect())
+        }
+        Err(PushError::Resync(reason)) => {
+            tracing::warn!(generation, reason = %reason, "a delta does not fit the document held; asking for the whole snapshot");
+            ReplicaMessage::Resync { generation, reason }
+        }
+    };
+    send(outgoing, &reply).await?;
+    if let (Some(path), Some(text)) = (link.snapshot_cache.clone(), cached) {
+        let written = tokio::task::spawn_blocking(move || write_cache(&path, &text)).await;
+        if let Ok(Err(err)) = written {
+            tracing::warn!(error = %err, "cannot keep the snapshot for a restart without the operator");
         }
     }
     Ok(())

@@ -8,7 +8,7 @@ pub mod support;
 
 use serde_json::{Value, json};
 use support::*;
-use switchboard_mock_providers::{AnthropicMock, AnthropicOptions};
+use switchboard_mock_providers::{AnthropicMock, AnthropicOptions, GeminiMock, GeminiOptions};
 
 const KEY: &str = "sk-conformance-client";
 
@@ -19,6 +19,10 @@ struct Dialect {
     provider: fn(base_url: &str) -> String,
     /// The upstream model id for each behaviour the cases need.
     model: fn(Behaviour) -> String,
+    /// The fewest pieces a streamed tool call's arguments arrive in: Anthropic streams them as
+    /// `input_json_delta` fragments; Gemini sends every call whole, in one chunk (its stream has
+    /// no partial function calls), so one delta carries all of it.
+    argument_pieces: usize,
 }
 
 #[derive(Clone, Copy)]
@@ -176,7 +180,7 @@ async fn streaming(gateway: &Gateway) {
     assert!(tokens > 0.0, "streams are counted");
 }
 
-async fn tool_call(gateway: &Gateway) {
+async fn tool_call(gateway: &Gateway, argument_pieces: usize) {
     let request = json!({"model": "tool", "messages": user("weather in Paris?"), "tools": weather_tools()});
     let body = chat(gateway, request.clone()).await.json();
     let call = &body["choices"][0]["message"]["tool_calls"][0];
@@ -187,7 +191,8 @@ async fn tool_call(gateway: &Gateway) {
     assert!(arguments["city"].is_string(), "{arguments}");
     assert_eq!(body["choices"][0]["finish_reason"], "tool_calls");
 
-    // Streamed: the arguments arrive in many pieces and assemble to the same call.
+    // Streamed: the arguments arrive in pieces (as the provider sends them) and assemble to the
+    // same call.
     let mut streamed = request;
     streamed["stream"] = json!(true);
     let response = chat(gateway, streamed).await;
@@ -199,7 +204,7 @@ async fn tool_call(gateway: &Gateway) {
     assert!(!calls[0].0.is_empty(), "a tool call id");
     let assembled: Value = serde_json::from_str(&calls[0].2).unwrap_or_default();
     assert_eq!(assembled, arguments, "streamed arguments assemble to the complete call's");
-    assert!(pieces >= 3, "arguments split across many deltas ({pieces})");
+    assert!(pieces >= argument_pieces, "arguments split across deltas as the provider sent them ({pieces})");
     assert_eq!(finish_reason(&chunks).as_deref(), Some("tool_calls"));
 }
 
@@ -360,7 +365,7 @@ macro_rules! conformance {
             #[tokio::test]
             async fn tool_call_plain_and_streamed_in_pieces() {
                 let (_mock, gateway) = gateway().await;
-                super::tool_call(&gateway).await;
+                super::tool_call(&gateway, $dialect.argument_pieces).await;
             }
 
             #[tokio::test]
@@ -431,6 +436,7 @@ const ANTHROPIC: Dialect = Dialect {
         Behaviour::Disconnect => "claude-mock-disconnect".into(),
         Behaviour::Status(status) => format!("error-{status}"),
     },
+    argument_pieces: 3,
 };
 
 #[expect(clippy::unwrap_used, reason = "test setup")]
@@ -446,3 +452,82 @@ conformance!(
     start_anthropic(),
     cache_read = switchboard_mock_providers::anthropic::CACHE_READ_TOKENS
 );
+
+const GEMINI: Dialect = Dialect {
+    provider: |base_url| gemini_provider(base_url, &GeminiOptions::default().api_key),
+    model: |behaviour| match behaviour {
+        Behaviour::Text => "gemini-mock".into(),
+        Behaviour::Tool => "gemini-mock-tool".into(),
+        Behaviour::ParallelTools => "gemini-mock-parallel-tools".into(),
+        Behaviour::Cache => "gemini-mock-cache".into(),
+        Behaviour::Malformed => "gemini-mock-malformed".into(),
+        Behaviour::MidstreamError => "gemini-mock-midstream-error".into(),
+        Behaviour::Disconnect => "gemini-mock-disconnect".into(),
+        // Google never sends 529: its "overloaded, retry later" is 503 `UNAVAILABLE` ("The model
+        // is overloaded"), which the case's expectation (503 to the client) then covers.
+        Behaviour::Status(529) => "error-503".into(),
+        Behaviour::Status(status) => format!("error-{status}"),
+    },
+    argument_pieces: 1,
+};
+
+fn gemini_provider(base_url: &str, key: &str) -> String {
+    format!(
+        "  - name: upstream\n    type: gemini\n    base_url: {base_url}/v1beta\n    api_key: {{ value: {key} }}\n    allow_private_network: true\n    timeout_ms: 5000\n"
+    )
+}
+
+#[expect(clippy::unwrap_used, reason = "test setup")]
+async fn start_gemini() -> (GeminiMock, String) {
+    let mock = GeminiMock::start(([127, 0, 0, 1], 0).into(), GeminiOptions::default()).await.unwrap();
+    let base_url = mock.base_url();
+    (mock, base_url)
+}
+
+// The mock caches half the prompt, rounded up: "Be brief." and "long prompt" are 4 words.
+conformance!(gemini, GEMINI, start_gemini(), cache_read = 2);
+
+/// Gemini-only: the key travels in `x-goog-api-key`, never in the URL, and a key Google refuses
+/// (a 400 `API_KEY_INVALID`, not a 401) is the gateway's problem, not the client's.
+#[tokio::test]
+async fn gemini_key_in_a_header_and_refused_keys() {
+    let (mock, base_url) = start_gemini().await;
+    let gateway = gateway(&GEMINI, &base_url);
+    let streamed = chat(&gateway, json!({"model": "text", "messages": user("hi"), "stream": true})).await;
+    assert_eq!(streamed.status, 200, "{}", streamed.text());
+    let request = mock.last_request().unwrap_or_else(|| unreachable!("the mock saw the request"));
+    assert_eq!(request.path, "/v1beta/models/gemini-mock:streamGenerateContent");
+    assert_eq!(request.query.as_deref(), Some("alt=sse"), "no key in the query");
+    assert_eq!(request.header("x-goog-api-key"), Some(GeminiOptions::default().api_key.as_str()));
+
+    let wrong = Dialect { provider: |base_url| gemini_provider(base_url, "wrong-key"), ..GEMINI };
+    let gateway = self::gateway(&wrong, &base_url);
+    let response = chat(&gateway, json!({"model": "text", "messages": user("hi")})).await;
+    assert_eq!(response.status, 502, "{}", response.text());
+    assert!(!response.text().contains("API key not valid"), "{}", response.text());
+}
+
+/// Gemini-only: `/v1/embeddings` through `batchEmbedContents`, `dimensions` as
+/// `outputDimensionality`, floats or base64 as the client asked.
+#[tokio::test]
+async fn gemini_embeddings() {
+    let (mock, base_url) = start_gemini().await;
+    let gateway = gateway(&GEMINI, &base_url);
+    let embed = async |body: Value| {
+        send("POST", &gateway.url("/v1/embeddings"), &[bearer_header()], body.to_string()).await
+    };
+    let response = embed(json!({"model": "text", "input": ["one", "two words"], "dimensions": 8})).await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    let body = response.json();
+    let data = body["data"].as_array().cloned().unwrap_or_default();
+    assert_eq!(data.len(), 2, "{body}");
+    assert_eq!(data[1]["index"], 1);
+    assert_eq!(data[0]["embedding"].as_array().map(Vec::len), Some(8), "{body}");
+    let request = mock.last_request().unwrap_or_else(|| unreachable!("the mock saw the request"));
+    assert_eq!(request.path, "/v1beta/models/gemini-mock:batchEmbedContents");
+
+    let response = embed(json!({"model": "text", "input": "one", "encoding_format": "base64"})).await;
+    let encoded = response.json()["data"][0]["embedding"].as_str().unwrap_or_default().to_owned();
+    // The mock's default 768 dimensions, 4 bytes each, in padded base64.
+    assert_eq!(encoded.len(), (768 * 4_usize).div_ceil(3) * 4, "{encoded}");
+}

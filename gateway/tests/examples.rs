@@ -25,6 +25,7 @@ fn every_example_config_is_valid() {
             .arg(&path)
             .env("OPENAI_API_KEY", "sk-example")
             .env("ANTHROPIC_API_KEY", "sk-ant-example")
+            .env("GEMINI_API_KEY", "gemini-example")
             .output()
             .unwrap();
         assert!(output.status.success(), "{}: {}", path.display(), String::from_utf8_lossy(&output.stderr));

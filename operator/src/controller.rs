@@ -177,15 +177,17 @@ impl Controller {
                 draft = Some(next);
             }
             let Some(current) = &draft else { continue };
+            // A new VirtualKey serves once its generated Secret is back through the watch:
+            // create it before rendering 10,000 statuses, which can wait.
+            if compiled_now {
+                self.generate_key_secrets(&current.generate).await;
+            }
             let fleet = Fleet { replicas: self.publisher.replicas(), served_since: served_since.clone() };
             let inputs = stores.inputs(generation, now.clone(), Some(fleet));
             let statuses = current.statuses(&inputs);
             let fresh = queue_statuses(&statuses, &mut submitted, &mut writer);
             self.metrics.reconcile.observe(started.elapsed());
             self.record_refusals(&fresh, &now).await;
-            if compiled_now {
-                self.generate_key_secrets(&current.generate).await;
-            }
 
             // Recompile on a change to the objects, to what replicas report (Programmed), or
             // when a departed replica's grace period ends.

@@ -158,12 +158,26 @@ impl OperatorMetrics {
             "Snapshots gateway replicas refused.",
             publisher.nacks.load(Relaxed),
         );
+        series(
+            &mut out,
+            "switchboard_operator_resyncs_total",
+            "counter",
+            "Deltas a replica could not apply to the document it held (each answered with the whole snapshot).",
+            publisher.resyncs.load(Relaxed),
+        );
+        series(
+            &mut out,
+            "switchboard_operator_deltas_total",
+            "counter",
+            "Snapshots sent to a replica as the changes from the one before, rather than whole.",
+            publisher.deltas_sent.load(Relaxed),
+        );
         let stats = publisher.stats();
         header(
             &mut out,
             "switchboard_operator_stream_sent_bytes_total",
             "counter",
-            "Bytes written on a replica's stream (snapshots and heartbeats).",
+            "Bytes written on a replica's stream (snapshots, deltas and heartbeats).",
         );
         for (replica, stats) in &stats {
             let _ = writeln!(

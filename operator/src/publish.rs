@@ -15,6 +15,7 @@ use hyper::body::{Frame, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use serde::Serialize;
+use serde_json::value::RawValue;
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::ops::RangeInclusive;
@@ -26,7 +27,7 @@ use switchboard_config::stream::{
     HEARTBEAT_EVERY_MS, Lines, OperatorMessage, PEER_DEAD_AFTER_MS, ReplicaMessage, Served, WireProblem,
     WireRejection, encode, negotiate,
 };
-use switchboard_config::{SUPPORTED_SCHEMA_VERSIONS, Snapshot};
+use switchboard_config::{Document, SUPPORTED_SCHEMA_VERSIONS, Snapshot};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
@@ -47,9 +48,16 @@ pub struct Published {
     pub snapshot: Snapshot,
     /// When it was published; push latency is measured from here.
     pub at: Instant,
+    /// The snapshot in the newest schema version, entry by entry: its text is the `snapshot`
+    /// message's document, and the next publication's delta is computed from it.
+    document: Document,
     /// The `snapshot` message in each schema version the operator writes (index: version minus
     /// the oldest), encoded once and shared by every replica on that version.
     messages: Vec<OnceLock<Result<Bytes, String>>>,
+    /// The `delta` message from the previous publication (its generation, and the message), for
+    /// replicas that were sent that one and read the newest schema version; `None` when the
+    /// two documents cannot be compared entry by entry.
+    delta: Option<(u64, Bytes)>,
 }
 
 impl Published {
@@ -61,10 +69,10 @@ impl Published {
             return Err(format!("schema version {version} is not written by this operator"));
         };
         slot.get_or_init(|| {
-            // The current version is the snapshot as it serializes: straight to text, without
-            // the tree of values an older version's rewrite needs (megabytes at 10,000 keys).
+            // The current version is the document's text, without the tree of values an older
+            // version's rewrite needs (megabytes at 10,000 keys).
             let document = if version == *SUPPORTED_SCHEMA_VERSIONS.end() {
-                serde_json::value::to_raw_value(&self.snapshot)
+                RawValue::from_string(self.document.to_json())
             } else {
                 let document = self.snapshot.to_version(version).map_err(|errors| errors.to_string())?;
                 serde_json::value::to_raw_value(&document)
@@ -113,6 +121,9 @@ pub struct Publisher {
     /// Snapshots replicas applied, and refused (for `/metrics`).
     pub acks: std::sync::atomic::AtomicU64,
     pub nacks: std::sync::atomic::AtomicU64,
+    /// Deltas replicas could not apply, and deltas sent (for `/metrics`).
+    pub resyncs: std::sync::atomic::AtomicU64,
+    pub deltas_sent: std::sync::atomic::AtomicU64,
 }
 
 impl Publisher {
@@ -133,14 +144,30 @@ impl Publisher {
             grace,
             acks: Default::default(),
             nacks: Default::default(),
+            resyncs: Default::default(),
+            deltas_sent: Default::default(),
         })
     }
 
-    /// Sends `snapshot` to every replica (and to every replica that connects later).
+    /// Sends `snapshot` to every replica (and to every replica that connects later): as a
+    /// delta from the previous publication to those that were sent it, whole to the others.
     pub fn publish(&self, snapshot: Snapshot) {
         let generation = snapshot.generation;
+        let document = Document::from_snapshot(&snapshot);
+        let previous = self.current.borrow().clone();
+        let delta = previous.and_then(|previous| {
+            let changes = previous.document.diff(&document)?;
+            let hash = document.digest();
+            let message = OperatorMessage::Delta {
+                generation,
+                base: previous.generation,
+                hash,
+                changes: Box::new(changes),
+            };
+            Some((previous.generation, Bytes::from(encode(&message))))
+        });
         let messages = SUPPORTED_SCHEMA_VERSIONS.map(|_| OnceLock::new()).collect();
-        let published = Published { generation, snapshot, at: Instant::now(), messages };
+        let published = Published { generation, snapshot, at: Instant::now(), document, messages, delta };
         self.current.send_replace(Some(Arc::new(published)));
     }
 
@@ -310,6 +337,7 @@ async fn follow_replica(publisher: Arc<Publisher>, mut incoming: Incoming, outgo
         let mut current = publisher.current.subscribe();
         let mut heartbeat = tokio::time::interval(Duration::from_millis(HEARTBEAT_EVERY_MS));
         let mut version = None;
+        let mut takes_deltas = false;
         let mut connected_at = Instant::now();
         let mut sent = None;
         // The generation the replica serves: an older one would only be refused. The controller
@@ -327,7 +355,7 @@ async fn follow_replica(publisher: Arc<Publisher>, mut incoming: Incoming, outgo
                     let Ok(data) = frame.into_data() else { continue };
                     for line_read in lines.push(&data)? {
                         let message: ReplicaMessage = serde_json::from_slice(&line_read).map_err(|e| format!("a message does not parse: {e}"))?;
-                        if let ReplicaMessage::Hello { replica: name, reads, serving, .. } = &message {
+                        if let ReplicaMessage::Hello { replica: name, reads, serving, deltas, .. } = &message {
                             let Some(negotiated) = negotiate(publisher.writes.clone(), reads.0..=reads.1) else {
                                 let reason = format!(
                                     "this operator writes schema versions {} to {}, the replica reads {} to {}",
@@ -337,6 +365,7 @@ async fn follow_replica(publisher: Arc<Publisher>, mut incoming: Incoming, outgo
                                 return Err(reason);
                             };
                             version = Some(negotiated);
+                            takes_deltas = *deltas;
                             floor = serving.as_ref().map_or(0, |s| s.generation);
                             connected_at = Instant::now();
                             let stats = register(&publisher, name, negotiated, serving.clone());
@@ -345,6 +374,14 @@ async fn follow_replica(publisher: Arc<Publisher>, mut incoming: Incoming, outgo
                             replica = Some((name.clone(), stats));
                             current.mark_changed();
                         } else if let Some((name, stats)) = &replica {
+                            if let ReplicaMessage::Resync { generation, reason } = &message {
+                                // The next send is the whole snapshot.
+                                tracing::warn!(replica = %name, generation, reason = %reason, "a replica could not apply a delta; sending the whole snapshot");
+                                publisher.resyncs.fetch_add(1, Relaxed);
+                                sent = None;
+                                current.mark_changed();
+                                continue;
+                            }
                             if let ReplicaMessage::Ack { generation, .. } | ReplicaMessage::Nack { generation, .. } = &message
                                 && let Some((pushed, started)) = awaiting
                                 && pushed == *generation
@@ -367,7 +404,16 @@ async fn follow_replica(publisher: Arc<Publisher>, mut incoming: Incoming, outgo
                         && sent != Some(published.generation)
                         && published.generation >= floor
                     {
-                        match published.message(version) {
+                        let message = match &published.delta {
+                            Some((base, delta))
+                                if takes_deltas && sent == Some(*base) && version == *publisher.writes.end() =>
+                            {
+                                publisher.deltas_sent.fetch_add(1, Relaxed);
+                                Ok(delta.clone())
+                            }
+                            _ => published.message(version),
+                        };
+                        match message {
                             Ok(message) => {
                                 awaiting = Some((published.generation, published.at.max(connected_at)));
                                 send(&outgoing, stats, message).await?;
@@ -436,7 +482,7 @@ fn record(publisher: &Publisher, name: &str, message: ReplicaMessage) {
             publisher.nacks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             publisher.update(name, |state| state.refused = Some((generation, reasons)));
         }
-        ReplicaMessage::Heartbeat | ReplicaMessage::Hello { .. } => {}
+        ReplicaMessage::Heartbeat | ReplicaMessage::Hello { .. } | ReplicaMessage::Resync { .. } => {}
     }
 }
 

@@ -7,14 +7,10 @@
 //! is reported with the object it came from, so the operator can put the reason on its status.
 //! Only a problem with the document itself (syntax, schema version) refuses it as a whole.
 
+use crate::document::{Document, Entries};
 use crate::validate::{Gone, validate};
-use crate::{
-    ConfigError, ConfigErrors, KeyConfig, ObjectRef, Origin, PolicyConfig, ProviderConfig, RouteConfig,
-    Section, Snapshot,
-};
-use serde::Deserialize;
+use crate::{ConfigError, ConfigErrors, ObjectRef, Origin, Section, Snapshot};
 use serde::de::DeserializeOwned;
-use serde_json::value::RawValue;
 use std::collections::BTreeMap;
 
 /// What a replica serves from a pushed snapshot, and what it left out.
@@ -54,106 +50,50 @@ impl Snapshot {
     /// Parses a pushed JSON snapshot entry by entry, so an entry that does not even parse (a
     /// field this version does not know, a wrong type) is rejected alone, then accepts it.
     pub fn from_pushed_json(text: &str) -> Result<Accepted, ConfigErrors> {
-        let mut deserializer = serde_json::Deserializer::from_str(text);
-        let raw: RawSnapshot = serde_path_to_error::deserialize(&mut deserializer)
-            .map_err(|err| ConfigErrors::from_parse(err.path().to_string(), err.inner()))?;
+        Document::from_json(text)?.accept()
+    }
+}
+
+impl Document {
+    /// Accepts the document entry by entry (see the module docs). Entries parse once per
+    /// document: after changes are applied, only the changed ones parse again.
+    pub fn accept(&self) -> Result<Accepted, ConfigErrors> {
         let mut rejected = Vec::new();
         let mut origins = Origins::default();
-        let providers =
-            parse_entries::<ProviderConfig>(Section::Providers, raw.providers, &mut origins, &mut rejected);
-        let routes = parse_entries::<RouteConfig>(Section::Routes, raw.routes, &mut origins, &mut rejected);
-        let keys = parse_entries::<KeyConfig>(Section::Keys, raw.keys, &mut origins, &mut rejected);
-        let policies =
-            parse_entries::<PolicyConfig>(Section::Policies, raw.policies, &mut origins, &mut rejected);
         let snapshot = Snapshot {
-            version: raw.version,
-            generation: raw.generation,
-            providers,
-            routes,
-            keys,
-            policies,
-            secrets: raw.secrets,
-            limits: raw.limits,
+            version: self.version,
+            generation: self.generation,
+            providers: parsed(Section::Providers, &self.providers, &mut origins, &mut rejected),
+            routes: parsed(Section::Routes, &self.routes, &mut origins, &mut rejected),
+            keys: parsed(Section::Keys, &self.keys, &mut origins, &mut rejected),
+            policies: parsed(Section::Policies, &self.policies, &mut origins, &mut rejected),
+            secrets: self.secrets.clone(),
+            limits: self.limits.clone(),
         };
         accept(snapshot, origins, rejected)
     }
 }
 
-/// The outer shape of a snapshot, with entries left unparsed.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawSnapshot {
-    version: u32,
-    #[serde(default)]
-    generation: u64,
-    #[serde(default)]
-    providers: Vec<Box<RawValue>>,
-    #[serde(default)]
-    routes: Vec<Box<RawValue>>,
-    #[serde(default)]
-    keys: Vec<Box<RawValue>>,
-    #[serde(default)]
-    policies: Vec<Box<RawValue>>,
-    #[serde(default)]
-    secrets: crate::Secrets,
-    #[serde(default)]
-    limits: Vec<serde_json::Value>,
-}
-
-/// What can be read from an entry that does not parse: enough to report it.
-#[derive(Deserialize, Default)]
-struct Identity {
-    #[serde(default)]
-    source: Option<ObjectRef>,
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    model: Option<String>,
-    #[serde(default)]
-    id: Option<String>,
-}
-
-fn parse_entries<T: DeserializeOwned>(
+/// The entries of one section that parse; those that do not are rejected, each alone.
+fn parsed<T: DeserializeOwned + Clone>(
     section: Section,
-    raw: Vec<Box<RawValue>>,
+    entries: &Entries<T>,
     origins: &mut Origins,
     rejected: &mut Vec<Rejection>,
 ) -> Vec<T> {
-    let mut parsed = Vec::with_capacity(raw.len());
-    for (index, entry) in raw.iter().enumerate() {
-        // The plain parse first: only an entry that fails needs the path of every field tracked
-        // (to say where), and a snapshot holds thousands of entries.
-        if let Ok(value) = serde_json::from_str::<T>(entry.get()) {
-            parsed.push(value);
-            origins.get_mut(section).push(index);
-            continue;
-        }
-        let mut deserializer = serde_json::Deserializer::from_str(entry.get());
-        match serde_path_to_error::deserialize::<_, T>(&mut deserializer) {
+    let mut parsed = Vec::with_capacity(entries.items.len());
+    for (index, entry) in entries.items.iter().enumerate() {
+        match entry.parsed() {
             Ok(value) => {
-                parsed.push(value);
+                parsed.push(value.clone());
                 origins.get_mut(section).push(index);
             }
-            Err(err) => {
-                let identity: Identity = serde_json::from_str(entry.get()).unwrap_or_default();
-                let inner = err.path().to_string();
-                let path = if inner == "." {
-                    format!("{section}[{index}]")
-                } else {
-                    format!("{section}[{index}].{inner}")
-                };
-                let ConfigErrors(mut errors) = ConfigErrors::from_parse(path, err.inner());
-                for error in &mut errors {
-                    error.object = identity.source.clone();
-                    error.entry = Some((section, index));
-                }
-                rejected.push(Rejection {
-                    section,
-                    name: identity.name.or(identity.model).or(identity.id).unwrap_or_default(),
-                    object: identity.source,
-                    errors,
-                });
-            }
+            Err(failure) => rejected.push(Rejection {
+                section,
+                name: entry.name.clone().unwrap_or_default(),
+                object: failure.source.clone(),
+                errors: failure.errors(section, index),
+            }),
         }
     }
     parsed

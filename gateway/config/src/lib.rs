@@ -9,6 +9,7 @@
 //! can be tested without a cluster.
 
 mod accept;
+pub mod document;
 mod error;
 mod key;
 pub mod network;
@@ -23,13 +24,14 @@ mod validate;
 mod version;
 
 pub use accept::{Accepted, Rejection};
+pub use document::Document;
 pub use error::{ConfigError, ConfigErrors, Section};
 pub use key::{KeyConfig, KeyHash, KeyHashConfig, hash_key};
 pub use network::AddressRule;
 pub use policy::{FailureMode, PolicyConfig, PolicyMode, PolicyScope, parse_usd};
 pub use provider::{
-    AnthropicProviderConfig, Credential, HeaderConfig, HttpSettings, MockProviderConfig,
-    OpenAiProviderConfig, ProviderConfig, endpoint_url,
+    AnthropicProviderConfig, Credential, GeminiProviderConfig, HeaderConfig, HttpSettings,
+    MockProviderConfig, OpenAiProviderConfig, ProviderConfig, endpoint_url,
 };
 pub use route::{BackendConfig, RouteConfig};
 pub use secret::{SecretValue, Secrets};

@@ -14,6 +14,8 @@ pub enum ProviderConfig {
     OpenAi(OpenAiProviderConfig),
     /// Anthropic's Messages API (api.anthropic.com, or Claude hosted elsewhere with that API).
     Anthropic(AnthropicProviderConfig),
+    /// Google's Gemini API (Google AI Studio, `generativelanguage.googleapis.com`).
+    Gemini(GeminiProviderConfig),
     /// The built-in mock: deterministic answers with configurable pacing, no network.
     Mock(MockProviderConfig),
 }
@@ -23,6 +25,7 @@ impl ProviderConfig {
         match self {
             ProviderConfig::OpenAi(p) => &p.name,
             ProviderConfig::Anthropic(p) => &p.name,
+            ProviderConfig::Gemini(p) => &p.name,
             ProviderConfig::Mock(p) => &p.name,
         }
     }
@@ -31,6 +34,7 @@ impl ProviderConfig {
         match self {
             ProviderConfig::OpenAi(_) => "openai",
             ProviderConfig::Anthropic(_) => "anthropic",
+            ProviderConfig::Gemini(_) => "gemini",
             ProviderConfig::Mock(_) => "mock",
         }
     }
@@ -40,6 +44,7 @@ impl ProviderConfig {
         match self {
             ProviderConfig::OpenAi(p) => p.source.as_ref(),
             ProviderConfig::Anthropic(p) => p.source.as_ref(),
+            ProviderConfig::Gemini(p) => p.source.as_ref(),
             ProviderConfig::Mock(p) => p.source.as_ref(),
         }
     }
@@ -67,6 +72,17 @@ impl ProviderConfig {
             ProviderConfig::Anthropic(p) => Some(HttpSettings {
                 base_url: &p.base_url,
                 endpoints: &["/messages"],
+                api_key: p.api_key.as_ref(),
+                api_key_prefix: "",
+                headers: &p.headers,
+                timeout_ms: p.timeout_ms,
+                allow_private_network: p.allow_private_network,
+            }),
+            ProviderConfig::Gemini(p) => Some(HttpSettings {
+                base_url: &p.base_url,
+                // The model and method follow (`/models/{model}:generateContent`); the model is
+                // percent-encoded by the gateway, so `/models` is what the base URL must carry.
+                endpoints: &["/models"],
                 api_key: p.api_key.as_ref(),
                 api_key_prefix: "",
                 headers: &p.headers,
@@ -169,6 +185,37 @@ pub struct AnthropicProviderConfig {
     pub allow_private_network: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<ObjectRef>,
+}
+
+/// An upstream speaking Google's Gemini API (`models/{model}:generateContent` and
+/// `:streamGenerateContent?alt=sse`). <https://ai.google.dev/api/generate-content>
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeminiProviderConfig {
+    pub name: String,
+    /// Base URL including the API version path: `https://generativelanguage.googleapis.com/v1beta`.
+    /// `/models/{model}:generateContent` is appended.
+    #[serde(default = "default_gemini_base_url")]
+    pub base_url: String,
+    /// The provider credential, sent as `x-goog-api-key`; never as the `?key=` query parameter
+    /// the API also reads, so the key cannot end up in a URL that is logged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<Credential>,
+    /// Extra headers sent with every upstream request.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<HeaderConfig>,
+    /// As for OpenAI providers: connect and answer budget, and the longest silence in a stream.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    /// As for OpenAI providers: allow loopback, link-local and metadata addresses.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub allow_private_network: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<ObjectRef>,
+}
+
+fn default_gemini_base_url() -> String {
+    "https://generativelanguage.googleapis.com/v1beta".to_owned()
 }
 
 fn default_anthropic_base_url() -> String {

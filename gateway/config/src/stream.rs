@@ -5,6 +5,7 @@
 //! line. They live in the contract crate because both sides must agree on them exactly, and
 //! because the schema-version negotiation is part of the skew policy.
 
+use crate::document::Changes;
 use crate::{ConfigError, ObjectRef, Rejection, Section};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -31,6 +32,10 @@ pub enum ReplicaMessage {
         /// What it serves now, if anything (from an earlier connection or its snapshot cache),
         /// so a new operator leader numbers its snapshots above it.
         serving: Option<Served>,
+        /// Whether it applies `delta` messages (replicas of older releases do not say, and get
+        /// whole snapshots only).
+        #[serde(default)]
+        deltas: bool,
     },
     /// A snapshot was applied: possibly with entries left out.
     Ack {
@@ -42,6 +47,12 @@ pub enum ReplicaMessage {
     Nack {
         generation: u64,
         reasons: Vec<WireProblem>,
+    },
+    /// A delta did not fit the document the replica holds (or led to another document than the
+    /// operator's): send the whole snapshot. The replica keeps serving what it has meanwhile.
+    Resync {
+        generation: u64,
+        reason: String,
     },
     Heartbeat,
 }
@@ -70,6 +81,14 @@ pub enum OperatorMessage {
         generation: u64,
         document: Box<RawValue>,
     },
+    /// The changes from the snapshot of generation `base` (the last one sent on this stream) to
+    /// generation `generation`, whose document's digest is `hash`.
+    Delta {
+        generation: u64,
+        base: u64,
+        hash: String,
+        changes: Box<Changes>,
+    },
     Heartbeat,
 }
 
@@ -84,6 +103,9 @@ struct WireOperatorMessage {
     reason: Option<String>,
     generation: Option<u64>,
     document: Option<Box<RawValue>>,
+    base: Option<u64>,
+    hash: Option<String>,
+    changes: Option<Box<Changes>>,
 }
 
 impl TryFrom<WireOperatorMessage> for OperatorMessage {
@@ -102,6 +124,12 @@ impl TryFrom<WireOperatorMessage> for OperatorMessage {
             "snapshot" => OperatorMessage::Snapshot {
                 generation: wire.generation.ok_or_else(|| missing("generation"))?,
                 document: wire.document.ok_or_else(|| missing("document"))?,
+            },
+            "delta" => OperatorMessage::Delta {
+                generation: wire.generation.ok_or_else(|| missing("generation"))?,
+                base: wire.base.ok_or_else(|| missing("base"))?,
+                hash: wire.hash.clone().ok_or_else(|| missing("hash"))?,
+                changes: wire.changes.ok_or_else(|| missing("changes"))?,
             },
             "heartbeat" => OperatorMessage::Heartbeat,
             other => return Err(format!("unknown message type {other:?}")),
@@ -234,6 +262,7 @@ mod tests {
             build: "0.1.0".into(),
             reads: (1, 2),
             serving: Some(Served { generation: 4, hash: "abc".into() }),
+            deltas: true,
         };
         let line = serde_json::to_string(&hello).unwrap();
         assert!(line.starts_with(r#"{"type":"hello","replica":"gw-0""#), "{line}");

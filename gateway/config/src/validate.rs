@@ -103,16 +103,21 @@ fn validate_name(
     name: &str,
     what: &str,
 ) {
-    let reason = if name.is_empty() {
-        format!("{what} must not be empty")
-    } else if name.len() > 253 || name.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        format!("{what} {name:?} must be at most 253 characters without spaces or control characters")
-    } else {
-        return;
-    };
+    let Some(reason) = name_problem(name, what) else { return };
     match entry {
         Some((section, index)) => errs.entry(section, index, path, reason),
         None => errs.document(path, reason),
+    }
+}
+
+/// What is wrong with a name, if anything.
+fn name_problem(name: &str, what: &str) -> Option<String> {
+    if name.is_empty() {
+        Some(format!("{what} must not be empty"))
+    } else if name.len() > 253 || name.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        Some(format!("{what} {name:?} must be at most 253 characters without spaces or control characters"))
+    } else {
+        None
     }
 }
 
@@ -137,7 +142,8 @@ fn validate_providers<'a>(errs: &mut Collector<'a>) -> HashSet<&'a str> {
             validate_http(errs, i, http);
         }
         match provider {
-            ProviderConfig::OpenAi(_) => {}
+            // Everything a Gemini provider has is an HTTP setting, checked above.
+            ProviderConfig::OpenAi(_) | ProviderConfig::Gemini(_) => {}
             ProviderConfig::Anthropic(p) => {
                 if p.default_max_tokens == 0 {
                     errs.entry(
@@ -483,8 +489,11 @@ fn validate_keys(errs: &mut Collector<'_>, routes: &HashSet<&str>, policies: &Ha
             policies: refs,
             source: _,
         } = key;
-        let at = Some((Section::Keys, i));
-        validate_name(errs, at, format!("keys[{i}].id"), id, "key id");
+        // Paths are formatted only for a problem: a snapshot holds 10,000 keys, each validated
+        // on every push.
+        if let Some(reason) = name_problem(id, "key id") {
+            errs.entry(Section::Keys, i, format!("keys[{i}].id"), reason);
+        }
         if let Some(first) = ids.get(id.as_str()) {
             errs.entry(
                 Section::Keys,
@@ -496,7 +505,9 @@ fn validate_keys(errs: &mut Collector<'_>, routes: &HashSet<&str>, policies: &Ha
         }
         ids.insert(id.as_str(), i);
         for (label, value) in labels {
-            validate_name(errs, at, format!("keys[{i}].labels"), label, "label name");
+            if let Some(reason) = name_problem(label, "label name") {
+                errs.entry(Section::Keys, i, format!("keys[{i}].labels"), reason);
+            }
             if value.len() > 253 || value.chars().any(char::is_control) {
                 errs.entry(
                     Section::Keys,
@@ -509,33 +520,31 @@ fn validate_keys(errs: &mut Collector<'_>, routes: &HashSet<&str>, policies: &Ha
         if hash.is_none() && hashes.is_empty() {
             errs.entry(Section::Keys, i, format!("keys[{i}]"), "set `hash` (or `hashes`)");
         }
-        let hash_paths = hash.iter().map(|h| (format!("keys[{i}].hash"), h, None, None)).chain(
-            hashes.iter().enumerate().map(|(h, entry)| {
-                (
-                    format!("keys[{i}].hashes[{h}]"),
-                    &entry.hash,
-                    entry.not_before.as_deref(),
-                    entry.expires_at.as_deref(),
-                )
-            }),
-        );
-        for (path, hash, not_before, expires) in hash_paths {
-            let hash_path = if path.ends_with(']') { format!("{path}.hash") } else { path.clone() };
+        // The `hash` shorthand (no index), then each entry of `hashes`.
+        let shorthand = hash.iter().map(|h| (None, h, None, None));
+        let listed = hashes.iter().enumerate().map(|(h, entry)| {
+            (Some(h), &entry.hash, entry.not_before.as_deref(), entry.expires_at.as_deref())
+        });
+        for (h, hash, not_before, expires) in shorthand.chain(listed) {
+            let path = |field: &str| match h {
+                None => format!("keys[{i}].hash"),
+                Some(h) => format!("keys[{i}].hashes[{h}].{field}"),
+            };
             match hash.digest() {
                 Ok(digest) => {
                     if let Some(first) = digests.insert(digest, i)
                         && first != i
                     {
-                        errs.entry(Section::Keys, i, hash_path, format!("same hash as keys[{first}]"));
+                        errs.entry(Section::Keys, i, path("hash"), format!("same hash as keys[{first}]"));
                     }
                 }
-                Err(reason) => errs.entry(Section::Keys, i, hash_path, reason),
+                Err(reason) => errs.entry(Section::Keys, i, path("hash"), reason),
             }
             for (field, time) in [("not_before", not_before), ("expires_at", expires)] {
                 if let Some(time) = time
                     && let Err(reason) = parse_rfc3339(time)
                 {
-                    errs.entry(Section::Keys, i, format!("{path}.{field}"), reason);
+                    errs.entry(Section::Keys, i, path(field), reason);
                 }
             }
         }

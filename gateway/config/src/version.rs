@@ -7,7 +7,7 @@
 //! and the gateway keeps serving what it has.
 //!
 //! Version 1 is the landed standalone format; version 2 adds provenance, the `secrets` section,
-//! key ids with several hashes and labels, rate-limit policies, anthropic providers and
+//! key ids with several hashes and labels, rate-limit policies, anthropic and gemini providers and
 //! per-route `default_max_tokens`. A version-1 document is read
 //! into the same types; using a version-2 field in it is an error, as it was for a version-1
 //! gateway (unknown field).
@@ -35,8 +35,8 @@ pub(crate) fn v1_violations(snapshot: &Snapshot) -> Vec<Violation> {
         if provider.source().is_some() {
             v2_only(at, format!("providers[{i}].source"));
         }
-        if let ProviderConfig::Anthropic(_) = provider {
-            v2_only(at, format!("providers[{i}].type: anthropic"));
+        if matches!(provider, ProviderConfig::Anthropic(_) | ProviderConfig::Gemini(_)) {
+            v2_only(at, format!("providers[{i}].type: {}", provider.type_name()));
         }
         if let ProviderConfig::OpenAi(p) = provider {
             if p.allow_private_network {
@@ -107,10 +107,11 @@ impl Snapshot {
                 }
                 // A version-1 gateway knows neither the provider type nor the route setting.
                 for (i, provider) in self.providers.iter().enumerate() {
-                    if let ProviderConfig::Anthropic(_) = provider {
+                    if matches!(provider, ProviderConfig::Anthropic(_) | ProviderConfig::Gemini(_)) {
+                        let kind = provider.type_name();
                         problems.push(ConfigError::document(
-                            format!("providers[{i}].type: anthropic"),
-                            "version 1 has no anthropic providers",
+                            format!("providers[{i}].type: {kind}"),
+                            format!("version 1 has no {kind} providers"),
                         ));
                     }
                 }

@@ -174,6 +174,24 @@ fn what_a_gateway_would_refuse_is_found_by_validate() {
         let found = errors(&provider(fields));
         assert!(found.iter().any(|f| f.contains(expected)), "{fields}: expected {expected:?} in {found:?}");
     }
+    // A Gemini provider gets the same HTTP checks, and its defaults.
+    let gemini =
+        |fields: &str| format!("version: 2\nproviders:\n  - {{ name: g, type: gemini, {fields} }}\n");
+    let snapshot = Snapshot::from_yaml(&gemini("api_key: { value: AIza-k }")).unwrap();
+    let ProviderConfig::Gemini(g) = &snapshot.providers[0] else { unreachable!() };
+    assert_eq!(
+        (g.base_url.as_str(), g.timeout_ms),
+        ("https://generativelanguage.googleapis.com/v1beta", 600_000)
+    );
+    for (fields, expected) in [
+        (r#"base_url: "http://169.254.169.254/v1beta""#, "providers[0].base_url"),
+        (r#"base_url: "https://h/v1beta?key=k""#, "without query"),
+        ("timeout_ms: 0", "providers[0].timeout_ms: must be greater than 0"),
+        ("version: 2023-06-01", "unknown field `version`"),
+    ] {
+        let found = errors(&gemini(fields));
+        assert!(found.iter().any(|f| f.contains(expected)), "{fields}: expected {expected:?} in {found:?}");
+    }
     // The same document, validated as a pushed snapshot, also refuses loopback.
     let local: Snapshot = serde_yaml_ng::from_str(&provider("base_url: http://127.0.0.1:8000/v1")).unwrap();
     assert!(local.validate(Origin::File).is_ok());

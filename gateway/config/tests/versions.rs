@@ -106,4 +106,14 @@ fn what_version_1_cannot_express_safely_is_refused_not_dropped() {
     assert!(refused.contains("routes[0].default_max_tokens"), "{refused}");
     let v1 = r#"{"version":1,"providers":[{"name":"c","type":"anthropic"}],"routes":[],"keys":[]}"#;
     assert!(Snapshot::from_json(v1).is_err(), "a version-1 file cannot use a version-2 provider");
+
+    let mut gemini = operator_snapshot();
+    gemini
+        .providers
+        .push(serde_json::from_value(serde_json::json!({ "name": "g", "type": "gemini" })).unwrap());
+    let refused = gemini.to_version(1).unwrap_err().to_string();
+    assert!(refused.contains("type: gemini"), "{refused}");
+    let v1 = r#"{"version":1,"providers":[{"name":"g","type":"gemini"}],"routes":[],"keys":[]}"#;
+    let refused = Snapshot::from_json(v1).unwrap_err().to_string();
+    assert!(refused.contains("providers[0].type: gemini"), "{refused}");
 }

@@ -83,7 +83,9 @@ struct ChunkShape {
 
 impl Usage {
     pub fn total(&self) -> u64 {
-        self.input + self.output
+        // Counts come from upstreams, which may send anything up to u64::MAX: saturate, never
+        // overflow (a panic in debug builds, a tiny wrapped total in release).
+        self.input.saturating_add(self.output)
     }
 
     /// Usage from a complete (non-streaming) OpenAI response body, if it reports one.

@@ -4,16 +4,14 @@
 
 use super::credentials::{Credentials, credential_header, extra_headers};
 use super::exec::Executor;
-use super::{Call, CompileError, Endpoint, HttpClient, Provider, Reply};
-use crate::body::{Source, SseRelay};
-use crate::error::{UpstreamError, UpstreamErrorKind};
+use super::{Call, CompileError, HttpClient, Provider, Reply, translated};
+use crate::error::UpstreamError;
 use http::{HeaderMap, HeaderName, HeaderValue, Uri};
 use std::sync::Arc;
 use std::time::Duration;
 use switchboard_config::{AnthropicProviderConfig, Secrets};
 use switchboard_llm::anthropic::{self, AnthropicStream};
-use switchboard_llm::openai::{ChunkRenderer, ModelRequest, RequestError, render_response};
-use switchboard_llm::stream::HubTranslator;
+use switchboard_llm::openai::ModelRequest;
 
 static X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 static ANTHROPIC_VERSION: HeaderName = HeaderName::from_static("anthropic-version");
@@ -60,10 +58,6 @@ impl AnthropicProvider {
             exec: Executor::new(name, client, Credentials::Static(headers), timeout),
         })
     }
-
-    fn bad_request(&self, err: RequestError) -> UpstreamError {
-        UpstreamError::bad_request(self.exec.provider(), err)
-    }
 }
 
 impl Provider for AnthropicProvider {
@@ -72,37 +66,17 @@ impl Provider for AnthropicProvider {
     }
 
     async fn send(&self, call: Call<'_>, request: &ModelRequest<'_>) -> Result<Reply, UpstreamError> {
-        if call.endpoint == Endpoint::Embeddings {
-            return Err(self.bad_request(RequestError::new(
-                "this backend (Anthropic) has no embeddings endpoint; route embeddings to a provider that does",
-                Some("model"),
-            )));
-        }
-        let hub = request.to_hub(call.model).map_err(|err| self.bad_request(err))?;
+        let hub = translated::hub_request(&self.exec, &call, request, "Anthropic")?;
         let options = anthropic::Options {
             default_max_tokens: call.default_max_tokens.unwrap_or(self.default_max_tokens),
         };
-        let body = anthropic::build_request(&hub, options).map_err(|err| self.bad_request(err))?;
+        let body = anthropic::build_request(&hub, options)
+            .map_err(|err| translated::bad_request(&self.exec, err))?;
         let mut headers = HeaderMap::new();
         headers.insert(ANTHROPIC_VERSION.clone(), self.version.clone());
         headers.insert("x-request-id", call.request_id.clone());
         let answer = self.exec.post_json(&self.messages_uri, headers, body).await?;
-        let created = crate::unix_now();
-        if hub.stream {
-            if !answer.is_event_stream() {
-                return Err(self.exec.error(UpstreamErrorKind::InvalidResponse(
-                    "asked for a stream, got a response that is not text/event-stream".into(),
-                )));
-            }
-            let renderer = ChunkRenderer::new(call.model, created, hub.include_usage);
-            let translator = Box::new(HubTranslator::new(AnthropicStream::new(), renderer));
-            let source = Source::Http(answer.response.into_body());
-            return Ok(Reply::Stream(SseRelay::new(source, translator, self.exec.timeout())));
-        }
-        let body = self.exec.read_body(answer).await?;
-        let response = anthropic::parse_response(&body)
-            .map_err(|reason| self.exec.error(UpstreamErrorKind::InvalidResponse(reason)))?;
-        let usage = response.usage;
-        Ok(Reply::Full { body: render_response(&response, created), usage })
+        translated::reply(&self.exec, answer, &call, &hub, AnthropicStream::new, anthropic::parse_response)
+            .await
     }
 }

@@ -5,6 +5,7 @@
 //! are configurable, and usage is reported like a real provider's. Demos, CI pipelines and load
 //! tests use it; the README's first command serves it.
 
+use super::embeddings::EmbeddingsRequest;
 use super::{Call, Endpoint, Provider, Reply};
 use crate::body::{Source, SseRelay};
 use crate::error::UpstreamError;
@@ -17,7 +18,7 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 use switchboard_config::MockProviderConfig;
 use switchboard_llm::Usage;
-use switchboard_llm::openai::{ModelRequest, RequestError, embedding_inputs, messages_text};
+use switchboard_llm::openai::{ModelRequest, RequestError, messages_text};
 use switchboard_llm::stream::OpenAiPassthrough;
 use tokio::time::Sleep;
 
@@ -100,38 +101,11 @@ impl MockProvider {
     }
 
     fn embeddings(&self, request: &ModelRequest<'_>, model: &str) -> Result<Reply, UpstreamError> {
-        let inputs = embedding_inputs(&request.body).map_err(|e| self.bad_request(e))?;
-        let dimensions = request
-            .body
-            .get_as::<u32>("dimensions")
-            .map_err(|e| self.bad_request(RequestError::new(e.0, Some("dimensions"))))?
-            .unwrap_or(self.embedding_dimensions)
-            .clamp(1, 8192);
-        let base64 =
-            request.body.get_as::<String>("encoding_format").ok().flatten().as_deref() == Some("base64");
-        let mut tokens = 0;
-        let data: Vec<_> = inputs
-            .iter()
-            .enumerate()
-            .map(|(index, text)| {
-                tokens += text.split_whitespace().count().max(1) as u64;
-                let vector = embed(text, dimensions);
-                let embedding = if base64 {
-                    serde_json::Value::String(encode_base64(&vector))
-                } else {
-                    serde_json::json!(vector)
-                };
-                serde_json::json!({ "object": "embedding", "index": index, "embedding": embedding })
-            })
-            .collect();
-        let usage = Usage { input: tokens, ..Usage::default() };
-        let body = serde_json::json!({
-            "object": "list",
-            "data": data,
-            "model": model,
-            "usage": { "prompt_tokens": tokens, "total_tokens": tokens },
-        });
-        Ok(Reply::Full { body: Bytes::from(body.to_string()), usage })
+        let request = EmbeddingsRequest::parse(request).map_err(|e| self.bad_request(e))?;
+        let dimensions = request.dimensions.unwrap_or(self.embedding_dimensions).clamp(1, 8192);
+        let tokens = request.inputs.iter().map(|text| text.split_whitespace().count().max(1) as u64).sum();
+        let vectors: Vec<Vec<f32>> = request.inputs.iter().map(|text| embed(text, dimensions)).collect();
+        Ok(request.reply(model, &vectors, tokens))
     }
 }
 
@@ -178,26 +152,6 @@ fn embed(text: &str, dimensions: u32) -> Vec<f32> {
     let norm = vector.iter().map(|v| v * v).sum::<f32>().sqrt().max(f32::EPSILON);
     vector.iter_mut().for_each(|v| *v /= norm);
     vector
-}
-
-/// Standard padded base64 of the little-endian f32s, as OpenAI's `encoding_format: "base64"`.
-fn encode_base64(vector: &[f32]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let bytes: Vec<u8> = vector.iter().flat_map(|v| v.to_le_bytes()).collect();
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let n = (u32::from(chunk[0]) << 16)
-            | (u32::from(chunk.get(1).copied().unwrap_or(0)) << 8)
-            | u32::from(chunk.get(2).copied().unwrap_or(0));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -338,11 +292,5 @@ mod tests {
         assert_ne!(a, embed("hellp", 16));
         let norm: f32 = a.iter().map(|v| v * v).sum();
         assert!((norm - 1.0).abs() < 1e-4);
-    }
-
-    #[test]
-    fn base64_matches_the_standard_alphabet_and_padding() {
-        assert_eq!(encode_base64(&[1.0]), "AACAPw==");
-        assert_eq!(encode_base64(&[]), "");
     }
 }

@@ -7,13 +7,17 @@
 mod anthropic;
 mod client;
 mod credentials;
+mod embeddings;
 mod exec;
+mod gemini;
 mod mock;
 mod openai;
 mod resolve;
+mod translated;
 
 pub use anthropic::AnthropicProvider;
 pub use client::{HttpClient, HttpClients};
+pub use gemini::GeminiProvider;
 pub use mock::{MockProvider, MockStream};
 pub use openai::OpenAiProvider;
 
@@ -70,6 +74,7 @@ pub trait Provider {
 pub enum Upstream {
     OpenAi(OpenAiProvider),
     Anthropic(AnthropicProvider),
+    Gemini(GeminiProvider),
     Mock(MockProvider),
 }
 
@@ -97,6 +102,10 @@ impl Upstream {
                 let client = clients.for_rule(origin.address_rule(c.allow_private_network)).clone();
                 Upstream::Anthropic(AnthropicProvider::compile(c, secrets, client)?)
             }
+            ProviderConfig::Gemini(c) => {
+                let client = clients.for_rule(origin.address_rule(c.allow_private_network)).clone();
+                Upstream::Gemini(GeminiProvider::compile(c, secrets, client)?)
+            }
             ProviderConfig::Mock(c) => Upstream::Mock(MockProvider::compile(c)),
         })
     }
@@ -105,6 +114,7 @@ impl Upstream {
         match self {
             Upstream::OpenAi(p) => p.name(),
             Upstream::Anthropic(p) => p.name(),
+            Upstream::Gemini(p) => p.name(),
             Upstream::Mock(p) => p.name(),
         }
     }
@@ -113,6 +123,7 @@ impl Upstream {
         match self {
             Upstream::OpenAi(p) => p.send(call, request).await,
             Upstream::Anthropic(p) => p.send(call, request).await,
+            Upstream::Gemini(p) => p.send(call, request).await,
             Upstream::Mock(p) => p.send(call, request).await,
         }
     }

@@ -5,8 +5,8 @@ use super::status::{Kind, Verdicts};
 use super::{SecretIndex, SecretProblem, age_order, namespace, object_ref, qualified};
 use std::sync::Arc;
 use switchboard_config::{
-    AnthropicProviderConfig, Credential, HeaderConfig, MockProviderConfig, OpenAiProviderConfig,
-    ProviderConfig, SecretValue, Snapshot,
+    AnthropicProviderConfig, Credential, GeminiProviderConfig, HeaderConfig, MockProviderConfig,
+    OpenAiProviderConfig, ProviderConfig, SecretValue, Snapshot,
 };
 use switchboard_crds::SecretKeyRef;
 use switchboard_crds::condition::Reason;
@@ -14,6 +14,7 @@ use switchboard_crds::llm_provider::{LlmProvider, ProviderType};
 
 const DEFAULT_OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
 const DEFAULT_ANTHROPIC_BASE_URL: &str = "https://api.anthropic.com/v1";
+const DEFAULT_GEMINI_BASE_URL: &str = "https://generativelanguage.googleapis.com/v1beta";
 /// The contract's defaults, written out so a snapshot says what replicas will send.
 const DEFAULT_MAX_TOKENS: u32 = 4096;
 const DEFAULT_ANTHROPIC_VERSION: &str = "2023-06-01";
@@ -75,7 +76,7 @@ fn compile_one(
                 source,
             })
         }
-        ProviderType::OpenAi | ProviderType::Anthropic => {
+        ProviderType::OpenAi | ProviderType::Anthropic | ProviderType::Gemini => {
             if spec.mock.is_some() {
                 invalid("spec.mock", "is only allowed with type: mock".into());
             }
@@ -133,33 +134,46 @@ fn compile_one(
                 verdicts.unresolved(Kind::LlmProvider, meta, Reason::SecretNotFound, unresolved.join("; "));
                 ok = false;
             }
-            if spec.type_ == ProviderType::Anthropic {
-                let settings = spec.anthropic.clone().unwrap_or_default();
-                // The contract checks the range; a negative count only needs to stay negative-free.
-                let default_max_tokens =
-                    settings.default_max_tokens.map_or(DEFAULT_MAX_TOKENS, |n| u32::try_from(n).unwrap_or(0));
-                ProviderConfig::Anthropic(AnthropicProviderConfig {
+            let base_url = |default: &str| spec.base_url.clone().unwrap_or_else(|| default.to_owned());
+            match spec.type_ {
+                ProviderType::Anthropic => {
+                    let settings = spec.anthropic.clone().unwrap_or_default();
+                    // The contract checks the range; a negative count only needs to stay negative-free.
+                    let default_max_tokens = settings
+                        .default_max_tokens
+                        .map_or(DEFAULT_MAX_TOKENS, |n| u32::try_from(n).unwrap_or(0));
+                    ProviderConfig::Anthropic(AnthropicProviderConfig {
+                        name,
+                        base_url: base_url(DEFAULT_ANTHROPIC_BASE_URL),
+                        api_key,
+                        headers,
+                        timeout_ms,
+                        version: settings.version.unwrap_or_else(|| DEFAULT_ANTHROPIC_VERSION.to_owned()),
+                        default_max_tokens,
+                        allow_private_network: spec.allow_private_network,
+                        source,
+                    })
+                }
+                ProviderType::Gemini => ProviderConfig::Gemini(GeminiProviderConfig {
                     name,
-                    base_url: spec.base_url.clone().unwrap_or_else(|| DEFAULT_ANTHROPIC_BASE_URL.to_owned()),
+                    base_url: base_url(DEFAULT_GEMINI_BASE_URL),
                     api_key,
                     headers,
                     timeout_ms,
-                    version: settings.version.unwrap_or_else(|| DEFAULT_ANTHROPIC_VERSION.to_owned()),
-                    default_max_tokens,
                     allow_private_network: spec.allow_private_network,
                     source,
-                })
-            } else {
-                ProviderConfig::OpenAi(OpenAiProviderConfig {
+                }),
+                // OpenAI (the mock is compiled above).
+                _ => ProviderConfig::OpenAi(OpenAiProviderConfig {
                     name,
-                    base_url: spec.base_url.clone().unwrap_or_else(|| DEFAULT_OPENAI_BASE_URL.to_owned()),
+                    base_url: base_url(DEFAULT_OPENAI_BASE_URL),
                     api_key,
                     headers,
                     timeout_ms,
                     stream_usage: spec.stream_usage,
                     allow_private_network: spec.allow_private_network,
                     source,
-                })
+                }),
             }
         }
     };

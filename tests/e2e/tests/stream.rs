@@ -7,8 +7,9 @@
 
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
-use switchboard_config::{Snapshot, hash_key};
+use switchboard_config::{Document, Snapshot, hash_key};
 use switchboard_e2e::{Gateway, TempDir, eventually};
 use switchboard_operator::publish::{Publisher, ReplicaState, serve};
 use tokio::net::TcpListener;
@@ -115,7 +116,7 @@ async fn snapshots_reach_every_replica_and_each_acks_what_it_serves() {
     // ack names the object.
     let imds = serde_json::json!({ "type": "openai", "name": "ns/other", "base_url": "http://169.254.169.254/v1",
         "source": { "kind": "LLMProvider", "namespace": "ns", "name": "other", "generation": 4 } });
-    op.publisher.publish(snapshot(2, Some(imds)));
+    op.publisher.publish(snapshot(2, Some(imds.clone())));
     for (i, gateway) in gateways.iter().enumerate() {
         let state = replica_reaches(&op.publisher, &format!("gw-{i}"), |r| {
             r.applied.as_ref().is_some_and(|a| a.generation == 2)
@@ -126,7 +127,12 @@ async fn snapshots_reach_every_replica_and_each_acks_what_it_serves() {
         assert_eq!(state.rejected[0].object.as_ref().unwrap().to_string(), "LLMProvider ns/other");
         assert!(chat(gateway, "chat").await.1.contains("generation 2"));
         assert_eq!(chat(gateway, "other").await.0, 404);
+        // It came as a delta, and the replica holds exactly the operator's document.
+        let expected = Document::from_snapshot(&snapshot(2, Some(imds.clone()))).digest();
+        assert_eq!(state.applied.unwrap().hash, expected);
     }
+    assert_eq!(op.publisher.deltas_sent.load(Relaxed), 2, "one delta per replica");
+    assert_eq!(op.publisher.resyncs.load(Relaxed), 0);
 }
 
 #[tokio::test]
@@ -252,7 +258,15 @@ async fn a_replica_restarted_while_the_operator_is_down_serves_its_cached_snapsh
         &cache_arg,
     ]);
     replica_reaches(&op.publisher, "cached", |r| r.applied.as_ref().is_some_and(|a| a.generation == 5)).await;
-    let written = eventually(Duration::from_secs(10), async || cache.exists()).await;
+    // The next one arrives as a delta; the cache holds the whole document it leads to.
+    op.publisher.publish(snapshot(6, None));
+    replica_reaches(&op.publisher, "cached", |r| r.applied.as_ref().is_some_and(|a| a.generation == 6)).await;
+    assert_eq!(op.publisher.deltas_sent.load(Relaxed), 1);
+    let whole = snapshot(6, None).to_json();
+    let written = eventually(Duration::from_secs(10), async || {
+        std::fs::read_to_string(&cache).is_ok_and(|t| t == whole)
+    })
+    .await;
     assert!(written, "{}", first.log());
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(
@@ -275,10 +289,111 @@ async fn a_replica_restarted_while_the_operator_is_down_serves_its_cached_snapsh
     ]);
     let serving = eventually(Duration::from_secs(10), async || chat(&restarted, "chat").await.0 == 200).await;
     assert!(serving, "{}", restarted.log());
-    assert!(chat(&restarted, "chat").await.1.contains("generation 5"));
+    assert!(chat(&restarted, "chat").await.1.contains("generation 6"));
     let (status, detail) =
         switchboard_e2e::send("GET", &format!("http://{}/readyz", restarted.admin), None, "").await;
     assert_eq!(status, 200);
-    assert!(detail.contains("serving the cached snapshot (generation 5)"), "{detail}");
+    assert!(detail.contains("serving the cached snapshot (generation 6)"), "{detail}");
     assert_eq!(restarted.metric("switchboard_operator_connected").await, 0.0);
+}
+
+/// A replica as the protocol sees it, driven by hand: one HTTP/2 request whose body carries
+/// the replica's lines, and whose response carries the operator's.
+struct RawReplica {
+    outgoing: tokio::sync::mpsc::Sender<Result<hyper::body::Frame<bytes::Bytes>, std::convert::Infallible>>,
+    incoming: hyper::body::Incoming,
+    lines: switchboard_config::stream::Lines,
+    pending: std::collections::VecDeque<serde_json::Value>,
+}
+
+impl RawReplica {
+    async fn connect(url: &str, hello: serde_json::Value) -> RawReplica {
+        use http_body_util::StreamBody;
+        let authority = url.trim_start_matches("http://");
+        let tcp = tokio::net::TcpStream::connect(authority.replace("localhost", "127.0.0.1")).await.unwrap();
+        let (mut sender, connection) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            hyper_util::rt::TokioIo::new(tcp),
+        )
+        .await
+        .unwrap();
+        tokio::spawn(connection);
+        let (outgoing, queue) = tokio::sync::mpsc::channel(16);
+        let body = StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(queue));
+        let request = http::Request::post(format!("{url}/v1/stream")).body(body).unwrap();
+        outgoing.send(Ok(line(&hello))).await.unwrap();
+        let response = sender.send_request(request).await.unwrap();
+        assert_eq!(response.status(), 200);
+        RawReplica {
+            outgoing,
+            incoming: response.into_body(),
+            lines: Default::default(),
+            pending: Default::default(),
+        }
+    }
+
+    async fn send(&self, message: serde_json::Value) {
+        self.outgoing.send(Ok(line(&message))).await.unwrap();
+    }
+
+    /// The next message that is not a heartbeat.
+    async fn next(&mut self) -> serde_json::Value {
+        use http_body_util::BodyExt;
+        loop {
+            if let Some(message) = self.pending.pop_front() {
+                if message["type"] != "heartbeat" {
+                    return message;
+                }
+                continue;
+            }
+            let frame = tokio::time::timeout(Duration::from_secs(10), self.incoming.frame()).await.unwrap();
+            let data = frame.unwrap().unwrap().into_data().unwrap_or_default();
+            for line in self.lines.push(&data).unwrap() {
+                self.pending.push_back(serde_json::from_slice(&line).unwrap());
+            }
+        }
+    }
+}
+
+fn line(message: &serde_json::Value) -> hyper::body::Frame<bytes::Bytes> {
+    hyper::body::Frame::data(bytes::Bytes::from(format!("{message}\n")))
+}
+
+#[tokio::test]
+async fn a_replica_that_cannot_apply_a_delta_gets_the_whole_snapshot() {
+    let op = operator(None, None).await;
+    op.publisher.publish(snapshot(1, None));
+    let hello = serde_json::json!({ "type": "hello", "replica": "raw", "build": "test", "reads": [1, 2],
+                                    "serving": null, "deltas": true });
+    let mut replica = RawReplica::connect(&op.url, hello).await;
+    assert_eq!(replica.next().await["type"], "welcome");
+    let whole = replica.next().await;
+    assert_eq!((whole["type"].as_str(), whole["generation"].as_u64()), (Some("snapshot"), Some(1)));
+    let digest = Document::from_snapshot(&snapshot(1, None)).digest();
+    replica.send(serde_json::json!({ "type": "ack", "generation": 1, "hash": digest, "rejected": [] })).await;
+
+    op.publisher.publish(snapshot(2, None));
+    let delta = replica.next().await;
+    assert_eq!((delta["type"].as_str(), delta["base"].as_u64()), (Some("delta"), Some(1)), "{delta}");
+    assert_eq!(delta["hash"], Document::from_snapshot(&snapshot(2, None)).digest());
+    assert_eq!(delta["changes"]["providers"]["upsert"].as_array().map(Vec::len), Some(1), "{delta}");
+    assert!(delta.to_string().len() < 600, "only what changed: {delta}");
+
+    replica.send(serde_json::json!({ "type": "resync", "generation": 2, "reason": "lost my copy" })).await;
+    let whole = replica.next().await;
+    assert_eq!(
+        (whole["type"].as_str(), whole["generation"].as_u64()),
+        (Some("snapshot"), Some(2)),
+        "{whole}"
+    );
+    assert_eq!(whole["document"], serde_json::to_value(snapshot(2, None)).unwrap());
+    assert_eq!(op.publisher.resyncs.load(Relaxed), 1);
+
+    // A replica that does not say it takes deltas (an older release) gets whole snapshots only.
+    let hello = serde_json::json!({ "type": "hello", "replica": "old", "build": "test", "reads": [1, 2], "serving": null });
+    let mut old = RawReplica::connect(&op.url, hello).await;
+    assert_eq!(old.next().await["type"], "welcome");
+    assert_eq!(old.next().await["generation"], 2);
+    op.publisher.publish(snapshot(3, None));
+    assert_eq!(old.next().await["type"], "snapshot");
 }

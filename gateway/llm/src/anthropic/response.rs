@@ -60,7 +60,9 @@ impl WireUsage {
         if let Some(output) = self.output_tokens {
             usage.output = output;
         }
-        usage.input = *uncached_input + usage.cache_read + usage.cache_write;
+        // Saturating: the counts are the upstream's, and any u64 parses (an overflow panicked in
+        // debug builds and wrapped to a tiny count in release).
+        usage.input = uncached_input.saturating_add(usage.cache_read).saturating_add(usage.cache_write);
     }
 }
 

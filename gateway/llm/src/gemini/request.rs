@@ -13,7 +13,8 @@
 //!   image URLs are refused;
 //! - tool parameters and response schemas are converted to Gemini's Schema subset (see
 //!   [`super::schema`]);
-//! - at most 5 stop sequences; no `parallel_tool_calls` or `user` equivalent (ignored).
+//! - at most 5 stop sequences; function names of at most 64 characters; no
+//!   `parallel_tool_calls` or `user` equivalent (ignored).
 
 use super::schema::convert_root;
 use crate::hub::{ChatRequest, ImageSource, Message, Part, ResponseFormat, Role, ToolChoice};
@@ -28,6 +29,10 @@ const IMAGE_TYPES: [&str; 5] = ["image/png", "image/jpeg", "image/webp", "image/
 
 /// Gemini's limit on `stopSequences`.
 const MAX_STOP_SEQUENCES: usize = 5;
+
+/// The longest function name Gemini (and OpenAI) accept
+/// (<https://ai.google.dev/api/caching#FunctionDeclaration>).
+const MAX_FUNCTION_NAME: usize = 64;
 
 /// Per-backend settings of the translation.
 #[derive(Debug, Clone, Copy, Default)]
@@ -223,6 +228,16 @@ fn contents(messages: &[Message]) -> Result<Vec<Content<'_>>, RequestError> {
             Role::Assistant => {
                 let mut parts = content_parts(&message.content, index)?;
                 for (call_index, call) in message.tool_calls.iter().enumerate() {
+                    // Every tool result repeats its call's name, so an unbounded name would
+                    // make the body quadratic in the client's (16 MiB in, gigabytes out).
+                    if call.name.chars().count() > MAX_FUNCTION_NAME {
+                        return Err(RequestError::new(
+                            format!(
+                                "messages[{index}].tool_calls[{call_index}].function.name: longer than {MAX_FUNCTION_NAME} characters"
+                            ),
+                            Some("messages"),
+                        ));
+                    }
                     let args = json_object(&call.arguments).ok_or_else(|| {
                         RequestError::new(
                             format!("messages[{index}].tool_calls[{call_index}].function.arguments: not a JSON object"),

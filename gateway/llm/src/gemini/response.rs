@@ -91,8 +91,10 @@ pub(super) struct WireUsage {
 impl From<&WireUsage> for Usage {
     fn from(usage: &WireUsage) -> Self {
         Usage {
-            input: usage.prompt_token_count + usage.tool_use_prompt_token_count,
-            output: usage.candidates_token_count + usage.thoughts_token_count,
+            // Saturating: the counts are the upstream's, and any u64 parses (an overflow
+            // panicked in debug builds and wrapped to a tiny count in release).
+            input: usage.prompt_token_count.saturating_add(usage.tool_use_prompt_token_count),
+            output: usage.candidates_token_count.saturating_add(usage.thoughts_token_count),
             cache_read: usage.cached_content_token_count,
             cache_write: 0,
             reasoning: usage.thoughts_token_count,

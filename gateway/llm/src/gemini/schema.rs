@@ -16,12 +16,20 @@
 //! - refused, with the schema path: what Gemini cannot express and dropping would change the
 //!   meaning: a schema without a type (any value), an object without properties (a map), an
 //!   array without `items`, tuple `items`, a `null`-only type, several non-null types,
-//!   non-string `enum`/`const` values, `allOf` of several schemas, remote or recursive `$ref`s.
+//!   non-string `enum`/`const` values, `allOf` of several schemas, remote or recursive `$ref`s,
+//!   `$ref`s that expand the schema more than 8 times its size.
 
 use serde_json::{Map, Value};
 
 /// Nesting deeper than this is refused (Gemini limits nesting too).
 const MAX_DEPTH: usize = 48;
+
+/// How much inlining `$ref`s may add to a schema: this many times its own size (see
+/// [`weight`]), and at least [`MIN_REF_BUDGET`]. Refusing only recursion is not enough: a chain
+/// of definitions each using the next twice doubles at every link, so a few hundred bytes
+/// would expand into gigabytes.
+const REF_EXPANSION: usize = 8;
+const MIN_REF_BUDGET: usize = 256 * 1024;
 
 /// Keywords copied as they are (the values are checked where Gemini is strict).
 const KEPT_STRINGS: [&str; 3] = ["title", "description", "pattern"];
@@ -35,7 +43,8 @@ pub(super) fn convert_root(schema: &Value, path: &str) -> Result<Option<Value>, 
     if schema.is_null() || schema.as_object().is_some_and(|o| no_properties_object(o) || o.is_empty()) {
         return Ok(None);
     }
-    let mut converter = Converter { root: schema, refs: Vec::new() };
+    let budget = weight(schema).saturating_mul(REF_EXPANSION).max(MIN_REF_BUDGET);
+    let mut converter = Converter { root: schema, refs: Vec::new(), budget };
     converter.node(schema, path, 0).map(|node| Some(Value::Object(node)))
 }
 
@@ -50,6 +59,8 @@ struct Converter<'a> {
     root: &'a Value,
     /// The `$ref`s being inlined (a repeat is recursion).
     refs: Vec<String>,
+    /// What inlining may still copy, in [`weight`] units.
+    budget: usize,
 }
 
 impl Converter<'_> {
@@ -279,6 +290,12 @@ impl Converter<'_> {
                 "{path}.$ref: a recursive schema ({reference}) is not supported by this backend"
             ));
         }
+        let Some(budget) = self.budget.checked_sub(weight(target)) else {
+            return Err(format!(
+                "{path}.$ref: the references expand the schema more than {REF_EXPANSION} times its size, which is not supported by this backend"
+            ));
+        };
+        self.budget = budget;
         let mut merged = target.clone();
         if let Value::Object(merged) = &mut merged {
             for (key, value) in s {
@@ -314,6 +331,18 @@ impl Converter<'_> {
             }
         }
         self.node(&Value::Object(merged), path, depth + 1)
+    }
+}
+
+/// About the size of `value` as JSON text: what copying it costs.
+fn weight(value: &Value) -> usize {
+    match value {
+        Value::String(text) => text.len() + 2,
+        Value::Array(items) => items.iter().map(weight).fold(2, usize::saturating_add),
+        Value::Object(members) => {
+            members.iter().map(|(key, value)| key.len() + 3 + weight(value)).fold(2, usize::saturating_add)
+        }
+        Value::Null | Value::Bool(_) | Value::Number(_) => 8,
     }
 }
 

@@ -106,9 +106,11 @@ impl ChunkRenderer {
         }
         match event {
             StreamEvent::Start { id, model } => {
-                self.id.clone_from(id);
+                // Both are repeated in every later chunk: an upstream's overlong one would turn
+                // each small frame into a large chunk (output quadratic in input), so they are cut.
+                self.id = truncated(id).to_owned();
                 if !model.is_empty() {
-                    self.model.clone_from(model);
+                    self.model = truncated(model).to_owned();
                 }
                 out.push(self.chunk(json!({"role": "assistant", "content": ""}), None));
             }
@@ -158,6 +160,15 @@ impl ChunkRenderer {
         self.closed = true;
         out.push(super::stream_error_event(failure.message(), "upstream_stream_error"));
     }
+}
+
+/// The longest response id or model name repeated into every chunk. Real ones are under 100
+/// bytes (`chatcmpl-…`, `msg_…`, `gemini-2.5-flash-preview-05-20`).
+const MAX_NAME_BYTES: usize = 256;
+
+/// `text` cut to at most [`MAX_NAME_BYTES`], on a character boundary.
+fn truncated(text: &str) -> &str {
+    &text[..text.floor_char_boundary(MAX_NAME_BYTES)]
 }
 
 fn sse_data(json: &str) -> Bytes {
