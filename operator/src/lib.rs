@@ -1,10 +1,10 @@
 //! Switchboard's operator.
 //!
-//! Today: the pure compile (`compile`): the four custom resources and the Secrets they reference
-//! in, one config snapshot (the contract in `switchboard-config`) and every object's status out,
-//! with no cluster involved. The controller that gathers those inputs from the API server,
-//! pushes snapshots to the gateway fleet and writes statuses is the next step (see
-//! `operator/README.md`).
+//! The pure compile (`compile`): the four custom resources and the Secrets they reference in, one
+//! config snapshot (the contract in `switchboard-config`) and every object's status out, with no
+//! cluster involved. Around it: the controller that gathers those inputs from the API server
+//! (`controller`), the snapshot stream to the gateway fleet (`publish`), status writes
+//! (`status_writer`), leader election (`elect`, `lease`) and `/metrics` (see `operator/README.md`).
 
 pub mod admin;
 pub mod compile;
