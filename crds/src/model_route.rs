@@ -100,6 +100,39 @@ pub struct Backend {
     #[serde(default)]
     #[schemars(range(min = 0, max = 100))]
     pub priority: i32,
+
+    /// What this backend's model can do, where it is less than its provider type can (a vLLM
+    /// model without tool parsing, a text-only model, a smaller context window). Omitted fields
+    /// keep the provider type's value. A request that needs what a backend lacks skips it; when no
+    /// backend of the route can serve it, the caller gets a 400 naming the capability.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capabilities: Option<BackendCapabilities>,
+}
+
+/// A model's capabilities, each left out to keep the provider type's.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BackendCapabilities {
+    /// Streamed answers (stream: true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub streaming: Option<bool>,
+    /// Tool (function) calling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools: Option<bool>,
+    /// Images in the input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vision: Option<bool>,
+    /// response_format json_object and json_schema.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub json_mode: Option<bool>,
+    /// The /v1/embeddings API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embeddings: Option<bool>,
+    /// The context window in tokens, 1 to 100000000. A request whose prompt (estimated from below)
+    /// plus max_tokens cannot fit is refused with 400 instead of being sent. Example: 8192.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100_000_000))]
+    pub context_length: Option<i32>,
 }
 
 fn default_weight() -> i32 {

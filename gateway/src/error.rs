@@ -9,6 +9,7 @@ use http::{HeaderValue, StatusCode};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
+use switchboard_llm::capability::Capability;
 
 /// Everything the API can answer with instead of a model response.
 #[derive(Debug)]
@@ -31,6 +32,12 @@ pub enum GatewayError {
     /// No route serves this model name.
     UnknownModel {
         model: String,
+    },
+    /// The request needs something no backend of its route can do (images, tools, a longer
+    /// context...), so it was sent nowhere.
+    Unsupported {
+        model: String,
+        capability: Capability,
     },
     /// No such endpoint.
     NotFound {
@@ -127,6 +134,9 @@ impl fmt::Display for GatewayError {
             GatewayError::KeyExpired => f.write_str("expired API key"),
             GatewayError::ModelNotAllowed { model } => write!(f, "key may not use model {model:?}"),
             GatewayError::UnknownModel { model } => write!(f, "unknown model {model:?}"),
+            GatewayError::Unsupported { model, capability } => {
+                write!(f, "no backend of model {model:?} has {}", capability.as_str())
+            }
             GatewayError::NotFound { path } => write!(f, "no endpoint {path:?}"),
             GatewayError::MethodNotAllowed => f.write_str("method not allowed"),
             GatewayError::BodyTooLarge { limit } => write!(f, "body over {limit} bytes"),
@@ -222,6 +232,26 @@ impl GatewayError {
                 format!("The model '{model}' does not exist or you do not have access to it."),
                 Some("model"),
             ),
+            E::Unsupported { model, capability } => {
+                let (code, message) = match capability {
+                    Capability::ContextLength => (
+                        "context_length_exceeded",
+                        format!(
+                            "This request does not fit the context window of the model '{model}': the prompt \
+                             and max_tokens add up to more tokens than any of its backends takes."
+                        ),
+                    ),
+                    other => (
+                        "unsupported_capability",
+                        format!(
+                            "The model '{model}' does not support {}: none of its backends has the `{}` capability.",
+                            describe(*other),
+                            other.as_str()
+                        ),
+                    ),
+                };
+                (StatusCode::BAD_REQUEST, "invalid_request_error", Some(code), message, Some(capability.param()))
+            }
             E::NotFound { path } => (
                 StatusCode::NOT_FOUND,
                 "invalid_request_error",
@@ -322,6 +352,18 @@ fn render_upstream(err: &UpstreamError) -> Rendered {
             body: envelope(&err.client_message(), "server_error", None, Some("upstream_error")),
             retry_after: None,
         },
+    }
+}
+
+/// What a capability lets a request do, in the words of an error message.
+fn describe(capability: Capability) -> &'static str {
+    match capability {
+        Capability::Streaming => "streamed answers",
+        Capability::Tools => "tool calls",
+        Capability::Vision => "image input",
+        Capability::JsonMode => "JSON mode (response_format)",
+        Capability::Embeddings => "embeddings",
+        Capability::ContextLength => "a prompt this long",
     }
 }
 

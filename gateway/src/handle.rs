@@ -18,6 +18,7 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use std::sync::Arc;
 use std::time::Duration;
+use switchboard_llm::capability::Needs;
 use switchboard_llm::openai::ModelRequest;
 
 /// How long a client may take to send its request body.
@@ -88,8 +89,15 @@ async fn dispatch(
         return Err(GatewayError::ModelNotAllowed { model: model_request.model.clone() });
     }
 
+    let needs = Needs::new(&model_request, endpoint == Endpoint::Embeddings);
     let mut last_error = None;
+    let mut lacking = None;
     for backend in route.attempts() {
+        // Not tried at all: the backend would refuse it with an error that rarely says why.
+        if let Some(capability) = backend.capabilities.missing(&needs) {
+            lacking.get_or_insert(capability);
+            continue;
+        }
         let upstream = &table.upstreams[backend.upstream];
         let call = Call {
             endpoint,
@@ -111,8 +119,15 @@ async fn dispatch(
             Err(err) => return Err(err.into()),
         }
     }
-    // A route always has at least one backend (validated), so there is an error to report.
-    Err(last_error.map_or(GatewayError::NotReady, GatewayError::Upstream))
+    // A route always has at least one backend (validated), so there is an error to report:
+    // the last backend's failure, or what every backend lacked.
+    Err(match (last_error, lacking) {
+        (Some(err), _) => GatewayError::Upstream(err),
+        (None, Some(capability)) => {
+            GatewayError::Unsupported { model: model_request.model.clone(), capability }
+        }
+        (None, None) => GatewayError::NotReady,
+    })
 }
 
 fn respond(

@@ -33,7 +33,7 @@ pub use provider::{
     AnthropicProviderConfig, Credential, GeminiProviderConfig, HeaderConfig, HttpSettings,
     MockProviderConfig, OpenAiProviderConfig, ProviderConfig, endpoint_url,
 };
-pub use route::{BackendConfig, RouteConfig};
+pub use route::{BackendConfig, CapabilitiesConfig, RouteConfig};
 pub use secret::{SecretValue, Secrets};
 pub use source::ObjectRef;
 pub use time::parse_rfc3339;

@@ -38,6 +38,35 @@ pub struct BackendConfig {
     /// Lower is preferred; higher priorities are fallbacks.
     #[serde(default)]
     pub priority: u32,
+    /// What this backend's model can do, where it is less than its provider type can.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capabilities: Option<CapabilitiesConfig>,
+}
+
+/// A model's capabilities where they are narrower than its provider type's: a vLLM model served
+/// without tool parsing, a text-only model, a smaller context window. A field left out keeps the
+/// provider type's value (everything, except what its API lacks, such as embeddings on
+/// Anthropic). A request that needs what a backend lacks skips that backend; when no backend of
+/// the route can serve it, the caller gets a 400 naming the capability.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CapabilitiesConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub streaming: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools: Option<bool>,
+    /// Images in the input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vision: Option<bool>,
+    /// `response_format` `json_object` and `json_schema`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub json_mode: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embeddings: Option<bool>,
+    /// The context window in tokens: a request whose prompt (estimated from below) plus
+    /// `max_tokens` cannot fit is not sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_length: Option<u32>,
 }
 
 fn default_weight() -> u32 {

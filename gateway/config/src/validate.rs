@@ -452,6 +452,14 @@ fn validate_routes<'a>(
             } else if backend.weight > 10_000 {
                 errs.entry(Section::Routes, i, format!("{path}.weight"), "must be at most 10000");
             }
+            if backend.capabilities.as_ref().is_some_and(|c| c.context_length == Some(0)) {
+                errs.entry(
+                    Section::Routes,
+                    i,
+                    format!("{path}.capabilities.context_length"),
+                    "must be at least 1 (leave it out when the context window is not known)",
+                );
+            }
         }
         check_policy_refs(errs, Section::Routes, i, &route.policies, policies);
     }

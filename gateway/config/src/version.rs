@@ -7,8 +7,8 @@
 //! and the gateway keeps serving what it has.
 //!
 //! Version 1 is the landed standalone format; version 2 adds provenance, the `secrets` section,
-//! key ids with several hashes and labels, rate-limit policies, anthropic and gemini providers and
-//! per-route `default_max_tokens`. A version-1 document is read
+//! key ids with several hashes and labels, rate-limit policies, anthropic and gemini providers,
+//! per-route `default_max_tokens` and per-backend `capabilities`. A version-1 document is read
 //! into the same types; using a version-2 field in it is an error, as it was for a version-1
 //! gateway (unknown field).
 
@@ -58,6 +58,11 @@ pub(crate) fn v1_violations(snapshot: &Snapshot) -> Vec<Violation> {
         if route.source.is_some() {
             v2_only(at, format!("routes[{i}].source"));
         }
+        for (b, backend) in route.backends.iter().enumerate() {
+            if backend.capabilities.is_some() {
+                v2_only(at, format!("routes[{i}].backends[{b}].capabilities"));
+            }
+        }
     }
     for (i, key) in snapshot.keys.iter().enumerate() {
         let at = Some((Section::Keys, i));
@@ -105,7 +110,7 @@ impl Snapshot {
                         ));
                     }
                 }
-                // A version-1 gateway knows neither the provider type nor the route setting.
+                // A version-1 gateway knows neither the provider type nor the route settings.
                 for (i, provider) in self.providers.iter().enumerate() {
                     if matches!(provider, ProviderConfig::Anthropic(_) | ProviderConfig::Gemini(_)) {
                         let kind = provider.type_name();
@@ -121,6 +126,14 @@ impl Snapshot {
                             format!("routes[{i}].default_max_tokens"),
                             "version 1 has no per-route default_max_tokens",
                         ));
+                    }
+                    for (b, backend) in route.backends.iter().enumerate() {
+                        if backend.capabilities.is_some() {
+                            problems.push(ConfigError::document(
+                                format!("routes[{i}].backends[{b}].capabilities"),
+                                "version 1 has no backend capabilities",
+                            ));
+                        }
                     }
                 }
                 if !problems.is_empty() {

@@ -7,6 +7,7 @@
 //! their own next to [`openai`].
 
 pub mod anthropic;
+pub mod capability;
 pub mod gemini;
 pub mod hub;
 pub mod openai;

@@ -7,7 +7,8 @@ use crate::metrics::Metrics;
 use crate::upstream::{HttpClients, Upstream};
 use std::collections::HashMap;
 use std::sync::Arc;
-use switchboard_config::{Accepted, ConfigError, ConfigErrors, Origin, Snapshot};
+use switchboard_config::{Accepted, CapabilitiesConfig, ConfigError, ConfigErrors, Origin, Snapshot};
+use switchboard_llm::capability::Capabilities;
 
 /// What compiling needs from the running process: the shared connection pools (kept across
 /// reloads so warm upstream connections survive), the metrics registry and the backend state
@@ -89,10 +90,11 @@ fn compile_valid(
                 used.health(&b.provider, model);
                 let health = ctx.state.health(&b.provider, model);
                 let metrics = ctx.metrics.provider(&b.provider);
+                let capabilities = narrowed(upstreams[upstream].capabilities(), b.capabilities.as_ref());
                 Some((
                     b.priority,
                     b.weight,
-                    Backend::new(upstream, Arc::from(model), &b.provider, metrics, health),
+                    Backend::new(upstream, Arc::from(model), &b.provider, metrics, health, capabilities),
                 ))
             })
             .collect();
@@ -119,4 +121,22 @@ fn compile_valid(
         credential_files: snapshot.credential_files().into_iter().map(str::to_owned).collect(),
         used_state: used,
     })
+}
+
+/// A provider type's capabilities narrowed by a backend's config: config can take away what the
+/// type has, never add what its API lacks.
+fn narrowed(base: Capabilities, config: Option<&CapabilitiesConfig>) -> Capabilities {
+    let Some(config) = config else { return base };
+    let and = |has: bool, configured: Option<bool>| has && configured.unwrap_or(true);
+    Capabilities {
+        streaming: and(base.streaming, config.streaming),
+        tools: and(base.tools, config.tools),
+        vision: and(base.vision, config.vision),
+        json_mode: and(base.json_mode, config.json_mode),
+        embeddings: and(base.embeddings, config.embeddings),
+        context_length: match (base.context_length, config.context_length) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        },
+    }
 }

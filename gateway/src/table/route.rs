@@ -6,6 +6,7 @@ use crate::metrics::{ProviderMetrics, RouteMetrics};
 use http::HeaderValue;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use switchboard_llm::capability::Capabilities;
 
 /// One way to serve a route: a provider and the model id it knows.
 pub struct Backend {
@@ -20,6 +21,8 @@ pub struct Backend {
     pub provider_header: Option<HeaderValue>,
     /// Shared with every table that has this upstream (see [`super::state`]).
     pub health: Arc<Health>,
+    /// What this backend can do: its provider type's, narrowed by config.
+    pub capabilities: Capabilities,
 }
 
 impl Backend {
@@ -29,9 +32,10 @@ impl Backend {
         provider: &str,
         metrics: Arc<ProviderMetrics>,
         health: Arc<Health>,
+        capabilities: Capabilities,
     ) -> Self {
         let provider_header = HeaderValue::from_str(provider).ok();
-        Backend { upstream, model, metrics, provider_header, health }
+        Backend { upstream, model, metrics, provider_header, health, capabilities }
     }
 
     /// Records one attempt's outcome: `None` for success, `Some(retryable)` for a failure.
@@ -170,7 +174,7 @@ mod tests {
     use super::*;
 
     fn backend(upstream: usize) -> Backend {
-        Backend::new(upstream, Arc::from("m"), "p", Arc::default(), Arc::default())
+        Backend::new(upstream, Arc::from("m"), "p", Arc::default(), Arc::default(), Capabilities::default())
     }
 
     #[test]

@@ -28,6 +28,7 @@ use http::HeaderValue;
 use std::sync::Arc;
 use switchboard_config::{Origin, ProviderConfig, Secrets};
 use switchboard_llm::Usage;
+use switchboard_llm::capability::Capabilities;
 use switchboard_llm::openai::ModelRequest;
 
 /// The API a request came in on.
@@ -108,6 +109,15 @@ impl Upstream {
             }
             ProviderConfig::Mock(c) => Upstream::Mock(MockProvider::compile(c)),
         })
+    }
+
+    /// What this provider type's API can do; a backend's config narrows it per model.
+    pub fn capabilities(&self) -> Capabilities {
+        match self {
+            // The Messages API has no embeddings.
+            Upstream::Anthropic(_) => Capabilities { embeddings: false, ..Capabilities::default() },
+            Upstream::OpenAi(_) | Upstream::Gemini(_) | Upstream::Mock(_) => Capabilities::default(),
+        }
     }
 
     pub fn name(&self) -> &Arc<str> {

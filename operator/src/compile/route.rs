@@ -5,7 +5,8 @@ use super::{Existing, age_order, namespace, object_ref, qualified, resolve_polic
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use switchboard_config::{
-    BackendConfig, FailureMode, PolicyConfig, PolicyMode, PolicyScope, RouteConfig, Snapshot,
+    BackendConfig, CapabilitiesConfig, FailureMode, PolicyConfig, PolicyMode, PolicyScope, RouteConfig,
+    Snapshot,
 };
 use switchboard_crds::condition::Reason;
 use switchboard_crds::model_route::ModelRoute;
@@ -111,8 +112,18 @@ pub(super) fn compile_routes(
                 unresolved.push(existing.describe("LLMProvider", &provider));
                 continue;
             }
+            let capabilities = backend.capabilities.as_ref().map(|c| CapabilitiesConfig {
+                streaming: c.streaming,
+                tools: c.tools,
+                vision: c.vision,
+                json_mode: c.json_mode,
+                embeddings: c.embeddings,
+                // The schema keeps it positive; anything else is left to the contract's check.
+                context_length: c.context_length.map(|n| u32::try_from(n).unwrap_or(0)),
+            });
             if let (Some(weight), Some(priority)) = (weight, priority) {
-                backends.push(BackendConfig { provider, model: backend.model.clone(), weight, priority });
+                let model = backend.model.clone();
+                backends.push(BackendConfig { provider, model, weight, priority, capabilities });
             }
         }
         for (path, reason) in &problems {
