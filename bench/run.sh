@@ -37,19 +37,21 @@ done
 
 # --- 1. build --------------------------------------------------------------------------------
 log "building (release)"
-cargo build --release -p switchboard-gateway -p switchboard-mock-upstream -p switchboard-loadgen
+cargo build --release -p switchboard-gateway -p switchboard-mock-upstream -p switchboard-loadgen \
+    -p switchboard-mock-providers
 
 LOADGEN=$BIN/switchboard-loadgen
-for b in switchboard-gateway switchboard-mock-upstream switchboard-loadgen; do
+for b in switchboard-gateway switchboard-mock-upstream switchboard-loadgen switchboard-mock-providers; do
     [[ -x $BIN/$b ]] || die "missing binary $BIN/$b"
 done
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/switchboard-bench.XXXXXX")
 MOCK_PID=
+ANTHROPIC_PID=
 GATEWAY_PID=
 cleanup() {
     local pid
-    for pid in $GATEWAY_PID $MOCK_PID; do
+    for pid in $GATEWAY_PID $MOCK_PID $ANTHROPIC_PID; do
         if kill -0 "$pid" 2>/dev/null; then
             kill "$pid" 2>/dev/null || true
             wait "$pid" 2>/dev/null || true
@@ -89,30 +91,46 @@ line=$(wait_listening "$MOCK_PID" "$TMP/mock.out" mock) || die "mock upstream di
 MOCK_ADDR=${line#listening }
 log "mock upstream at $MOCK_ADDR (pid $MOCK_PID)"
 
+# The strict Anthropic Messages mock (tests/mock-providers), for the translation scenarios.
+"$BIN/switchboard-mock-providers" --anthropic 127.0.0.1:0 --gemini 127.0.0.1:0 --threads 1 \
+    >"$TMP/anthropic.out" 2>"$TMP/anthropic.err" &
+ANTHROPIC_PID=$!
+line=$(wait_listening "$ANTHROPIC_PID" "$TMP/anthropic.out" anthropic) || die "anthropic mock did not start"
+ANTHROPIC_ADDR=$(sed -n 's/.*anthropic=\([^ ]*\).*/\1/p' <<<"$line")
+log "anthropic mock at $ANTHROPIC_ADDR (pid $ANTHROPIC_PID)"
+
 # --- 3. gateway config with $KEYS virtual keys ------------------------------------------------
 CONFIG=$TMP/gateway.yaml
-python3 - "$CONFIG" "$MOCK_ADDR" "$KEYS" <<'PY'
+python3 - "$CONFIG" "$MOCK_ADDR" "$KEYS" "$ANTHROPIC_ADDR" <<'PY'
 import hashlib
 import sys
 
-path, mock, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+path, mock, n, anthropic = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 with open(path, "w") as f:
-    f.write(f"""version: 1
+    f.write(f"""version: 2
 generation: 0
 providers:
   - name: upstream
     type: openai
     base_url: http://{mock}/v1
+  - name: claude
+    type: anthropic
+    base_url: http://{anthropic}/v1
+    api_key: {{ value: sk-ant-mock-key }}
 routes:
   - model: bench-model
     backends:
       - provider: upstream
         model: bench-upstream
+  - model: bench-claude
+    backends:
+      - provider: claude
+        model: claude-bench
 keys:
 """)
     for i in range(n):
         digest = hashlib.sha256(f"sk-bench-{i}".encode()).hexdigest()
-        f.write(f"  - name: key-{i}\n    hash: sha256:{digest}\n")
+        f.write(f"  - id: key-{i}\n    hash: sha256:{digest}\n")
 PY
 (( KEYS > 4242 )) || die "BENCH_KEYS must be > 4242 (the benchmark uses sk-bench-4242)"
 
@@ -142,9 +160,14 @@ status_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
 STARTUP_RSS_KB=$(status_kb "$GATEWAY_PID" VmRSS)
 
 # --- 5./6. scenarios -------------------------------------------------------------------------
+# Passthrough: the same OpenAI body to the OpenAI mock directly and through the gateway.
 BODY_FILE=$TMP/body.json
 printf '%s' '{"model":"bench-model","messages":[{"role":"user","content":"Say hello to the benchmark."}],"max_tokens":16}' >"$BODY_FILE"
 DIRECT_URL=http://$MOCK_ADDR/v1/chat/completions
+DIRECT_BODY=$BODY_FILE
+DIRECT_HEADERS=()
+UPSTREAM_PID=$MOCK_PID
+GATEWAY_BODY=$BODY_FILE
 GATEWAY_URL=http://$API_ADDR/v1/chat/completions
 AUTH='Authorization: Bearer sk-bench-4242'
 CLK_TCK=$(getconf CLK_TCK)
@@ -155,11 +178,11 @@ cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
 
 warmup_enabled() { [[ ! $WARMUP =~ ^0*(\.0*)?[a-z]*$ ]]; }
 
-# usage: loadgen URL OUT_JSON DURATION LOADGEN_ARGS...
+# usage: loadgen URL BODY_FILE OUT_JSON DURATION LOADGEN_ARGS...
 loadgen() {
-    local url=$1 out=$2 duration=$3
-    shift 3
-    "$LOADGEN" --url "$url" --method POST --body-file "$BODY_FILE" \
+    local url=$1 body=$2 out=$3 duration=$4
+    shift 4
+    "$LOADGEN" --url "$url" --method POST --body-file "$body" \
         -H 'Content-Type: application/json' --threads "$LOADGEN_THREADS" \
         --duration "$duration" --warmup 0s --json "$@" >"$out"
 }
@@ -172,16 +195,16 @@ scenario() {
     shift
     local before after
     log "scenario $name: direct"
-    if warmup_enabled; then loadgen "$DIRECT_URL" /dev/null "$WARMUP" "$@"; fi
-    before=$(cpu_ticks "$MOCK_PID")
-    loadgen "$DIRECT_URL" "$TMP/$name.direct.json" "$DURATION" "$@"
-    after=$(cpu_ticks "$MOCK_PID")
+    if warmup_enabled; then loadgen "$DIRECT_URL" "$DIRECT_BODY" /dev/null "$WARMUP" "$@" "${DIRECT_HEADERS[@]}"; fi
+    before=$(cpu_ticks "$UPSTREAM_PID")
+    loadgen "$DIRECT_URL" "$DIRECT_BODY" "$TMP/$name.direct.json" "$DURATION" "$@" "${DIRECT_HEADERS[@]}"
+    after=$(cpu_ticks "$UPSTREAM_PID")
     echo "$((after - before))" >"$TMP/$name.direct.cpu_ticks"
 
     log "scenario $name: gateway"
-    if warmup_enabled; then loadgen "$GATEWAY_URL" /dev/null "$WARMUP" "$@" -H "$AUTH"; fi
+    if warmup_enabled; then loadgen "$GATEWAY_URL" "$GATEWAY_BODY" /dev/null "$WARMUP" "$@" -H "$AUTH"; fi
     before=$(cpu_ticks "$GATEWAY_PID")
-    loadgen "$GATEWAY_URL" "$TMP/$name.gateway.json" "$DURATION" "$@" -H "$AUTH"
+    loadgen "$GATEWAY_URL" "$GATEWAY_BODY" "$TMP/$name.gateway.json" "$DURATION" "$@" -H "$AUTH"
     after=$(cpu_ticks "$GATEWAY_PID")
     echo "$((after - before))" >"$TMP/$name.gateway.cpu_ticks"
 }
@@ -190,6 +213,21 @@ scenario closed_c1 --concurrency 1
 scenario "rate_${RATE}" --rate "$RATE" --connections "$CONNECTIONS"
 # Saturation: per-request CPU once wakeups are amortized over many requests in flight.
 scenario closed_c32 --concurrency 32
+
+# Translation: the same question as an Anthropic Messages request to the Anthropic mock
+# directly, and as the OpenAI request through the gateway, which translates it both ways.
+# Compared with the passthrough rows above, the gateway's CPU per request is what translation
+# costs (the mock's own CPU differs: it validates and answers the Messages format).
+ANTHROPIC_BODY=$TMP/anthropic-body.json
+printf '%s' '{"model":"claude-bench","max_tokens":16,"messages":[{"role":"user","content":"Say hello to the benchmark."}]}' >"$ANTHROPIC_BODY"
+GATEWAY_BODY=$TMP/claude-body.json
+printf '%s' '{"model":"bench-claude","messages":[{"role":"user","content":"Say hello to the benchmark."}],"max_tokens":16}' >"$GATEWAY_BODY"
+DIRECT_URL=http://$ANTHROPIC_ADDR/v1/messages
+DIRECT_BODY=$ANTHROPIC_BODY
+DIRECT_HEADERS=(-H 'x-api-key: sk-ant-mock-key' -H 'anthropic-version: 2023-06-01')
+UPSTREAM_PID=$ANTHROPIC_PID
+scenario anthropic_c1 --concurrency 1
+scenario anthropic_c32 --concurrency 32
 
 kill -0 "$GATEWAY_PID" 2>/dev/null || die "gateway died during the run"
 # --- 7b. peak RSS after all runs -------------------------------------------------------------
@@ -216,7 +254,7 @@ RESULTS=$REPO/bench/results/$STAMP.json
 RELOAD_RSS_KB=$RELOAD_RSS_KB RELOAD_PEAK_KB=$RELOAD_PEAK_KB \
 python3 - "$TMP" "$RESULTS" "$STAMP" "$CLK_TCK" "$STARTUP_RSS_KB" "$PEAK_RSS_KB" \
     "$DURATION" "$WARMUP" "$RATE" "$CONNECTIONS" "$KEYS" "$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
-    closed_c1 "rate_${RATE}" closed_c32 <<'PY'
+    closed_c1 "rate_${RATE}" closed_c32 anthropic_c1 anthropic_c32 <<'PY'
 import json
 import os
 import sys
@@ -230,6 +268,8 @@ labels = {
     "closed_c1": "closed loop, concurrency 1",
     f"rate_{rate}": f"fixed rate {rate} req/s",
     "closed_c32": "closed loop, concurrency 32",
+    "anthropic_c1": "Anthropic translation, conc. 1",
+    "anthropic_c32": "Anthropic translation, conc. 32",
 }
 
 def load(path):
@@ -285,9 +325,18 @@ for name in names:
 # Targets (see bench/README.md).
 closed = out["scenarios"]["closed_c1"]
 fixed = out["scenarios"][f"rate_{rate}"]
-# The CPU target is judged where it is hardest: the light-load scenarios, where every request
-# pays for waking the process up. The saturated scenario is reported alongside.
-cpu = [s["gateway_cpu_us_per_request"] for n, s in out["scenarios"].items() if n != "closed_c32"]
+# The CPU target is judged where it is hardest: the light-load passthrough scenarios, where every
+# request pays for waking the process up. The saturated and translated ones are reported alongside.
+cpu = [s["gateway_cpu_us_per_request"] for n, s in out["scenarios"].items()
+       if n in ("closed_c1", f"rate_{rate}")]
+# What translation costs: the gateway's CPU per request translating, minus passthrough at the
+# same concurrency in the same run.
+translation = {}
+for translated, passthrough in (("anthropic_c1", "closed_c1"), ("anthropic_c32", "closed_c32")):
+    t = out["scenarios"][translated]["gateway_cpu_us_per_request"]
+    p = out["scenarios"][passthrough]["gateway_cpu_us_per_request"]
+    translation[translated] = t - p if t is not None and p is not None else None
+out["translation_extra_cpu_us_per_request"] = translation
 peak_mib = int(peak_kb) / 1024
 targets = [
     ("added p99 @ concurrency 1 <= 100 us", closed["added_p99_us"], 100),
@@ -330,6 +379,10 @@ for name, s in out["scenarios"].items():
           f" {fmt(s['ratio_p50'], '.2f'):>7} {fmt(s['ratio_p99'], '.2f'):>7}"
           f" {fmt(s['gateway_cpu_us_per_request'], '.1f'):>14} {fmt(s['mock_cpu_us_per_request'], '.1f'):>16}"
           f" {fmt(s['ratio_cpu_gateway_to_mock'], '.2f'):>6}")
+print()
+for name, extra in translation.items():
+    print(f"translation costs {fmt(extra, '.1f')} us of gateway CPU per request over passthrough "
+          f"({labels[name]})")
 print()
 print(f"gateway RSS at startup ({keys} keys, no traffic): {int(startup_kb) / 1024:.1f} MiB")
 print(f"gateway peak RSS (VmHWM, after all runs):      {peak_mib:.1f} MiB")

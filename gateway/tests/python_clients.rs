@@ -25,9 +25,10 @@ async fn responses_conform_to_openais_schemas() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_openai_sdk_streams_a_tool_call_through_every_translated_provider() {
-    use switchboard_mock_providers::{AnthropicMock, AnthropicOptions};
+    use switchboard_mock_providers::{AnthropicMock, AnthropicOptions, GeminiMock, GeminiOptions};
     let anthropic =
         AnthropicMock::start("127.0.0.1:0".parse().unwrap(), AnthropicOptions::default()).await.unwrap();
+    let gemini = GeminiMock::start("127.0.0.1:0".parse().unwrap(), GeminiOptions::default()).await.unwrap();
     let config = format!(
         r#"
 version: 2
@@ -37,15 +38,24 @@ providers:
     base_url: {anthropic}/v1
     api_key: {{ value: {anthropic_key} }}
     allow_private_network: true
+  - name: gemini
+    type: gemini
+    base_url: {gemini}/v1beta
+    api_key: {{ value: {gemini_key} }}
+    allow_private_network: true
 routes:
   - model: claude
     backends: [{{ provider: anthropic, model: claude-mock-tool }}]
+  - model: gemini
+    backends: [{{ provider: gemini, model: gemini-mock-tool }}]
 keys:
   - id: full
     hash: {full}
 "#,
         anthropic = anthropic.base_url(),
         anthropic_key = AnthropicOptions::default().api_key,
+        gemini = gemini.base_url(),
+        gemini_key = GeminiOptions::default().api_key,
         full = hash_key(KEY),
     );
     let gateway = Gateway::start(Some(&config), &[]);
@@ -53,7 +63,7 @@ keys:
     let script = repo_root().join("tests/py/translated_tool_calls.py");
     let output = tokio::process::Command::new(&python)
         .arg(&script)
-        .args(["--base-url", &gateway.url("/v1"), "--key", KEY, "--models", "claude"])
+        .args(["--base-url", &gateway.url("/v1"), "--key", KEY, "--models", "claude:3,gemini:1"])
         .output()
         .await
         .unwrap_or_else(|e| panic!("cannot run {python}: {e}; run scripts/test"));
