@@ -9,8 +9,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
+mod cloud;
+pub use cloud::{AzureSettings, EntraSettings, SecretKeyRefHolder, VertexSettings};
+
 /// An upstream that serves models: OpenAI, an OpenAI-compatible server (vLLM, Ollama, ...),
-/// Anthropic, Google Gemini, or the built-in mock. ModelRoutes in the same namespace send requests to it through providerRef.
+/// Anthropic, Google Gemini, Vertex AI, Azure OpenAI, or the built-in mock. ModelRoutes in the same namespace send requests to it through providerRef.
 #[expect(clippy::duplicated_attributes, reason = "every printcolumn(...) repeats type_ = \"string\"")]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
@@ -23,7 +26,7 @@ use serde::{Deserialize, Serialize};
     category = "switchboard",
     namespaced,
     status = "LlmProviderStatus",
-    doc = "LLMProvider is an upstream that serves models (OpenAI, an OpenAI-compatible server, Anthropic, Google Gemini, or the built-in mock).",
+    doc = "LLMProvider is an upstream that serves models (OpenAI, an OpenAI-compatible server, Anthropic, Google Gemini, Vertex AI, Azure OpenAI, or the built-in mock).",
     printcolumn(name = "Type", type_ = "string", json_path = ".spec.type"),
     printcolumn(name = "Base URL", type_ = "string", json_path = ".spec.baseURL"),
     printcolumn(
@@ -48,14 +51,28 @@ use serde::{Deserialize, Serialize};
         .field_path(".baseURL"),
     validation = Rule::new("self.type == 'anthropic' || !has(self.anthropic)")
         .message("anthropic settings are only allowed with type: anthropic")
-        .field_path(".anthropic")
+        .field_path(".anthropic"),
+    validation = Rule::new("self.type == 'vertex' || !has(self.vertex)")
+        .message("vertex settings are only allowed with type: vertex")
+        .field_path(".vertex"),
+    validation = Rule::new("self.type != 'vertex' || (has(self.vertex) && !has(self.apiKey))")
+        .message("type: vertex needs spec.vertex (project, location, serviceAccountKey) and takes no apiKey"),
+    validation = Rule::new("self.type == 'azure_openai' || !has(self.azure)")
+        .message("azure settings are only allowed with type: azure_openai")
+        .field_path(".azure"),
+    validation = Rule::new("self.type != 'azure_openai' || (has(self.azure) && has(self.baseURL))")
+        .message("type: azure_openai needs baseURL (the resource endpoint) and spec.azure.apiVersion"),
+    validation = Rule::new("!has(self.entra) || ((self.type == 'azure_openai' || self.type == 'anthropic') && !has(self.apiKey))")
+        .message("entra is only allowed with type: azure_openai or anthropic, instead of apiKey")
+        .field_path(".entra")
 )]
 pub struct LlmProviderSpec {
     /// The API the upstream speaks. `openai`: OpenAI or any OpenAI-compatible server (vLLM,
     /// Ollama, LiteLLM, ...). `anthropic`: Anthropic's Messages API (api.anthropic.com, or Claude
     /// served elsewhere with that API); OpenAI requests are translated. `gemini`: Google's Gemini
     /// API (generativelanguage.googleapis.com, from Google AI Studio); OpenAI requests are
-    /// translated. `mock`: the built-in test
+    /// translated. `vertex`: Gemini on Google Cloud's Vertex AI, with a service account.
+    /// `azure_openai`: Azure OpenAI, with a key or Entra ID. `mock`: the built-in test
     /// provider; it answers deterministically without any network call (demos, load tests, CI).
     #[serde(rename = "type")]
     pub type_: ProviderType,
@@ -63,7 +80,9 @@ pub struct LlmProviderSpec {
     /// Base URL of the API, including the version path; endpoints such as /chat/completions are
     /// appended. http or https, no credentials, no query or fragment. Default for openai:
     /// https://api.openai.com/v1, for anthropic: https://api.anthropic.com/v1, for gemini:
-    /// https://generativelanguage.googleapis.com/v1beta. Not allowed for mock. Example: http://vllm.models.svc:8000/v1
+    /// https://generativelanguage.googleapis.com/v1beta, for vertex: from spec.vertex.location.
+    /// Required for azure_openai: the resource endpoint without a path
+    /// (https://{resource}.openai.azure.com). Not allowed for mock. Example: http://vllm.models.svc:8000/v1
     #[serde(rename = "baseURL", default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 2048))]
     #[x_kube(
@@ -81,7 +100,7 @@ pub struct LlmProviderSpec {
     pub base_url: Option<String>,
 
     /// The provider's API key, sent as "Authorization: Bearer <key>" (openai), "x-api-key"
-    /// (anthropic) or "x-goog-api-key" (gemini; never in the URL). Only a reference to a
+    /// (anthropic), "x-goog-api-key" (gemini; never in the URL) or "api-key" (azure_openai). Only a reference to a
     /// Secret in the same namespace: keys are never written inline. Omit it for servers that
     /// need no key (a local vLLM or Ollama).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -122,6 +141,16 @@ pub struct LlmProviderSpec {
     /// Settings of the Anthropic Messages API. Only with type: anthropic.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub anthropic: Option<AnthropicSettings>,
+    /// Settings of Vertex AI. Required with type: vertex, only allowed there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vertex: Option<VertexSettings>,
+    /// Settings of Azure OpenAI. Required with type: azure_openai, only allowed there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub azure: Option<AzureSettings>,
+    /// A Microsoft Entra ID application to get access tokens with, instead of apiKey. Only with
+    /// type: azure_openai or anthropic (Claude on Microsoft Foundry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entra: Option<EntraSettings>,
 }
 
 /// Settings of an Anthropic provider.
@@ -154,6 +183,11 @@ pub enum ProviderType {
     Anthropic,
     /// Google's Gemini API (generateContent).
     Gemini,
+    /// Gemini on Google Cloud's Vertex AI.
+    Vertex,
+    /// Azure OpenAI.
+    #[serde(rename = "azure_openai")]
+    AzureOpenAi,
     /// The built-in mock provider.
     Mock,
 }

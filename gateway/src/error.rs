@@ -72,6 +72,9 @@ pub enum UpstreamErrorKind {
     Status { status: StatusCode, body: Bytes, retry_after: Option<HeaderValue> },
     /// The provider answered with something that is not its API.
     InvalidResponse(String),
+    /// No access token for the provider: its token endpoint refused or failed (a log-safe
+    /// reason, never the secret or a token).
+    Token(String),
 }
 
 impl UpstreamError {
@@ -90,7 +93,7 @@ impl UpstreamError {
     pub fn is_retryable(&self) -> bool {
         match &self.kind {
             UpstreamErrorKind::Connect(_) | UpstreamErrorKind::Timeout(_) => true,
-            UpstreamErrorKind::InvalidResponse(_) => true,
+            UpstreamErrorKind::InvalidResponse(_) | UpstreamErrorKind::Token(_) => true,
             UpstreamErrorKind::Status { status, .. } => {
                 status.is_server_error()
                     || *status == StatusCode::TOO_MANY_REQUESTS
@@ -114,6 +117,9 @@ impl fmt::Display for UpstreamError {
             }
             UpstreamErrorKind::InvalidResponse(reason) => {
                 write!(f, "provider {provider:?} sent an invalid response: {reason}")
+            }
+            UpstreamErrorKind::Token(reason) => {
+                write!(f, "provider {provider:?}: no access token: {reason}")
             }
         }
     }
@@ -157,6 +163,7 @@ impl UpstreamError {
             UpstreamErrorKind::InvalidResponse(_) => {
                 format!("provider {provider:?} sent an invalid response")
             }
+            UpstreamErrorKind::Token(_) => format!("provider {provider:?}: could not obtain an access token"),
             UpstreamErrorKind::Timeout(_) | UpstreamErrorKind::Status { .. } => self.to_string(),
         }
     }
@@ -404,7 +411,10 @@ impl UpstreamMessage {
         };
         let message =
             text("message").or_else(|| value.get("error").and_then(|e| e.as_str()).map(str::to_owned));
-        let status = text("status");
+        // Google's canonical name is a string; Azure's envelope repeats the HTTP status as a
+        // number next to its own `code` (`content_filter`), which must win.
+        let status =
+            error.get("status").and_then(|v| v.as_str()).filter(|s| !s.is_empty()).map(str::to_owned);
         // Google's name says more than its number (`NOT_FOUND` rather than `404`).
         let code = status.clone().or_else(|| text("code"));
         UpstreamMessage { message, kind: text("type"), param: text("param"), code, status }

@@ -76,7 +76,10 @@ impl ProviderMetrics {
                 UpstreamErrorKind::Status { status, .. } if status.as_u16() == 400 => 1,
                 UpstreamErrorKind::Status { status, .. } if status.as_u16() == 429 => 3,
                 UpstreamErrorKind::Status { status, .. } if status.is_client_error() => 2,
-                UpstreamErrorKind::Status { .. } | UpstreamErrorKind::InvalidResponse(_) => 4,
+                // A token endpoint's failure is the provider's side failing, as a 5xx is.
+                UpstreamErrorKind::Status { .. }
+                | UpstreamErrorKind::InvalidResponse(_)
+                | UpstreamErrorKind::Token(_) => 4,
                 UpstreamErrorKind::Timeout(_) => 5,
                 UpstreamErrorKind::Connect(_) => 6,
             },

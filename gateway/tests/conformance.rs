@@ -531,3 +531,7 @@ async fn gemini_embeddings() {
     // The mock's default 768 dimensions, 4 bytes each, in padded base64.
     assert_eq!(encoded.len(), (768 * 4_usize).div_ceil(3) * 4, "{encoded}");
 }
+
+// The cloud-hosted dialects (Vertex AI, Claude on Microsoft Foundry), with their token endpoint.
+#[path = "conformance/cloud.rs"]
+mod cloud;

@@ -26,6 +26,10 @@ fn every_example_config_is_valid() {
             .env("OPENAI_API_KEY", "sk-example")
             .env("ANTHROPIC_API_KEY", "sk-ant-example")
             .env("GEMINI_API_KEY", "gemini-example")
+            // A service account key is parsed when the config loads: the test-only one.
+            .env("GOOGLE_SERVICE_ACCOUNT_KEY", switchboard_mock_providers::oauth::TEST_SERVICE_ACCOUNT)
+            .env("AZURE_OPENAI_API_KEY", "azure-example")
+            .env("AZURE_CLIENT_SECRET", "entra-example")
             .output()
             .unwrap();
         assert!(output.status.success(), "{}: {}", path.display(), String::from_utf8_lossy(&output.stderr));

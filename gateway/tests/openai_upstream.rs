@@ -12,7 +12,7 @@ const UPSTREAM_KEY: &str = "sk-upstream-secret";
 
 #[expect(clippy::panic, reason = "test helper")]
 async fn upstream() -> MockUpstream {
-    let options = Options { api_key: Some(UPSTREAM_KEY.to_owned()) };
+    let options = Options { api_key: Some(UPSTREAM_KEY.to_owned()), ..Options::default() };
     let bind = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
     MockUpstream::start_with(bind, options).await.unwrap_or_else(|e| panic!("mock upstream: {e}"))
 }

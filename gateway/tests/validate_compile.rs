@@ -18,6 +18,8 @@ use switchboard_config::{Origin, Snapshot};
 use switchboard_gateway::metrics::Metrics;
 use switchboard_gateway::table::{CompileContext, compile};
 
+#[path = "validate_compile/cloud.rs"]
+mod cloud;
 #[path = "validate_compile/generate.rs"]
 mod generate;
 #[path = "validate_compile/providers.rs"]

@@ -30,8 +30,9 @@ pub use key::{KeyConfig, KeyHash, KeyHashConfig, hash_key};
 pub use network::AddressRule;
 pub use policy::{FailureMode, PolicyConfig, PolicyMode, PolicyScope, parse_usd};
 pub use provider::{
-    AnthropicProviderConfig, Credential, GeminiProviderConfig, HeaderConfig, HttpSettings,
-    MockProviderConfig, OpenAiProviderConfig, ProviderConfig, endpoint_url,
+    AnthropicProviderConfig, AzureOpenAiProviderConfig, Credential, EntraConfig, GeminiProviderConfig,
+    HeaderConfig, HttpSettings, MockProviderConfig, OpenAiProviderConfig, ProviderConfig,
+    VertexProviderConfig, endpoint_url, vertex_base_url,
 };
 pub use route::{BackendConfig, CapabilitiesConfig, RouteConfig};
 pub use secret::{SecretValue, Secrets};

@@ -4,6 +4,9 @@ use crate::{ObjectRef, SecretValue};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+mod cloud;
+pub use cloud::{AzureOpenAiProviderConfig, EntraConfig, VertexProviderConfig, vertex_base_url};
+
 /// One upstream, tagged by `type`. Every dialect the gateway speaks is a variant here, so adding a
 /// provider is a compile error everywhere a provider is handled until it is handled.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -16,6 +19,11 @@ pub enum ProviderConfig {
     Anthropic(AnthropicProviderConfig),
     /// Google's Gemini API (Google AI Studio, `generativelanguage.googleapis.com`).
     Gemini(GeminiProviderConfig),
+    /// Google's Vertex AI: Gemini's API with a service account's OAuth2 tokens.
+    Vertex(VertexProviderConfig),
+    /// Azure OpenAI: OpenAI's API at an Azure resource, with its key or Entra ID tokens.
+    #[serde(rename = "azure_openai")]
+    AzureOpenAi(AzureOpenAiProviderConfig),
     /// The built-in mock: deterministic answers with configurable pacing, no network.
     Mock(MockProviderConfig),
 }
@@ -26,6 +34,8 @@ impl ProviderConfig {
             ProviderConfig::OpenAi(p) => &p.name,
             ProviderConfig::Anthropic(p) => &p.name,
             ProviderConfig::Gemini(p) => &p.name,
+            ProviderConfig::Vertex(p) => &p.name,
+            ProviderConfig::AzureOpenAi(p) => &p.name,
             ProviderConfig::Mock(p) => &p.name,
         }
     }
@@ -35,6 +45,8 @@ impl ProviderConfig {
             ProviderConfig::OpenAi(_) => "openai",
             ProviderConfig::Anthropic(_) => "anthropic",
             ProviderConfig::Gemini(_) => "gemini",
+            ProviderConfig::Vertex(_) => "vertex",
+            ProviderConfig::AzureOpenAi(_) => "azure_openai",
             ProviderConfig::Mock(_) => "mock",
         }
     }
@@ -45,15 +57,30 @@ impl ProviderConfig {
             ProviderConfig::OpenAi(p) => p.source.as_ref(),
             ProviderConfig::Anthropic(p) => p.source.as_ref(),
             ProviderConfig::Gemini(p) => p.source.as_ref(),
+            ProviderConfig::Vertex(p) => p.source.as_ref(),
+            ProviderConfig::AzureOpenAi(p) => p.source.as_ref(),
             ProviderConfig::Mock(p) => p.source.as_ref(),
         }
     }
 
-    /// Every credential the provider names: its key and header values.
+    /// Every credential the provider names: its key, header values and token-grant secrets.
     pub fn credentials(&self) -> Vec<&Credential> {
-        match self.http() {
+        let mut all: Vec<&Credential> = match self.http() {
             Some(http) => http.api_key.into_iter().chain(http.headers.iter().map(|h| &h.value)).collect(),
             None => Vec::new(),
+        };
+        all.extend(self.token_credential());
+        all
+    }
+
+    /// The secret a provider gets access tokens with (a service account key, an Entra client
+    /// secret), if it uses tokens.
+    pub fn token_credential(&self) -> Option<&Credential> {
+        match self {
+            ProviderConfig::Vertex(p) => Some(&p.service_account),
+            ProviderConfig::AzureOpenAi(p) => p.entra.as_ref().map(|e| &e.client_secret),
+            ProviderConfig::Anthropic(p) => p.entra.as_ref().map(|e| &e.client_secret),
+            _ => None,
         }
     }
 
@@ -83,6 +110,26 @@ impl ProviderConfig {
                 // The model and method follow (`/models/{model}:generateContent`); the model is
                 // percent-encoded by the gateway, so `/models` is what the base URL must carry.
                 endpoints: &["/models"],
+                api_key: p.api_key.as_ref(),
+                api_key_prefix: "",
+                headers: &p.headers,
+                timeout_ms: p.timeout_ms,
+                allow_private_network: p.allow_private_network,
+            }),
+            ProviderConfig::Vertex(p) => Some(HttpSettings {
+                base_url: &p.base_url,
+                // `/projects/{project}/locations/{location}/publishers/google/models/{model}`
+                // follows; project and location are checked on their own, the model is encoded.
+                endpoints: &["/projects"],
+                api_key: None,
+                api_key_prefix: "",
+                headers: &p.headers,
+                timeout_ms: p.timeout_ms,
+                allow_private_network: p.allow_private_network,
+            }),
+            ProviderConfig::AzureOpenAi(p) => Some(HttpSettings {
+                base_url: &p.base_url,
+                endpoints: &["/openai/deployments", "/openai/v1/chat/completions"],
                 api_key: p.api_key.as_ref(),
                 api_key_prefix: "",
                 headers: &p.headers,
@@ -183,6 +230,10 @@ pub struct AnthropicProviderConfig {
     /// As for OpenAI providers: allow loopback, link-local and metadata addresses.
     #[serde(default, skip_serializing_if = "is_false")]
     pub allow_private_network: bool,
+    /// Microsoft Entra ID tokens instead of `api_key`, for Claude on Microsoft Foundry
+    /// (`https://{resource}.services.ai.azure.com/anthropic/v1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entra: Option<EntraConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<ObjectRef>,
 }

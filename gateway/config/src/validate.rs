@@ -15,6 +15,8 @@ use crate::{
 };
 use std::collections::{HashMap, HashSet};
 
+mod cloud;
+
 /// Names that were in a pushed snapshot but were rejected, so entries referring to them can say
 /// so instead of calling them unknown.
 pub(crate) type Gone = HashSet<(Section, String)>;
@@ -144,6 +146,8 @@ fn validate_providers<'a>(errs: &mut Collector<'a>) -> HashSet<&'a str> {
         match provider {
             // Everything a Gemini provider has is an HTTP setting, checked above.
             ProviderConfig::OpenAi(_) | ProviderConfig::Gemini(_) => {}
+            ProviderConfig::Vertex(p) => cloud::vertex(errs, i, p),
+            ProviderConfig::AzureOpenAi(p) => cloud::azure_openai(errs, i, p),
             ProviderConfig::Anthropic(p) => {
                 if p.default_max_tokens == 0 {
                     errs.entry(
@@ -161,6 +165,7 @@ fn validate_providers<'a>(errs: &mut Collector<'a>) -> HashSet<&'a str> {
                         "must be an anthropic-version such as 2023-06-01",
                     );
                 }
+                cloud::one_auth(errs, i, p.api_key.is_some(), p.entra.as_ref(), p.allow_private_network);
             }
             ProviderConfig::Mock(p) => {
                 if p.latency_ms > 600_000 {

@@ -35,7 +35,13 @@ pub(crate) fn v1_violations(snapshot: &Snapshot) -> Vec<Violation> {
         if provider.source().is_some() {
             v2_only(at, format!("providers[{i}].source"));
         }
-        if matches!(provider, ProviderConfig::Anthropic(_) | ProviderConfig::Gemini(_)) {
+        if matches!(
+            provider,
+            ProviderConfig::Anthropic(_)
+                | ProviderConfig::Gemini(_)
+                | ProviderConfig::Vertex(_)
+                | ProviderConfig::AzureOpenAi(_)
+        ) {
             v2_only(at, format!("providers[{i}].type: {}", provider.type_name()));
         }
         if let ProviderConfig::OpenAi(p) = provider {
@@ -112,7 +118,13 @@ impl Snapshot {
                 }
                 // A version-1 gateway knows neither the provider type nor the route settings.
                 for (i, provider) in self.providers.iter().enumerate() {
-                    if matches!(provider, ProviderConfig::Anthropic(_) | ProviderConfig::Gemini(_)) {
+                    if matches!(
+                        provider,
+                        ProviderConfig::Anthropic(_)
+                            | ProviderConfig::Gemini(_)
+                            | ProviderConfig::Vertex(_)
+                            | ProviderConfig::AzureOpenAi(_)
+                    ) {
                         let kind = provider.type_name();
                         problems.push(ConfigError::document(
                             format!("providers[{i}].type: {kind}"),

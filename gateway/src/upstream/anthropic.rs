@@ -4,7 +4,7 @@
 
 use super::credentials::{Credentials, credential_header, extra_headers};
 use super::exec::Executor;
-use super::{Call, CompileError, HttpClient, Provider, Reply, translated};
+use super::{Call, CompileError, HttpClient, Provider, Reply, azure, translated};
 use crate::error::UpstreamError;
 use http::{HeaderMap, HeaderName, HeaderValue, Uri};
 use std::sync::Arc;
@@ -29,6 +29,7 @@ impl AnthropicProvider {
         config: &AnthropicProviderConfig,
         secrets: &Secrets,
         client: HttpClient,
+        rule: switchboard_config::AddressRule,
     ) -> Result<Self, CompileError> {
         let messages_uri =
             switchboard_config::endpoint_url(&config.base_url, "/messages").parse::<Uri>().map_err(
@@ -51,11 +52,16 @@ impl AnthropicProvider {
         headers.extend(extra_headers(&config.headers, secrets)?);
         let name = Arc::from(config.name.as_str());
         let timeout = Duration::from_millis(config.timeout_ms);
+        // Claude on Microsoft Foundry takes an Entra ID token instead of the key.
+        let credentials = match &config.entra {
+            Some(entra) => azure::entra_credentials(entra, headers, secrets, &name, &client, rule, timeout)?,
+            None => Credentials::Static(headers),
+        };
         Ok(AnthropicProvider {
             messages_uri,
             version,
             default_max_tokens: config.default_max_tokens,
-            exec: Executor::new(name, client, Credentials::Static(headers), timeout),
+            exec: Executor::new(name, client, credentials, timeout),
         })
     }
 }

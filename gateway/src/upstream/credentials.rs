@@ -1,7 +1,11 @@
 //! Provider credentials: read from the config when it is compiled, applied to every request.
 
 use super::CompileError;
+use super::oauth::TokenSource;
+use crate::error::UpstreamError;
+use http::header::AUTHORIZATION;
 use http::{HeaderMap, HeaderName, HeaderValue};
+use std::sync::Arc;
 use switchboard_config::{Credential, HeaderConfig, Secrets};
 
 /// How a provider's requests are authenticated.
@@ -9,16 +13,34 @@ pub enum Credentials {
     /// Headers fixed when the config was compiled (API keys, configured extra headers), values
     /// marked sensitive.
     Static(Vec<(HeaderName, HeaderValue)>),
+    /// Fixed headers plus an OAuth2 access token as `Authorization: Bearer`, cached and
+    /// refreshed by `token` (Vertex AI, Entra ID); see `oauth.rs`.
+    OAuth { fixed: Vec<(HeaderName, HeaderValue)>, token: Arc<TokenSource> },
 }
 
 impl Credentials {
-    pub(super) fn apply(&self, headers: &mut HeaderMap) {
+    pub(super) async fn apply(&self, headers: &mut HeaderMap) -> Result<(), UpstreamError> {
         match self {
             Credentials::Static(fixed) => {
                 for (name, value) in fixed {
                     headers.insert(name.clone(), value.clone());
                 }
             }
+            Credentials::OAuth { fixed, token } => {
+                for (name, value) in fixed {
+                    headers.insert(name.clone(), value.clone());
+                }
+                headers.insert(AUTHORIZATION, token.authorization().await?);
+            }
+        }
+        Ok(())
+    }
+
+    /// The upstream refused the credentials (401): a cached access token is dropped, so the next
+    /// request gets a new one instead of retrying a revoked token for the rest of its life.
+    pub(super) fn refused(&self) {
+        if let Credentials::OAuth { token, .. } = self {
+            token.forget();
         }
     }
 }

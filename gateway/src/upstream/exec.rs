@@ -8,7 +8,7 @@ use super::credentials::Credentials;
 use crate::error::{UpstreamError, UpstreamErrorKind};
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, RETRY_AFTER};
-use http::{HeaderMap, HeaderValue, Method, Request, Response, Uri};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use std::sync::Arc;
@@ -75,7 +75,7 @@ impl Executor {
         body: Vec<u8>,
     ) -> Result<Answer, UpstreamError> {
         headers.insert(CONTENT_TYPE, APPLICATION_JSON.clone());
-        self.credentials.apply(&mut headers);
+        self.credentials.apply(&mut headers).await?;
         let mut request = Request::new(Full::new(Bytes::from(body)));
         *request.method_mut() = Method::POST;
         *request.uri_mut() = uri.clone();
@@ -90,6 +90,9 @@ impl Executor {
         };
         let status = response.status();
         if !status.is_success() {
+            if status == StatusCode::UNAUTHORIZED {
+                self.credentials.refused();
+            }
             let retry_after = response.headers().get(RETRY_AFTER).cloned();
             // The error body is only best-effort context: a slow or broken one is not waited for.
             let body =

@@ -26,6 +26,10 @@ pub struct GeminiProvider {
     /// `{base}/models/`: the model and the method follow.
     models_url: String,
     exec: Executor,
+    /// The API's name in messages: `Gemini`, or `Vertex AI`, which serves the same bodies.
+    dialect: &'static str,
+    /// Whether `:batchEmbedContents` exists (Vertex AI embeds through `:predict` instead).
+    embeddings: bool,
 }
 
 impl GeminiProvider {
@@ -57,7 +61,15 @@ impl GeminiProvider {
         Ok(GeminiProvider {
             models_url,
             exec: Executor::new(name, client, Credentials::Static(headers), timeout),
+            dialect: "Gemini",
+            embeddings: true,
         })
+    }
+
+    /// Gemini's bodies at another API's URLs with its own credentials (Vertex AI, `vertex.rs`):
+    /// `models_url` ends in `/models/`.
+    pub(super) fn with_url(models_url: String, exec: Executor, dialect: &'static str) -> Self {
+        GeminiProvider { models_url, exec, dialect, embeddings: false }
     }
 
     /// `{base}/models/{model}{method}`, `method` being `:generateContent` or the like.
@@ -118,10 +130,10 @@ impl Provider for GeminiProvider {
     }
 
     async fn send(&self, call: Call<'_>, request: &ModelRequest<'_>) -> Result<Reply, UpstreamError> {
-        if call.endpoint == Endpoint::Embeddings {
+        if call.endpoint == Endpoint::Embeddings && self.embeddings {
             return self.embeddings(call, request).await;
         }
-        let hub = translated::hub_request(&self.exec, &call, request, "Gemini")?;
+        let hub = translated::hub_request(&self.exec, &call, request, self.dialect)?;
         // Gemini needs no output limit: without one from the client or the route, the model's own.
         let options = gemini::Options { default_max_tokens: call.default_max_tokens };
         let body =
@@ -135,7 +147,7 @@ impl Provider for GeminiProvider {
 
 /// Appends `segment` percent-encoded (RFC 3986: everything but unreserved characters), so a
 /// model id cannot add path segments, a query or a fragment to the URL.
-fn push_path_segment(url: &mut String, segment: &str) {
+pub(super) fn push_path_segment(url: &mut String, segment: &str) {
     for byte in segment.bytes() {
         if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
             url.push(char::from(byte));

@@ -5,17 +5,22 @@
 //! file here, and a compile error at every `match` until it is handled.
 
 mod anthropic;
+mod azure;
 mod client;
 mod credentials;
 mod embeddings;
 mod exec;
 mod gemini;
 mod mock;
+mod oauth;
 mod openai;
 mod resolve;
+mod service_account;
 mod translated;
+mod vertex;
 
 pub use anthropic::AnthropicProvider;
+pub use azure::AzureOpenAiProvider;
 pub use client::{HttpClient, HttpClients};
 pub use gemini::GeminiProvider;
 pub use mock::{MockProvider, MockStream};
@@ -76,6 +81,9 @@ pub enum Upstream {
     OpenAi(OpenAiProvider),
     Anthropic(AnthropicProvider),
     Gemini(GeminiProvider),
+    /// Vertex AI: the Gemini provider at Vertex's URLs with OAuth2 tokens (`vertex.rs`).
+    Vertex(GeminiProvider),
+    AzureOpenAi(AzureOpenAiProvider),
     Mock(MockProvider),
 }
 
@@ -100,12 +108,23 @@ impl Upstream {
                 Upstream::OpenAi(OpenAiProvider::compile(c, secrets, client)?)
             }
             ProviderConfig::Anthropic(c) => {
-                let client = clients.for_rule(origin.address_rule(c.allow_private_network)).clone();
-                Upstream::Anthropic(AnthropicProvider::compile(c, secrets, client)?)
+                let rule = origin.address_rule(c.allow_private_network);
+                let client = clients.for_rule(rule).clone();
+                Upstream::Anthropic(AnthropicProvider::compile(c, secrets, client, rule)?)
             }
             ProviderConfig::Gemini(c) => {
                 let client = clients.for_rule(origin.address_rule(c.allow_private_network)).clone();
                 Upstream::Gemini(GeminiProvider::compile(c, secrets, client)?)
+            }
+            ProviderConfig::Vertex(c) => {
+                let rule = origin.address_rule(c.allow_private_network);
+                let client = clients.for_rule(rule).clone();
+                Upstream::Vertex(vertex::compile(c, secrets, client, rule)?)
+            }
+            ProviderConfig::AzureOpenAi(c) => {
+                let rule = origin.address_rule(c.allow_private_network);
+                let client = clients.for_rule(rule).clone();
+                Upstream::AzureOpenAi(AzureOpenAiProvider::compile(c, secrets, client, rule)?)
             }
             ProviderConfig::Mock(c) => Upstream::Mock(MockProvider::compile(c)),
         })
@@ -124,7 +143,8 @@ impl Upstream {
         match self {
             Upstream::OpenAi(p) => p.name(),
             Upstream::Anthropic(p) => p.name(),
-            Upstream::Gemini(p) => p.name(),
+            Upstream::Gemini(p) | Upstream::Vertex(p) => p.name(),
+            Upstream::AzureOpenAi(p) => p.name(),
             Upstream::Mock(p) => p.name(),
         }
     }
@@ -133,7 +153,8 @@ impl Upstream {
         match self {
             Upstream::OpenAi(p) => p.send(call, request).await,
             Upstream::Anthropic(p) => p.send(call, request).await,
-            Upstream::Gemini(p) => p.send(call, request).await,
+            Upstream::Gemini(p) | Upstream::Vertex(p) => p.send(call, request).await,
+            Upstream::AzureOpenAi(p) => p.send(call, request).await,
             Upstream::Mock(p) => p.send(call, request).await,
         }
     }

@@ -67,30 +67,41 @@ impl Provider for OpenAiProvider {
     }
 
     async fn send(&self, call: Call<'_>, request: &ModelRequest<'_>) -> Result<Reply, UpstreamError> {
-        let body = request
-            .to_upstream_body(call.model, self.stream_usage)
-            .map_err(|err| UpstreamError::bad_request(self.exec.provider(), err))?;
         let uri = match call.endpoint {
             Endpoint::ChatCompletions => &self.chat_uri,
             Endpoint::Embeddings => &self.embeddings_uri,
         };
-        let mut headers = HeaderMap::new();
-        headers.insert("x-request-id", call.request_id.clone());
-        let answer = self.exec.post_json(uri, headers, body).await?;
-        if request.stream && answer.is_event_stream() {
-            // The provider timeout also bounds the silence between two events.
-            // A usage chunk only needs stripping if the gateway asked for one the caller did not.
-            let translator = Box::new(OpenAiPassthrough::new(self.stream_usage && !request.include_usage));
-            let source = Source::Http(answer.response.into_body());
-            return Ok(Reply::Stream(SseRelay::new(source, translator, self.exec.timeout())));
-        }
-        let body = self.exec.read_body(answer).await?;
-        if request.stream {
-            return Err(self.exec.error(UpstreamErrorKind::InvalidResponse(
-                "asked for a stream, got a response that is not text/event-stream".into(),
-            )));
-        }
-        let usage = Usage::from_openai_response(&body).unwrap_or_default();
-        Ok(Reply::Full { body, usage })
+        passthrough(&self.exec, uri, self.stream_usage, call, request).await
     }
+}
+
+/// One passthrough exchange at `uri`: OpenAI's and Azure OpenAI's (`azure.rs`) whole request path.
+pub(super) async fn passthrough(
+    exec: &Executor,
+    uri: &Uri,
+    stream_usage: bool,
+    call: Call<'_>,
+    request: &ModelRequest<'_>,
+) -> Result<Reply, UpstreamError> {
+    let body = request
+        .to_upstream_body(call.model, stream_usage)
+        .map_err(|err| UpstreamError::bad_request(exec.provider(), err))?;
+    let mut headers = HeaderMap::new();
+    headers.insert("x-request-id", call.request_id.clone());
+    let answer = exec.post_json(uri, headers, body).await?;
+    if request.stream && answer.is_event_stream() {
+        // The provider timeout also bounds the silence between two events.
+        // A usage chunk only needs stripping if the gateway asked for one the caller did not.
+        let translator = Box::new(OpenAiPassthrough::new(stream_usage && !request.include_usage));
+        let source = Source::Http(answer.response.into_body());
+        return Ok(Reply::Stream(SseRelay::new(source, translator, exec.timeout())));
+    }
+    let body = exec.read_body(answer).await?;
+    if request.stream {
+        return Err(exec.error(UpstreamErrorKind::InvalidResponse(
+            "asked for a stream, got a response that is not text/event-stream".into(),
+        )));
+    }
+    let usage = Usage::from_openai_response(&body).unwrap_or_default();
+    Ok(Reply::Full { body, usage })
 }

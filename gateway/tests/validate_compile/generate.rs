@@ -291,7 +291,7 @@ fn policy(bad: u32, policy_name: &'static str) -> BoxedStrategy<Value> {
         .boxed()
 }
 
-const PROVIDERS: &[&str] = &["openai", "vllm", "mock", "local"];
+const PROVIDERS: &[&str] = &["openai", "vllm", "mock", "local", "cloud"];
 const ROUTES: &[&str] = &["chat", "embed", "fast", "*"];
 const KEYS: &[&str] = &["team-a", "team-b", "ci"];
 const POLICIES: &[&str] = &["per-minute", "budget"];
@@ -339,6 +339,11 @@ fn snapshot_json() -> impl Strategy<Value = Value> {
                 let secrets = names.secrets.clone();
                 if n == "mock" {
                     name.prop_flat_map(move |name| mock_provider(bad, name)).boxed()
+                } else if n == "cloud" {
+                    name.prop_flat_map(move |name| {
+                        crate::cloud::cloud_provider(bad, name, &secrets, operator)
+                    })
+                    .boxed()
                 } else {
                     name.prop_flat_map(move |name| openai_provider(bad, name, &secrets, operator)).boxed()
                 }

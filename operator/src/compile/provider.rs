@@ -12,6 +12,8 @@ use switchboard_crds::SecretKeyRef;
 use switchboard_crds::condition::Reason;
 use switchboard_crds::llm_provider::{LlmProvider, ProviderType};
 
+mod cloud;
+
 const DEFAULT_OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
 const DEFAULT_ANTHROPIC_BASE_URL: &str = "https://api.anthropic.com/v1";
 const DEFAULT_GEMINI_BASE_URL: &str = "https://generativelanguage.googleapis.com/v1beta";
@@ -76,13 +78,18 @@ fn compile_one(
                 source,
             })
         }
-        ProviderType::OpenAi | ProviderType::Anthropic | ProviderType::Gemini => {
+        ProviderType::OpenAi
+        | ProviderType::Anthropic
+        | ProviderType::Gemini
+        | ProviderType::Vertex
+        | ProviderType::AzureOpenAi => {
             if spec.mock.is_some() {
                 invalid("spec.mock", "is only allowed with type: mock".into());
             }
             if spec.anthropic.is_some() && spec.type_ != ProviderType::Anthropic {
                 invalid("spec.anthropic", "is only allowed with type: anthropic".into());
             }
+            cloud::misplaced(spec, &mut invalid);
             let timeout_ms = match spec.timeouts.request.parse() {
                 Ok(timeout) if timeout.as_millis() > 0 => timeout.as_millis() as u64,
                 Ok(_) => {
@@ -125,6 +132,7 @@ fn compile_one(
                     headers.push(HeaderConfig { name: header.name.clone(), value });
                 }
             }
+            let token_secret = cloud::token_secret(spec).and_then(&mut credential);
             let all_headers = headers.len() == spec.headers.len() || !unresolved.is_empty();
             if !all_headers {
                 invalid("spec.headers", "each header needs exactly one of value or valueFrom".into());
@@ -151,8 +159,25 @@ fn compile_one(
                         version: settings.version.unwrap_or_else(|| DEFAULT_ANTHROPIC_VERSION.to_owned()),
                         default_max_tokens,
                         allow_private_network: spec.allow_private_network,
+                        entra: cloud::entra(spec, token_secret),
                         source,
                     })
+                }
+                ProviderType::Vertex | ProviderType::AzureOpenAi => {
+                    let common = cloud::Common { name, api_key, headers, timeout_ms, source };
+                    let mut problems = Vec::new();
+                    let config = if spec.type_ == ProviderType::Vertex {
+                        cloud::vertex(spec, common, token_secret, &mut problems).map(ProviderConfig::Vertex)
+                    } else {
+                        let entra = cloud::entra(spec, token_secret);
+                        cloud::azure_openai(spec, common, entra, &mut problems)
+                            .map(ProviderConfig::AzureOpenAi)
+                    };
+                    for (path, reason) in problems {
+                        verdicts.invalid(Kind::LlmProvider, meta, path, reason);
+                        ok = false;
+                    }
+                    config?
                 }
                 ProviderType::Gemini => ProviderConfig::Gemini(GeminiProviderConfig {
                     name,

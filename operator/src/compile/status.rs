@@ -110,6 +110,22 @@ fn spec_path(kind: Kind, path: &str) -> String {
         (Kind::LlmProvider, "timeout_ms") => "spec.timeouts.request",
         (Kind::LlmProvider, "latency_ms") => "spec.mock.latency",
         (Kind::LlmProvider, "embedding_dimensions") => "spec.mock.embeddingDimensions",
+        // The token-authenticated providers' settings (`compile/provider/cloud.rs`).
+        (Kind::LlmProvider, "service_account") => "spec.vertex.serviceAccountKey",
+        (Kind::LlmProvider, "token_url") => "spec.vertex.tokenURL",
+        (Kind::LlmProvider, "project" | "location") => return format!("spec.vertex.{head}"),
+        (Kind::LlmProvider, "api_version") => "spec.azure.apiVersion",
+        (Kind::LlmProvider, "entra") => {
+            let field = tail.trim_start_matches('.').split(['.', '[']).next().unwrap_or("");
+            return match field {
+                "" => "spec.entra".to_owned(),
+                "tenant_id" => "spec.entra.tenantID".to_owned(),
+                "client_id" => "spec.entra.clientID".to_owned(),
+                "token_url" => "spec.entra.tokenURL".to_owned(),
+                "client_secret" => "spec.entra.clientSecret".to_owned(),
+                other => format!("spec.entra.{}", camel(other)),
+            };
+        }
         (Kind::LlmProvider, "headers") => {
             // `headers[0].value.secret` is the header's value, whichever way it was given.
             let index = tail.split_once(']').map_or("", |(index, _)| index);

@@ -7,6 +7,9 @@
 //!   `streamGenerateContent`, `embedContent`, `batchEmbedContents` and `countTokens` under
 //!   `/v1beta/models/…`, and the same bodies at Vertex AI's
 //!   `/v1/projects/{p}/locations/{l}/publishers/google/models/{m}:…` (plus `:predict` embeddings).
+//! - **OAuth2 token endpoints** ([`TokenMock`], module [`oauth`]): Google's JWT bearer grant
+//!   (signatures verified) and Microsoft Entra ID's client-credentials grant, for Vertex AI and
+//!   Azure.
 //!
 //! They exist for the gateway's translation conformance suite: each **rejects what the real API
 //! rejects** (with the provider's status, error envelope and a message naming the field) and
@@ -34,10 +37,12 @@ mod behavior;
 mod body;
 pub mod gemini;
 mod json;
+pub mod oauth;
 mod server;
 
 pub use anthropic::{AnthropicMock, AnthropicOptions};
 pub use gemini::{GeminiMock, GeminiOptions};
+pub use oauth::{TokenMock, TokenOptions};
 
 /// The most recent request a mock received, for assertions.
 #[derive(Debug, Clone, PartialEq)]

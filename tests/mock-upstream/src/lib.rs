@@ -6,7 +6,11 @@
 //! `error-<status>`, `slow-<ms>`, `stream-<n>-<ms>`, `midstream-error`, `continuous-usage` (the
 //! running usage total on every stream chunk, as vLLM's `continuous_usage_stats`), anything
 //! else = default.
+//!
+//! [`Options::azure`] switches to Azure OpenAI's URLs, `api-version`, `api-key` / Entra bearer
+//! authentication and error bodies (module `azure`).
 
+mod azure;
 mod behavior;
 mod body;
 mod chat;
@@ -26,6 +30,7 @@ use hyper::header::{AUTHORIZATION, HeaderMap};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+pub use azure::AzureOptions;
 pub use stats::StatsSnapshot;
 
 /// Server options.
@@ -34,6 +39,9 @@ pub struct Options {
     /// If set, `/v1/*` requests without `Authorization: Bearer <api_key>` get a 401
     /// `invalid_api_key` error.
     pub api_key: Option<String>,
+    /// Azure OpenAI mode (`azure.rs`): Azure's URLs, `api-version`, `api-key` or Entra bearer
+    /// token, and error bodies, instead of `/v1/*` and `api_key`.
+    pub azure: Option<AzureOptions>,
 }
 
 /// The most recent request received on `/v1/chat/completions` or `/v1/embeddings`.
@@ -70,6 +78,9 @@ pub(crate) struct Shared {
     /// `Bearer <key>` when an API key is required.
     pub(crate) expected_auth: Option<Vec<u8>>,
     pub(crate) next_id: AtomicU64,
+    pub(crate) azure: Option<AzureOptions>,
+    /// Azure mode: the path and query of the last request, as sent.
+    pub(crate) last_azure_uri: ArcSwapOption<String>,
 }
 
 impl Shared {
@@ -79,6 +90,8 @@ impl Shared {
             last: ArcSwapOption::empty(),
             expected_auth: options.api_key.map(|k| format!("Bearer {k}").into_bytes()),
             next_id: AtomicU64::new(1),
+            azure: options.azure,
+            last_azure_uri: ArcSwapOption::empty(),
         }
     }
 
@@ -149,6 +162,11 @@ impl MockUpstream {
             .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
             .collect();
         Some(RecordedRequest { path: rec.path.to_owned(), headers, body })
+    }
+
+    /// Azure mode: the path and query of the last request (`/openai/deployments/d/chat/completions?api-version=…`).
+    pub fn last_azure_uri(&self) -> Option<String> {
+        self.shared.last_azure_uri.load_full().map(|uri| uri.as_ref().clone())
     }
 
     /// Polls (every ~5 ms) until `pred(&stats)` holds or `timeout` passes; returns the last

@@ -59,7 +59,8 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
 }
 
 async fn serve(args: Args) -> std::io::Result<()> {
-    let mock = MockUpstream::start_with(args.listen, Options { api_key: args.api_key }).await?;
+    let mock = MockUpstream::start_with(args.listen, Options { api_key: args.api_key, ..Options::default() })
+        .await?;
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "listening {}", mock.addr())?;

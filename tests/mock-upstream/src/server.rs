@@ -78,7 +78,17 @@ enum Route {
 async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<MockBody>, Infallible> {
     bump(&shared.stats.requests);
     let (parts, body) = req.into_parts();
-    let route = match (&parts.method, parts.uri.path()) {
+    let mut path = parts.uri.path();
+    let mut azure_deployment = None;
+    if let Some(azure) = &shared.azure {
+        let uri = parts.uri.path_and_query().map_or(path, |pq| pq.as_str());
+        shared.last_azure_uri.store(Some(Arc::new(uri.to_owned())));
+        match crate::azure::route(azure, path, parts.uri.query(), &parts.headers) {
+            Ok((openai, deployment)) => (path, azure_deployment) = (openai, deployment),
+            Err(refusal) => return Ok(*refusal),
+        }
+    }
+    let route = match (&parts.method, path) {
         (&Method::POST, "/v1/chat/completions") => Route::Chat,
         (&Method::POST, "/v1/embeddings") => Route::Embeddings,
         (&Method::GET, "/v1/models") => {
@@ -126,6 +136,14 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         Err(_) => return Ok(bad_request("Could not read the request body.")),
     };
     shared.last.store(Some(Arc::new(Recorded { path, headers: parts.headers, body: bytes.clone() })));
+    if shared.azure.is_some() {
+        let json = serde_json::from_slice::<serde_json::Value>(&bytes).unwrap_or_default();
+        let model =
+            azure_deployment.or_else(|| json["model"].as_str().map(str::to_owned)).unwrap_or_default();
+        if let Some(answer) = crate::azure::special(&model, &json) {
+            return Ok(answer);
+        }
+    }
     Ok(match route {
         Route::Chat => chat::handle(&shared, &bytes).await,
         Route::Embeddings => embeddings::handle(&bytes).await,

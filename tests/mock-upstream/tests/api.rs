@@ -178,7 +178,7 @@ async fn error_models_and_routes() {
 
 #[tokio::test]
 async fn api_key_is_enforced() {
-    let opts = Options { api_key: Some("sk-test".into()) };
+    let opts = Options { api_key: Some("sk-test".into()), ..Options::default() };
     let mock = MockUpstream::start_with(([127, 0, 0, 1], 0).into(), opts).await.unwrap();
     let body = json!({"model": "m", "messages": []});
     let (status, _, bytes) =

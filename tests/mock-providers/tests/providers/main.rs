@@ -10,3 +10,4 @@
 mod anthropic;
 mod client;
 mod gemini;
+mod oauth;
