@@ -133,9 +133,13 @@ impl Upstream {
     /// What this provider type's API can do; a backend's config narrows it per model.
     pub fn capabilities(&self) -> Capabilities {
         match self {
-            // The Messages API has no embeddings.
-            Upstream::Anthropic(_) => Capabilities { embeddings: false, ..Capabilities::default() },
-            Upstream::OpenAi(_) | Upstream::Gemini(_) | Upstream::Mock(_) => Capabilities::default(),
+            // The Messages API has no embeddings; Vertex's (`:predict`) are not spoken here yet.
+            Upstream::Anthropic(_) | Upstream::Vertex(_) => {
+                Capabilities { embeddings: false, ..Capabilities::default() }
+            }
+            Upstream::OpenAi(_) | Upstream::AzureOpenAi(_) | Upstream::Gemini(_) | Upstream::Mock(_) => {
+                Capabilities::default()
+            }
         }
     }
 
