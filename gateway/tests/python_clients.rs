@@ -25,10 +25,27 @@ async fn responses_conform_to_openais_schemas() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_openai_sdk_streams_a_tool_call_through_every_translated_provider() {
-    use switchboard_mock_providers::{AnthropicMock, AnthropicOptions, GeminiMock, GeminiOptions};
-    let anthropic =
-        AnthropicMock::start("127.0.0.1:0".parse().unwrap(), AnthropicOptions::default()).await.unwrap();
-    let gemini = GeminiMock::start("127.0.0.1:0".parse().unwrap(), GeminiOptions::default()).await.unwrap();
+    use switchboard_mock_providers::{
+        AnthropicMock, AnthropicOptions, GeminiMock, GeminiOptions, TokenMock, TokenOptions,
+    };
+    use switchboard_mock_upstream::{AzureOptions, Options};
+    let local = || "127.0.0.1:0".parse().unwrap();
+    let anthropic = AnthropicMock::start(local(), AnthropicOptions::default()).await.unwrap();
+    let foundry_options = AnthropicOptions {
+        azure_auth: true,
+        path_prefix: "/anthropic".into(),
+        ..AnthropicOptions::default()
+    };
+    let foundry = AnthropicMock::start(local(), foundry_options).await.unwrap();
+    let gemini = GeminiMock::start(local(), GeminiOptions::default()).await.unwrap();
+    // One token endpoint for both grants: Google's for Vertex, Entra's (issuing the key the
+    // Foundry mock takes as a bearer token) for Foundry.
+    let tokens =
+        TokenOptions { entra_access_token: AnthropicOptions::default().api_key, ..TokenOptions::default() };
+    let token = TokenMock::start(local(), tokens.clone()).await.unwrap();
+    let azure_options = Options { azure: Some(AzureOptions::default()), ..Options::default() };
+    let azure = MockUpstream::start_with(local(), azure_options).await.unwrap();
+    let service_account = repo_root().join("tests/mock-providers/fixtures/test-only-service-account.json");
     let config = format!(
         r#"
 version: 2
@@ -43,11 +60,40 @@ providers:
     base_url: {gemini}/v1beta
     api_key: {{ value: {gemini_key} }}
     allow_private_network: true
+  - name: vertex
+    type: vertex
+    project: mock-project
+    location: us-central1
+    base_url: {vertex}/v1
+    token_url: {token}/token
+    service_account: {{ file: {service_account} }}
+    allow_private_network: true
+  - name: foundry
+    type: anthropic
+    base_url: {foundry}/v1
+    entra:
+      tenant_id: {tenant}
+      client_id: {client}
+      client_secret: {{ value: {client_secret} }}
+      token_url: {token}/{tenant}/oauth2/v2.0/token
+    allow_private_network: true
+  - name: azure
+    type: azure_openai
+    base_url: http://{azure}
+    api_version: 2024-10-21
+    api_key: {{ value: azure-mock-key }}
+    allow_private_network: true
 routes:
   - model: claude
     backends: [{{ provider: anthropic, model: claude-mock-tool }}]
   - model: gemini
     backends: [{{ provider: gemini, model: gemini-mock-tool }}]
+  - model: vertex
+    backends: [{{ provider: vertex, model: gemini-mock-tool }}]
+  - model: foundry
+    backends: [{{ provider: foundry, model: claude-mock-tool }}]
+  - model: azure
+    backends: [{{ provider: azure, model: gpt-tool }}]
 keys:
   - id: full
     hash: {full}
@@ -56,6 +102,14 @@ keys:
         anthropic_key = AnthropicOptions::default().api_key,
         gemini = gemini.base_url(),
         gemini_key = GeminiOptions::default().api_key,
+        vertex = gemini.vertex_base_url(),
+        token = token.base_url(),
+        service_account = service_account.display(),
+        foundry = foundry.base_url(),
+        tenant = tokens.tenant_id,
+        client = tokens.client_id,
+        client_secret = tokens.client_secret,
+        azure = azure.addr(),
         full = hash_key(KEY),
     );
     let gateway = Gateway::start(Some(&config), &[]);
@@ -63,7 +117,14 @@ keys:
     let script = repo_root().join("tests/py/translated_tool_calls.py");
     let output = tokio::process::Command::new(&python)
         .arg(&script)
-        .args(["--base-url", &gateway.url("/v1"), "--key", KEY, "--models", "claude:3,gemini:1"])
+        .args([
+            "--base-url",
+            &gateway.url("/v1"),
+            "--key",
+            KEY,
+            "--models",
+            "claude:3,gemini:1,vertex:1,foundry:3,azure:3",
+        ])
         .output()
         .await
         .unwrap_or_else(|e| panic!("cannot run {python}: {e}; run scripts/test"));
