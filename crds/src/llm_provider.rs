@@ -5,6 +5,9 @@
 //! in plain text.
 
 use crate::common::{Duration, SecretKeyRef, duration_rule};
+
+mod bedrock;
+pub use bedrock::{BedrockCredentials, BedrockSettings, FromSecret, WebIdentity};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
@@ -64,7 +67,16 @@ pub use cloud::{AzureSettings, EntraSettings, SecretKeyRefHolder, VertexSettings
         .message("type: azure_openai needs baseURL (the resource endpoint) and spec.azure.apiVersion"),
     validation = Rule::new("!has(self.entra) || ((self.type == 'azure_openai' || self.type == 'anthropic') && !has(self.apiKey))")
         .message("entra is only allowed with type: azure_openai or anthropic, instead of apiKey")
-        .field_path(".entra")
+        .field_path(".entra"),
+    validation = Rule::new("self.type == 'bedrock' || !has(self.bedrock)")
+        .message("bedrock settings are only allowed with type: bedrock")
+        .field_path(".bedrock"),
+    validation = Rule::new("self.type != 'bedrock' || has(self.bedrock)")
+        .message("type: bedrock needs bedrock settings (region and credentials)")
+        .field_path(".bedrock"),
+    validation = Rule::new("self.type != 'bedrock' || !has(self.apiKey)")
+        .message("apiKey is not used with type: bedrock (requests are signed with bedrock.credentials)")
+        .field_path(".apiKey")
 )]
 pub struct LlmProviderSpec {
     /// The API the upstream speaks. `openai`: OpenAI or any OpenAI-compatible server (vLLM,
@@ -72,7 +84,9 @@ pub struct LlmProviderSpec {
     /// served elsewhere with that API); OpenAI requests are translated. `gemini`: Google's Gemini
     /// API (generativelanguage.googleapis.com, from Google AI Studio); OpenAI requests are
     /// translated. `vertex`: Gemini on Google Cloud's Vertex AI, with a service account.
-    /// `azure_openai`: Azure OpenAI, with a key or Entra ID. `mock`: the built-in test
+    /// `azure_openai`: Azure OpenAI, with a key or Entra ID. `bedrock`: AWS Bedrock Runtime's
+    /// Converse API (any model family on Bedrock); OpenAI requests are translated and signed with
+    /// SigV4. `mock`: the built-in test
     /// provider; it answers deterministically without any network call (demos, load tests, CI).
     #[serde(rename = "type")]
     pub type_: ProviderType,
@@ -80,9 +94,10 @@ pub struct LlmProviderSpec {
     /// Base URL of the API, including the version path; endpoints such as /chat/completions are
     /// appended. http or https, no credentials, no query or fragment. Default for openai:
     /// https://api.openai.com/v1, for anthropic: https://api.anthropic.com/v1, for gemini:
-    /// https://generativelanguage.googleapis.com/v1beta, for vertex: from spec.vertex.location.
-    /// Required for azure_openai: the resource endpoint without a path
-    /// (https://{resource}.openai.azure.com). Not allowed for mock. Example: http://vllm.models.svc:8000/v1
+    /// https://generativelanguage.googleapis.com/v1beta, for vertex: from spec.vertex.location,
+    /// for bedrock: https://bedrock-runtime.<region>.amazonaws.com. Required for azure_openai: the
+    /// resource endpoint without a path (https://{resource}.openai.azure.com). Not allowed for
+    /// mock. Example: http://vllm.models.svc:8000/v1
     #[serde(rename = "baseURL", default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 2048))]
     #[x_kube(
@@ -151,6 +166,9 @@ pub struct LlmProviderSpec {
     /// type: azure_openai or anthropic (Claude on Microsoft Foundry).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entra: Option<EntraSettings>,
+    /// Region and credentials of AWS Bedrock. Required with type: bedrock, only allowed there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bedrock: Option<BedrockSettings>,
 }
 
 /// Settings of an Anthropic provider.
@@ -188,6 +206,8 @@ pub enum ProviderType {
     /// Azure OpenAI.
     #[serde(rename = "azure_openai")]
     AzureOpenAi,
+    /// AWS Bedrock Runtime's Converse API, signed with SigV4.
+    Bedrock,
     /// The built-in mock provider.
     Mock,
 }

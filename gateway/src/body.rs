@@ -14,6 +14,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
+use switchboard_llm::eventstream::{FrameError, MessageSplitter};
 use switchboard_llm::sse::{EventSplitter, EventTooLarge};
 use switchboard_llm::stream::{StreamFailure, StreamTranslator, join};
 use tokio::time::Sleep;
@@ -108,15 +109,51 @@ impl Source {
     }
 }
 
+/// How an upstream stream's bytes divide into frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// Server-sent events (OpenAI, Anthropic, Gemini).
+    Sse,
+    /// AWS event-stream binary messages (`application/vnd.amazon.eventstream`, Bedrock).
+    AwsEventStream,
+}
+
+/// A frame decoder: bytes in, complete frames out, at most one incomplete frame held (capped).
+enum Decoder {
+    Sse(EventSplitter),
+    AwsEventStream(MessageSplitter),
+}
+
+impl Decoder {
+    fn push(&mut self, chunk: &[u8]) -> Result<Vec<Bytes>, StreamFailure> {
+        match self {
+            Decoder::Sse(splitter) => {
+                splitter.push(chunk).map_err(|EventTooLarge| StreamFailure::EventTooLarge)
+            }
+            Decoder::AwsEventStream(splitter) => splitter.push(chunk).map_err(|err| match err {
+                FrameError::TooLarge => StreamFailure::EventTooLarge,
+                FrameError::Invalid => StreamFailure::InvalidFrame,
+            }),
+        }
+    }
+
+    fn finish(&mut self) -> Option<Bytes> {
+        match self {
+            Decoder::Sse(splitter) => splitter.finish(),
+            Decoder::AwsEventStream(splitter) => splitter.finish(),
+        }
+    }
+}
+
 /// Drives a [`StreamTranslator`] over an upstream event stream: the only code that reads an
-/// upstream body. It splits bytes into SSE events (holding at most one incomplete event),
-/// translates each, and sends what one upstream chunk produced as one frame, at once.
+/// upstream body. It splits bytes into frames (SSE events, or AWS event-stream messages; see
+/// [`Framing`]), translates each, and sends what one upstream chunk produced as one frame, at once.
 ///
 /// A stream that goes silent for longer than `idle_timeout` is ended with an error event: a hung
 /// upstream must not hold a client (and a connection) forever.
 pub struct SseRelay {
     upstream: Source,
-    splitter: EventSplitter,
+    decoder: Decoder,
     translator: Box<dyn StreamTranslator>,
     /// Reused output buffer, so steady-state streaming does not allocate per chunk.
     out: Vec<Bytes>,
@@ -127,9 +164,22 @@ pub struct SseRelay {
 
 impl SseRelay {
     pub fn new(upstream: Source, translator: Box<dyn StreamTranslator>, idle_timeout: Duration) -> Self {
+        Self::with_framing(upstream, Framing::Sse, translator, idle_timeout)
+    }
+
+    pub fn with_framing(
+        upstream: Source,
+        framing: Framing,
+        translator: Box<dyn StreamTranslator>,
+        idle_timeout: Duration,
+    ) -> Self {
+        let decoder = match framing {
+            Framing::Sse => Decoder::Sse(EventSplitter::default()),
+            Framing::AwsEventStream => Decoder::AwsEventStream(MessageSplitter::default()),
+        };
         SseRelay {
             upstream,
-            splitter: EventSplitter::default(),
+            decoder,
             translator,
             out: Vec::new(),
             done: false,
@@ -159,13 +209,13 @@ impl SseRelay {
             self.idle.as_mut().reset(tokio::time::Instant::now() + self.idle_timeout);
             match frame {
                 Some(Ok(None)) => continue,
-                Some(Ok(Some(chunk))) => match self.splitter.push(&chunk) {
+                Some(Ok(Some(chunk))) => match self.decoder.push(&chunk) {
                     Ok(events) => {
                         for event in events {
                             self.translator.event(event, &mut self.out);
                         }
                     }
-                    Err(EventTooLarge) => self.fail(StreamFailure::EventTooLarge),
+                    Err(failure) => self.fail(failure),
                 },
                 Some(Err(err)) => {
                     // The status line is long gone; the client is told in-band, in its dialect.
@@ -175,7 +225,7 @@ impl SseRelay {
                 None => {
                     self.done = true;
                     // An unterminated last event is still an event.
-                    if let Some(rest) = self.splitter.finish() {
+                    if let Some(rest) = self.decoder.finish() {
                         self.translator.event(rest, &mut self.out);
                     }
                     self.translator.end(&mut self.out);

@@ -354,6 +354,22 @@ fn render_upstream(err: &UpstreamError) -> Rendered {
                 retry_after: None,
             }
         }
+        // The provider refused the gateway's own credentials (a wrong key, a bad signature):
+        // nothing the client can fix, but it should know it is not its request.
+        UpstreamErrorKind::Status { status, .. }
+            if *status == StatusCode::UNAUTHORIZED || *status == StatusCode::FORBIDDEN =>
+        {
+            Rendered {
+                status: StatusCode::BAD_GATEWAY,
+                body: envelope(
+                    &format!("{}: the provider refused the gateway's credentials", err.client_message()),
+                    "server_error",
+                    None,
+                    Some("upstream_auth_error"),
+                ),
+                retry_after: None,
+            }
+        }
         _ => Rendered {
             status: StatusCode::BAD_GATEWAY,
             body: envelope(&err.client_message(), "server_error", None, Some("upstream_error")),

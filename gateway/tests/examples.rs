@@ -30,6 +30,8 @@ fn every_example_config_is_valid() {
             .env("GOOGLE_SERVICE_ACCOUNT_KEY", switchboard_mock_providers::oauth::TEST_SERVICE_ACCOUNT)
             .env("AZURE_OPENAI_API_KEY", "azure-example")
             .env("AZURE_CLIENT_SECRET", "entra-example")
+            .env("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE")
+            .env("AWS_SECRET_ACCESS_KEY", "aws-secret-example")
             .output()
             .unwrap();
         assert!(output.status.success(), "{}: {}", path.display(), String::from_utf8_lossy(&output.stderr));

@@ -123,7 +123,7 @@ fn the_generator_makes_both_valid_and_invalid_snapshots() {
     }
     // The origins really differ (loopback upstreams, inline keys, keys naming models without a
     // route), both ways.
-    assert!(share(file_only) >= 2 && share(pushed_only) >= 2, "{counts}");
+    assert!(share(file_only) >= 1 && share(pushed_only) >= 1, "{counts}");
     assert!(share(accepted_part) >= 10 && share(accepted_whole) >= 10, "{counts}");
     assert!(share(refused) >= 2, "document-level refusals: {counts}");
 }

@@ -9,6 +9,7 @@
 //! can be tested without a cluster.
 
 mod accept;
+mod bedrock;
 pub mod document;
 mod error;
 mod key;
@@ -24,6 +25,7 @@ mod validate;
 mod version;
 
 pub use accept::{Accepted, Rejection};
+pub use bedrock::{BedrockCredentials, BedrockProviderConfig, WebIdentityConfig};
 pub use document::Document;
 pub use error::{ConfigError, ConfigErrors, Section};
 pub use key::{KeyConfig, KeyHash, KeyHashConfig, hash_key};

@@ -24,6 +24,8 @@ pub enum ProviderConfig {
     /// Azure OpenAI: OpenAI's API at an Azure resource, with its key or Entra ID tokens.
     #[serde(rename = "azure_openai")]
     AzureOpenAi(AzureOpenAiProviderConfig),
+    /// AWS Bedrock Runtime (Converse), signed with SigV4.
+    Bedrock(crate::BedrockProviderConfig),
     /// The built-in mock: deterministic answers with configurable pacing, no network.
     Mock(MockProviderConfig),
 }
@@ -36,6 +38,7 @@ impl ProviderConfig {
             ProviderConfig::Gemini(p) => &p.name,
             ProviderConfig::Vertex(p) => &p.name,
             ProviderConfig::AzureOpenAi(p) => &p.name,
+            ProviderConfig::Bedrock(p) => &p.name,
             ProviderConfig::Mock(p) => &p.name,
         }
     }
@@ -47,6 +50,7 @@ impl ProviderConfig {
             ProviderConfig::Gemini(_) => "gemini",
             ProviderConfig::Vertex(_) => "vertex",
             ProviderConfig::AzureOpenAi(_) => "azure_openai",
+            ProviderConfig::Bedrock(_) => "bedrock",
             ProviderConfig::Mock(_) => "mock",
         }
     }
@@ -59,12 +63,16 @@ impl ProviderConfig {
             ProviderConfig::Gemini(p) => p.source.as_ref(),
             ProviderConfig::Vertex(p) => p.source.as_ref(),
             ProviderConfig::AzureOpenAi(p) => p.source.as_ref(),
+            ProviderConfig::Bedrock(p) => p.source.as_ref(),
             ProviderConfig::Mock(p) => p.source.as_ref(),
         }
     }
 
     /// Every credential the provider names: its key, header values and token-grant secrets.
     pub fn credentials(&self) -> Vec<&Credential> {
+        if let ProviderConfig::Bedrock(p) = self {
+            return p.credentials();
+        }
         let mut all: Vec<&Credential> = match self.http() {
             Some(http) => http.api_key.into_iter().chain(http.headers.iter().map(|h| &h.value)).collect(),
             None => Vec::new(),
@@ -136,6 +144,9 @@ impl ProviderConfig {
                 timeout_ms: p.timeout_ms,
                 allow_private_network: p.allow_private_network,
             }),
+            // Its base URL has a default per region, so it is not borrowed from the config; its
+            // URLs and headers are checked apart (validate.rs).
+            ProviderConfig::Bedrock(_) => None,
             ProviderConfig::Mock(_) => None,
         }
     }

@@ -15,6 +15,7 @@ use crate::{
 };
 use std::collections::{HashMap, HashSet};
 
+mod bedrock;
 mod cloud;
 
 /// Names that were in a pushed snapshot but were rejected, so entries referring to them can say
@@ -167,6 +168,7 @@ fn validate_providers<'a>(errs: &mut Collector<'a>) -> HashSet<&'a str> {
                 }
                 cloud::one_auth(errs, i, p.api_key.is_some(), p.entra.as_ref(), p.allow_private_network);
             }
+            ProviderConfig::Bedrock(p) => bedrock::validate(errs, i, p),
             ProviderConfig::Mock(p) => {
                 if p.latency_ms > 600_000 {
                     errs.entry(

@@ -44,6 +44,9 @@ pub(crate) fn v1_violations(snapshot: &Snapshot) -> Vec<Violation> {
         ) {
             v2_only(at, format!("providers[{i}].type: {}", provider.type_name()));
         }
+        if matches!(provider, ProviderConfig::Bedrock(_)) {
+            v2_only(at, format!("providers[{i}].type: bedrock"));
+        }
         if let ProviderConfig::OpenAi(p) = provider {
             if p.allow_private_network {
                 v2_only(at, format!("providers[{i}].allow_private_network"));
@@ -129,6 +132,12 @@ impl Snapshot {
                         problems.push(ConfigError::document(
                             format!("providers[{i}].type: {kind}"),
                             format!("version 1 has no {kind} providers"),
+                        ));
+                    }
+                    if matches!(provider, ProviderConfig::Bedrock(_)) {
+                        problems.push(ConfigError::document(
+                            format!("providers[{i}].type: bedrock"),
+                            "version 1 has no bedrock providers",
                         ));
                     }
                 }

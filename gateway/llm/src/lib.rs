@@ -7,7 +7,9 @@
 //! their own next to [`openai`].
 
 pub mod anthropic;
+pub mod bedrock;
 pub mod capability;
+pub mod eventstream;
 pub mod gemini;
 pub mod hub;
 pub mod openai;

@@ -25,6 +25,8 @@ pub enum StreamFailure {
     Stalled,
     /// One event was larger than the relay accepts.
     EventTooLarge,
+    /// The bytes cannot be framed (an event-stream prelude with an impossible length).
+    InvalidFrame,
 }
 
 impl StreamFailure {
@@ -34,6 +36,7 @@ impl StreamFailure {
             StreamFailure::BrokenOff => "the upstream stream broke off",
             StreamFailure::Stalled => "the upstream stream stalled",
             StreamFailure::EventTooLarge => "an upstream event exceeded the size limit",
+            StreamFailure::InvalidFrame => "the upstream stream is not validly framed",
         }
     }
 }

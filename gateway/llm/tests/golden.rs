@@ -1,9 +1,11 @@
-//! Golden files of whole translations, per provider dialect (`anthropic`, `gemini`):
+//! Golden files of whole translations, per provider dialect (`anthropic`, `gemini`, `bedrock`):
 //! `tests/golden/<provider>/`
 //! - `request/<case>.in.json`: an OpenAI chat request → `<case>.out.json`, the upstream body;
 //! - `response/<case>.in.json`: the provider's answer → `<case>.out.json`, the OpenAI answer;
 //! - `stream/<case>.in.sse`: the provider's stream → `<case>.out.sse`, the OpenAI chunks (with
-//!   `include_usage`), split into events as the relay splits them.
+//!   `include_usage`), split into events as the relay splits them; Bedrock's binary event stream
+//!   is written `stream/<case>.in.jsonl`, one message a line (`{"event"|"exception": type,
+//!   "payload"}`), encoded into AWS event-stream frames before the relay's decoder reads them.
 //!
 //! Inputs follow the provider's documented examples (see each dialect's module docs). After an
 //! intended change, regenerate and review the diff:
@@ -12,14 +14,16 @@
 #![expect(clippy::unwrap_used, reason = "tests: a failed step fails the test")]
 
 use std::path::{Path, PathBuf};
+use switchboard_llm::eventstream::MessageSplitter;
 use switchboard_llm::openai::{ChunkRenderer, ModelRequest, render_response};
 use switchboard_llm::sse::EventSplitter;
 use switchboard_llm::stream::{HubTranslator, ProviderStream, StreamTranslator};
-use switchboard_llm::{anthropic, gemini};
+use switchboard_llm::{anthropic, bedrock, gemini};
 
 /// The model id the route resolves to upstream, per dialect.
 const CLAUDE: &str = "claude-sonnet-4-5";
 const GEMINI: &str = "gemini-2.5-flash";
+const BEDROCK: &str = "anthropic.claude-3-5-sonnet-20240620-v1:0";
 
 fn golden_dir(provider: &str, kind: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(provider).join(kind)
@@ -108,4 +112,53 @@ fn gemini_responses() {
 #[test]
 fn gemini_streams() {
     check("gemini", "stream", "sse", |input| relay(gemini::GeminiStream::new(), GEMINI, input));
+}
+
+#[test]
+fn bedrock_requests() {
+    check("bedrock", "request", "json", |input| {
+        let hub = ModelRequest::parse(input).unwrap().to_hub(BEDROCK).unwrap();
+        pretty(&bedrock::build_request(&hub, bedrock::Options::default()).unwrap())
+    });
+}
+
+#[test]
+fn bedrock_responses() {
+    check("bedrock", "response", "json", |input| {
+        let mut response = bedrock::parse_response(input).unwrap();
+        // Converse answers do not name the model; the gateway fills in the one it called.
+        response.model = BEDROCK.to_owned();
+        pretty(&render_response(&response, 1_700_000_000))
+    });
+}
+
+#[test]
+fn bedrock_streams() {
+    check("bedrock", "stream", "jsonl", |input| {
+        let mut frames = Vec::new();
+        for line in std::str::from_utf8(input).unwrap().lines().filter(|l| !l.trim().is_empty()) {
+            let message: serde_json::Value = serde_json::from_str(line).unwrap();
+            let payload = message["payload"].to_string();
+            frames.extend(match message["event"].as_str() {
+                Some(kind) => bedrock::encode_event("event", (":event-type", kind), payload.as_bytes()),
+                None => {
+                    let kind = message["exception"].as_str().unwrap();
+                    bedrock::encode_event("exception", (":exception-type", kind), payload.as_bytes())
+                }
+            });
+        }
+        let renderer = ChunkRenderer::new(BEDROCK, 1_700_000_000, true);
+        let mut translator = HubTranslator::new(bedrock::BedrockStream::new(), renderer);
+        let mut out = Vec::new();
+        let mut splitter = MessageSplitter::default();
+        // Fed in uneven pieces, as a socket delivers them.
+        for piece in frames.chunks(37) {
+            for frame in splitter.push(piece).unwrap() {
+                translator.event(frame, &mut out);
+            }
+        }
+        assert!(splitter.finish().is_none(), "a cut message in the input");
+        translator.end(&mut out);
+        out.iter().map(|b| std::str::from_utf8(b).unwrap()).collect()
+    });
 }

@@ -1,4 +1,5 @@
-//! Property tests over everything in this crate that reads untrusted bytes: the SSE splitter,
+//! Property tests over everything in this crate that reads untrusted bytes: the SSE and AWS
+//! event-stream splitters,
 //! every stream translator, every request converter, every answer and error parser. Inputs are
 //! arbitrary bytes cut at arbitrary points, arbitrary JSON, and documented provider events and
 //! requests with fields mutated (wrong types, huge or negative numbers, odd unicode, empty
@@ -16,6 +17,8 @@
 use proptest::strategy::Strategy;
 use proptest::test_runner::{Config, RngSeed, TestCaseError, TestRunner};
 
+#[path = "properties/bedrock.rs"]
+mod bedrock;
 #[path = "properties/generate.rs"]
 mod generate;
 #[path = "properties/regressions.rs"]
@@ -68,6 +71,21 @@ fn anthropic_usage_never_goes_down_when_its_reports_do_not() {
 #[test]
 fn gemini_streams_render_bounded_and_terminated() {
     run(256, streams::gemini_stream(), streams::check_gemini);
+}
+
+#[test]
+fn bedrock_event_streams_render_bounded_and_terminated() {
+    run(256, bedrock::stream(), bedrock::check_stream);
+}
+
+#[test]
+fn the_event_stream_splitter_yields_the_same_messages_however_the_bytes_are_cut() {
+    run(256, bedrock::splitter_input(), bedrock::check_splitter);
+}
+
+#[test]
+fn bedrock_answers_parse_or_are_refused() {
+    run(256, bedrock::answer_body(), bedrock::check_answer_body);
 }
 
 #[test]

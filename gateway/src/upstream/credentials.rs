@@ -4,7 +4,7 @@ use super::CompileError;
 use super::oauth::TokenSource;
 use crate::error::UpstreamError;
 use http::header::AUTHORIZATION;
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 use std::sync::Arc;
 use switchboard_config::{Credential, HeaderConfig, Secrets};
 
@@ -16,24 +16,46 @@ pub enum Credentials {
     /// Fixed headers plus an OAuth2 access token as `Authorization: Bearer`, cached and
     /// refreshed by `token` (Vertex AI, Entra ID); see `oauth.rs`.
     OAuth { fixed: Vec<(HeaderName, HeaderValue)>, token: Arc<TokenSource> },
+    /// Fixed headers, then a SigV4 signature computed for each request (Bedrock): the headers
+    /// are signed with the method, URI and body, so this runs last, just before sending.
+    SigV4(Vec<(HeaderName, HeaderValue)>, super::sigv4::Signer),
+}
+
+/// Why a request could not be authenticated.
+pub(super) enum CredentialFailure {
+    /// No access token could be had (already an error naming the provider, never the secret).
+    Token(UpstreamError),
+    /// No signing key could be had (STS refused or unreachable); the reason names no secret.
+    Signing(String),
 }
 
 impl Credentials {
-    pub(super) async fn apply(&self, headers: &mut HeaderMap) -> Result<(), UpstreamError> {
-        match self {
-            Credentials::Static(fixed) => {
-                for (name, value) in fixed {
-                    headers.insert(name.clone(), value.clone());
-                }
+    /// Authenticates one request: `method`, `uri` and `body` are what a signature covers.
+    pub(super) async fn apply(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        headers: &mut HeaderMap,
+        body: &[u8],
+    ) -> Result<(), CredentialFailure> {
+        let fixed = match self {
+            Credentials::Static(fixed) | Credentials::OAuth { fixed, .. } | Credentials::SigV4(fixed, _) => {
+                fixed
             }
-            Credentials::OAuth { fixed, token } => {
-                for (name, value) in fixed {
-                    headers.insert(name.clone(), value.clone());
-                }
-                headers.insert(AUTHORIZATION, token.authorization().await?);
+        };
+        for (name, value) in fixed {
+            headers.insert(name.clone(), value.clone());
+        }
+        match self {
+            Credentials::Static(_) => Ok(()),
+            Credentials::OAuth { token, .. } => {
+                headers.insert(AUTHORIZATION, token.authorization().await.map_err(CredentialFailure::Token)?);
+                Ok(())
+            }
+            Credentials::SigV4(_, signer) => {
+                signer.sign(method, uri, headers, body).await.map_err(CredentialFailure::Signing)
             }
         }
-        Ok(())
     }
 
     /// The upstream refused the credentials (401): a cached access token is dropped, so the next

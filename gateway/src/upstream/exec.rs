@@ -4,7 +4,7 @@
 //! Dialects only build requests and read answers; nothing else here knows one from another.
 
 use super::HttpClient;
-use super::credentials::Credentials;
+use super::credentials::{CredentialFailure, Credentials};
 use crate::error::{UpstreamError, UpstreamErrorKind};
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, RETRY_AFTER};
@@ -71,11 +71,39 @@ impl Executor {
     pub async fn post_json(
         &self,
         uri: &Uri,
+        headers: HeaderMap,
+        body: Vec<u8>,
+    ) -> Result<Answer, UpstreamError> {
+        let answer = self.exchange_json(uri, headers, body).await?;
+        if !answer.response.status().is_success() {
+            return Err(self.status_error(answer).await);
+        }
+        Ok(answer)
+    }
+
+    /// The exchange of [`Executor::post_json`] whatever the answer's status, for dialects that
+    /// read an error answer's headers (Bedrock's error code is in `x-amzn-ErrorType`) before
+    /// [`Executor::status_error`] makes it an error.
+    pub async fn exchange_json(
+        &self,
+        uri: &Uri,
         mut headers: HeaderMap,
         body: Vec<u8>,
     ) -> Result<Answer, UpstreamError> {
         headers.insert(CONTENT_TYPE, APPLICATION_JSON.clone());
-        self.credentials.apply(&mut headers).await?;
+        match self.credentials.apply(&Method::POST, uri, &mut headers, &body).await {
+            Ok(()) => {}
+            Err(CredentialFailure::Token(err)) => return Err(err),
+            Err(CredentialFailure::Signing(reason)) => {
+                // No key to sign with is the gateway's credential problem, as a refused key is.
+                tracing::warn!(provider = %self.provider, error = %reason, "cannot authenticate to the provider");
+                return Err(self.error(UpstreamErrorKind::Status {
+                    status: StatusCode::UNAUTHORIZED,
+                    body: Bytes::new(),
+                    retry_after: None,
+                }));
+            }
+        }
         let mut request = Request::new(Full::new(Bytes::from(body)));
         *request.method_mut() = Method::POST;
         *request.uri_mut() = uri.clone();
@@ -83,28 +111,31 @@ impl Executor {
 
         // One budget for connecting, response headers and (non-streaming) the whole body.
         let deadline = Instant::now() + self.timeout;
-        let response = match timeout_at(deadline, self.client.request(request)).await {
-            Err(_) => return Err(self.error(UpstreamErrorKind::Timeout(self.timeout))),
-            Ok(Err(err)) => return Err(self.error(UpstreamErrorKind::Connect(describe_client_error(&err)))),
-            Ok(Ok(response)) => response,
-        };
-        let status = response.status();
-        if !status.is_success() {
-            if status == StatusCode::UNAUTHORIZED {
-                self.credentials.refused();
-            }
-            let retry_after = response.headers().get(RETRY_AFTER).cloned();
-            // The error body is only best-effort context: a slow or broken one is not waited for.
-            let body =
-                match timeout_at(deadline, Limited::new(response.into_body(), MAX_ERROR_BYTES).collect())
-                    .await
-                {
-                    Ok(Ok(collected)) => collected.to_bytes(),
-                    _ => Bytes::new(),
-                };
-            return Err(self.error(UpstreamErrorKind::Status { status, body, retry_after }));
+        match timeout_at(deadline, self.client.request(request)).await {
+            Err(_) => Err(self.error(UpstreamErrorKind::Timeout(self.timeout))),
+            Ok(Err(err)) => Err(self.error(UpstreamErrorKind::Connect(describe_client_error(&err)))),
+            Ok(Ok(response)) => Ok(Answer { response, deadline }),
         }
-        Ok(Answer { response, deadline })
+    }
+
+    /// An answer with an error status as an error, with the start of its body.
+    pub async fn status_error(&self, answer: Answer) -> UpstreamError {
+        let status = answer.response.status();
+        if status == StatusCode::UNAUTHORIZED {
+            self.credentials.refused();
+        }
+        let retry_after = answer.response.headers().get(RETRY_AFTER).cloned();
+        // The error body is only best-effort context: a slow or broken one is not waited for.
+        let body = match timeout_at(
+            answer.deadline,
+            Limited::new(answer.response.into_body(), MAX_ERROR_BYTES).collect(),
+        )
+        .await
+        {
+            Ok(Ok(collected)) => collected.to_bytes(),
+            _ => Bytes::new(),
+        };
+        self.error(UpstreamErrorKind::Status { status, body, retry_after })
     }
 
     /// Reads a complete (non-streaming) answer's body within the exchange's deadline.

@@ -6,6 +6,7 @@
 
 mod anthropic;
 mod azure;
+mod bedrock;
 mod client;
 mod credentials;
 mod embeddings;
@@ -16,11 +17,14 @@ mod oauth;
 mod openai;
 mod resolve;
 mod service_account;
+mod sigv4;
+mod sts;
 mod translated;
 mod vertex;
 
 pub use anthropic::AnthropicProvider;
 pub use azure::AzureOpenAiProvider;
+pub use bedrock::BedrockProvider;
 pub use client::{HttpClient, HttpClients};
 pub use gemini::GeminiProvider;
 pub use mock::{MockProvider, MockStream};
@@ -84,6 +88,7 @@ pub enum Upstream {
     /// Vertex AI: the Gemini provider at Vertex's URLs with OAuth2 tokens (`vertex.rs`).
     Vertex(GeminiProvider),
     AzureOpenAi(AzureOpenAiProvider),
+    Bedrock(BedrockProvider),
     Mock(MockProvider),
 }
 
@@ -126,6 +131,11 @@ impl Upstream {
                 let client = clients.for_rule(rule).clone();
                 Upstream::AzureOpenAi(AzureOpenAiProvider::compile(c, secrets, client, rule)?)
             }
+            ProviderConfig::Bedrock(c) => {
+                // One rule for the Bedrock endpoint and the STS endpoint: both are the provider's.
+                let client = clients.for_rule(origin.address_rule(c.allow_private_network)).clone();
+                Upstream::Bedrock(BedrockProvider::compile(c, secrets, client)?)
+            }
             ProviderConfig::Mock(c) => Upstream::Mock(MockProvider::compile(c)),
         })
     }
@@ -133,8 +143,9 @@ impl Upstream {
     /// What this provider type's API can do; a backend's config narrows it per model.
     pub fn capabilities(&self) -> Capabilities {
         match self {
-            // The Messages API has no embeddings; Vertex's (`:predict`) are not spoken here yet.
-            Upstream::Anthropic(_) | Upstream::Vertex(_) => {
+            // The Messages API and Converse have no embeddings; Vertex's (`:predict`) are not
+            // spoken here yet.
+            Upstream::Anthropic(_) | Upstream::Vertex(_) | Upstream::Bedrock(_) => {
                 Capabilities { embeddings: false, ..Capabilities::default() }
             }
             Upstream::OpenAi(_) | Upstream::AzureOpenAi(_) | Upstream::Gemini(_) | Upstream::Mock(_) => {
@@ -149,6 +160,7 @@ impl Upstream {
             Upstream::Anthropic(p) => p.name(),
             Upstream::Gemini(p) | Upstream::Vertex(p) => p.name(),
             Upstream::AzureOpenAi(p) => p.name(),
+            Upstream::Bedrock(p) => p.name(),
             Upstream::Mock(p) => p.name(),
         }
     }
@@ -159,6 +171,7 @@ impl Upstream {
             Upstream::Anthropic(p) => p.send(call, request).await,
             Upstream::Gemini(p) | Upstream::Vertex(p) => p.send(call, request).await,
             Upstream::AzureOpenAi(p) => p.send(call, request).await,
+            Upstream::Bedrock(p) => p.send(call, request).await,
             Upstream::Mock(p) => p.send(call, request).await,
         }
     }

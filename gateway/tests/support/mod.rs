@@ -111,6 +111,11 @@ pub struct Gateway {
 impl Gateway {
     /// Starts the gateway on `config` (None: the embedded default) with extra flags.
     pub fn start(config: Option<&str>, extra_args: &[&str]) -> Gateway {
+        Self::start_with_env(config, extra_args, &[])
+    }
+
+    /// [`Gateway::start`] with variables added to the gateway process's environment.
+    pub fn start_with_env(config: Option<&str>, extra_args: &[&str], env: &[(&str, &str)]) -> Gateway {
         let (dir, log_dir) = (TempDir::new(), TempDir::new());
         let config_path = dir.0.join("gateway.yaml");
         let log_path = log_dir.0.join("gateway.log");
@@ -121,6 +126,7 @@ impl Gateway {
             command.arg("--config").arg(&config_path);
         }
         command.args(extra_args);
+        command.envs(env.iter().copied());
         let log = std::fs::File::create(&log_path).unwrap();
         let mut child = command.stdout(Stdio::piped()).stderr(log).spawn().expect("spawn the gateway binary");
         let mut line = String::new();

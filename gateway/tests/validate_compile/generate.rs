@@ -3,7 +3,7 @@
 //! references, ranges, digests, times). Each case first draws how adversarial it is, so both
 //! verdicts of `validate` are common.
 
-use crate::providers::{mock_provider, openai_provider, secret_text};
+use crate::providers::{bedrock_provider, mock_provider, openai_provider, secret_text};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -291,7 +291,7 @@ fn policy(bad: u32, policy_name: &'static str) -> BoxedStrategy<Value> {
         .boxed()
 }
 
-const PROVIDERS: &[&str] = &["openai", "vllm", "mock", "local", "cloud"];
+const PROVIDERS: &[&str] = &["openai", "vllm", "mock", "local", "cloud", "bedrock"];
 const ROUTES: &[&str] = &["chat", "embed", "fast", "*"];
 const KEYS: &[&str] = &["team-a", "team-b", "ci"];
 const POLICIES: &[&str] = &["per-minute", "budget"];
@@ -344,6 +344,8 @@ fn snapshot_json() -> impl Strategy<Value = Value> {
                         crate::cloud::cloud_provider(bad, name, &secrets, operator)
                     })
                     .boxed()
+                } else if n == "bedrock" {
+                    name.prop_flat_map(move |name| bedrock_provider(bad, name, &secrets, operator)).boxed()
                 } else {
                     name.prop_flat_map(move |name| openai_provider(bad, name, &secrets, operator)).boxed()
                 }

@@ -233,3 +233,72 @@ pub(crate) fn mock_provider(bad: u32, name: String) -> BoxedStrategy<Value> {
         })
         .boxed()
 }
+
+/// Bedrock providers: regions, base and STS URLs, static keys or web identity (or, when bad,
+/// both, neither, half a key pair), headers SigV4 owns.
+pub(crate) fn bedrock_provider(
+    bad: u32,
+    name: String,
+    secret_names: &[&'static str],
+    _operator: bool,
+) -> BoxedStrategy<Value> {
+    let region = either(bad, one_of(&["us-east-1", "eu-west-3"]), one_of(&["", "US East", "a.b", "x/y"]));
+    let keys = (
+        credential(bad, secret_names),
+        credential(bad, secret_names),
+        proptest::option::of(credential(bad, secret_names)),
+    )
+        .prop_map(|(id, secret, token)| {
+            let mut keys = json!({ "access_key_id": id, "secret_access_key": secret });
+            if let Some(token) = token {
+                keys["session_token"] = token;
+            }
+            keys
+        });
+    let web = proptest::option::of(base_url(bad)).prop_map(|sts| match sts {
+        Some(sts) => json!({ "web_identity": { "sts_url": sts } }),
+        None => json!({ "web_identity": {} }),
+    });
+    let odd = credential(bad, secret_names).prop_map(|id| json!({ "access_key_id": id }));
+    let credentials = either(
+        bad,
+        prop_oneof![keys.clone(), web.clone()],
+        prop_oneof![
+            keys,
+            web,
+            odd,
+            Just(json!({})),
+            Just(json!({ "web_identity": {}, "access_key_id": { "secret": "x" } }))
+        ],
+    );
+    let extra =
+        either(bad, Just(Vec::new()), Just(vec![json!({ "name": "X-Amz-Date", "value": { "value": "x" } })]));
+    (
+        region,
+        proptest::option::of(base_url(bad)),
+        credentials,
+        headers(bad, secret_names),
+        extra,
+        either(bad, one_of(&["1", "30000"]), one_of(&["0"])),
+        either(bad, Just(false), Just(true)),
+        source(bad, "LLMProvider"),
+    )
+        .prop_map(
+            move |(region, base_url, credentials, mut headers, extra, timeout, allow_private, source)| {
+                headers.extend(extra);
+                let mut p = json!({
+                    "name": name, "type": "bedrock", "region": region, "credentials": credentials,
+                    "headers": headers, "timeout_ms": timeout.parse::<u64>().unwrap_or(1),
+                    "allow_private_network": allow_private,
+                });
+                if let Some(base_url) = base_url {
+                    p["base_url"] = json!(base_url);
+                }
+                if let Some(source) = source {
+                    p["source"] = source;
+                }
+                p
+            },
+        )
+        .boxed()
+}

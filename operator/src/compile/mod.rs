@@ -16,6 +16,7 @@
 //! only on what will serve. The finished snapshot is accepted once more, so what the operator
 //! sends is exactly what replicas will serve.
 
+mod bedrock;
 mod fleet;
 mod key;
 mod provider;

@@ -51,6 +51,9 @@ fn compile_one(
         ok = false;
     };
     let config = match spec.type_ {
+        ProviderType::Bedrock => {
+            return super::bedrock::compile(provider, secrets, snapshot, verdicts, name, source);
+        }
         ProviderType::Mock => {
             let mock = spec.mock.clone().unwrap_or_default();
             let latency_ms = match mock.latency.parse() {

@@ -126,6 +126,20 @@ fn spec_path(kind: Kind, path: &str) -> String {
                 other => format!("spec.entra.{}", camel(other)),
             };
         }
+        (Kind::LlmProvider, "region") => "spec.bedrock.region",
+        (Kind::LlmProvider, "credentials") => {
+            let tail = tail.strip_suffix(".secret").unwrap_or(tail);
+            let tail = [
+                ("web_identity", "webIdentity"),
+                ("sts_url", "stsURL"),
+                ("access_key_id", "accessKeyId"),
+                ("secret_access_key", "secretAccessKey"),
+                ("session_token", "sessionToken"),
+            ]
+            .iter()
+            .fold(tail.to_owned(), |tail, (from, to)| tail.replace(from, to));
+            return format!("spec.bedrock.credentials{tail}");
+        }
         (Kind::LlmProvider, "headers") => {
             // `headers[0].value.secret` is the header's value, whichever way it was given.
             let index = tail.split_once(']').map_or("", |(index, _)| index);

@@ -6,7 +6,7 @@ use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use serde_json::{Value, json};
 use switchboard_llm::openai::{ModelRequest, embedding_inputs, messages_text, render_response};
-use switchboard_llm::{Usage, anthropic, gemini};
+use switchboard_llm::{Usage, anthropic, bedrock, gemini};
 
 /// A documented chat request using every translated parameter, for the mutator to break.
 /// `shape` leaves parts out, so the unmutated request is one each provider accepts often:
@@ -158,6 +158,9 @@ pub fn check_request(body: Vec<u8>) -> Result<(), TestCaseError> {
         if let Ok(out) = gemini::build_request(&hub, gemini::Options { default_max_tokens }) {
             check_size("gemini::build_request", &body, &out)?;
         }
+        if let Ok(out) = bedrock::build_request(&hub, bedrock::Options { default_max_tokens }) {
+            check_size("bedrock::build_request", &body, &out)?;
+        }
     }
     Ok(())
 }
@@ -270,6 +273,7 @@ pub fn check_answer(body: Vec<u8>) -> Result<(), TestCaseError> {
         prop_assert!(kind.len() + message.len() <= n + 8);
     }
     let _ = gemini::error_details(&body);
+    crate::bedrock::check_answer(&body)?;
     if let Some(usage) = Usage::from_openai_response(&body) {
         let _ = usage.total();
     }

@@ -12,6 +12,7 @@ use proptest::test_runner::TestCaseError;
 use serde_json::{Value, json};
 use switchboard_llm::Usage;
 use switchboard_llm::anthropic::AnthropicStream;
+use switchboard_llm::bedrock::BedrockStream;
 use switchboard_llm::gemini::GeminiStream;
 use switchboard_llm::hub::StreamEvent;
 use switchboard_llm::openai::ChunkRenderer;
@@ -103,7 +104,7 @@ fn is_terminal(event: &[u8]) -> bool {
 const EVENT_OVERHEAD: usize = 1536;
 const FRAME_FACTOR: usize = 160;
 
-fn check_hub_output(run: &Run, ending: Ending) -> Result<(), TestCaseError> {
+pub fn check_hub_output(run: &Run, ending: Ending) -> Result<(), TestCaseError> {
     for step in &run.steps {
         let n = step.frame.len();
         let total: usize = step.out.iter().map(Bytes::len).sum();
@@ -143,7 +144,7 @@ fn check_hub_output(run: &Run, ending: Ending) -> Result<(), TestCaseError> {
 }
 
 /// The translator's usage after each frame is the provider's last reported running total.
-fn check_hub_usage<P: ProviderStream>(run: &Run, mut provider: P) -> Result<(), TestCaseError> {
+pub fn check_hub_usage<P: ProviderStream>(run: &Run, mut provider: P) -> Result<(), TestCaseError> {
     let mut expected = Usage::default();
     let mut events = Vec::new();
     for step in &run.steps {
@@ -170,7 +171,7 @@ fn check_hub_usage<P: ProviderStream>(run: &Run, mut provider: P) -> Result<(), 
     Ok(())
 }
 
-fn hub<P: ProviderStream>(provider: P, include_usage: bool) -> HubTranslator<P> {
+pub fn hub<P: ProviderStream>(provider: P, include_usage: bool) -> HubTranslator<P> {
     HubTranslator::new(provider, ChunkRenderer::new("route-model", 1_700_000_000, include_usage))
 }
 
@@ -496,5 +497,9 @@ pub fn check_any_bytes_everywhere(
     let run = drive(&mut hub(GeminiStream::new(), false), &pieces, ending);
     check_hub_output(&run, ending)?;
     drive(&mut OpenAiPassthrough::new(true), &pieces, ending);
-    Ok(())
+    // Bedrock's translator, behind its own (binary) frame decoder and behind SSE's.
+    let run = crate::bedrock::drive(&mut hub(BedrockStream::new(), true), &pieces, ending);
+    check_hub_output(&run, ending)?;
+    let run = drive(&mut hub(BedrockStream::new(), true), &pieces, ending);
+    check_hub_output(&run, ending)
 }

@@ -113,7 +113,7 @@ fn row<'a>(table: &'a str, name: &str) -> Vec<&'a str> {
 fn kubectl_applies_lists_and_deletes_the_examples() -> Result<(), Error> {
     let k = Kubectl::start()?;
     let applied = k.ok(&["apply", "-f", "examples/kubernetes/"])?;
-    assert_eq!(applied.lines().filter(|l| l.ends_with(" created")).count(), 26, "{applied}");
+    assert_eq!(applied.lines().filter(|l| l.ends_with(" created")).count(), 30, "{applied}");
     assert!(applied.contains("modelroute.switchboard.dev/chat created"), "{applied}");
 
     let all = k.ok(&["get", "llmproviders,modelroutes,virtualkeys,ratelimitpolicies", "-A"])?;
@@ -150,12 +150,21 @@ fn kubectl_applies_lists_and_deletes_the_examples() -> Result<(), Error> {
     let names: Vec<&str> = routes.lines().skip(1).filter_map(|l| l.split_whitespace().next()).collect();
     assert_eq!(
         names,
-        ["chat", "claude-sonnet", "cloud-gpt-4o", "gemini-flash", "gpt-4o-mini", "llama-3.1-8b", "mock"]
+        [
+            "chat",
+            "claude-bedrock",
+            "claude-sonnet",
+            "cloud-gpt-4o",
+            "gemini-flash",
+            "gpt-4o-mini",
+            "llama-3.1-8b",
+            "mock"
+        ]
     );
     // The first JSONPath result, as the apiserver's CRD column printer shows it.
     assert_eq!(row(&routes, "chat")[..3], ["chat", "chat", "vllm-llama"]);
     let category = k.ok(&["get", "switchboard", "-n", "switchboard-demo", "-o", "name"])?;
-    assert_eq!(category.lines().count(), 19, "{category}");
+    assert_eq!(category.lines().count(), 22, "{category}");
     let yaml = k.ok(&[
         "get",
         "secret",
