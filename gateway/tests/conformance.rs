@@ -546,3 +546,6 @@ mod cloud;
 // Bedrock (its mock is Python: SigV4 checked by botocore).
 #[path = "conformance/bedrock.rs"]
 mod bedrock;
+// The OpenAI passthrough, against tests/mock-upstream.
+#[path = "conformance/openai.rs"]
+mod openai;

@@ -198,7 +198,7 @@ async fn upstream_failures_map_to_client_errors() {
     assert!(error["message"].as_str().unwrap().contains("status 503"), "{error}");
     let response = ask(&gateway, "error-429", "").await;
     response.error(429);
-    assert_eq!(response.headers["retry-after"], "1");
+    assert_eq!(response.headers["retry-after"], "7");
     let error = ask(&gateway, "slow-3000", "").await.error(504);
     assert_eq!(error["code"], "upstream_timeout");
     let error = ask(&gateway, "unreachable", "").await.error(502);

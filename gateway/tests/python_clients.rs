@@ -45,6 +45,7 @@ async fn the_openai_sdk_streams_a_tool_call_through_every_translated_provider() 
     let token = TokenMock::start(local(), tokens.clone()).await.unwrap();
     let azure_options = Options { azure: Some(AzureOptions::default()), ..Options::default() };
     let azure = MockUpstream::start_with(local(), azure_options).await.unwrap();
+    let openai = MockUpstream::start(local()).await.unwrap();
     let service_account = repo_root().join("tests/mock-providers/fixtures/test-only-service-account.json");
     let config = format!(
         r#"
@@ -83,6 +84,10 @@ providers:
     api_version: 2024-10-21
     api_key: {{ value: azure-mock-key }}
     allow_private_network: true
+  - name: openai
+    type: openai
+    base_url: {openai}
+    allow_private_network: true
 routes:
   - model: claude
     backends: [{{ provider: anthropic, model: claude-mock-tool }}]
@@ -94,6 +99,8 @@ routes:
     backends: [{{ provider: foundry, model: claude-mock-tool }}]
   - model: azure
     backends: [{{ provider: azure, model: gpt-tool }}]
+  - model: openai
+    backends: [{{ provider: openai, model: gpt-mock-tool }}]
 keys:
   - id: full
     hash: {full}
@@ -110,6 +117,7 @@ keys:
         client = tokens.client_id,
         client_secret = tokens.client_secret,
         azure = azure.addr(),
+        openai = openai.base_url(),
         full = hash_key(KEY),
     );
     let gateway = Gateway::start(Some(&config), &[]);
@@ -123,7 +131,7 @@ keys:
             "--key",
             KEY,
             "--models",
-            "claude:3,gemini:1,vertex:1,foundry:3,azure:3",
+            "claude:3,gemini:1,vertex:1,foundry:3,azure:3,openai:3",
         ])
         .output()
         .await

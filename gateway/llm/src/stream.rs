@@ -60,39 +60,86 @@ pub trait StreamTranslator: Send {
 /// OpenAI-format upstream to an OpenAI-format client: events pass through byte for byte.
 ///
 /// The gateway always asks OpenAI-compatible upstreams for usage
-/// (`stream_options.include_usage`), which adds a final chunk with `choices: []` and the usage.
-/// When the client did not ask for it, that chunk is dropped here after its usage is read,
-/// so the client receives exactly the stream it requested.
+/// (`stream_options.include_usage`), which adds a final chunk with `choices: []` and the usage,
+/// and `"usage":null` on every other chunk. When the client did not ask for it, that chunk is
+/// dropped here after its usage is read and the `"usage":null` fields are cut, so the client
+/// receives exactly the stream it requested.
+///
+/// An event whose data is cut off (its last `data:` line does not end a JSON object or
+/// `[DONE]`: what a truncated or proxy-mangled stream looks like) ends the stream with an error
+/// event instead of reaching the client's JSON parser; what follows it is dropped. This is an
+/// O(1) look at the event's end, not a parse: parsing every chunk would cost the passthrough
+/// its speed, and a chunk mangled in the middle still passes.
 #[derive(Debug)]
 pub struct OpenAiPassthrough {
     strip_usage_chunk: bool,
     usage: Usage,
+    /// An error event was sent: nothing more goes to the client.
+    closed: bool,
 }
+
+/// What `include_usage` adds to every chunk but the usage chunk (OpenAI writes compact JSON).
+const NULL_USAGE: &[u8] = b",\"usage\":null";
 
 impl OpenAiPassthrough {
     pub fn new(strip_usage_chunk: bool) -> Self {
-        OpenAiPassthrough { strip_usage_chunk, usage: Usage::default() }
+        OpenAiPassthrough { strip_usage_chunk, usage: Usage::default(), closed: false }
     }
+}
+
+/// Whether an event's last line is `data:` whose value cannot be a whole JSON object or
+/// `[DONE]` (it does not end in `}` or `]`).
+fn cut_off(event: &[u8]) -> bool {
+    let Some(end) = event.iter().rposition(|b| !b.is_ascii_whitespace()) else { return false };
+    let line = memchr::memrchr(b'\n', &event[..end]).map_or(0, |i| i + 1);
+    event[line..].starts_with(b"data:") && !matches!(event[end], b'}' | b']')
 }
 
 impl StreamTranslator for OpenAiPassthrough {
     fn event(&mut self, event: Bytes, out: &mut Vec<Bytes>) {
+        if self.closed {
+            return;
+        }
+        if cut_off(&event) {
+            self.closed = true;
+            out.push(crate::openai::stream_error_event(
+                "the upstream sent an event that is not JSON",
+                "invalid_upstream_event",
+            ));
+            return;
+        }
         // Only events that can carry usage are parsed; the rest are forwarded untouched.
-        if memchr::memmem::find(&event, b"\"usage\"").is_some()
-            && let Some(data) = event_data(&event)
-            && let Some((reported, usage_only)) = Usage::from_openai_chunk(&data)
-        {
-            // A running total (vLLM's continuous usage stats repeat it on every chunk).
-            self.usage = reported;
-            if usage_only && self.strip_usage_chunk {
-                return;
+        if let Some(at) = memchr::memmem::find(&event, b"\"usage\"") {
+            // `"usage":null` carries nothing to read; the client that did not ask for usage
+            // does not see it.
+            let null_at =
+                at.checked_sub(1).filter(|&s| event.get(s..s + NULL_USAGE.len()) == Some(NULL_USAGE));
+            if let Some(start) = null_at {
+                if self.strip_usage_chunk {
+                    let mut cut = BytesMut::with_capacity(event.len() - NULL_USAGE.len());
+                    cut.extend_from_slice(&event[..start]);
+                    cut.extend_from_slice(&event[start + NULL_USAGE.len()..]);
+                    out.push(cut.freeze());
+                    return;
+                }
+            } else if let Some(data) = event_data(&event)
+                && let Some((reported, usage_only)) = Usage::from_openai_chunk(&data)
+            {
+                // A running total (vLLM's continuous usage stats repeat it on every chunk).
+                self.usage = reported;
+                if usage_only && self.strip_usage_chunk {
+                    return;
+                }
             }
         }
         out.push(event);
     }
 
     fn fail(&mut self, failure: StreamFailure, out: &mut Vec<Bytes>) {
-        out.push(crate::openai::stream_error_event(failure.message(), "upstream_stream_error"));
+        if !self.closed {
+            self.closed = true;
+            out.push(crate::openai::stream_error_event(failure.message(), "upstream_stream_error"));
+        }
     }
 
     fn usage(&self) -> Usage {
@@ -194,9 +241,12 @@ mod tests {
     fn strips_the_usage_chunk_the_client_did_not_ask_for() {
         let mut translator = OpenAiPassthrough::new(true);
         let out = run(&mut translator, &RECORDED);
-        let expected: Vec<&str> =
-            RECORDED.iter().copied().filter(|e| !e.contains("\"choices\":[]")).collect();
-        assert_eq!(out, expected);
+        let expected: Vec<String> = RECORDED
+            .iter()
+            .filter(|e| !e.contains("\"choices\":[]"))
+            .map(|e| e.replace(",\"usage\":null", ""))
+            .collect();
+        assert_eq!(out, expected, "the usage chunk and the `usage: null` fields are gone");
         assert_eq!(translator.usage(), Usage { input: 7, output: 1, ..Usage::default() });
     }
 
@@ -223,6 +273,25 @@ mod tests {
         let out = run(&mut translator, &VLLM);
         assert_eq!(out.len(), 6, "content chunks carrying usage are kept");
         assert_eq!(translator.usage(), Usage { input: 10, output: 4, ..Usage::default() });
+    }
+
+    #[test]
+    fn a_cut_off_event_ends_the_stream_with_an_error() {
+        let mut translator = OpenAiPassthrough::new(false);
+        let out = run(
+            &mut translator,
+            &[
+                RECORDED[0],
+                "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"te\n\n",
+                RECORDED[4],
+            ],
+        );
+        assert_eq!(out.len(), 2, "{out:?}");
+        assert!(out[1].contains("invalid_upstream_event"), "{out:?}");
+        let mut more = Vec::new();
+        translator.fail(StreamFailure::BrokenOff, &mut more);
+        assert!(more.is_empty(), "one error event");
+        assert!(!cut_off(b": keep-alive comment\n\n") && !cut_off(b"data: [DONE]\r\n\r\n"));
     }
 
     #[test]

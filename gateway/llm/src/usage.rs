@@ -90,7 +90,18 @@ impl Usage {
 
     /// Usage from a complete (non-streaming) OpenAI response body, if it reports one.
     pub fn from_openai_response(body: &[u8]) -> Option<Usage> {
-        serde_json::from_slice::<WithUsage>(body).ok().and_then(|w| w.usage).map(Usage::from)
+        Self::read_openai_response(body).ok().flatten()
+    }
+
+    /// Like [`Usage::from_openai_response`], but a body that is not JSON at all (a truncated or
+    /// mangled answer) is an error. A JSON body with a usage of an unexpected shape is not: it
+    /// is still an answer the client can read, with no usage to count. The second parse only
+    /// happens on that rare path.
+    pub fn read_openai_response(body: &[u8]) -> Result<Option<Usage>, serde_json::Error> {
+        match serde_json::from_slice::<WithUsage>(body) {
+            Ok(with) => Ok(with.usage.map(Usage::from)),
+            Err(err) => serde_json::from_slice::<serde::de::IgnoredAny>(body).map(|_| None).map_err(|_| err),
+        }
     }
 
     /// The running total one OpenAI streaming chunk carries, and whether the chunk is usage-only

@@ -102,6 +102,10 @@ pub(super) async fn passthrough(
             "asked for a stream, got a response that is not text/event-stream".into(),
         )));
     }
-    let usage = Usage::from_openai_response(&body).unwrap_or_default();
+    // The usage parse reads the whole body anyway: one that is not JSON (cut off, an HTML
+    // page from a proxy) is the provider's failure, not an answer to forward.
+    let usage = Usage::read_openai_response(&body)
+        .map_err(|err| exec.error(UpstreamErrorKind::InvalidResponse(format!("not JSON: {err}"))))?
+        .unwrap_or_default();
     Ok(Reply::Full { body, usage })
 }

@@ -26,7 +26,29 @@ pub(crate) enum Behavior {
     /// `continuous-usage`: every stream chunk carries the running usage total, as vLLM does with
     /// `stream_options.continuous_usage_stats`.
     ContinuousUsage,
+    /// `<model>-tool`: one call of the request's first tool.
+    Tool,
+    /// `<model>-parallel-tools`: calls of the request's first two tools in one answer.
+    ParallelTools,
+    /// `<model>-cache`: half the prompt (rounded up) reported as cached.
+    Cache,
+    /// `<model>-malformed`: an answer cut off mid-JSON (a stream: one event cut off).
+    Malformed,
+    /// `<model>-disconnect`: the connection drops mid-answer (a stream: after two content
+    /// chunks).
+    Disconnect,
 }
+
+/// The keyword suffixes, named as `tests/mock-providers` names them (one per model id here).
+/// Longest first, so `-parallel-tools` wins over `-tool`.
+const SUFFIXES: [(&str, Behavior); 6] = [
+    ("-parallel-tools", Behavior::ParallelTools),
+    ("-midstream-error", Behavior::Midstream),
+    ("-disconnect", Behavior::Disconnect),
+    ("-malformed", Behavior::Malformed),
+    ("-cache", Behavior::Cache),
+    ("-tool", Behavior::Tool),
+];
 
 /// Upper bound on `stream-<n>-..` words, so a typo cannot allocate gigabytes.
 const MAX_WORDS: u32 = 1_000_000;
@@ -50,6 +72,8 @@ impl Behavior {
             return Self::Midstream;
         } else if model == "continuous-usage" {
             return Self::ContinuousUsage;
+        } else if let Some((_, behavior)) = SUFFIXES.iter().find(|(suffix, _)| model.ends_with(suffix)) {
+            return *behavior;
         }
         Self::Default
     }
@@ -73,7 +97,7 @@ pub(crate) fn error_response(
     let mut resp = json_response(MockBody::full(buf));
     *resp.status_mut() = status;
     if status == StatusCode::TOO_MANY_REQUESTS {
-        resp.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        resp.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("7"));
     }
     resp
 }
@@ -96,6 +120,16 @@ pub(crate) fn status_error(status: StatusCode) -> Response<MockBody> {
 
 pub(crate) fn bad_request(message: &str) -> Response<MockBody> {
     error_response(StatusCode::BAD_REQUEST, message, "invalid_request_error", "invalid_request_error")
+}
+
+/// OpenAI's 400 for a request it refuses, naming the parameter (`messages.[2].role`); boxed,
+/// as it travels in `Err`s.
+pub(crate) fn invalid(message: &str, param: &str) -> Box<Response<MockBody>> {
+    let body = serde_json::json!({"error": {"message": message, "type": "invalid_request_error",
+        "param": param, "code": null}});
+    let mut resp = json_response(MockBody::full(body.to_string()));
+    *resp.status_mut() = StatusCode::BAD_REQUEST;
+    Box::new(resp)
 }
 
 pub(crate) fn unauthorized() -> Response<MockBody> {
@@ -135,5 +169,12 @@ mod tests {
         );
         assert_eq!(Behavior::from_model("midstream-error"), Behavior::Midstream);
         assert_eq!(Behavior::from_model("continuous-usage"), Behavior::ContinuousUsage);
+        assert_eq!(Behavior::from_model("gpt-mock-tool"), Behavior::Tool);
+        assert_eq!(Behavior::from_model("gpt-mock-parallel-tools"), Behavior::ParallelTools);
+        assert_eq!(Behavior::from_model("gpt-mock-cache"), Behavior::Cache);
+        assert_eq!(Behavior::from_model("gpt-mock-malformed"), Behavior::Malformed);
+        assert_eq!(Behavior::from_model("gpt-mock-midstream-error"), Behavior::Midstream);
+        assert_eq!(Behavior::from_model("gpt-mock-disconnect"), Behavior::Disconnect);
+        assert_eq!(Behavior::from_model("tool"), Behavior::Default, "a suffix follows a dash");
     }
 }

@@ -1,7 +1,9 @@
-//! Response bodies: `MockBody` (a single pre-built buffer, or an SSE chat stream) and the
-//! cancel-safe `SseStream` state machine that emits one `chat.completion.chunk` per body frame.
+//! Response bodies: `MockBody` (a single pre-built buffer, an SSE chat stream, or pre-built
+//! frames that may end in a dropped connection) and the cancel-safe `SseStream` state machine
+//! that emits one `chat.completion.chunk` per body frame.
 
-use std::convert::Infallible;
+use std::collections::VecDeque;
+use std::fmt;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
@@ -22,25 +24,58 @@ pub(crate) enum MockBody {
     Full(Option<Bytes>),
     /// A chat completion event stream.
     Sse(Box<SseStream>),
+    /// Pre-built frames, one per poll (the less common answers: tool calls, broken answers);
+    /// with `cut`, the body then fails, so hyper drops the connection without ending the body.
+    Frames { frames: VecDeque<Bytes>, cut: bool, pause: Option<Pin<Box<Sleep>>> },
 }
 
 impl MockBody {
     pub(crate) fn full(bytes: impl Into<Bytes>) -> Self {
         Self::Full(Some(bytes.into()))
     }
+
+    /// Pre-built frames; with `cut`, the connection then drops.
+    pub(crate) fn frames(frames: VecDeque<Bytes>, cut: bool) -> Self {
+        Self::Frames { frames, cut, pause: None }
+    }
 }
+
+/// How long a cut body waits after its last frame before dropping the connection.
+const CUT_PAUSE: Duration = Duration::from_millis(20);
+
+/// The body error that drops the connection mid-answer (`*-disconnect`).
+#[derive(Debug)]
+pub(crate) struct Cut;
+
+impl fmt::Display for Cut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("mock upstream: connection dropped mid-answer")
+    }
+}
+
+impl std::error::Error for Cut {}
 
 impl Body for MockBody {
     type Data = Bytes;
-    type Error = Infallible;
+    type Error = Cut;
 
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Cut>>> {
         match self.get_mut() {
             Self::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             Self::Sse(s) => s.poll_next(cx).map(|o| o.map(|b| Ok(Frame::data(b)))),
+            Self::Frames { frames, cut, pause } => {
+                if let Some(frame) = frames.pop_front() {
+                    return Poll::Ready(Some(Ok(Frame::data(frame))));
+                }
+                if !*cut {
+                    return Poll::Ready(None);
+                }
+                // Pending first, so hyper flushes what was sent before the connection drops
+                // (failing at once would lose the buffered head and frames with it).
+                let pause = pause.get_or_insert_with(|| Box::pin(tokio::time::sleep(CUT_PAUSE)));
+                ready!(pause.as_mut().poll(cx));
+                Poll::Ready(Some(Err(Cut)))
+            }
         }
     }
 
@@ -48,13 +83,14 @@ impl Body for MockBody {
         match self {
             Self::Full(b) => b.is_none(),
             Self::Sse(s) => s.phase == Phase::Finished,
+            Self::Frames { frames, cut, .. } => frames.is_empty() && !cut,
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
             Self::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
-            Self::Sse(_) => SizeHint::default(),
+            Self::Sse(_) | Self::Frames { .. } => SizeHint::default(),
         }
     }
 }
@@ -88,6 +124,8 @@ pub(crate) struct StreamPlan {
     pub(crate) reply: String,
     pub(crate) prompt_tokens: u64,
     pub(crate) completion_tokens: u64,
+    /// Reported as `prompt_tokens_details.cached_tokens` (`*-cache`).
+    pub(crate) cached_tokens: Option<u64>,
     pub(crate) include_usage: bool,
     /// Every chunk carries the running usage total, as vLLM's `continuous_usage_stats` does.
     pub(crate) continuous_usage: bool,
@@ -95,6 +133,26 @@ pub(crate) struct StreamPlan {
     pub(crate) delay: Option<Duration>,
     /// Send the role chunk and this many content chunks, then an error event and stop.
     pub(crate) fail_after: Option<u32>,
+}
+
+/// `{"prompt_tokens":..,"completion_tokens":..,"total_tokens":..}`, with OpenAI's
+/// `prompt_tokens_details` and `completion_tokens_details` when `cached` is set.
+pub(crate) fn push_usage(buf: &mut Vec<u8>, prompt: u64, completion: u64, cached: Option<u64>) {
+    buf.extend_from_slice(b"{\"prompt_tokens\":");
+    push_u64(buf, prompt);
+    buf.extend_from_slice(b",\"completion_tokens\":");
+    push_u64(buf, completion);
+    buf.extend_from_slice(b",\"total_tokens\":");
+    push_u64(buf, prompt + completion);
+    if let Some(cached) = cached {
+        buf.extend_from_slice(b",\"prompt_tokens_details\":{\"cached_tokens\":");
+        push_u64(buf, cached);
+        buf.extend_from_slice(
+            b",\"audio_tokens\":0},\"completion_tokens_details\":{\"reasoning_tokens\":0,\"audio_tokens\":0,\
+\"accepted_prediction_tokens\":0,\"rejected_prediction_tokens\":0}",
+        );
+    }
+    buf.extend_from_slice(b"}");
 }
 
 /// SSE chat stream: never buffers more than one event; dropping it mid-way counts an abort.
@@ -108,6 +166,7 @@ pub(crate) struct SseStream {
     sent_content: u32,
     prompt_tokens: u64,
     completion_tokens: u64,
+    cached_tokens: Option<u64>,
     include_usage: bool,
     continuous_usage: bool,
     delay: Option<Duration>,
@@ -136,6 +195,7 @@ impl SseStream {
             sent_content: 0,
             prompt_tokens: plan.prompt_tokens,
             completion_tokens: plan.completion_tokens,
+            cached_tokens: plan.cached_tokens,
             include_usage: plan.include_usage,
             continuous_usage: plan.continuous_usage,
             delay: plan.delay,
@@ -179,15 +239,8 @@ impl SseStream {
         Bytes::from(buf)
     }
 
-    /// `{"prompt_tokens":..,"completion_tokens":..,"total_tokens":..}`.
     fn push_usage(&self, buf: &mut Vec<u8>, completion_tokens: u64) {
-        buf.extend_from_slice(b"{\"prompt_tokens\":");
-        push_u64(buf, self.prompt_tokens);
-        buf.extend_from_slice(b",\"completion_tokens\":");
-        push_u64(buf, completion_tokens);
-        buf.extend_from_slice(b",\"total_tokens\":");
-        push_u64(buf, self.prompt_tokens + completion_tokens);
-        buf.extend_from_slice(b"}");
+        push_usage(buf, self.prompt_tokens, completion_tokens, self.cached_tokens);
     }
 
     /// The next content piece: a word plus the whitespace after it (leading whitespace of

@@ -4,12 +4,16 @@
 //!
 //! Behaviour is selected by the request's `model` string:
 //! `error-<status>`, `slow-<ms>`, `stream-<n>-<ms>`, `midstream-error`, `continuous-usage` (the
-//! running usage total on every stream chunk, as vLLM's `continuous_usage_stats`), anything
-//! else = default.
+//! running usage total on every stream chunk, as vLLM's `continuous_usage_stats`), or a suffix
+//! named as `tests/mock-providers` names it: `<model>-tool`, `-parallel-tools`, `-cache`
+//! (`prompt_tokens_details.cached_tokens`: half the prompt, rounded up), `-malformed`,
+//! `-midstream-error`, `-disconnect`; anything else = default. The reply echoes the request
+//! and the mock refuses what OpenAI refuses where the conformance suite relies on it (`chat.rs`).
 //!
 //! [`Options::azure`] switches to Azure OpenAI's URLs, `api-version`, `api-key` / Entra bearer
 //! authentication and error bodies (module `azure`).
 
+mod answers;
 mod azure;
 mod behavior;
 mod body;

@@ -145,7 +145,7 @@ async fn error_models_and_routes() {
     }
     let (status, headers, bytes) =
         post(mock.addr(), "/v1/chat/completions", json!({"model": "error-429"})).await;
-    assert_eq!((status, &headers["retry-after"]), (StatusCode::TOO_MANY_REQUESTS, &"1".parse().unwrap()));
+    assert_eq!((status, &headers["retry-after"]), (StatusCode::TOO_MANY_REQUESTS, &"7".parse().unwrap()));
     let v: Value = serde_json::from_slice(&bytes).unwrap();
     assert_eq!(
         (&v["error"]["type"], &v["error"]["code"]),

@@ -227,17 +227,31 @@ pub fn openai_stream() -> BoxedStrategy<(Vec<u8>, Vec<usize>, bool, Ending)> {
         .boxed()
 }
 
-/// Events pass byte for byte, in order, except a usage-only chunk the client did not ask for;
-/// usage is the last report; a failure adds exactly one error event.
+/// Events pass byte for byte, in order, except a usage-only chunk the client did not ask for
+/// and, then, the `"usage":null` fields; an event cut off (its last `data:` line cannot end a
+/// JSON object or `[DONE]`) becomes one error event and nothing follows it; usage is the last
+/// report; a failure adds exactly one error event unless one was sent.
 pub fn check_passthrough(
     (bytes, cut_at, strip, ending): (Vec<u8>, Vec<usize>, bool, Ending),
 ) -> Result<(), TestCaseError> {
     let mut translator = OpenAiPassthrough::new(strip);
     let run = drive(&mut translator, &cut(bytes.clone(), &cut_at), ending);
     let mut expected_usage = Usage::default();
+    let mut closed = false;
     for step in &run.steps {
+        if closed {
+            prop_assert!(step.out.is_empty());
+            continue;
+        }
+        if cut_off(&step.frame) {
+            prop_assert_eq!(step.out.len(), 1);
+            prop_assert!(is_terminal(&step.out[0]));
+            closed = true;
+            continue;
+        }
+        // A chunk whose (first) usage is `"usage":null` reports nothing.
         let reported = switchboard_llm::sse::event_data(&step.frame)
-            .filter(|_| memchr_usage(&step.frame))
+            .filter(|_| memchr_usage(&step.frame) && null_usage_at(&step.frame).is_none())
             .and_then(|data| Usage::from_openai_chunk(&data));
         if let Some((usage, usage_only)) = reported {
             expected_usage = usage;
@@ -247,11 +261,16 @@ pub fn check_passthrough(
                 continue;
             }
         }
-        prop_assert_eq!(step.out.as_slice(), std::slice::from_ref(&step.frame));
+        let expected = match null_usage_at(&step.frame) {
+            Some(at) if strip => Bytes::from([&step.frame[..at], &step.frame[at + 13..]].concat()),
+            _ => step.frame.clone(),
+        };
+        prop_assert_eq!(step.out.as_slice(), std::slice::from_ref(&expected));
         prop_assert_eq!(step.usage, expected_usage);
     }
     match ending {
         Ending::End => prop_assert!(run.tail.is_empty()),
+        Ending::Fail(_) if closed => prop_assert!(run.tail.is_empty()),
         Ending::Fail(_) => {
             prop_assert_eq!(run.tail.len(), 1);
             prop_assert!(is_terminal(&run.tail[0]));
@@ -260,6 +279,21 @@ pub fn check_passthrough(
     let out: usize = run.all().map(Bytes::len).sum();
     prop_assert!(out <= bytes.len() + EVENT_OVERHEAD);
     Ok(())
+}
+
+/// Where the frame's first `"usage"` is `,"usage":null`, if it is.
+fn null_usage_at(frame: &[u8]) -> Option<usize> {
+    let at = frame.windows(7).position(|w| w == b"\"usage\"")?.checked_sub(1)?;
+    frame[at..].starts_with(b",\"usage\":null").then_some(at)
+}
+
+/// The last non-blank line is `data:` and does not end in `}` or `]`.
+fn cut_off(frame: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(frame);
+    let Some(last) = text.trim_end_matches(|c: char| c.is_ascii_whitespace()).rsplit('\n').next() else {
+        return false;
+    };
+    last.starts_with("data:") && !(last.ends_with('}') || last.ends_with(']'))
 }
 
 fn memchr_usage(frame: &[u8]) -> bool {
