@@ -2,7 +2,7 @@
 //! (`switchboard_llm::anthropic` builds the body and reads the answers), the exchange through the
 //! shared executor. API reference: <https://docs.anthropic.com/en/api/messages>.
 
-use super::credentials::{Credentials, credential_header, extra_headers};
+use super::credentials::{Credentials, fixed_headers};
 use super::exec::Executor;
 use super::{Call, CompileError, HttpClient, Provider, Reply, azure, translated};
 use crate::error::UpstreamError;
@@ -39,17 +39,13 @@ impl AnthropicProvider {
             path: "version".into(),
             reason: "not a valid header value".into(),
         })?;
-        let mut headers = Vec::new();
-        if let Some(credential) = &config.api_key {
-            headers.push(credential_header(
-                X_API_KEY.clone(),
-                credential,
-                str::to_owned,
-                secrets,
-                "api_key",
-            )?);
-        }
-        headers.extend(extra_headers(&config.headers, secrets)?);
+        let headers = fixed_headers(
+            config.api_key.as_ref(),
+            X_API_KEY.clone(),
+            str::to_owned,
+            &config.headers,
+            secrets,
+        )?;
         let name = Arc::from(config.name.as_str());
         let timeout = Duration::from_millis(config.timeout_ms);
         // Claude on Microsoft Foundry takes an Entra ID token instead of the key.

@@ -10,7 +10,7 @@
 //! OpenAI-shaped (`{"error":{"code","message"}}`), so the error edge reads them as it reads
 //! OpenAI's (a 400 `content_filter` reaches the client as a 400 with that code).
 
-use super::credentials::{Credentials, credential_header, extra_headers, resolve};
+use super::credentials::{Credentials, fixed_headers, resolve};
 use super::exec::Executor;
 use super::gemini::push_path_segment;
 use super::oauth::{Grant, TokenSource, token_uri};
@@ -62,11 +62,8 @@ impl AzureOpenAiProvider {
         };
         let name: Arc<str> = Arc::from(config.name.as_str());
         let timeout = Duration::from_millis(config.timeout_ms);
-        let mut fixed = Vec::new();
-        if let Some(key) = &config.api_key {
-            fixed.push(credential_header(API_KEY.clone(), key, str::to_owned, secrets, "api_key")?);
-        }
-        fixed.extend(extra_headers(&config.headers, secrets)?);
+        let fixed =
+            fixed_headers(config.api_key.as_ref(), API_KEY.clone(), str::to_owned, &config.headers, secrets)?;
         let credentials = match &config.entra {
             Some(entra) => entra_credentials(entra, fixed, secrets, &name, &client, rule, timeout)?,
             None => Credentials::Static(fixed),

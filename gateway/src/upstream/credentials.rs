@@ -100,6 +100,23 @@ pub(super) fn credential_header(
     Ok((name, sensitive(&format(&value), path)?))
 }
 
+/// What a provider sends with every request: its key (`api_key`) as `key_header`, written by
+/// `format` (`Bearer {key}` for OpenAI), then its configured extra headers; values read now.
+pub(super) fn fixed_headers(
+    key: Option<&Credential>,
+    key_header: HeaderName,
+    format: impl FnOnce(&str) -> String,
+    headers: &[HeaderConfig],
+    secrets: &Secrets,
+) -> Result<Vec<(HeaderName, HeaderValue)>, CompileError> {
+    let mut fixed = Vec::with_capacity(headers.len() + 1);
+    if let Some(key) = key {
+        fixed.push(credential_header(key_header, key, format, secrets, "api_key")?);
+    }
+    fixed.extend(extra_headers(headers, secrets)?);
+    Ok(fixed)
+}
+
 /// The provider's configured extra headers (`headers[i]`), values read now.
 pub(super) fn extra_headers(
     headers: &[HeaderConfig],

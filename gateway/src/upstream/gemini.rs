@@ -5,7 +5,7 @@
 //! not events), and `:batchEmbedContents` for embeddings. API reference:
 //! <https://ai.google.dev/api/generate-content>, <https://ai.google.dev/api/embeddings>.
 
-use super::credentials::{Credentials, credential_header, extra_headers};
+use super::credentials::{Credentials, fixed_headers};
 use super::embeddings::EmbeddingsRequest;
 use super::exec::{Answer, Executor};
 use super::{Call, CompileError, Endpoint, HttpClient, Provider, Reply, translated};
@@ -45,17 +45,13 @@ impl GeminiProvider {
             path: "base_url".into(),
             reason: format!("not a valid URL: {err}"),
         })?;
-        let mut headers = Vec::new();
-        if let Some(credential) = &config.api_key {
-            headers.push(credential_header(
-                X_GOOG_API_KEY.clone(),
-                credential,
-                str::to_owned,
-                secrets,
-                "api_key",
-            )?);
-        }
-        headers.extend(extra_headers(&config.headers, secrets)?);
+        let headers = fixed_headers(
+            config.api_key.as_ref(),
+            X_GOOG_API_KEY.clone(),
+            str::to_owned,
+            &config.headers,
+            secrets,
+        )?;
         let name = Arc::from(config.name.as_str());
         let timeout = Duration::from_millis(config.timeout_ms);
         Ok(GeminiProvider {

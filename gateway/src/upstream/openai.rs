@@ -4,7 +4,7 @@
 //! `stream_options.include_usage` switched on so tokens can be counted; see [`SseRelay`]).
 //! API reference: <https://platform.openai.com/docs/api-reference/chat/create>.
 
-use super::credentials::{Credentials, credential_header, extra_headers};
+use super::credentials::{Credentials, fixed_headers};
 use super::exec::Executor;
 use super::{Call, CompileError, Endpoint, HttpClient, Provider, Reply};
 use crate::body::{Source, SseRelay};
@@ -39,17 +39,9 @@ impl OpenAiProvider {
                 CompileError { path: "base_url".into(), reason: format!("not a valid URL: {err}") }
             })
         };
-        let mut headers = Vec::new();
-        if let Some(credential) = &config.api_key {
-            headers.push(credential_header(
-                AUTHORIZATION,
-                credential,
-                |key| format!("Bearer {key}"),
-                secrets,
-                "api_key",
-            )?);
-        }
-        headers.extend(extra_headers(&config.headers, secrets)?);
+        let bearer = |key: &str| format!("Bearer {key}");
+        let headers =
+            fixed_headers(config.api_key.as_ref(), AUTHORIZATION, bearer, &config.headers, secrets)?;
         let name = Arc::from(config.name.as_str());
         let timeout = Duration::from_millis(config.timeout_ms);
         Ok(OpenAiProvider {
