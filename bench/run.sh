@@ -10,6 +10,8 @@
 #   BENCH_KEYS      virtual keys in the gateway config (default 10000)
 #   BENCH_LOADGEN_THREADS  load generator tokio threads (default 1)
 #   BENCH_GATEWAY_ARGS  extra gateway flags, e.g. "--threads 1" (default none)
+#   BENCH_GATEWAY_BIN  another gateway binary to measure (an older build, for an A/B run
+#                      against the same mocks and load generator); default: the one built here
 #   CARGO_TARGET_DIR  respected when locating the binaries
 set -euo pipefail
 
@@ -20,6 +22,7 @@ CONNECTIONS=${BENCH_CONNECTIONS:-64}
 KEYS=${BENCH_KEYS:-10000}
 LOADGEN_THREADS=${BENCH_LOADGEN_THREADS:-1}
 GATEWAY_ARGS=${BENCH_GATEWAY_ARGS:-}
+GATEWAY_BIN=${BENCH_GATEWAY_BIN:-}
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO"
@@ -44,6 +47,8 @@ LOADGEN=$BIN/switchboard-loadgen
 for b in switchboard-gateway switchboard-mock-upstream switchboard-loadgen switchboard-mock-providers; do
     [[ -x $BIN/$b ]] || die "missing binary $BIN/$b"
 done
+GATEWAY_BIN=${GATEWAY_BIN:-$BIN/switchboard-gateway}
+[[ -x $GATEWAY_BIN ]] || die "missing gateway binary $GATEWAY_BIN"
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/switchboard-bench.XXXXXX")
 MOCK_PID=
@@ -136,7 +141,7 @@ PY
 
 # --- 4. gateway ----------------------------------------------------------------------------
 # shellcheck disable=SC2086 # BENCH_GATEWAY_ARGS is a list of flags, split on purpose
-"$BIN/switchboard-gateway" --config "$CONFIG" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 $GATEWAY_ARGS \
+"$GATEWAY_BIN" --config "$CONFIG" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 $GATEWAY_ARGS \
     >"$TMP/gateway.out" 2>"$TMP/gateway.err" &
 GATEWAY_PID=$!
 line=$(wait_listening "$GATEWAY_PID" "$TMP/gateway.out" gateway) || die "gateway did not start"
@@ -260,6 +265,7 @@ import os
 import sys
 
 gateway_args = os.environ.get("BENCH_GATEWAY_ARGS", "")
+gateway_bin = os.environ.get("BENCH_GATEWAY_BIN", "")
 
 (tmp, results_path, stamp, clk_tck, startup_kb, peak_kb, duration, warmup, rate, connections,
  keys, rev, *names) = sys.argv[1:]
@@ -280,7 +286,7 @@ out = {
     "timestamp": stamp,
     "git_rev": rev,
     "settings": {"duration": duration, "warmup": warmup, "rate": float(rate),
-                 "connections": int(connections), "keys": int(keys)},
+                 "connections": int(connections), "keys": int(keys), "gateway_bin": gateway_bin or None},
     "scenarios": {},
     "gateway_rss": {
         "startup_kb": int(startup_kb),
@@ -358,7 +364,8 @@ def fmt(v, spec=".0f"):
 
 print()
 print(f"Switchboard benchmark {stamp} (rev {rev}): duration {duration}, warmup {warmup}, {keys} keys, "
-      f"gateway flags: {gateway_args or '(defaults)'}")
+      f"gateway flags: {gateway_args or '(defaults)'}"
+      + (f", gateway binary: {gateway_bin}" if gateway_bin else ""))
 print()
 hdr = (f"{'scenario':<30} {'target':<8} {'rps':>9} {'p50 us':>8} {'p99 us':>8} {'p99.9 us':>9}"
        f" {'errors':>7}")

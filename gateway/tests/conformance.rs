@@ -549,3 +549,6 @@ mod bedrock;
 // The OpenAI passthrough, against tests/mock-upstream.
 #[path = "conformance/openai.rs"]
 mod openai;
+// Azure OpenAI: the passthrough at Azure's deployment URLs.
+#[path = "conformance/azure.rs"]
+mod azure;

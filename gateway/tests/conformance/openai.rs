@@ -14,7 +14,7 @@ use switchboard_mock_upstream::{MockUpstream, Options};
 
 const UPSTREAM_KEY: &str = "sk-conformance-upstream";
 
-const OPENAI: Dialect = Dialect {
+pub(crate) const OPENAI: Dialect = Dialect {
     provider: |base_url| {
         format!(
             "  - name: upstream\n    type: openai\n    base_url: {base_url}\n    api_key: {{ value: {UPSTREAM_KEY} }}\n    allow_private_network: true\n    timeout_ms: 5000\n"
