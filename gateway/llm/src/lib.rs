@@ -16,6 +16,7 @@ pub mod openai;
 mod raw;
 pub mod sse;
 pub mod stream;
+mod turns;
 mod usage;
 
 pub use raw::{RawObject, RawObjectError};

@@ -14,6 +14,7 @@ use crate::hub::{
     CacheControl, ChatRequest, ImageSource, Message, Part, ResponseFormat, Role, Text, Tool, ToolChoice,
 };
 use crate::openai::RequestError;
+use crate::turns::{alternating, tool_input};
 use serde::Serialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -59,11 +60,7 @@ struct Metadata<'a> {
     user_id: &'a str,
 }
 
-#[derive(Serialize)]
-struct Turn<'a> {
-    role: &'static str,
-    content: Vec<Block<'a>>,
-}
+type Turn<'a> = crate::turns::Turn<Block<'a>>;
 
 #[derive(Serialize)]
 struct TextBlock<'a> {
@@ -215,21 +212,13 @@ fn tool_definition(tool: &Tool) -> ToolDefinition<'_> {
 
 /// The conversation as alternating user/assistant turns.
 fn turns(messages: &[Message]) -> Result<Vec<Turn<'_>>, RequestError> {
-    let mut turns: Vec<Turn<'_>> = Vec::with_capacity(messages.len());
-    for (index, message) in messages.iter().enumerate() {
-        let (role, blocks) = match message.role {
+    alternating(messages, |index, message| {
+        Ok(match message.role {
             Role::User => ("user", content_blocks(&message.content, index)?),
             Role::Assistant => {
                 let mut blocks = content_blocks(&message.content, index)?;
                 for (call_index, call) in message.tool_calls.iter().enumerate() {
-                    let input = tool_input(&call.arguments).ok_or_else(|| {
-                        RequestError::new(
-                            format!(
-                                "messages[{index}].tool_calls[{call_index}].function.arguments: not a JSON object"
-                            ),
-                            Some("messages"),
-                        )
-                    })?;
+                    let input = tool_input(&call.arguments, index, call_index)?;
                     blocks.push(Block::ToolUse { id: &call.id, name: &call.name, input });
                 }
                 ("assistant", blocks)
@@ -239,24 +228,8 @@ fn turns(messages: &[Message]) -> Result<Vec<Turn<'_>>, RequestError> {
                 let content = content_blocks(&message.content, index)?;
                 ("user", vec![Block::ToolResult { tool_use_id: id, content }])
             }
-        };
-        if blocks.is_empty() {
-            // An assistant turn with neither text nor calls (OpenAI allows `content: ""`).
-            continue;
-        }
-        match turns.last_mut() {
-            Some(last) if last.role == role => last.content.extend(blocks),
-            _ => turns.push(Turn { role, content: blocks }),
-        }
-    }
-    match turns.first() {
-        None => Err(RequestError::new("at least one user message is required", Some("messages"))),
-        Some(first) if first.role != "user" => Err(RequestError::new(
-            "this backend needs the conversation to start with a user message",
-            Some("messages"),
-        )),
-        Some(_) => Ok(turns),
-    }
+        })
+    })
 }
 
 /// A message's parts as blocks; empty text is left out (Anthropic refuses empty text blocks).
@@ -288,16 +261,6 @@ fn content_blocks(parts: &[Part], index: usize) -> Result<Vec<Block<'_>>, Reques
         }
     }
     Ok(blocks)
-}
-
-/// Tool-call arguments as Anthropic's `input` object; empty arguments are `{}`.
-fn tool_input(arguments: &str) -> Option<Box<RawValue>> {
-    let arguments = arguments.trim();
-    if arguments.is_empty() {
-        return RawValue::from_string("{}".to_owned()).ok();
-    }
-    let raw: Box<RawValue> = serde_json::from_str(arguments).ok()?;
-    raw.get().starts_with('{').then_some(raw)
 }
 
 #[cfg(test)]

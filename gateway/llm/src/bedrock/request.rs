@@ -15,6 +15,7 @@
 
 use crate::hub::{ChatRequest, ImageSource, Message, Part, ResponseFormat, Role, Tool, ToolChoice};
 use crate::openai::RequestError;
+use crate::turns::{alternating, tool_input};
 use serde::Serialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -59,11 +60,7 @@ struct InferenceConfig<'a> {
     stop_sequences: &'a [String],
 }
 
-#[derive(Serialize)]
-struct Turn<'a> {
-    role: &'static str,
-    content: Vec<Block<'a>>,
-}
+type Turn<'a> = crate::turns::Turn<Block<'a>>;
 
 /// A content block: a union with exactly one member set.
 #[derive(Serialize)]
@@ -275,9 +272,8 @@ fn tool_entry(tool: &Tool) -> ToolEntry<'_> {
 
 /// The conversation as alternating user/assistant turns.
 fn turns(messages: &[Message]) -> Result<Vec<Turn<'_>>, RequestError> {
-    let mut turns: Vec<Turn<'_>> = Vec::with_capacity(messages.len());
-    for (index, message) in messages.iter().enumerate() {
-        let (role, blocks) = match message.role {
+    alternating(messages, |index, message| {
+        Ok(match message.role {
             Role::User => ("user", content_blocks(&message.content, index)?),
             Role::Assistant => {
                 let mut blocks = content_blocks(&message.content, index)?;
@@ -288,14 +284,7 @@ fn turns(messages: &[Message]) -> Result<Vec<Turn<'_>>, RequestError> {
                     ));
                 }
                 for (call_index, call) in message.tool_calls.iter().enumerate() {
-                    let input = tool_input(&call.arguments).ok_or_else(|| {
-                        RequestError::new(
-                            format!(
-                                "messages[{index}].tool_calls[{call_index}].function.arguments: not a JSON object"
-                            ),
-                            Some("messages"),
-                        )
-                    })?;
+                    let input = tool_input(&call.arguments, index, call_index)?;
                     blocks.push(Block::ToolUse(ToolUse { tool_use_id: &call.id, name: &call.name, input }));
                 }
                 ("assistant", blocks)
@@ -318,24 +307,8 @@ fn turns(messages: &[Message]) -> Result<Vec<Turn<'_>>, RequestError> {
                 }
                 ("user", vec![Block::ToolResult(ToolResult { tool_use_id: id, content })])
             }
-        };
-        if blocks.is_empty() {
-            // An assistant turn with neither text nor calls (OpenAI allows `content: ""`).
-            continue;
-        }
-        match turns.last_mut() {
-            Some(last) if last.role == role => last.content.extend(blocks),
-            _ => turns.push(Turn { role, content: blocks }),
-        }
-    }
-    match turns.first() {
-        None => Err(RequestError::new("at least one user message is required", Some("messages"))),
-        Some(first) if first.role != "user" => Err(RequestError::new(
-            "this backend needs the conversation to start with a user message",
-            Some("messages"),
-        )),
-        Some(_) => Ok(turns),
-    }
+        })
+    })
 }
 
 /// A message's parts as blocks; blank text is left out (the service refuses it).
@@ -377,16 +350,6 @@ fn image_format(media_type: &str) -> Option<&'static str> {
         "image/webp" => Some("webp"),
         _ => None,
     }
-}
-
-/// Tool-call arguments as Bedrock's `input` object; empty arguments are `{}`.
-fn tool_input(arguments: &str) -> Option<Box<RawValue>> {
-    let arguments = arguments.trim();
-    if arguments.is_empty() {
-        return RawValue::from_string("{}".to_owned()).ok();
-    }
-    let raw: Box<RawValue> = serde_json::from_str(arguments).ok()?;
-    raw.get().starts_with('{').then_some(raw)
 }
 
 #[cfg(test)]
