@@ -2,13 +2,12 @@
 //! and the access key's parts resolved from Secrets into the snapshot's `secrets` section (or
 //! web identity, whose role and token stay in each replica's own environment).
 
+use super::provider::{SecretRefs, request_timeout_ms};
 use super::status::{Kind, Verdicts};
-use super::{SecretIndex, SecretProblem, namespace};
+use super::{SecretIndex, namespace};
 use switchboard_config::{
-    BedrockCredentials, BedrockProviderConfig, Credential, HeaderConfig, ObjectRef, ProviderConfig,
-    SecretValue, Snapshot, WebIdentityConfig,
+    BedrockCredentials, BedrockProviderConfig, ObjectRef, ProviderConfig, Snapshot, WebIdentityConfig,
 };
-use switchboard_crds::SecretKeyRef;
 use switchboard_crds::condition::Reason;
 use switchboard_crds::llm_provider::LlmProvider;
 
@@ -42,52 +41,20 @@ pub(super) fn compile(
         invalid("spec.bedrock", "type: bedrock needs bedrock settings (region and credentials)");
         return None;
     };
-    let timeout_ms = match spec.timeouts.request.parse() {
-        Ok(timeout) if timeout.as_millis() > 0 => timeout.as_millis() as u64,
-        Ok(_) => {
-            invalid("spec.timeouts.request", "must be greater than 0s");
-            1
-        }
-        Err(err) => {
-            invalid("spec.timeouts.request", &err.to_string());
-            1
-        }
-    };
-    let mut unresolved = Vec::new();
-    let mut credential = |reference: &SecretKeyRef| match secrets.value(ns, &reference.name, &reference.key) {
-        Ok(value) => {
-            // One entry per Secret key, as for API keys.
-            let entry = format!("{ns}/{}/{}", reference.name, reference.key);
-            snapshot.secrets.insert(entry.clone(), SecretValue::new(&value));
-            Some(Credential::Secret(entry))
-        }
-        Err(SecretProblem::Missing) => {
-            unresolved.push(format!("Secret {ns}/{} not found", reference.name));
-            None
-        }
-        Err(SecretProblem::Entry(message)) => {
-            unresolved.push(message);
-            None
-        }
-    };
+    let timeout_ms = request_timeout_ms(provider).unwrap_or_else(|reason| {
+        invalid("spec.timeouts.request", &reason);
+        1
+    });
+    let mut refs = SecretRefs::new(secrets, ns, snapshot);
     let keys = &settings.credentials;
     let credentials = BedrockCredentials {
-        access_key_id: keys.access_key_id.as_ref().and_then(|k| credential(&k.secret_key_ref)),
-        secret_access_key: keys.secret_access_key.as_ref().and_then(|k| credential(&k.secret_key_ref)),
-        session_token: keys.session_token.as_ref().and_then(|k| credential(&k.secret_key_ref)),
+        access_key_id: keys.access_key_id.as_ref().and_then(|k| refs.credential(&k.secret_key_ref)),
+        secret_access_key: keys.secret_access_key.as_ref().and_then(|k| refs.credential(&k.secret_key_ref)),
+        session_token: keys.session_token.as_ref().and_then(|k| refs.credential(&k.secret_key_ref)),
         web_identity: keys.web_identity.as_ref().map(|w| WebIdentityConfig { sts_url: w.sts_url.clone() }),
     };
-    let mut headers = Vec::with_capacity(spec.headers.len());
-    for header in &spec.headers {
-        let value = match (&header.value, &header.value_from) {
-            (Some(value), None) => Some(Credential::Value(SecretValue::new(value))),
-            (None, Some(from)) => credential(&from.secret_key_ref),
-            _ => None,
-        };
-        if let Some(value) = value {
-            headers.push(HeaderConfig { name: header.name.clone(), value });
-        }
-    }
+    let headers = refs.headers(&spec.headers);
+    let mut unresolved = refs.unresolved;
     if headers.len() != spec.headers.len() && unresolved.is_empty() {
         invalid("spec.headers", "each header needs exactly one of value or valueFrom");
     }

@@ -10,7 +10,7 @@ use switchboard_config::{
 };
 use switchboard_crds::SecretKeyRef;
 use switchboard_crds::condition::Reason;
-use switchboard_crds::llm_provider::{LlmProvider, ProviderType};
+use switchboard_crds::llm_provider::{Header, LlmProvider, ProviderType};
 
 mod cloud;
 
@@ -93,49 +93,15 @@ fn compile_one(
                 invalid("spec.anthropic", "is only allowed with type: anthropic".into());
             }
             cloud::misplaced(spec, &mut invalid);
-            let timeout_ms = match spec.timeouts.request.parse() {
-                Ok(timeout) if timeout.as_millis() > 0 => timeout.as_millis() as u64,
-                Ok(_) => {
-                    invalid("spec.timeouts.request", "must be greater than 0s".into());
-                    1
-                }
-                Err(err) => {
-                    invalid("spec.timeouts.request", err.to_string());
-                    1
-                }
-            };
-            let mut unresolved = Vec::new();
-            let mut credential = |reference: &SecretKeyRef| {
-                match secrets.value(ns, &reference.name, &reference.key) {
-                    Ok(value) => {
-                        // One entry per Secret key: two providers sharing a Secret share it.
-                        let entry = format!("{ns}/{}/{}", reference.name, reference.key);
-                        snapshot.secrets.insert(entry.clone(), SecretValue::new(&value));
-                        Some(Credential::Secret(entry))
-                    }
-                    Err(SecretProblem::Missing) => {
-                        unresolved.push(format!("Secret {ns}/{} not found", reference.name));
-                        None
-                    }
-                    Err(SecretProblem::Entry(message)) => {
-                        unresolved.push(message);
-                        None
-                    }
-                }
-            };
-            let api_key = spec.api_key.as_ref().and_then(|k| credential(&k.secret_key_ref));
-            let mut headers = Vec::with_capacity(spec.headers.len());
-            for header in &spec.headers {
-                let value = match (&header.value, &header.value_from) {
-                    (Some(value), None) => Some(Credential::Value(SecretValue::new(value))),
-                    (None, Some(from)) => credential(&from.secret_key_ref),
-                    _ => None,
-                };
-                if let Some(value) = value {
-                    headers.push(HeaderConfig { name: header.name.clone(), value });
-                }
-            }
-            let token_secret = cloud::token_secret(spec).and_then(&mut credential);
+            let timeout_ms = request_timeout_ms(provider).unwrap_or_else(|reason| {
+                invalid("spec.timeouts.request", reason);
+                1
+            });
+            let mut refs = SecretRefs::new(secrets, ns, snapshot);
+            let api_key = spec.api_key.as_ref().and_then(|k| refs.credential(&k.secret_key_ref));
+            let headers = refs.headers(&spec.headers);
+            let token_secret = cloud::token_secret(spec).and_then(|r| refs.credential(r));
+            let unresolved = refs.unresolved;
             let all_headers = headers.len() == spec.headers.len() || !unresolved.is_empty();
             if !all_headers {
                 invalid("spec.headers", "each header needs exactly one of value or valueFrom".into());
@@ -206,4 +172,67 @@ fn compile_one(
         }
     };
     ok.then_some(config)
+}
+
+/// An LLMProvider's request timeout in milliseconds, or why `spec.timeouts.request` is wrong.
+pub(super) fn request_timeout_ms(provider: &LlmProvider) -> Result<u64, String> {
+    match provider.spec.timeouts.request.parse() {
+        Ok(timeout) if timeout.as_millis() > 0 => Ok(timeout.as_millis() as u64),
+        Ok(_) => Err("must be greater than 0s".to_owned()),
+        Err(err) => Err(err.to_string()),
+    }
+}
+
+/// Resolves an LLMProvider's Secret references into the snapshot's `secrets` section, one entry
+/// per Secret key (two providers sharing a Secret share it), and collects why a reference does
+/// not resolve.
+pub(super) struct SecretRefs<'a, 's> {
+    secrets: &'a SecretIndex<'s>,
+    ns: &'a str,
+    snapshot: &'a mut Snapshot,
+    pub unresolved: Vec<String>,
+}
+
+impl<'a, 's> SecretRefs<'a, 's> {
+    pub fn new(secrets: &'a SecretIndex<'s>, ns: &'a str, snapshot: &'a mut Snapshot) -> Self {
+        SecretRefs { secrets, ns, snapshot, unresolved: Vec::new() }
+    }
+
+    /// The snapshot's reference to the Secret key's value, or `None` (and why) when it does not
+    /// resolve.
+    pub fn credential(&mut self, reference: &SecretKeyRef) -> Option<Credential> {
+        let ns = self.ns;
+        match self.secrets.value(ns, &reference.name, &reference.key) {
+            Ok(value) => {
+                let entry = format!("{ns}/{}/{}", reference.name, reference.key);
+                self.snapshot.secrets.insert(entry.clone(), SecretValue::new(&value));
+                Some(Credential::Secret(entry))
+            }
+            Err(SecretProblem::Missing) => {
+                self.unresolved.push(format!("Secret {ns}/{} not found", reference.name));
+                None
+            }
+            Err(SecretProblem::Entry(message)) => {
+                self.unresolved.push(message);
+                None
+            }
+        }
+    }
+
+    /// The headers that resolve: a value, or a Secret key. A header with neither or both is left
+    /// out (the caller compares counts to say so).
+    pub fn headers(&mut self, headers: &[Header]) -> Vec<HeaderConfig> {
+        let mut out = Vec::with_capacity(headers.len());
+        for header in headers {
+            let value = match (&header.value, &header.value_from) {
+                (Some(value), None) => Some(Credential::Value(SecretValue::new(value))),
+                (None, Some(from)) => self.credential(&from.secret_key_ref),
+                _ => None,
+            };
+            if let Some(value) = value {
+                out.push(HeaderConfig { name: header.name.clone(), value });
+            }
+        }
+        out
+    }
 }
