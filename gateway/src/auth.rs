@@ -211,6 +211,7 @@ mod tests {
             disabled: false,
             expires_at: None,
             policies: Vec::new(),
+            budget: None,
             source: None,
         }
     }

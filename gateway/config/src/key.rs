@@ -1,6 +1,6 @@
 //! Virtual keys: what callers present instead of a provider's key. Only hashes live in config.
 
-use crate::ObjectRef;
+use crate::{BudgetConfig, ObjectRef};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -36,11 +36,21 @@ pub struct KeyConfig {
     /// Names of entries in `policies` that apply to this key's requests.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub policies: Vec<String>,
+    /// The key's own spend limit per UTC day and month.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<BudgetConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<ObjectRef>,
 }
 
 impl KeyConfig {
+    /// The label that names the key's team: team-scoped policies charge one counter per team.
+    pub const TEAM_LABEL: &'static str = "team";
+
+    pub fn team(&self) -> Option<&str> {
+        self.labels.get(Self::TEAM_LABEL).map(String::as_str)
+    }
+
     /// Every hash of the key with its validity window, the `hash` shorthand included.
     pub fn all_hashes(&self) -> impl Iterator<Item = (&KeyHash, Option<&str>, Option<&str>)> {
         let shorthand = self.hash.iter().map(|hash| (hash, None, None));

@@ -10,6 +10,7 @@
 
 mod accept;
 mod bedrock;
+pub mod counters;
 pub mod document;
 mod error;
 mod key;
@@ -30,16 +31,16 @@ pub use document::Document;
 pub use error::{ConfigError, ConfigErrors, Section};
 pub use key::{KeyConfig, KeyHash, KeyHashConfig, hash_key};
 pub use network::AddressRule;
-pub use policy::{FailureMode, PolicyConfig, PolicyMode, PolicyScope, parse_usd};
+pub use policy::{BudgetConfig, FailureMode, PolicyConfig, PolicyMode, PolicyScope, parse_usd};
 pub use provider::{
     AnthropicProviderConfig, AzureOpenAiProviderConfig, Credential, EntraConfig, GeminiProviderConfig,
     HeaderConfig, HttpSettings, MockProviderConfig, OpenAiProviderConfig, ProviderConfig,
     VertexProviderConfig, endpoint_url, vertex_base_url,
 };
-pub use route::{BackendConfig, CapabilitiesConfig, RouteConfig};
+pub use route::{BackendConfig, CapabilitiesConfig, PriceConfig, RouteConfig};
 pub use secret::{SecretValue, Secrets};
 pub use source::ObjectRef;
-pub use time::parse_rfc3339;
+pub use time::{civil_date, parse_rfc3339, start_of_next_month};
 
 use serde::{Deserialize, Serialize};
 use std::ops::RangeInclusive;

@@ -1,9 +1,10 @@
-//! Rate-limit policies: how many requests, tokens, concurrent requests or dollars a key, a route
-//! or a key on a route may use per window.
+//! Rate-limit policies: how many requests, tokens, concurrent requests or dollars a key, a team,
+//! a route or a key on a route may use per window, and budgets in dollars per UTC day and month.
 //!
 //! A policy is bound by reference: a key's `policies` apply to that key's requests, a route's
 //! `policies` to every request on the route. Its `scope` says whose counter a request charges:
-//! the key's, the route's (shared by every key), or one per key×route pair.
+//! the key's, its team's (the key's `team` label), the route's (shared by every key), or one per
+//! key×route pair.
 
 use crate::ObjectRef;
 use serde::{Deserialize, Serialize};
@@ -31,6 +32,13 @@ pub struct PolicyConfig {
     /// Spend in US dollars per window, as a decimal string (`"25.00"`): exact, unlike a float.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usd: Option<String>,
+    /// Spend in US dollars per UTC calendar day (a budget: the window is the day, not a rolling
+    /// `window_seconds`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daily_usd: Option<String>,
+    /// Spend in US dollars per UTC calendar month.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monthly_usd: Option<String>,
     #[serde(default)]
     pub mode: PolicyMode,
     #[serde(default)]
@@ -40,6 +48,11 @@ pub struct PolicyConfig {
 }
 
 impl PolicyConfig {
+    /// Whether any budget (a calendar-window spend limit) is set.
+    pub fn has_budget(&self) -> bool {
+        self.daily_usd.is_some() || self.monthly_usd.is_some()
+    }
+
     /// Whether any limit that needs a window is set.
     pub fn has_windowed_limit(&self) -> bool {
         self.requests.is_some()
@@ -56,6 +69,9 @@ impl PolicyConfig {
 pub enum PolicyScope {
     /// One counter per key, over every route it uses.
     Key,
+    /// One counter per team (the key's `team` label), shared by the team's keys; a key without
+    /// a team label is not charged.
+    Team,
     /// One counter per route, shared by every key.
     Route,
     /// One counter per key on each route.
@@ -82,6 +98,25 @@ pub enum FailureMode {
     Open,
     /// Refuse requests (the limit first).
     Closed,
+}
+
+/// A virtual key's own budget: US dollars per UTC calendar day and month, decimal strings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daily_usd: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monthly_usd: Option<String>,
+    /// Where the spend is counted. Redis by default: a budget is meant to hold across the fleet.
+    #[serde(default = "redis_mode")]
+    pub mode: PolicyMode,
+    #[serde(default)]
+    pub failure_mode: FailureMode,
+}
+
+fn redis_mode() -> PolicyMode {
+    PolicyMode::Redis
 }
 
 /// Parses a non-negative decimal with at most 6 fractional digits (`"25"`, `"0.50"`) into

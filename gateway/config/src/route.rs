@@ -41,6 +41,30 @@ pub struct BackendConfig {
     /// What this backend's model can do, where it is less than its provider type can.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capabilities: Option<CapabilitiesConfig>,
+    /// What this backend's tokens cost: the basis of cost metrics, `usd` limits and budgets. A
+    /// backend without a price costs nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<PriceConfig>,
+}
+
+/// Prices in US dollars per million tokens, as decimal strings with at most 6 decimals
+/// (`"2.50"`): exact, unlike floats. Cached prompt tokens are charged at `cache_read` and
+/// `cache_write` when set, else at `input`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PriceConfig {
+    /// Per million prompt tokens not read from or written to a cache.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<String>,
+    /// Per million generated tokens, reasoning included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
+    /// Per million prompt tokens read from the provider's prompt cache.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_read: Option<String>,
+    /// Per million prompt tokens written to the provider's prompt cache.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_write: Option<String>,
 }
 
 /// A model's capabilities where they are narrower than its provider type's: a vLLM model served

@@ -51,6 +51,27 @@ pub fn parse_rfc3339(text: &str) -> Result<i64, String> {
     Ok(days * 86_400 + hour * 3600 + minute * 60 + second - offset)
 }
 
+/// The UTC calendar date (year, month, day) of a Unix time: budgets count per UTC day and month.
+pub fn civil_date(unix_seconds: i64) -> (i64, u32, u32) {
+    // Howard Hinnant's days-to-civil algorithm (the inverse of `days_from_civil`).
+    let z = unix_seconds.div_euclid(86_400) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// Seconds since the Unix epoch at 00:00 UTC on the first day after the given month.
+pub fn start_of_next_month(year: i64, month: u32) -> i64 {
+    let (year, month) = if month == 12 { (year + 1, 1) } else { (year, i64::from(month) + 1) };
+    days_from_civil(year, month, 1) * 86_400
+}
+
 fn days_in_month(year: i64, month: i64) -> i64 {
     match month {
         2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,

@@ -10,13 +10,16 @@
 use crate::error::{ConfigError, Section};
 use crate::network::AddressRule;
 use crate::{
-    Credential, HttpSettings, KeyConfig, Origin, PolicyConfig, ProviderConfig, SUPPORTED_SCHEMA_VERSIONS,
-    Snapshot, parse_rfc3339, parse_usd,
+    Credential, HttpSettings, KeyConfig, Origin, ProviderConfig, SUPPORTED_SCHEMA_VERSIONS, Snapshot,
+    parse_rfc3339,
 };
 use std::collections::{HashMap, HashSet};
 
 mod bedrock;
 mod cloud;
+mod policy;
+
+use policy::{validate_budget, validate_policies, validate_price};
 
 /// Names that were in a pushed snapshot but were rejected, so entries referring to them can say
 /// so instead of calling them unknown.
@@ -331,73 +334,6 @@ fn check_credential(errs: &mut Collector<'_>, i: usize, path: String, credential
     }
 }
 
-fn validate_policies<'a>(errs: &mut Collector<'a>) -> HashSet<&'a str> {
-    let snapshot = errs.snapshot;
-    let mut seen = HashMap::new();
-    for (i, policy) in snapshot.policies.iter().enumerate() {
-        validate_name(
-            errs,
-            Some((Section::Policies, i)),
-            format!("policies[{i}].name"),
-            &policy.name,
-            "policy name",
-        );
-        if let Some(first) = seen.get(policy.name.as_str()) {
-            errs.entry(
-                Section::Policies,
-                i,
-                format!("policies[{i}].name"),
-                format!("duplicate policy {:?} (also policies[{first}])", policy.name),
-            );
-            continue;
-        }
-        seen.insert(policy.name.as_str(), i);
-        validate_policy(errs, i, policy);
-    }
-    seen.into_keys().collect()
-}
-
-fn validate_policy(errs: &mut Collector<'_>, i: usize, policy: &PolicyConfig) {
-    let mut problem = |field: &str, reason: &str| {
-        let path = if field.is_empty() { format!("policies[{i}]") } else { format!("policies[{i}].{field}") };
-        errs.entry(Section::Policies, i, path, reason);
-    };
-    let counts = [
-        ("requests", policy.requests),
-        ("input_tokens", policy.input_tokens),
-        ("output_tokens", policy.output_tokens),
-        ("total_tokens", policy.total_tokens),
-        ("concurrent_requests", policy.concurrent_requests),
-    ];
-    for (field, value) in counts {
-        if value == Some(0) {
-            problem(field, "must be at least 1 (remove the limit to lift it)");
-        }
-    }
-    if let Some(usd) = &policy.usd {
-        match parse_usd(usd) {
-            Ok(0) => problem("usd", "must be more than 0"),
-            Ok(_) => {}
-            Err(reason) => problem("usd", &reason),
-        }
-    }
-    if !policy.has_windowed_limit() && policy.concurrent_requests.is_none() {
-        problem(
-            "",
-            "sets no limit: set requests, input_tokens, output_tokens, total_tokens, usd or concurrent_requests",
-        );
-    }
-    match policy.window_seconds {
-        None if policy.has_windowed_limit() => {
-            problem("window_seconds", "is required for requests, token and usd limits")
-        }
-        Some(window) if window == 0 || window > 31 * 86_400 => {
-            problem("window_seconds", "must be between 1 and 2678400 (31 days)")
-        }
-        _ => {}
-    }
-}
-
 fn validate_routes<'a>(
     errs: &mut Collector<'a>,
     providers: &HashSet<&str>,
@@ -467,6 +403,9 @@ fn validate_routes<'a>(
                     "must be at least 1 (leave it out when the context window is not known)",
                 );
             }
+            if let Some(price) = &backend.price {
+                validate_price(errs, i, &path, price);
+            }
         }
         check_policy_refs(errs, Section::Routes, i, &route.policies, policies);
     }
@@ -502,6 +441,7 @@ fn validate_keys(errs: &mut Collector<'_>, routes: &HashSet<&str>, policies: &Ha
             disabled: _,
             expires_at,
             policies: refs,
+            budget,
             source: _,
         } = key;
         // Paths are formatted only for a problem: a snapshot holds 10,000 keys, each validated
@@ -594,5 +534,8 @@ fn validate_keys(errs: &mut Collector<'_>, routes: &HashSet<&str>, policies: &Ha
             errs.entry(Section::Keys, i, format!("keys[{i}].expires_at"), reason);
         }
         check_policy_refs(errs, Section::Keys, i, refs, policies);
+        if let Some(budget) = budget {
+            validate_budget(errs, i, budget);
+        }
     }
 }

@@ -8,7 +8,7 @@
 //!
 //! Version 1 is the landed standalone format; version 2 adds provenance, the `secrets` section,
 //! key ids with several hashes and labels, rate-limit policies, anthropic and gemini providers,
-//! per-route `default_max_tokens` and per-backend `capabilities`. A version-1 document is read
+//! per-route `default_max_tokens`, per-backend `capabilities` and `price`, and key budgets. A version-1 document is read
 //! into the same types; using a version-2 field in it is an error, as it was for a version-1
 //! gateway (unknown field).
 
@@ -71,6 +71,9 @@ pub(crate) fn v1_violations(snapshot: &Snapshot) -> Vec<Violation> {
             if backend.capabilities.is_some() {
                 v2_only(at, format!("routes[{i}].backends[{b}].capabilities"));
             }
+            if backend.price.is_some() {
+                v2_only(at, format!("routes[{i}].backends[{b}].price"));
+            }
         }
     }
     for (i, key) in snapshot.keys.iter().enumerate() {
@@ -79,6 +82,7 @@ pub(crate) fn v1_violations(snapshot: &Snapshot) -> Vec<Violation> {
             ("labels", !key.labels.is_empty()),
             ("hashes", !key.hashes.is_empty()),
             ("policies", !key.policies.is_empty()),
+            ("budget", key.budget.is_some()),
             ("source", key.source.is_some()),
         ] {
             if used {
@@ -157,6 +161,14 @@ impl Snapshot {
                         }
                     }
                 }
+                for (i, key) in self.keys.iter().enumerate() {
+                    if key.budget.is_some() {
+                        problems.push(ConfigError::document(
+                            format!("keys[{i}].budget"),
+                            "version 1 cannot carry budgets (an old gateway would not enforce them)",
+                        ));
+                    }
+                }
                 if !problems.is_empty() {
                     return Err(ConfigErrors(problems));
                 }
@@ -192,6 +204,10 @@ fn downgrade_to_v1(snapshot: &Snapshot, document: &mut Value) {
     for entry in array(root, "routes") {
         entry.remove("source");
         entry.remove("policies");
+        // Prices only feed cost metrics and limits, which version 1 does not have.
+        for backend in array(entry, "backends") {
+            backend.remove("price");
+        }
     }
     for (key, entry) in snapshot.keys.iter().zip(array(root, "keys")) {
         for field in ["id", "labels", "hashes", "policies", "source"] {

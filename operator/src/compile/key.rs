@@ -125,6 +125,7 @@ pub(super) fn compile_all(
             disabled: spec.disabled,
             expires_at: spec.expires_at.as_ref().map(rfc3339),
             policies,
+            budget: None,
             source: Some(object_ref(Kind::VirtualKey, meta)),
         });
     }

@@ -59,6 +59,8 @@ pub(super) fn compile_policies(
             total_tokens: count("spec.limits.totalTokens", limits.total_tokens),
             concurrent_requests: count("spec.limits.concurrentRequests", limits.concurrent_requests),
             usd: limits.usd.clone(),
+            daily_usd: None,
+            monthly_usd: None,
             mode: match spec.mode {
                 crd::Mode::Local => PolicyMode::Local,
                 crd::Mode::Redis => PolicyMode::Redis,
@@ -123,7 +125,7 @@ pub(super) fn compile_routes(
             });
             if let (Some(weight), Some(priority)) = (weight, priority) {
                 let model = backend.model.clone();
-                backends.push(BackendConfig { provider, model, weight, priority, capabilities });
+                backends.push(BackendConfig { provider, model, weight, priority, capabilities, price: None });
             }
         }
         for (path, reason) in &problems {
