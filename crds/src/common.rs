@@ -22,6 +22,16 @@ pub(crate) const SECRET_KEY_PATTERN: &str = r"^[-._a-zA-Z0-9]+$";
 /// the same rule the gateway's config validator applies to `routes[].model`.
 pub(crate) const MODEL_NAME_PATTERN: &str = r"^[^\p{Z}\p{Cc}]+$";
 
+/// An amount of US dollars as a decimal string: up to 12 digits and at most 6 decimals, the form
+/// the gateway's config parses exactly (`parse_usd`); a string, because a float would round.
+pub(crate) const USD_PATTERN: &str = r"^[0-9]{1,12}(\.[0-9]{1,6})?$";
+
+/// The longest string [`USD_PATTERN`] matches (12 digits, a point, 6 decimals).
+pub(crate) const USD_MAX_LENGTH: u32 = 19;
+
+/// A CEL rule for an amount that must be more than 0: some digit is not a zero.
+pub(crate) const POSITIVE_USD_RULE: &str = "self.matches('[1-9]')";
+
 /// GEP-2257 (Gateway API) durations: one to four `<integer><unit>` parts.
 pub const DURATION_PATTERN: &str = "^([0-9]{1,5}(h|m|s|ms)){1,4}$";
 

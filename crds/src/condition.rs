@@ -56,8 +56,9 @@ pub enum Reason {
     Programmed,
     /// `Programmed=False` or `Unknown`: accepted, not yet served by every gateway replica.
     Pending,
-    /// `Programmed=False` (RateLimitPolicy): valid, but nothing enforces it: no ModelRoute or
-    /// VirtualKey references it, or `mode: Redis` while the gateways have no Redis.
+    /// `Programmed=False` (RateLimitPolicy): valid and sent to the gateways, but it limits nothing
+    /// because no serving ModelRoute or VirtualKey references it. A referenced policy gets the
+    /// fleet's `Programmed`, like every other kind.
     NotEnforced,
 }
 

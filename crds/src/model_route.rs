@@ -4,7 +4,7 @@
 //! share traffic by weight; higher priorities are fallback tiers, tried in order when every
 //! backend of the tier before has failed.
 
-use crate::common::{LocalObjectRef, MODEL_NAME_PATTERN};
+use crate::common::{LocalObjectRef, MODEL_NAME_PATTERN, USD_MAX_LENGTH, USD_PATTERN};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
@@ -107,6 +107,39 @@ pub struct Backend {
     /// backend of the route can serve it, the caller gets a 400 naming the capability.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capabilities: Option<BackendCapabilities>,
+
+    /// What this backend's tokens cost, in US dollars per million tokens: the basis of cost
+    /// metrics, RateLimitPolicy usd, dailyUsd and monthlyUsd limits, and VirtualKey budgets.
+    /// Omitted: requests on this backend cost nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<Price>,
+}
+
+/// Prices in US dollars per million tokens, each a decimal string with at most 6 decimals (exact,
+/// unlike a float); "0" is a price (a free model). An unset input or output price is 0; cached
+/// prompt tokens are charged at cacheRead and cacheWrite when set, else at input.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Price {
+    /// US dollars per million prompt tokens (those not read from or written to a cache).
+    /// Example: "2.50"
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = USD_MAX_LENGTH), pattern(USD_PATTERN))]
+    pub input: Option<String>,
+    /// US dollars per million generated tokens, reasoning tokens included. Example: "10.00"
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = USD_MAX_LENGTH), pattern(USD_PATTERN))]
+    pub output: Option<String>,
+    /// US dollars per million prompt tokens read from the provider's prompt cache. Default: the
+    /// input price. Example: "1.25"
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = USD_MAX_LENGTH), pattern(USD_PATTERN))]
+    pub cache_read: Option<String>,
+    /// US dollars per million prompt tokens written to the provider's prompt cache. Default: the
+    /// input price. Example: "3.75"
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = USD_MAX_LENGTH), pattern(USD_PATTERN))]
+    pub cache_write: Option<String>,
 }
 
 /// A model's capabilities, each left out to keep the provider type's.

@@ -1,15 +1,17 @@
-//! `RateLimitPolicy`: how much a key, a route or a key on a route may use per window.
+//! `RateLimitPolicy`: how much a key, a team, a route or a key on a route may use per window, and
+//! how many dollars per UTC calendar day or month.
 //!
 //! Bound by reference (ModelRoute and VirtualKey `policyRefs`) and compiled by the operator into
 //! the contract's `PolicyConfig`. `scope` says whose counter a request charges.
 
-use crate::common::{Duration, duration_rule};
+use crate::common::{Duration, POSITIVE_USD_RULE, USD_MAX_LENGTH, USD_PATTERN, duration_rule};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
-/// Limits on requests, tokens, concurrent requests or spend per window. Applies to the requests
-/// of every ModelRoute and VirtualKey in the same namespace that lists it in policyRefs.
+/// Limits on requests, tokens, concurrent requests or spend per window, and spend budgets per UTC
+/// day or month. Applies to the requests of every ModelRoute and VirtualKey in the same namespace
+/// that lists it in policyRefs.
 #[expect(clippy::duplicated_attributes, reason = "every printcolumn(...) repeats type_ = \"string\"")]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
@@ -21,10 +23,11 @@ use serde::{Deserialize, Serialize};
     category = "switchboard",
     namespaced,
     status = "RateLimitPolicyStatus",
-    doc = "RateLimitPolicy limits requests, tokens, concurrency or spend per key, per route or per key on a route.",
+    doc = "RateLimitPolicy limits requests, tokens, concurrency or spend per key, per team, per route or per key on a route.",
     printcolumn(name = "Scope", type_ = "string", json_path = ".spec.scope"),
     printcolumn(name = "Window", type_ = "string", json_path = ".spec.window"),
     printcolumn(name = "Mode", type_ = "string", json_path = ".spec.mode"),
+    printcolumn(name = "Daily USD", type_ = "string", json_path = ".spec.limits.dailyUsd"),
     printcolumn(
         name = "Programmed",
         type_ = "string",
@@ -38,17 +41,22 @@ use serde::{Deserialize, Serialize};
         "has(self.window) || !(has(self.limits.requests) || has(self.limits.inputTokens) \
          || has(self.limits.outputTokens) || has(self.limits.totalTokens) || has(self.limits.usd))"
     )
-    .message("window is required for requests, token and usd limits (only concurrentRequests needs none)")
+    .message(
+        "window is required for requests, token and usd limits (concurrentRequests, dailyUsd and \
+         monthlyUsd need none)"
+    )
     .field_path(".window")
 )]
 pub struct RateLimitPolicySpec {
     /// Whose counter a request charges. Key: one budget per VirtualKey, over every route it uses.
-    /// Route: one budget per ModelRoute, shared by all keys. KeyRoute: one budget per key on each
-    /// route.
+    /// Team: one budget per team (the VirtualKey's spec.team), shared by the team's keys; keys
+    /// without a team are not charged. Route: one budget per ModelRoute, shared by all keys.
+    /// KeyRoute: one budget per key on each route.
     pub scope: Scope,
 
     /// Length of the window for requests, token and usd limits; counters start over after each
-    /// window. Required unless only concurrentRequests is limited. Examples: 1m, 1h, 720h.
+    /// window. Required when requests, a token limit or usd is set (concurrentRequests, dailyUsd
+    /// and monthlyUsd need none). Examples: 1m, 1h, 720h.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new(duration_rule(">= duration('1s')")).message("must be at least 1s"))]
     pub window: Option<Duration>,
@@ -73,6 +81,8 @@ pub struct RateLimitPolicySpec {
 pub enum Scope {
     /// One counter per VirtualKey.
     Key,
+    /// One counter per team (VirtualKey spec.team); keys without a team are not charged.
+    Team,
     /// One counter per ModelRoute, shared by every key.
     Route,
     /// One counter per key on each route.
@@ -105,7 +115,8 @@ pub enum FailureMode {
 #[x_kube(
     validation = Rule::new(
         "has(self.requests) || has(self.inputTokens) || has(self.outputTokens) \
-         || has(self.totalTokens) || has(self.concurrentRequests) || has(self.usd)"
+         || has(self.totalTokens) || has(self.concurrentRequests) || has(self.usd) \
+         || has(self.dailyUsd) || has(self.monthlyUsd)"
     )
     .message("set at least one limit")
 )]
@@ -138,9 +149,23 @@ pub struct Limits {
     /// Spend per window in US dollars, as a decimal string with at most 6 decimals (exact, unlike
     /// a float), greater than 0. Example: "25.00"
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 19), pattern(r"^[0-9]{1,12}(\.[0-9]{1,6})?$"))]
-    #[x_kube(validation = Rule::new("self.matches('[1-9]')").message("must be greater than 0"))]
+    #[schemars(length(max = USD_MAX_LENGTH), pattern(USD_PATTERN))]
+    #[x_kube(validation = Rule::new(POSITIVE_USD_RULE).message("must be greater than 0"))]
     pub usd: Option<String>,
+
+    /// Spend per UTC calendar day in US dollars (a budget: it starts over at 00:00 UTC, and needs
+    /// no window), as a decimal string with at most 6 decimals, greater than 0. Example: "50"
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = USD_MAX_LENGTH), pattern(USD_PATTERN))]
+    #[x_kube(validation = Rule::new(POSITIVE_USD_RULE).message("must be greater than 0"))]
+    pub daily_usd: Option<String>,
+
+    /// Spend per UTC calendar month in US dollars (starts over on the 1st at 00:00 UTC; needs no
+    /// window), as a decimal string with at most 6 decimals, greater than 0. Example: "1000.00"
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = USD_MAX_LENGTH), pattern(USD_PATTERN))]
+    #[x_kube(validation = Rule::new(POSITIVE_USD_RULE).message("must be greater than 0"))]
+    pub monthly_usd: Option<String>,
 }
 
 /// What the operator observed about a RateLimitPolicy.

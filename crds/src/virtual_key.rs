@@ -4,13 +4,17 @@
 //! `KeyConfig` (the gateways only see SHA-256 hashes) and publishes a non-secret `keyId` in the
 //! status, which is what logs, metrics and error messages show.
 
-use crate::common::{LocalObjectRef, MODEL_NAME_PATTERN, OBJECT_NAME_PATTERN, SECRET_KEY_PATTERN};
+use crate::common::{
+    LocalObjectRef, MODEL_NAME_PATTERN, OBJECT_NAME_PATTERN, POSITIVE_USD_RULE, SECRET_KEY_PATTERN,
+    USD_MAX_LENGTH, USD_PATTERN,
+};
+use crate::rate_limit_policy::{FailureMode, Mode};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
-/// A key callers send as "Authorization: Bearer <key>": which models it may use, until when, and
-/// which rate limits apply. The key is read from (or generated into) a Secret.
+/// A key callers send as "Authorization: Bearer <key>": which models it may use, until when,
+/// which rate limits apply and how much it may spend. The key is read from (or generated into) a Secret.
 #[expect(clippy::duplicated_attributes, reason = "every printcolumn(...) repeats type_ = \"string\"")]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
@@ -22,9 +26,11 @@ use serde::{Deserialize, Serialize};
     category = "switchboard",
     namespaced,
     status = "VirtualKeyStatus",
-    doc = "VirtualKey is a gateway API key kept in a Secret, with its model allow-list, expiry and rate limits.",
+    doc = "VirtualKey is a gateway API key kept in a Secret, with its model allow-list, expiry, rate limits and budget.",
     printcolumn(name = "Key ID", type_ = "string", json_path = ".status.keyId"),
     printcolumn(name = "Team", type_ = "string", json_path = ".spec.team"),
+    printcolumn(name = "Daily Budget", type_ = "string", json_path = ".spec.budget.dailyUsd"),
+    printcolumn(name = "Spent Today", type_ = "string", json_path = ".status.spend.today"),
     printcolumn(
         name = "Accepted",
         type_ = "string",
@@ -93,6 +99,51 @@ pub struct VirtualKeySpec {
     #[schemars(length(max = 16))]
     #[x_kube(validation = Rule::new("self.all(p, self.exists_one(q, q.name == p.name))").message("must not name a policy twice"))]
     pub policy_refs: Vec<LocalObjectRef>,
+
+    /// The key's own spend limit in US dollars per UTC calendar day and month, priced with the
+    /// route backends' price. A request is refused (429) once the day's or the month's spend has
+    /// reached it; a request already admitted finishes, so spend can end slightly above.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<Budget>,
+}
+
+/// A VirtualKey's spend limit per UTC day and month; at least one of the two is set.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("has(self.dailyUsd) || has(self.monthlyUsd)")
+        .message("set dailyUsd, monthlyUsd or both")
+)]
+pub struct Budget {
+    /// US dollars per UTC calendar day (starts over at 00:00 UTC), as a decimal string with at
+    /// most 6 decimals, greater than 0. Example: "5.00"
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = USD_MAX_LENGTH), pattern(USD_PATTERN))]
+    #[x_kube(validation = Rule::new(POSITIVE_USD_RULE).message("must be greater than 0"))]
+    pub daily_usd: Option<String>,
+
+    /// US dollars per UTC calendar month (starts over on the 1st at 00:00 UTC), as a decimal
+    /// string with at most 6 decimals, greater than 0. Example: "100"
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = USD_MAX_LENGTH), pattern(USD_PATTERN))]
+    #[x_kube(validation = Rule::new(POSITIVE_USD_RULE).message("must be greater than 0"))]
+    pub monthly_usd: Option<String>,
+
+    /// Where the spend is counted. Redis (default): once for the whole fleet, so the budget holds
+    /// however many gateway replicas serve the key. Local: in each replica, so the key may spend
+    /// the budget once per replica.
+    #[serde(default = "redis_mode")]
+    pub mode: Mode,
+
+    /// What the gateway does when Redis cannot be reached. Open (default): let requests through,
+    /// availability first. Closed: refuse them (503), the budget first. No effect with mode Local.
+    #[serde(default)]
+    pub failure_mode: FailureMode,
+}
+
+/// A budget is meant to hold across the fleet, unlike a RateLimitPolicy's per-replica default.
+fn redis_mode() -> Mode {
+    Mode::Redis
 }
 
 /// A Kubernetes label value, non-empty: metric labels and `kubectl get` columns stay readable.
@@ -128,6 +179,27 @@ pub struct Rotation {
     pub valid_until: Time,
 }
 
+/// A VirtualKey's spend, read from the counters the gateways keep in Redis. Amounts are decimal
+/// strings of US dollars and include requests still in flight (a request is charged an estimate when
+/// the gateway admits it and corrected to its exact cost when it ends), so they can also move down
+/// slightly.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Spend {
+    /// The UTC day `today` counts. Example: 2026-12-02
+    #[schemars(length(max = 10))]
+    pub day: String,
+    /// US dollars spent on `day`. Example: "0.42"
+    #[schemars(length(max = 32))]
+    pub today: String,
+    /// The UTC month `thisMonth` counts. Example: 2026-12
+    #[schemars(length(max = 7))]
+    pub month: String,
+    /// US dollars spent in `month`. Example: "3.10"
+    #[schemars(length(max = 32))]
+    pub this_month: String,
+}
+
 /// What the operator observed about a VirtualKey.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
@@ -137,6 +209,11 @@ pub struct VirtualKeyStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 253))]
     pub key_id: Option<String>,
+
+    /// What the key spent today and this month (UTC), for a key with a budget counted in Redis:
+    /// read from the gateways' Redis counters, in US dollars, including requests still in flight.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spend: Option<Spend>,
 
     /// Accepted, ResolvedRefs and Programmed, with a reason and message each (see docs/crds.md).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

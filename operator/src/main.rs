@@ -32,7 +32,8 @@ enum Sub {
     /// Reads LLMProvider, ModelRoute, VirtualKey, RateLimitPolicy and Secret manifests (multi-
     /// document YAML, as given to kubectl apply; other kinds are skipped). Exits 1 when an object
     /// is not accepted, or not served for a reason other than a key Secret still to be generated
-    /// or a rate limit the gateway does not enforce yet.
+    /// or a rate-limit policy that nothing references yet (NotEnforced: harmless, and usual while
+    /// the routes or keys that will bind it are still being written).
     Compile {
         /// Print Secret values instead of <redacted>.
         #[arg(long)]

@@ -9,7 +9,11 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use sha2::Digest;
 use std::path::{Path, PathBuf};
-use switchboard_config::Origin;
+use std::sync::Arc;
+use switchboard_config::stream::Served;
+use switchboard_config::{FailureMode, Origin, PolicyMode, PolicyScope};
+use switchboard_operator::compile::Fleet;
+use switchboard_operator::publish::ReplicaState;
 use switchboard_operator::{Compiled, Inputs, ObjectStatus, compile};
 
 fn dir(name: &str) -> PathBuf {
@@ -160,6 +164,18 @@ fn invalid_objects_get_their_field_path_and_never_block_the_rest() {
     assert!(accepted("ModelRoute", "spaces").1.starts_with("spec.model: "));
     assert!(accepted("RateLimitPolicy", "sub-second").1.starts_with("spec.window: "));
     assert!(accepted("RateLimitPolicy", "bad-usd").1.starts_with("spec.limits.usd: "));
+    let (condition, daily) = accepted("RateLimitPolicy", "bad-daily");
+    assert_eq!(condition, "Accepted=False/Invalid");
+    assert!(daily.starts_with("spec.limits.dailyUsd: must be more than 0"), "{daily}");
+    assert!(daily.contains("; spec.limits.monthlyUsd: "), "{daily}");
+    let (condition, price) = accepted("ModelRoute", "bad-price");
+    assert_eq!(condition, "Accepted=False/Invalid");
+    assert!(price.starts_with("spec.backends[1].price.cacheRead: "), "{price}");
+    assert!(!price.contains("price.input"), "{price}");
+    let (condition, budget) = accepted("VirtualKey", "bad-budget");
+    assert_eq!(condition, "Accepted=False/Invalid");
+    assert_eq!(budget, "spec.budget.dailyUsd: must be more than 0");
+    assert!(compiled.snapshot.keys.iter().all(|k| k.id != "team-a/bad-budget"), "never served without it");
     let served: Vec<_> = compiled.snapshot.routes.iter().map(|r| r.model.as_str()).collect();
     assert_eq!(served, ["fine"], "the valid route serves, on its valid backend");
 }
@@ -196,19 +212,53 @@ fn a_missing_key_secret_is_generated_and_an_existing_one_never_overwritten() {
 }
 
 #[test]
-fn policies_are_sent_and_marked_not_enforced_and_transition_times_hold() {
+fn prices_budgets_and_team_budgets_are_translated() {
+    let compiled = compile(&inputs("every-field"));
+    let chat = compiled.snapshot.routes.iter().find(|r| r.model == "chat").unwrap();
+    let price = |model: &str| {
+        let backend = chat.backends.iter().find(|b| b.model.as_deref() == Some(model)).unwrap();
+        let p = backend.price.as_ref().unwrap();
+        [&p.input, &p.output, &p.cache_read, &p.cache_write].map(|a| a.as_deref().unwrap_or("-")).join(" ")
+    };
+    assert_eq!(price("gpt-4o-mini"), "0.15 0.60 0.075 0.1875");
+    assert_eq!(price("meta-llama/Llama-3.1-8B-Instruct"), "0 0 - -", "a free model");
+    assert!(chat.backends.iter().any(|b| b.price.is_none()), "no price: the contract's None");
+
+    let search = compiled.snapshot.keys.iter().find(|k| k.id == "team-a/search").unwrap();
+    let budget = search.budget.as_ref().unwrap();
+    assert_eq!((budget.daily_usd.as_deref(), budget.monthly_usd.as_deref()), (Some("5.00"), Some("100")));
+    assert_eq!((budget.mode, budget.failure_mode), (PolicyMode::Local, FailureMode::Closed));
+    assert_eq!(search.team(), Some("search"), "team-scoped policies count by this label");
+
+    let team = compiled.snapshot.policies.iter().find(|p| p.name == "team-a/team-daily").unwrap();
+    assert_eq!(team.scope, PolicyScope::Team);
+    assert_eq!((team.daily_usd.as_deref(), team.monthly_usd.as_deref()), (Some("50"), Some("1000.50")));
+    assert_eq!(team.window_seconds, None, "calendar budgets need no window");
+    assert!(search.policies.contains(&team.name));
+}
+
+#[test]
+fn referenced_policies_are_programmed_unreferenced_ones_not_enforced_and_transition_times_hold() {
     let compiled = compile(&inputs("policies"));
-    assert_eq!(compiled.snapshot.policies.len(), 2);
+    assert_eq!(compiled.snapshot.policies.len(), 3, "every valid policy is sent");
+    let idle = status(&compiled, "RateLimitPolicy", "team-a", "idle");
+    assert_eq!(
+        conditions(idle),
+        ["Accepted=True/Accepted", "ResolvedRefs=True/ResolvedRefs", "Programmed=False/NotEnforced"]
+    );
+    assert_eq!(message(idle, "Programmed"), "no ModelRoute or VirtualKey references it");
+    // Referenced by the route: Programmed as the fleet reports it, Pending until replicas ack.
     let pair = status(&compiled, "RateLimitPolicy", "team-a", "per-pair");
     assert_eq!(
         conditions(pair),
-        ["Accepted=True/Accepted", "ResolvedRefs=True/ResolvedRefs", "Programmed=False/NotEnforced"]
+        ["Accepted=True/Accepted", "ResolvedRefs=True/ResolvedRefs", "Programmed=Unknown/Pending"]
     );
     let time = |type_: &str| {
         pair.conditions.iter().find(|c| c.type_ == type_).unwrap().last_transition_time.0.to_string()
     };
     assert_eq!(time("Accepted"), "2026-11-01T00:00:05Z", "same status: the transition time holds");
     assert_eq!(time("ResolvedRefs"), "2026-12-01T12:00:00Z", "False → True: a new transition");
+    assert_eq!(time("Programmed"), "2026-12-01T12:00:00Z", "NotEnforced (False) → Pending: a transition");
     assert!(pair.changed);
     // Compiling again on top of the statuses just written changes nothing: no status write.
     let mut again = inputs("policies");
@@ -220,6 +270,29 @@ fn policies_are_sent_and_marked_not_enforced_and_transition_times_hold() {
     }
     let recompiled = compile(&again);
     assert!(recompiled.statuses.iter().filter(|s| s.object.kind == "RateLimitPolicy").all(|s| !s.changed));
+}
+
+#[test]
+fn a_referenced_policy_is_programmed_once_the_fleet_runs_it() {
+    let mut inputs = inputs("policies");
+    let served_since = ["per-pair", "budget", "idle"]
+        .map(|name| (("RateLimitPolicy".to_owned(), "team-a".to_owned(), name.to_owned()), (1, 7)));
+    let replica = ReplicaState {
+        replica: "gw-0".into(),
+        connected: true,
+        version: 2,
+        applied: Some(Served { generation: 7, hash: "h".into() }),
+        rejected: Vec::new(),
+        refused: None,
+        left_at: None,
+    };
+    inputs.fleet = Some(Fleet { replicas: vec![replica], served_since: Arc::new(served_since.into()) });
+    let compiled = compile(&inputs);
+    let budget = status(&compiled, "RateLimitPolicy", "team-a", "budget");
+    assert_eq!(conditions(budget)[2], "Programmed=True/Programmed");
+    assert_eq!(message(budget, "Programmed"), "1/1 replicas at generation 7");
+    let idle = status(&compiled, "RateLimitPolicy", "team-a", "idle");
+    assert_eq!(conditions(idle)[2], "Programmed=False/NotEnforced", "the fleet runs it, nothing binds it");
 }
 
 #[test]

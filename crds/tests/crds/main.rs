@@ -3,6 +3,7 @@
 //! One test binary for all of it, so the suite links once. The validator is
 //! `switchboard_test_apiserver::validate`, which the test API server enforces too.
 
+mod accepted;
 mod examples;
 mod fresh;
 mod invalid;

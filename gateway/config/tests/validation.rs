@@ -99,7 +99,7 @@ policies:
         r#"keys[3].expires_at: "tomorrow" is not an RFC 3339 date-time like 2026-12-31T23:59:59Z"#,
         r#"keys[3].policies[0]: unknown policy "ghost""#,
         "policies[0].window_seconds: must be between 1 and 2678400 (31 days)",
-        "policies[1]: sets no limit: set requests, input_tokens, output_tokens, total_tokens, usd or concurrent_requests",
+        "policies[1]: sets no limit: set requests, input_tokens, output_tokens, total_tokens, usd, daily_usd, monthly_usd or concurrent_requests",
     ];
     for line in expected {
         assert!(found.iter().any(|f| f == line), "missing {line:?} in:\n{}", found.join("\n"));

@@ -9,9 +9,12 @@ use super::{
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
-use switchboard_config::{KeyConfig, KeyHashConfig, Snapshot, hash_key};
+use switchboard_config::{
+    BudgetConfig, FailureMode, KeyConfig, KeyHashConfig, PolicyMode, Snapshot, hash_key,
+};
 use switchboard_crds::condition::Reason;
-use switchboard_crds::virtual_key::VirtualKey;
+use switchboard_crds::rate_limit_policy as policy;
+use switchboard_crds::virtual_key::{Budget, VirtualKey};
 
 /// Compiles every key onto the routes and policies in `snapshot`; returns the Secrets to
 /// generate for keys whose Secret does not exist.
@@ -125,11 +128,28 @@ pub(super) fn compile_all(
             disabled: spec.disabled,
             expires_at: spec.expires_at.as_ref().map(rfc3339),
             policies,
-            budget: None,
+            budget: spec.budget.as_ref().map(budget),
             source: Some(object_ref(Kind::VirtualKey, meta)),
         });
     }
     generate
+}
+
+/// The key's budget. Its amounts are checked by the contract (`Snapshot::accept`), which reports
+/// them at `spec.budget.dailyUsd` and `spec.budget.monthlyUsd` (`status::spec_path`).
+fn budget(budget: &Budget) -> BudgetConfig {
+    BudgetConfig {
+        daily_usd: budget.daily_usd.clone(),
+        monthly_usd: budget.monthly_usd.clone(),
+        mode: match budget.mode {
+            policy::Mode::Local => PolicyMode::Local,
+            policy::Mode::Redis => PolicyMode::Redis,
+        },
+        failure_mode: match budget.failure_mode {
+            policy::FailureMode::Open => FailureMode::Open,
+            policy::FailureMode::Closed => FailureMode::Closed,
+        },
+    }
 }
 
 fn hash_of(key: &str) -> switchboard_config::KeyHash {

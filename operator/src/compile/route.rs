@@ -5,11 +5,11 @@ use super::{Existing, age_order, namespace, object_ref, qualified, resolve_polic
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use switchboard_config::{
-    BackendConfig, CapabilitiesConfig, FailureMode, PolicyConfig, PolicyMode, PolicyScope, RouteConfig,
-    Snapshot,
+    BackendConfig, CapabilitiesConfig, FailureMode, PolicyConfig, PolicyMode, PolicyScope, PriceConfig,
+    RouteConfig, Snapshot, parse_usd,
 };
 use switchboard_crds::condition::Reason;
-use switchboard_crds::model_route::ModelRoute;
+use switchboard_crds::model_route::{ModelRoute, Price};
 use switchboard_crds::rate_limit_policy::{self as crd, RateLimitPolicy};
 
 pub(super) fn compile_policies(
@@ -49,6 +49,7 @@ pub(super) fn compile_policies(
             name: qualified(namespace(meta), meta.name.as_deref().unwrap_or_default()),
             scope: match spec.scope {
                 crd::Scope::Key => PolicyScope::Key,
+                crd::Scope::Team => PolicyScope::Team,
                 crd::Scope::Route => PolicyScope::Route,
                 crd::Scope::KeyRoute => PolicyScope::KeyRoute,
             },
@@ -59,8 +60,10 @@ pub(super) fn compile_policies(
             total_tokens: count("spec.limits.totalTokens", limits.total_tokens),
             concurrent_requests: count("spec.limits.concurrentRequests", limits.concurrent_requests),
             usd: limits.usd.clone(),
-            daily_usd: None,
-            monthly_usd: None,
+            // Amounts are checked by the contract (`Snapshot::accept`), which reports them at
+            // `spec.limits.dailyUsd` and `spec.limits.monthlyUsd` (`status::spec_path`).
+            daily_usd: limits.daily_usd.clone(),
+            monthly_usd: limits.monthly_usd.clone(),
             mode: match spec.mode {
                 crd::Mode::Local => PolicyMode::Local,
                 crd::Mode::Redis => PolicyMode::Redis,
@@ -97,18 +100,19 @@ pub(super) fn compile_routes(
         let this = qualified(ns, meta.name.as_deref().unwrap_or_default());
         let spec = &route.spec;
 
-        let mut problems = Vec::new();
+        let mut problems: Vec<(String, String)> = Vec::new();
         let mut backends = Vec::new();
         let mut unresolved = Vec::new();
         for (i, backend) in spec.backends.iter().enumerate() {
             let weight = u32::try_from(backend.weight).ok().filter(|w| (1..=10_000).contains(w));
             let priority = u32::try_from(backend.priority).ok();
             if weight.is_none() {
-                problems.push((format!("spec.backends[{i}].weight"), "must be between 1 and 10000"));
+                problems.push((format!("spec.backends[{i}].weight"), "must be between 1 and 10000".into()));
             }
             if priority.is_none() {
-                problems.push((format!("spec.backends[{i}].priority"), "must not be negative"));
+                problems.push((format!("spec.backends[{i}].priority"), "must not be negative".into()));
             }
+            let price = backend.price.as_ref().map(|price| compile_price(i, price, &mut problems));
             let provider = qualified(ns, &backend.provider_ref.name);
             if !serving_providers.contains(&provider) {
                 unresolved.push(existing.describe("LLMProvider", &provider));
@@ -125,7 +129,7 @@ pub(super) fn compile_routes(
             });
             if let (Some(weight), Some(priority)) = (weight, priority) {
                 let model = backend.model.clone();
-                backends.push(BackendConfig { provider, model, weight, priority, capabilities, price: None });
+                backends.push(BackendConfig { provider, model, weight, priority, capabilities, price });
             }
         }
         for (path, reason) in &problems {
@@ -162,5 +166,26 @@ pub(super) fn compile_routes(
             default_max_tokens: spec.default_max_tokens.map(|n| u32::try_from(n).unwrap_or(0)),
             source: Some(object_ref(Kind::ModelRoute, meta)),
         });
+    }
+}
+
+/// A backend's price, its amounts checked here rather than left to the contract: the snapshot
+/// drops backends whose provider does not resolve, so a contract path `backends[1]` need not be
+/// `spec.backends[1]`, and a price problem must name the field the user wrote.
+fn compile_price(backend: usize, price: &Price, problems: &mut Vec<(String, String)>) -> PriceConfig {
+    let Price { input, output, cache_read, cache_write } = price;
+    for (field, amount) in
+        [("input", input), ("output", output), ("cacheRead", cache_read), ("cacheWrite", cache_write)]
+    {
+        // Zero is a price (a free model): only the form is checked, as the contract does.
+        if let Some(Err(reason)) = amount.as_deref().map(parse_usd) {
+            problems.push((format!("spec.backends[{backend}].price.{field}"), reason));
+        }
+    }
+    PriceConfig {
+        input: input.clone(),
+        output: output.clone(),
+        cache_read: cache_read.clone(),
+        cache_write: cache_write.clone(),
     }
 }

@@ -146,14 +146,16 @@ fn spec_path(kind: Kind, path: &str) -> String {
             return format!("spec.headers{index}]");
         }
         (Kind::ModelRoute, "backends") => {
-            return format!("spec.backends{}", tail.replace(".provider", ".providerRef"));
+            // `backends[0].price.cache_read`: the price's fields are camelCase on the object.
+            return format!("spec.backends{}", camel(&tail.replace(".provider", ".providerRef")));
         }
         (Kind::ModelRoute | Kind::VirtualKey, "policies") => return format!("spec.policyRefs{tail}"),
         (Kind::VirtualKey, "hash" | "hashes") => return "spec.secretRef".to_owned(),
         (Kind::VirtualKey, "labels") => "spec.team",
+        (Kind::VirtualKey, "budget") => return format!("spec.budget{}", camel(tail)),
         (Kind::RateLimitPolicy, "window_seconds") => "spec.window",
         (Kind::RateLimitPolicy, "requests" | "input_tokens" | "output_tokens" | "total_tokens")
-        | (Kind::RateLimitPolicy, "concurrent_requests" | "usd") => {
+        | (Kind::RateLimitPolicy, "concurrent_requests" | "usd" | "daily_usd" | "monthly_usd") => {
             return format!("spec.limits.{}", camel(head));
         }
         (_, "name" | "id") => "metadata.name",
@@ -210,7 +212,22 @@ pub(crate) fn render(
         .chain(snapshot.policies.iter().filter_map(|p| p.source.as_ref()))
         .map(|o| (o.kind.as_str(), o.namespace.as_str(), o.name.as_str()))
         .collect();
-    let context = Context { snapshot, verdicts, serving: &serving, now, fleet: inputs.fleet.as_ref() };
+    // Policies something serving binds; the gateways enforce those, and only those.
+    let referenced: HashSet<&str> = snapshot
+        .routes
+        .iter()
+        .flat_map(|r| &r.policies)
+        .chain(snapshot.keys.iter().flat_map(|k| &k.policies))
+        .map(String::as_str)
+        .collect();
+    let context = Context {
+        snapshot,
+        verdicts,
+        serving: &serving,
+        referenced: &referenced,
+        now,
+        fleet: inputs.fleet.as_ref(),
+    };
     let mut statuses = Vec::new();
     for p in &inputs.providers {
         let current = p.status.as_ref().map(|s| (&s.conditions[..], s.observed_generation, None));
@@ -243,6 +260,8 @@ struct Context<'a> {
     snapshot: &'a Snapshot,
     verdicts: &'a Verdicts,
     serving: &'a HashSet<(&'a str, &'a str, &'a str)>,
+    /// Snapshot names of the policies a serving route or key references.
+    referenced: &'a HashSet<&'a str>,
     now: &'a Time,
 }
 
@@ -284,14 +303,15 @@ impl Context<'_> {
             ),
         };
         let generation_note = self.snapshot.generation;
-        let programmed = if serving && kind == Kind::RateLimitPolicy {
+        let unreferenced_policy = kind == Kind::RateLimitPolicy
+            && !self.referenced.contains(super::qualified(&object.namespace, &object.name).as_str());
+        let programmed = if serving && unreferenced_policy {
+            // Sent to the gateways, but a policy limits only the requests of what binds it.
             at(
                 ConditionType::Programmed,
                 Status::False,
                 Reason::NotEnforced,
-                format!(
-                    "sent to the gateways in snapshot generation {generation_note}, but this gateway version does not enforce rate limits yet"
-                ),
+                "no ModelRoute or VirtualKey references it".into(),
             )
         } else if serving {
             match self.fleet.and_then(|fleet| fleet.programmed(&object)) {
@@ -364,6 +384,11 @@ mod tests {
             (Kind::VirtualKey, "hashes[1].expires_at", "spec.secretRef"),
             (Kind::RateLimitPolicy, "window_seconds", "spec.window"),
             (Kind::RateLimitPolicy, "input_tokens", "spec.limits.inputTokens"),
+            (Kind::RateLimitPolicy, "daily_usd", "spec.limits.dailyUsd"),
+            (Kind::RateLimitPolicy, "monthly_usd", "spec.limits.monthlyUsd"),
+            (Kind::ModelRoute, "backends[2].price.cache_read", "spec.backends[2].price.cacheRead"),
+            (Kind::VirtualKey, "budget.monthly_usd", "spec.budget.monthlyUsd"),
+            (Kind::VirtualKey, "budget", "spec.budget"),
             (Kind::RateLimitPolicy, "", "spec"),
         ];
         for (kind, path, expected) in cases {

@@ -113,7 +113,7 @@ fn row<'a>(table: &'a str, name: &str) -> Vec<&'a str> {
 fn kubectl_applies_lists_and_deletes_the_examples() -> Result<(), Error> {
     let k = Kubectl::start()?;
     let applied = k.ok(&["apply", "-f", "examples/kubernetes/"])?;
-    assert_eq!(applied.lines().filter(|l| l.ends_with(" created")).count(), 30, "{applied}");
+    assert_eq!(applied.lines().filter(|l| l.ends_with(" created")).count(), 31, "{applied}");
     assert!(applied.contains("modelroute.switchboard.dev/chat created"), "{applied}");
 
     let all = k.ok(&["get", "llmproviders,modelroutes,virtualkeys,ratelimitpolicies", "-A"])?;
@@ -125,9 +125,12 @@ fn kubectl_applies_lists_and_deletes_the_examples() -> Result<(), Error> {
         "KEY ID",
         "TEAM",
         "EXPIRES",
+        "DAILY BUDGET",
+        "SPENT TODAY",
         "SCOPE",
         "WINDOW",
         "MODE",
+        "DAILY USD",
         "ACCEPTED",
         "PROGRAMMED",
         "AGE",
@@ -144,6 +147,10 @@ fn kubectl_applies_lists_and_deletes_the_examples() -> Result<(), Error> {
         ]
     );
     assert_eq!(row(&all, "team-budget")[2..5], ["Key", "1h", "Redis"]);
+    // A calendar budget: no window (an empty cell, which `row` skips), the daily amount shown.
+    assert_eq!(row(&all, "team-daily-spend")[2..5], ["Team", "Redis", "50"]);
+    // The key's own budget (no key id or spend without an operator: empty cells).
+    assert_eq!(row(&all, "support-bot")[2..4], ["support", "5.00"]);
 
     let routes = k.ok(&["get", "mr", "-n", "switchboard-demo"])?;
     assert!(routes.starts_with("NAME"), "{routes}");
@@ -164,7 +171,7 @@ fn kubectl_applies_lists_and_deletes_the_examples() -> Result<(), Error> {
     // The first JSONPath result, as the apiserver's CRD column printer shows it.
     assert_eq!(row(&routes, "chat")[..3], ["chat", "chat", "vllm-llama"]);
     let category = k.ok(&["get", "switchboard", "-n", "switchboard-demo", "-o", "name"])?;
-    assert_eq!(category.lines().count(), 22, "{category}");
+    assert_eq!(category.lines().count(), 23, "{category}");
     let yaml = k.ok(&[
         "get",
         "secret",
@@ -210,7 +217,7 @@ fn kubectl_prints_the_field_path_of_what_it_refuses() -> Result<(), Error> {
         ("llmprovider/unknown-field.yaml", "strict decoding error: unknown field \"spec.apiKeyRef\""),
         (
             "ratelimitpolicy/scope-unknown.yaml",
-            "spec.scope: Unsupported value: \"User\": supported values: \"Key\", \"Route\", \"KeyRoute\"",
+            "spec.scope: Unsupported value: \"User\": supported values: \"Key\", \"Team\", 2 other candidates",
         ),
     ];
     for (file, want) in cases {
