@@ -5,6 +5,7 @@
 //! time says nothing about how close a guess was. Keys are never logged: [`Key`] carries a name.
 
 use crate::error::GatewayError;
+use crate::limits::policy::Policy;
 use http::HeaderMap;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -26,6 +27,11 @@ pub enum Allowed {
 pub struct Key {
     /// The public id: what logs and metrics show. Never the key.
     pub id: Arc<str>,
+    /// The `team` label: team-scoped policies count per team.
+    pub team: Option<Arc<str>>,
+    /// The policies this key's requests face (its own budget last), shared by keys that list
+    /// the same ones.
+    pub policies: Arc<[Arc<Policy>]>,
     allowed: Allowed,
     disabled: bool,
     expires_at: Option<i64>,
@@ -99,10 +105,17 @@ impl KeyTable {
     /// Builds the table. `route_index` maps a public model name to its route index; names
     /// without a route (allowed in pushed snapshots: the route is not serving) allow nothing.
     /// The config was validated, so every hash and time parses (anything else is skipped).
-    pub fn compile(keys: &[KeyConfig], route_index: &dyn Fn(&str) -> Option<usize>) -> Self {
+    ///
+    /// `policy` finds a compiled policy by name (every name resolves: validated).
+    pub fn compile(
+        keys: &[KeyConfig],
+        route_index: &dyn Fn(&str) -> Option<usize>,
+        policy: &dyn Fn(&str) -> Option<Arc<Policy>>,
+    ) -> Self {
         let hashes = keys.iter().map(|k| k.all_hashes().count()).sum();
         let mut by_digest = HashMap::with_capacity_and_hasher(hashes, BuildDigestHasher);
         let mut shared_lists: HashMap<Vec<u32>, Arc<[u32]>> = HashMap::new();
+        let mut shared_policies: HashMap<&[String], Arc<[Arc<Policy>]>> = HashMap::new();
         let time = |t: Option<&str>| t.and_then(|t| parse_rfc3339(t).ok());
         for config in keys {
             let allowed = match &config.models {
@@ -122,8 +135,20 @@ impl KeyTable {
                     Allowed::Routes(list.clone())
                 }
             };
+            let policies = match &config.budget {
+                None => shared_policies
+                    .entry(config.policies.as_slice())
+                    .or_insert_with(|| config.policies.iter().filter_map(|name| policy(name)).collect())
+                    .clone(),
+                Some(budget) => {
+                    let own = Arc::new(Policy::key_budget(budget));
+                    config.policies.iter().filter_map(|name| policy(name)).chain([own]).collect()
+                }
+            };
             let key = Arc::new(Key {
                 id: Arc::from(config.id.as_str()),
+                team: config.team().map(Arc::from),
+                policies,
                 allowed,
                 disabled: config.disabled,
                 expires_at: time(config.expires_at.as_deref()),
@@ -140,6 +165,11 @@ impl KeyTable {
             }
         }
         KeyTable { by_digest, keys: keys.len() }
+    }
+
+    /// Every key's id.
+    pub fn ids(&self) -> std::collections::HashSet<&str> {
+        self.by_digest.values().map(|credential| &*credential.key.id).collect()
     }
 
     /// How many keys (not hashes) the table holds.
@@ -226,7 +256,7 @@ mod tests {
 
     #[test]
     fn accepts_bearer_and_x_api_key() {
-        let table = KeyTable::compile(&[key("a", "sk-a")], &|_| None);
+        let table = KeyTable::compile(&[key("a", "sk-a")], &|_| None, &|_| None);
         assert_eq!(&*table.authenticate(&headers(&[("authorization", "Bearer sk-a")]), 0).unwrap().id, "a");
         assert_eq!(&*table.authenticate(&headers(&[("authorization", "bearer  sk-a ")]), 0).unwrap().id, "a");
         assert_eq!(&*table.authenticate(&headers(&[("x-api-key", "sk-a")]), 0).unwrap().id, "a");
@@ -238,7 +268,7 @@ mod tests {
         disabled.disabled = true;
         let mut expired = key("e", "sk-e");
         expired.expires_at = Some("2026-01-01T00:00:00Z".into());
-        let table = KeyTable::compile(&[key("a", "sk-a"), disabled, expired], &|_| None);
+        let table = KeyTable::compile(&[key("a", "sk-a"), disabled, expired], &|_| None, &|_| None);
         let now = parse_rfc3339("2026-06-01T00:00:00Z").unwrap();
         let auth =
             |pairs: &[(&'static str, &str)]| table.authenticate(&headers(pairs), now).map(|k| k.id.clone());
@@ -258,7 +288,7 @@ mod tests {
         let mut limited = key("l", "sk-l");
         limited.models = Some(vec!["b".into()]);
         let index = |m: &str| ["a", "b"].iter().position(|r| *r == m);
-        let table = KeyTable::compile(&[limited], &index);
+        let table = KeyTable::compile(&[limited], &index, &|_| None);
         let key = table.authenticate(&headers(&[("x-api-key", "sk-l")]), 0).unwrap();
         assert!(!key.may_use(0) && key.may_use(1));
     }
@@ -280,7 +310,7 @@ mod tests {
                 expires_at: None,
             },
         ];
-        let table = KeyTable::compile(&[rotated], &|_| None);
+        let table = KeyTable::compile(&[rotated], &|_| None, &|_| None);
         assert_eq!(table.len(), 1);
         let at = |key: &str, time: &str| {
             let now = parse_rfc3339(time).unwrap();
@@ -302,7 +332,7 @@ mod tests {
             keys.push(k);
         }
         let index = |m: &str| ["a", "b"].iter().position(|r| *r == m);
-        let table = KeyTable::compile(&keys, &index);
+        let table = KeyTable::compile(&keys, &index, &|_| None);
         let lists: Vec<Arc<[u32]>> = table
             .by_digest
             .values()
@@ -317,7 +347,7 @@ mod tests {
 
     #[test]
     fn debug_output_names_the_key_only() {
-        let table = KeyTable::compile(&[key("team-a", "sk-secret")], &|_| None);
+        let table = KeyTable::compile(&[key("team-a", "sk-secret")], &|_| None, &|_| None);
         let key = table.authenticate(&headers(&[("x-api-key", "sk-secret")]), 0).unwrap();
         let shown = format!("{key:?}");
         assert!(shown.contains("team-a") && !shown.contains("sk-secret"), "{shown}");

@@ -1,10 +1,10 @@
 //! Response bodies: complete JSON, relayed upstream event streams, mock streams.
 //!
-//! [`GatewayBody`] is the one body type the server sends. It carries the request's [`Completion`]
-//! so metrics are recorded when the last byte is out (or the client leaves), and it forwards
+//! [`GatewayBody`] is the one body type the server sends. It carries the request's [`Ledger`]
+//! so the request is accounted for when the last byte is out (or the client leaves), and it forwards
 //! stream events as they arrive: nothing is collected, each event is its own frame.
 
-use crate::metrics::Completion;
+use crate::ledger::Ledger;
 use crate::upstream::MockStream;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
@@ -21,7 +21,7 @@ use tokio::time::Sleep;
 
 pub struct GatewayBody {
     kind: Kind,
-    completion: Option<Completion>,
+    ledger: Option<Ledger>,
 }
 
 enum Kind {
@@ -32,15 +32,15 @@ enum Kind {
 
 impl GatewayBody {
     pub fn full(bytes: Bytes) -> Self {
-        GatewayBody { kind: Kind::Full(Some(bytes)), completion: None }
+        GatewayBody { kind: Kind::Full(Some(bytes)), ledger: None }
     }
 
     pub fn relay(relay: SseRelay) -> Self {
-        GatewayBody { kind: Kind::Relay(Box::new(relay)), completion: None }
+        GatewayBody { kind: Kind::Relay(Box::new(relay)), ledger: None }
     }
 
-    pub fn attach(&mut self, completion: Completion) {
-        self.completion = Some(completion);
+    pub fn attach(&mut self, ledger: Ledger) {
+        self.ledger = Some(ledger);
     }
 }
 
@@ -55,12 +55,12 @@ impl Body for GatewayBody {
         let this = self.get_mut();
         let next = match &mut this.kind {
             Kind::Full(bytes) => bytes.take(),
-            Kind::Relay(relay) => ready!(relay.poll_event(cx, this.completion.as_mut())),
+            Kind::Relay(relay) => ready!(relay.poll_event(cx, this.ledger.as_mut())),
         };
         if next.is_none()
-            && let Some(completion) = &mut this.completion
+            && let Some(ledger) = &mut this.ledger
         {
-            completion.finish();
+            ledger.finish();
         }
         Poll::Ready(next.map(|bytes| Ok(Frame::data(bytes))))
     }
@@ -82,9 +82,9 @@ impl Drop for GatewayBody {
     fn drop(&mut self) {
         // A full body whose last frame was taken is complete even if hyper never polled again.
         if matches!(self.kind, Kind::Full(None))
-            && let Some(completion) = &mut self.completion
+            && let Some(ledger) = &mut self.ledger
         {
-            completion.finish();
+            ledger.finish();
         }
     }
 }
@@ -188,11 +188,7 @@ impl SseRelay {
         }
     }
 
-    fn poll_event(
-        &mut self,
-        cx: &mut Context<'_>,
-        mut completion: Option<&mut Completion>,
-    ) -> Poll<Option<Bytes>> {
+    fn poll_event(&mut self, cx: &mut Context<'_>, mut ledger: Option<&mut Ledger>) -> Poll<Option<Bytes>> {
         loop {
             if self.done {
                 return Poll::Ready(None);
@@ -211,6 +207,9 @@ impl SseRelay {
                 Some(Ok(None)) => continue,
                 Some(Ok(Some(chunk))) => match self.decoder.push(&chunk) {
                     Ok(events) => {
+                        if let Some(ledger) = ledger.as_deref_mut() {
+                            ledger.relayed(events.len() as u64);
+                        }
                         for event in events {
                             self.translator.event(event, &mut self.out);
                         }
@@ -232,8 +231,8 @@ impl SseRelay {
                 }
             }
             // A running total: set, never added (the translator keeps it).
-            if let Some(completion) = completion.as_deref_mut() {
-                completion.set_usage(self.translator.usage());
+            if let Some(ledger) = ledger.as_deref_mut() {
+                ledger.set_usage(self.translator.usage());
             }
             if let Some(frame) = join(&mut self.out) {
                 return Poll::Ready(Some(frame));

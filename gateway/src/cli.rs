@@ -29,6 +29,10 @@ pub struct ServeOptions {
     pub threads: Option<usize>,
     pub access_log: bool,
     pub operator: Option<OperatorOptions>,
+    /// Where redis-mode limits and budgets count (`--redis-url`); `None`: per replica.
+    pub redis: Option<crate::limits::redis::RedisSettings>,
+    /// Whether usage and cost metrics carry a `key` label (off for very many keys).
+    pub key_metrics: bool,
 }
 
 /// Where the operator's snapshot stream is (`--operator`).
@@ -131,6 +135,25 @@ struct ServeArgs {
     /// start from it when the operator cannot be reached.
     #[arg(long, env = "SWITCHBOARD_SNAPSHOT_CACHE", value_name = "FILE", requires = "operator")]
     snapshot_cache: Option<PathBuf>,
+    /// Redis for fleet-wide limits and budgets: redis://host:6379 (rediss:// for TLS), or with
+    /// --redis-cluster a comma-separated list of seed nodes. The password comes from the
+    /// SWITCHBOARD_REDIS_PASSWORD environment variable (never a flag: process lists show flags).
+    #[arg(long, env = "SWITCHBOARD_REDIS_URL", value_name = "URL", value_delimiter = ',')]
+    redis_url: Vec<String>,
+    /// The Redis URLs are seeds of a Redis Cluster.
+    #[arg(long, env = "SWITCHBOARD_REDIS_CLUSTER", requires = "redis_url")]
+    redis_cluster: bool,
+    /// How long a Redis call may take before the policy's failureMode decides (milliseconds).
+    #[arg(long, env = "SWITCHBOARD_REDIS_TIMEOUT_MS", default_value_t = 100, value_name = "MS",
+          value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    redis_timeout_ms: u64,
+    /// Prefix of every Redis key the gateway writes (to share one Redis between fleets).
+    #[arg(long, env = "SWITCHBOARD_REDIS_PREFIX", default_value = switchboard_config::counters::DEFAULT_PREFIX, value_name = "PREFIX")]
+    redis_prefix: String,
+    /// Leave the `key` label out of usage and cost metrics (one series per key and route adds
+    /// up with tens of thousands of keys); team, route and provider remain.
+    #[arg(long, env = "SWITCHBOARD_NO_KEY_METRICS")]
+    no_key_metrics: bool,
 }
 
 impl TryFrom<ServeArgs> for ServeOptions {
@@ -160,6 +183,16 @@ impl TryFrom<ServeArgs> for ServeOptions {
                 })
             }
         };
+        let redis = (!args.redis_url.is_empty()).then(|| crate::limits::redis::RedisSettings {
+            urls: args.redis_url,
+            cluster: args.redis_cluster,
+            password: std::env::var("SWITCHBOARD_REDIS_PASSWORD").ok().filter(|p| !p.is_empty()),
+            timeout: Duration::from_millis(args.redis_timeout_ms),
+            prefix: args.redis_prefix,
+        });
+        if redis.as_ref().is_some_and(|r| r.prefix.is_empty() || r.prefix.contains(['{', '}', ' '])) {
+            return Err("--redis-prefix must be non-empty without braces or spaces".into());
+        }
         Ok(ServeOptions {
             config: args.config,
             listen: args.listen,
@@ -170,6 +203,8 @@ impl TryFrom<ServeArgs> for ServeOptions {
             threads: args.threads.map(usize::from),
             access_log: args.access_log,
             operator,
+            redis,
+            key_metrics: !args.no_key_metrics,
         })
     }
 }

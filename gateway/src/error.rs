@@ -4,6 +4,7 @@
 //! Modules return their own small errors (auth, body, upstream); this is the one exhaustive
 //! mapping to HTTP. Messages say what was wrong and how to fix it, and never echo a key.
 
+use crate::limits::Refusal;
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
 use std::fmt;
@@ -51,6 +52,8 @@ pub enum GatewayError {
     BodyTimeout,
     /// No config has been loaded yet (the gateway is not ready).
     NotReady,
+    /// A rate limit, concurrency limit or budget refused the request.
+    Limited(Refusal),
     /// Every backend of the route failed; this is the last failure.
     Upstream(UpstreamError),
 }
@@ -148,6 +151,9 @@ impl fmt::Display for GatewayError {
             GatewayError::BodyTooLarge { limit } => write!(f, "body over {limit} bytes"),
             GatewayError::BodyTimeout => f.write_str("body not received in time"),
             GatewayError::NotReady => f.write_str("no config loaded"),
+            GatewayError::Limited(refusal) => {
+                write!(f, "refused by policy {:?}: {:?}", refusal.policy, refusal.reason)
+            }
             GatewayError::Upstream(err) => err.fmt(f),
         }
     }
@@ -295,6 +301,7 @@ impl GatewayError {
                 None,
             ),
             E::Upstream(err) => return render_upstream(err),
+            E::Limited(refusal) => return crate::limits::reply::render_refusal(refusal),
         };
         Rendered { status, body: envelope(&message, kind, param, code), retry_after: None }
     }

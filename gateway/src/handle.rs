@@ -7,7 +7,9 @@
 use crate::Gateway;
 use crate::body::GatewayBody;
 use crate::error::GatewayError;
-use crate::metrics::Completion;
+use crate::ledger::Ledger;
+use crate::limits::policy::Demand;
+use crate::limits::{Caller, estimate, reply};
 use crate::request_id::RequestId;
 use crate::table::RoutingTable;
 use crate::upstream::{Call, Endpoint, Reply};
@@ -28,13 +30,13 @@ static APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/jso
 
 pub async fn handle(gateway: Arc<Gateway>, request: Request<Incoming>) -> Response<GatewayBody> {
     let request_id = RequestId::from_headers(request.headers());
-    let mut completion = gateway.metrics.start();
-    completion.log_request(request_id.header_ref(), request.method(), request.uri().path());
+    let mut ledger =
+        Ledger::open(&gateway.metrics, request_id.header_ref(), request.method(), request.uri().path());
     // Loaded once: this request is served by this table from start to end, whatever reloads do.
     let table = gateway.tables.load();
     let outcome = match table {
         None => Err(GatewayError::NotReady),
-        Some(table) => dispatch(&gateway, &table, request, request_id.header_ref(), &mut completion).await,
+        Some(table) => dispatch(&gateway, &table, request, request_id.header_ref(), &mut ledger).await,
     };
     let mut response = outcome.unwrap_or_else(|err| {
         let rendered = err.render();
@@ -49,11 +51,14 @@ pub async fn handle(gateway: Arc<Gateway>, request: Request<Incoming>) -> Respon
         if let Some(retry_after) = rendered.retry_after {
             response.headers_mut().insert(RETRY_AFTER, retry_after);
         }
+        if let GatewayError::Limited(refusal) = &err {
+            reply::write_refusal(refusal, response.headers_mut());
+        }
         response
     });
-    completion.set_status(response.status().as_u16());
+    ledger.set_status(response.status().as_u16());
     response.headers_mut().insert("x-request-id", request_id.header_value());
-    response.body_mut().attach(completion);
+    response.body_mut().attach(ledger);
     response
 }
 
@@ -62,7 +67,7 @@ async fn dispatch(
     table: &RoutingTable,
     request: Request<Incoming>,
     request_id: &HeaderValue,
-    completion: &mut Completion,
+    ledger: &mut Ledger,
 ) -> Result<Response<GatewayBody>, GatewayError> {
     let endpoint = match (request.method(), request.uri().path()) {
         (&Method::POST, "/v1/chat/completions") => Endpoint::ChatCompletions,
@@ -75,7 +80,7 @@ async fn dispatch(
         (_, path) => return Err(GatewayError::NotFound { path: path.to_owned() }),
     };
     let key = table.keys.authenticate(request.headers(), crate::unix_now())?;
-    completion.set_key(&key.id);
+    ledger.set_key(&key.id, key.team.as_ref());
     let body = read_body(request.into_body(), gateway.settings.max_body_bytes).await?;
     let mut model_request = ModelRequest::parse(&body)?;
     if endpoint == Endpoint::Embeddings {
@@ -84,12 +89,39 @@ async fn dispatch(
     let route = table
         .route(&model_request.model)
         .ok_or_else(|| GatewayError::UnknownModel { model: model_request.model.clone() })?;
-    completion.set_route(&route.model, route.metrics.clone());
+    ledger.set_route(&route.model, route.metrics.clone());
     if !key.may_use(route.index) {
         return Err(GatewayError::ModelNotAllowed { model: model_request.model.clone() });
     }
 
-    let needs = Needs::new(&model_request, endpoint == Endpoint::Embeddings);
+    // Admission: every policy of the key and the route charges its reservation, or refuses.
+    let embeddings = endpoint == Endpoint::Embeddings;
+    let policies = || key.policies.iter().chain(route.policies.iter());
+    let mut headroom = Vec::new();
+    if policies().next().is_none() {
+        ledger.set_prompt_estimate(estimate::fallback(body.len()));
+    } else {
+        let counts_cost = policies().any(|p| p.counts_cost());
+        let (input, output) = if counts_cost || policies().any(|p| p.counts_tokens()) {
+            estimate::demand(&model_request, body.len(), embeddings, route.default_max_tokens)
+        } else {
+            (estimate::fallback(body.len()), 0)
+        };
+        let reserved_usage = switchboard_llm::Usage { input, output, ..Default::default() };
+        let cost_nano_usd = if counts_cost { route.reserve_price.cost_nano_usd(&reserved_usage) } else { 0 };
+        let demand = Demand { requests: 1, input, output, cost_nano_usd };
+        let caller = Caller { key: &key.id, team: key.team.as_deref(), route: &route.model };
+        let admitted = gateway
+            .limits
+            .admit(policies(), caller, demand, crate::unix_now_ms())
+            .await
+            .map_err(GatewayError::Limited)?;
+        ledger.hold(&gateway.limits, admitted.charges, demand);
+        ledger.set_prompt_estimate(input);
+        headroom = admitted.headroom;
+    }
+
+    let needs = Needs::new(&model_request, embeddings);
     let mut last_error = None;
     let mut lacking = None;
     for backend in route.attempts() {
@@ -110,7 +142,10 @@ async fn dispatch(
         backend.record(outcome.as_ref().err().map(|err| err.is_retryable()));
         match outcome {
             Ok(reply) => {
-                return Ok(respond(reply, upstream.name(), backend.provider_header.as_ref(), completion));
+                ledger.set_provider(upstream.name(), backend.price);
+                let mut response = respond(reply, backend.provider_header.as_ref(), ledger);
+                reply::write(&headroom, response.headers_mut());
+                return Ok(response);
             }
             Err(err) if err.is_retryable() => {
                 tracing::debug!(route = %route.model, provider = %upstream.name(), error = %err, "backend failed; trying the next one");
@@ -132,14 +167,12 @@ async fn dispatch(
 
 fn respond(
     reply: Reply,
-    provider: &Arc<str>,
     provider_header: Option<&HeaderValue>,
-    completion: &mut Completion,
+    ledger: &mut Ledger,
 ) -> Response<GatewayBody> {
-    completion.set_provider(provider);
     let (body, content_type) = match reply {
         Reply::Full { body, usage } => {
-            completion.set_usage(usage);
+            ledger.set_usage(usage);
             (GatewayBody::full(body), APPLICATION_JSON.clone())
         }
         Reply::Stream(relay) => (GatewayBody::relay(relay), HeaderValue::from_static("text/event-stream")),

@@ -9,6 +9,8 @@ pub mod body;
 pub mod cli;
 pub mod error;
 pub mod handle;
+pub mod ledger;
+pub mod limits;
 pub mod memory;
 pub mod metrics;
 pub mod pushed;
@@ -16,6 +18,7 @@ pub mod registry;
 pub mod reload;
 pub mod request_id;
 pub mod server;
+pub mod spend;
 pub mod sync;
 pub mod table;
 pub mod upstream;
@@ -43,8 +46,14 @@ pub struct Gateway {
     /// Backend health and balancing cursors, kept across config swaps.
     pub state: Arc<BackendState>,
     pub settings: Settings,
+    /// Rate-limit and budget counters (local ones, and the Redis store if configured).
+    pub limits: Arc<limits::Limits>,
     /// Set on SIGTERM: `/readyz` fails so load balancers stop sending new work.
     pub draining: AtomicBool,
+}
+
+pub fn unix_now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 pub fn unix_now() -> i64 {
@@ -58,8 +67,11 @@ pub async fn run(options: cli::ServeOptions) -> Result<(), String> {
     let terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| format!("cannot listen for SIGTERM: {e}"))?;
     let source = options.config.clone().map_or(ConfigSource::Embedded, ConfigSource::File);
-    let metrics = Arc::new(Metrics::new(options.access_log));
+    let metrics = Arc::new(Metrics::new(options.access_log, options.key_metrics));
     let ctx = CompileContext::new(metrics.clone());
+    let redis = options.redis.as_ref().map(limits::redis::RedisStore::connect).transpose()?;
+    let limits = Arc::new(limits::Limits::new(redis));
+    metrics.watch_limits(limits.clone());
     let gateway = Arc::new(Gateway {
         tables: TableHolder::default(),
         metrics,
@@ -68,6 +80,7 @@ pub async fn run(options: cli::ServeOptions) -> Result<(), String> {
             max_body_bytes: options.max_body_bytes,
             follows_operator: options.operator.is_some(),
         },
+        limits,
         draining: AtomicBool::new(false),
     });
     // With an operator the first table arrives on its stream (until then /readyz says so and

@@ -6,14 +6,13 @@
 
 use crate::error::{UpstreamError, UpstreamErrorKind};
 use crate::registry::Registry;
+use crate::spend::SpendMetrics;
 use arc_swap::ArcSwap;
-use http::{HeaderValue, Method};
 use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
-use std::time::{Duration, Instant};
-use switchboard_llm::Usage;
+use std::time::Duration;
 
 /// Status codes counted with their own label; anything else counts as `other`.
 const STATUS_CODES: [u16; 15] = [200, 400, 401, 403, 404, 405, 408, 413, 429, 499, 500, 502, 503, 504, 0];
@@ -28,25 +27,17 @@ pub struct RouteMetrics {
     requests: [AtomicU64; STATUS_CODES.len()],
     latency_buckets: [AtomicU64; LATENCY_BOUNDS.len() + 1],
     latency_sum_micros: AtomicU64,
-    tokens_in: AtomicU64,
-    tokens_out: AtomicU64,
     streams_aborted: AtomicU64,
 }
 
 impl RouteMetrics {
-    fn record(&self, status: u16, elapsed: Duration, usage: Usage, aborted: bool) {
+    pub(crate) fn record(&self, status: u16, elapsed: Duration, aborted: bool) {
         let slot = STATUS_CODES.iter().position(|&s| s == status).unwrap_or(STATUS_CODES.len() - 1);
         self.requests[slot].fetch_add(1, Relaxed);
         let secs = elapsed.as_secs_f64();
         let bucket = LATENCY_BOUNDS.iter().position(|&b| secs <= b).unwrap_or(LATENCY_BOUNDS.len());
         self.latency_buckets[bucket].fetch_add(1, Relaxed);
         self.latency_sum_micros.fetch_add(elapsed.as_micros() as u64, Relaxed);
-        if usage.input > 0 {
-            self.tokens_in.fetch_add(usage.input, Relaxed);
-        }
-        if usage.output > 0 {
-            self.tokens_out.fetch_add(usage.output, Relaxed);
-        }
         if aborted {
             self.streams_aborted.fetch_add(1, Relaxed);
         }
@@ -93,34 +84,40 @@ pub struct Metrics {
     routes: Registry<RouteMetrics>,
     providers: Registry<ProviderMetrics>,
     unrouted: Arc<RouteMetrics>,
-    in_flight: AtomicI64,
+    pub(crate) in_flight: AtomicI64,
+    /// Tokens and cost by key, team, route and provider.
+    pub spend: SpendMetrics,
+    /// Set with the gateway's limits, so `/metrics` can report them.
+    limits: arc_swap::ArcSwapOption<crate::limits::Limits>,
     pub config_generation: AtomicU64,
     pub config_reloads: AtomicU64,
     pub config_reload_failures: AtomicU64,
     /// Looks at the config source (file events and the periodic check).
     pub config_checks: AtomicU64,
     pub config_loaded_unix: AtomicU64,
-    /// Rate-limit policies in the served config that this version does not enforce yet.
-    pub policies_not_enforced: AtomicU64,
+    /// Redis-mode policies and budgets counted per replica because there is no Redis.
+    pub policies_counted_locally: AtomicU64,
     /// 1 while the operator's snapshot stream is up (`--operator`).
     pub operator_connected: AtomicU64,
     /// When the operator was last heard from (unix seconds; 0: never).
     pub operator_last_contact_unix: AtomicU64,
     config_hash: ArcSwap<String>,
     /// Whether every request also produces an access log line (`--access-log`).
-    access_log: bool,
+    pub(crate) access_log: bool,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
-        Metrics::new(false)
+        Metrics::new(false, true)
     }
 }
 
 impl Metrics {
-    pub fn new(access_log: bool) -> Self {
+    pub fn new(access_log: bool, key_metrics: bool) -> Self {
         Metrics {
             access_log,
+            spend: SpendMetrics::new(key_metrics),
+            limits: Default::default(),
             routes: Registry::default(),
             providers: Registry::default(),
             unrouted: Arc::default(),
@@ -130,7 +127,7 @@ impl Metrics {
             config_reload_failures: AtomicU64::new(0),
             config_checks: AtomicU64::new(0),
             config_loaded_unix: AtomicU64::new(0),
-            policies_not_enforced: AtomicU64::new(0),
+            policies_counted_locally: AtomicU64::new(0),
             operator_connected: AtomicU64::new(0),
             operator_last_contact_unix: AtomicU64::new(0),
             config_hash: ArcSwap::from_pointee(String::new()),
@@ -166,18 +163,9 @@ impl Metrics {
         self.config_loaded_unix.store(crate::unix_now() as u64, Relaxed);
     }
 
-    /// Starts accounting for one request; the returned guard records it when dropped.
-    pub fn start(self: &Arc<Self>) -> Completion {
-        self.in_flight.fetch_add(1, Relaxed);
-        Completion {
-            metrics: self.clone(),
-            route: self.unrouted.clone(),
-            status: 0,
-            start: Instant::now(),
-            usage: Usage::default(),
-            finished: false,
-            log: None,
-        }
+    /// Gives `/metrics` the limits to report on.
+    pub fn watch_limits(&self, limits: Arc<crate::limits::Limits>) {
+        self.limits.store(Some(limits));
     }
 
     /// Renders the Prometheus text exposition format.
@@ -232,25 +220,7 @@ impl Metrics {
             let _ =
                 writeln!(out, "switchboard_request_duration_seconds_count{{route=\"{route}\"}} {cumulative}");
         }
-        header(
-            &mut out,
-            "switchboard_tokens_total",
-            "counter",
-            "Tokens by route and direction (in = prompt, out = completion), as upstreams report them.",
-        );
-        for (route, m) in all.iter().skip(1) {
-            let route = escape(route);
-            let _ = writeln!(
-                out,
-                "switchboard_tokens_total{{route=\"{route}\",direction=\"in\"}} {}",
-                m.tokens_in.load(Relaxed)
-            );
-            let _ = writeln!(
-                out,
-                "switchboard_tokens_total{{route=\"{route}\",direction=\"out\"}} {}",
-                m.tokens_out.load(Relaxed)
-            );
-        }
+        self.spend.render(&mut out);
         header(
             &mut out,
             "switchboard_streams_aborted_total",
@@ -342,10 +312,10 @@ impl Metrics {
         );
         scalar(
             &mut out,
-            "switchboard_policies_not_enforced",
+            "switchboard_policies_counted_locally",
             "gauge",
-            "Rate-limit policies in the served config that this gateway version does not enforce.",
-            load(&self.policies_not_enforced),
+            "Redis-mode policies and budgets counted in this replica only, because it has no Redis.",
+            load(&self.policies_counted_locally),
         );
         scalar(
             &mut out,
@@ -371,7 +341,58 @@ impl Metrics {
                 (crate::unix_now() as u64).saturating_sub(last_contact),
             );
         }
+        if let Some(limits) = self.limits.load_full() {
+            render_limits(&mut out, &limits);
+        }
         out
+    }
+}
+
+fn render_limits(out: &mut String, limits: &crate::limits::Limits) {
+    scalar(
+        out,
+        "switchboard_rate_limited_total",
+        "counter",
+        "Requests refused by a rate limit, concurrency limit or budget (429), or because Redis was unreachable and the policy fails closed (503).",
+        limits.refused.load(Relaxed),
+    );
+    scalar(
+        out,
+        "switchboard_limits_unenforced_total",
+        "counter",
+        "Requests let through uncounted because Redis was unreachable and the policy fails open.",
+        limits.unenforced.load(Relaxed),
+    );
+    scalar(
+        out,
+        "switchboard_limit_counters_local",
+        "gauge",
+        "Counters of local limits held in this replica's memory (one per policy and key, team or route).",
+        limits.local_subjects(),
+    );
+    if let Some(redis) = limits.redis() {
+        scalar(
+            out,
+            "switchboard_redis_up",
+            "gauge",
+            "1 while the last Redis call succeeded.",
+            u8::from(redis.is_up()),
+        );
+        header(
+            out,
+            "switchboard_redis_errors_total",
+            "counter",
+            "Redis calls that failed or timed out, by operation.",
+        );
+        let _ = writeln!(out, "switchboard_redis_errors_total{{op=\"admit\"}} {}", redis.admit_errors());
+        let _ = writeln!(out, "switchboard_redis_errors_total{{op=\"settle\"}} {}", redis.settle_errors());
+        scalar(
+            out,
+            "switchboard_redis_settlements_dropped_total",
+            "counter",
+            "Settlements dropped because the queue to Redis was full.",
+            redis.settle_dropped(),
+        );
     }
 }
 
@@ -385,104 +406,6 @@ fn scalar(out: &mut String, name: &str, kind: &str, help: &str, value: impl std:
     let _ = writeln!(out, "{name} {value}");
 }
 
-fn escape(value: &str) -> String {
+pub(crate) fn escape(value: &str) -> String {
     value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
-}
-
-/// Accounts for one request from arrival to the last byte sent. Travels inside the response
-/// body, so streams are recorded when they end, and a client that disconnects counts as aborted.
-pub struct Completion {
-    metrics: Arc<Metrics>,
-    route: Arc<RouteMetrics>,
-    status: u16,
-    start: Instant,
-    usage: Usage,
-    finished: bool,
-    /// Only allocated when access logging is on.
-    log: Option<Box<AccessLog>>,
-}
-
-/// What one access log line says beyond the counters: who asked for what, and who answered.
-/// Names only: the key's label, never the key.
-struct AccessLog {
-    request_id: HeaderValue,
-    method: Method,
-    path: Box<str>,
-    route: Option<Arc<str>>,
-    key: Option<Arc<str>>,
-    provider: Option<Arc<str>>,
-}
-
-impl Completion {
-    /// Starts an access log line for this request, if access logging is on.
-    pub fn log_request(&mut self, request_id: &HeaderValue, method: &Method, path: &str) {
-        if self.metrics.access_log {
-            self.log = Some(Box::new(AccessLog {
-                request_id: request_id.clone(),
-                method: method.clone(),
-                path: path.into(),
-                route: None,
-                key: None,
-                provider: None,
-            }));
-        }
-    }
-
-    pub fn set_route(&mut self, name: &Arc<str>, route: Arc<RouteMetrics>) {
-        self.route = route;
-        if let Some(log) = &mut self.log {
-            log.route = Some(name.clone());
-        }
-    }
-
-    pub fn set_key(&mut self, name: &Arc<str>) {
-        if let Some(log) = &mut self.log {
-            log.key = Some(name.clone());
-        }
-    }
-
-    pub fn set_provider(&mut self, name: &Arc<str>) {
-        if let Some(log) = &mut self.log {
-            log.provider = Some(name.clone());
-        }
-    }
-
-    pub fn set_status(&mut self, status: u16) {
-        self.status = status;
-    }
-
-    /// Records the request's usage so far (a running total: it replaces what was set before).
-    pub fn set_usage(&mut self, usage: Usage) {
-        self.usage = usage;
-    }
-
-    /// The body reached its end; anything else at drop time means the client went away.
-    pub fn finish(&mut self) {
-        self.finished = true;
-    }
-}
-
-impl Drop for Completion {
-    fn drop(&mut self) {
-        self.metrics.in_flight.fetch_sub(1, Relaxed);
-        let status = if self.finished || self.status != 200 { self.status } else { 499 };
-        let elapsed = self.start.elapsed();
-        self.route.record(status, elapsed, self.usage, !self.finished);
-        if let Some(log) = self.log.take() {
-            tracing::info!(
-                target: "access",
-                request_id = %log.request_id.to_str().unwrap_or("?"),
-                method = %log.method,
-                path = %log.path,
-                route = %log.route.as_deref().unwrap_or("-"),
-                key = %log.key.as_deref().unwrap_or("-"),
-                provider = %log.provider.as_deref().unwrap_or("-"),
-                status,
-                duration_ms = elapsed.as_secs_f64() * 1000.0,
-                tokens_in = self.usage.input,
-                tokens_out = self.usage.output,
-                "access"
-            );
-        }
-    }
 }

@@ -140,10 +140,12 @@ pub fn apply(gateway: &Gateway, prepared: Prepared) -> Result<Applied, Stale> {
     }
     let applied = Applied { generation: table.generation, hash: table.hash.clone(), rejected };
     gateway.metrics.config_applied(table.generation, &table.hash);
-    gateway.metrics.policies_not_enforced.store(table.policies as u64, Relaxed);
+    let counted_locally = if gateway.limits.redis().is_none() { table.redis_policies } else { 0 };
+    gateway.metrics.policies_counted_locally.store(counted_locally as u64, Relaxed);
     let routes: HashSet<&str> = table.routes.iter().map(|r| &*r.model).collect();
     let providers: HashSet<&str> = table.upstreams.iter().map(|u| &**u.name()).collect();
     gateway.metrics.retain(&routes, &providers);
+    gateway.metrics.spend.retain(&table.keys.ids(), &routes);
     gateway.state.retain(&table.used_state);
     let (generation, route_count, key_count, policies) =
         (table.generation, table.routes.len(), table.keys.len(), table.policies);
@@ -154,6 +156,7 @@ pub fn apply(gateway: &Gateway, prepared: Prepared) -> Result<Applied, Stale> {
         hash = %applied.hash,
         routes = route_count,
         keys = key_count,
+        policies,
         rejected = applied.rejected.len(),
         "config applied"
     );
@@ -161,10 +164,10 @@ pub fn apply(gateway: &Gateway, prepared: Prepared) -> Result<Applied, Stale> {
         let object = rejection.object.as_ref().map(ToString::to_string).unwrap_or_default();
         tracing::warn!(section = %rejection.section, name = %rejection.name, object = %object, reason = %rejection, "config entry rejected; the rest serves");
     }
-    if policies > 0 {
+    if counted_locally > 0 {
         tracing::warn!(
-            policies,
-            "rate-limit policies are not enforced by this gateway version; they are accepted and reported, not applied"
+            policies = counted_locally,
+            "redis-mode policies and budgets are counted in this replica only: the gateway has no --redis-url"
         );
     }
     Ok(applied)
@@ -465,7 +468,7 @@ pub fn check_file(path: &Path) -> Result<String, Vec<String>> {
         .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>())?;
     let policies = match table.policies {
         0 => String::new(),
-        n => format!(", {n} rate-limit policies (not enforced by this version)"),
+        n => format!(", {n} rate-limit policies and budgets"),
     };
     Ok(format!(
         "{} providers, {} routes, {} keys{policies}, generation {}",

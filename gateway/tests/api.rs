@@ -167,8 +167,14 @@ async fn metrics_count_requests_tokens_and_config() {
     send("POST", &chat, &[], CHAT).await.error(401);
     assert_eq!(gateway.metric(r#"switchboard_requests_total{route="mock",status="200"}"#).await, 3.0);
     assert_eq!(gateway.metric(r#"switchboard_requests_total{route="",status="401"}"#).await, 1.0);
-    assert_eq!(gateway.metric(r#"switchboard_tokens_total{route="mock",direction="in"}"#).await, 6.0);
-    assert_eq!(gateway.metric(r#"switchboard_tokens_total{route="mock",direction="out"}"#).await, 15.0);
+    assert_eq!(
+        gateway.metric_sum("switchboard_tokens_total", &[("route", "mock"), ("type", "input")]).await,
+        6.0
+    );
+    assert_eq!(
+        gateway.metric_sum("switchboard_tokens_total", &[("route", "mock"), ("type", "output")]).await,
+        15.0
+    );
     assert_eq!(gateway.metric(r#"switchboard_request_duration_seconds_count{route="mock"}"#).await, 3.0);
     assert_eq!(gateway.metric("switchboard_config_generation").await, 3.0);
     assert_eq!(gateway.metric("switchboard_config_reload_failures_total").await, 0.0);

@@ -176,7 +176,8 @@ async fn streaming(gateway: &Gateway) {
     let plain = chat(gateway, json!({"model": "text", "messages": user("again"), "stream": true})).await;
     let (chunks, done) = self::chunks(&plain);
     assert!(done && chunks.iter().all(|c| c.get("usage").is_none()), "{}", plain.text());
-    let tokens = gateway.metric(r#"switchboard_tokens_total{route="text",direction="out"}"#).await;
+    let tokens =
+        gateway.metric_sum("switchboard_tokens_total", &[("route", "text"), ("type", "output")]).await;
     assert!(tokens > 0.0, "streams are counted");
 }
 

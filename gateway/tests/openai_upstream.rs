@@ -128,7 +128,10 @@ async fn passthrough_rewrites_only_the_model_and_uses_the_provider_key() {
     .await;
     assert_eq!(response.status, 200);
     assert_eq!(mock.last_request().unwrap().body["model"], "embed-upstream");
-    assert_eq!(gateway.metric(r#"switchboard_tokens_total{route="gpt",direction="in"}"#).await, 2.0);
+    assert_eq!(
+        gateway.metric_sum("switchboard_tokens_total", &[("route", "gpt"), ("type", "input")]).await,
+        2.0
+    );
 }
 
 #[tokio::test]
@@ -152,7 +155,10 @@ async fn streams_count_usage_and_strip_it_unless_asked() {
     let text: String = chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
     assert_eq!(text, "mock reply to: hi there");
     // 2 prompt words, 5 completion words, counted from the stripped chunk.
-    assert_eq!(gateway.metric(r#"switchboard_tokens_total{route="gpt",direction="out"}"#).await, 5.0);
+    assert_eq!(
+        gateway.metric_sum("switchboard_tokens_total", &[("route", "gpt"), ("type", "output")]).await,
+        5.0
+    );
 
     let asked = chat("gpt", r#","stream":true,"stream_options":{"include_usage":true}"#);
     let response = send("POST", &url, &[("x-api-key", KEY)], asked).await;
@@ -160,7 +166,10 @@ async fn streams_count_usage_and_strip_it_unless_asked() {
     let usage: serde_json::Value = serde_json::from_str(&events[events.len() - 2]).unwrap();
     assert_eq!(usage["choices"], serde_json::json!([]));
     assert_eq!(usage["usage"]["completion_tokens"], 5);
-    assert_eq!(gateway.metric(r#"switchboard_tokens_total{route="gpt",direction="out"}"#).await, 10.0);
+    assert_eq!(
+        gateway.metric_sum("switchboard_tokens_total", &[("route", "gpt"), ("type", "output")]).await,
+        10.0
+    );
 
     // A provider that must not be sent `stream_options` gets the stream request as the client wrote it.
     let response = ask(&gateway, "plain-stream", r#","stream":true"#).await;
@@ -179,10 +188,10 @@ async fn usage_repeated_as_a_running_total_on_every_chunk_is_counted_once() {
     let events = sse_data(&response.text());
     assert!(events.len() > 4, "{events:?}");
     assert!(events[1].contains(r#""usage":{"prompt_tokens""#), "the upstream repeats usage: {events:?}");
-    let series = |direction: &str| {
-        format!(r#"switchboard_tokens_total{{route="continuous-usage",direction="{direction}"}}"#)
+    let series = async |kind: &str| {
+        gateway.metric_sum("switchboard_tokens_total", &[("route", "continuous-usage"), ("type", kind)]).await
     };
-    let tokens = (gateway.metric(&series("in")).await, gateway.metric(&series("out")).await);
+    let tokens = (series("input").await, series("output").await);
     assert_eq!(tokens, (2.0, 5.0));
 }
 

@@ -20,6 +20,7 @@ fn gateway(ctx: &CompileContext) -> Gateway {
         metrics: ctx.metrics.clone(),
         state: ctx.state.clone(),
         settings: Settings { max_body_bytes: 1024, follows_operator: true },
+        limits: Default::default(),
         draining: AtomicBool::new(false),
     }
 }

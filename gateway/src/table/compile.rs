@@ -3,11 +3,14 @@
 use super::state::{BackendState, UsedState};
 use super::{Backend, Route, RoutingTable};
 use crate::auth::KeyTable;
+use crate::limits::policy::{Policy, Price};
 use crate::metrics::Metrics;
 use crate::upstream::{HttpClients, Upstream};
 use std::collections::HashMap;
 use std::sync::Arc;
-use switchboard_config::{Accepted, CapabilitiesConfig, ConfigError, ConfigErrors, Origin, Snapshot};
+use switchboard_config::{
+    Accepted, CapabilitiesConfig, ConfigError, ConfigErrors, Origin, PolicyMode, Snapshot,
+};
 use switchboard_llm::capability::Capabilities;
 
 /// What compiling needs from the running process: the shared connection pools (kept across
@@ -77,6 +80,9 @@ fn compile_valid(
         return Err(ConfigErrors(errors));
     }
 
+    let policies: HashMap<&str, Arc<Policy>> =
+        snapshot.policies.iter().map(|p| (p.name.as_str(), Arc::new(Policy::from_config(p)))).collect();
+    let policy = |name: &str| policies.get(name).cloned();
     let mut used = UsedState::default();
     let mut routes = Vec::with_capacity(snapshot.routes.len());
     let mut route_index = HashMap::with_capacity(snapshot.routes.len());
@@ -91,11 +97,10 @@ fn compile_valid(
                 let health = ctx.state.health(&b.provider, model);
                 let metrics = ctx.metrics.provider(&b.provider);
                 let capabilities = narrowed(upstreams[upstream].capabilities(), b.capabilities.as_ref());
-                Some((
-                    b.priority,
-                    b.weight,
-                    Backend::new(upstream, Arc::from(model), &b.provider, metrics, health, capabilities),
-                ))
+                let mut backend =
+                    Backend::new(upstream, Arc::from(model), &b.provider, metrics, health, capabilities);
+                backend.price = b.price.as_ref().map(Price::from_config);
+                Some((b.priority, b.weight, backend))
             })
             .collect();
         let mut cursor = |priority| {
@@ -105,10 +110,11 @@ fn compile_valid(
         let mut compiled =
             Route::new(&route.model, index, ctx.metrics.route(&route.model), backends, &mut cursor);
         compiled.default_max_tokens = route.default_max_tokens;
+        compiled.policies = route.policies.iter().filter_map(|name| policy(name)).collect();
         route_index.insert(compiled.model.clone(), index);
         routes.push(compiled);
     }
-    let keys = KeyTable::compile(&snapshot.keys, &|m| route_index.get(m).copied());
+    let keys = KeyTable::compile(&snapshot.keys, &|m| route_index.get(m).copied(), &policy);
     Ok(RoutingTable {
         generation: snapshot.generation,
         hash: hash.to_owned(),
@@ -116,7 +122,13 @@ fn compile_valid(
         route_index,
         keys,
         upstreams,
-        policies: snapshot.policies.len(),
+        policies: snapshot.policies.len() + snapshot.keys.iter().filter(|k| k.budget.is_some()).count(),
+        redis_policies: snapshot.policies.iter().filter(|p| p.mode == PolicyMode::Redis).count()
+            + snapshot
+                .keys
+                .iter()
+                .filter(|k| k.budget.as_ref().is_some_and(|b| b.mode == PolicyMode::Redis))
+                .count(),
         created_unix: crate::unix_now(),
         credential_files: snapshot.credential_files().into_iter().map(str::to_owned).collect(),
         used_state: used,

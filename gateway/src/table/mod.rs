@@ -29,8 +29,9 @@ pub struct RoutingTable {
     route_index: HashMap<Arc<str>, usize>,
     pub keys: KeyTable,
     pub upstreams: Vec<Upstream>,
-    /// Rate-limit policies in the snapshot (not enforced by this version).
+    /// Rate-limit policies and key budgets, and how many of them count in Redis.
     pub policies: usize,
+    pub redis_policies: usize,
     /// When the table was compiled; reported as `created` by `/v1/models`.
     pub created_unix: i64,
     /// Credential files the config names: part of its fingerprint, so a rotated Secret is

@@ -2,6 +2,7 @@
 //! backends that keep failing last.
 
 use super::health::{Health, now_ms};
+use crate::limits::policy::{Policy, Price};
 use crate::metrics::{ProviderMetrics, RouteMetrics};
 use http::HeaderValue;
 use std::sync::Arc;
@@ -23,6 +24,8 @@ pub struct Backend {
     pub health: Arc<Health>,
     /// What this backend can do: its provider type's, narrowed by config.
     pub capabilities: Capabilities,
+    /// What its tokens cost; `None`: nothing (no price configured).
+    pub price: Option<Price>,
 }
 
 impl Backend {
@@ -35,7 +38,7 @@ impl Backend {
         capabilities: Capabilities,
     ) -> Self {
         let provider_header = HeaderValue::from_str(provider).ok();
-        Backend { upstream, model, metrics, provider_header, health, capabilities }
+        Backend { upstream, model, metrics, provider_header, health, capabilities, price: None }
     }
 
     /// Records one attempt's outcome: `None` for success, `Some(retryable)` for a failure.
@@ -77,6 +80,11 @@ pub struct Route {
     pub metrics: Arc<RouteMetrics>,
     /// `max_tokens` for backends that need one when the client sent none.
     pub default_max_tokens: Option<u32>,
+    /// The route's own policies, which every request on it faces.
+    pub policies: Arc<[Arc<Policy>]>,
+    /// The highest price of each token class among the backends: what a reservation assumes,
+    /// since any backend may end up serving the request.
+    pub reserve_price: Price,
     tiers: Box<[Tier]>,
     backend_count: usize,
 }
@@ -96,6 +104,8 @@ impl Route {
     ) -> Self {
         backends.sort_by_key(|(priority, _, _)| *priority);
         let backend_count = backends.len();
+        let reserve_price =
+            backends.iter().filter_map(|(_, _, b)| b.price).fold(Price::default(), Price::max);
         let mut tiers = Vec::new();
         let mut rest = backends.into_iter().peekable();
         while let Some((priority, weight, backend)) = rest.next() {
@@ -115,6 +125,8 @@ impl Route {
             index,
             metrics,
             default_max_tokens: None,
+            policies: Arc::from([]),
+            reserve_price,
             tiers: tiers.into_boxed_slice(),
             backend_count,
         }

@@ -188,6 +188,20 @@ impl Gateway {
             .map_or(0.0, |v| v.trim().parse().unwrap())
     }
 
+    /// The sum of every series of metric `name` whose labels include each of `labels` (the
+    /// usage metrics carry more labels than a test cares about).
+    pub async fn metric_sum(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        let response = send("GET", &self.admin_url("/metrics"), &[], "").await;
+        let text = String::from_utf8_lossy(&response.body).into_owned();
+        let wanted: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+        text.lines()
+            .filter_map(|line| line.strip_prefix(name)?.strip_prefix('{'))
+            .filter_map(|rest| rest.split_once("} "))
+            .filter(|(set, _)| wanted.iter().all(|w| set.split(',').any(|pair| pair == w)))
+            .map(|(_, value)| value.trim().parse::<f64>().unwrap())
+            .sum()
+    }
+
     /// Waits until `series` reads at least `value` and returns that reading, or `None` when
     /// `timeout` passes first. A counter that must not overshoot is checked on the returned
     /// reading: `assert_eq!(gateway.metric_reaches(s, 3.0, t).await, Some(3.0))`.

@@ -1,0 +1,558 @@
+//! Counters in Redis (`mode: redis`): limits and budgets that hold across the fleet.
+//!
+//! Admission is one script call per counter subject ([`ADMIT`]): it reads the subject's
+//! windows, budget days and in-flight set, decides, and charges, atomically, in one round trip.
+//! Every key a call touches shares the subject's hash tag (`switchboard_config::counters`), so
+//! the same script works on a single Redis and on Redis Cluster. Window indices come from Redis's
+//! own clock (`TIME`), so replicas with drifting clocks still share windows.
+//!
+//! Settlements never wait on the response path: the ledger queues them ([`RedisStore::settle`])
+//! and one task sends them, many at once over the multiplexed connection, each subject's
+//! corrections as one pipeline.
+//!
+//! Redis being down or slow never hangs a request: every call has `--redis-timeout`. Failures
+//! are counted, logged once per transition (down, then back), and answered by each policy's
+//! failure mode; the connection reconnects by itself, so enforcement resumes when Redis returns.
+
+use super::policy::{Demand, Policy};
+use super::window::WindowPosition;
+use super::{Headroom, Period, Refusal};
+use ::redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use ::redis::cluster::ClusterClient;
+use ::redis::cluster_async::ClusterConnection;
+use ::redis::{Cmd, Pipeline, RedisFuture, Value};
+use arc_swap::ArcSwapOption;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+use switchboard_config::counters;
+use tokio::sync::mpsc;
+
+/// How to reach Redis (flags `--redis-url`, `--redis-cluster`, `--redis-timeout`,
+/// `--redis-prefix`; the password from `SWITCHBOARD_REDIS_PASSWORD`, never a flag).
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisSettings {
+    /// One URL, or a cluster's seed nodes.
+    pub urls: Vec<String>,
+    pub cluster: bool,
+    pub password: Option<String>,
+    pub timeout: Duration,
+    pub prefix: String,
+}
+
+impl std::fmt::Debug for RedisSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisSettings")
+            .field("urls", &self.urls.len())
+            .field("cluster", &self.cluster)
+            .field("password", &self.password.as_ref().map(|_| "<set>"))
+            .field("timeout", &self.timeout)
+            .field("prefix", &self.prefix)
+            .finish()
+    }
+}
+
+/// A request holds a place among a subject's requests in flight at most this long: if its
+/// replica dies without settling, the place frees itself.
+const IN_FLIGHT_LEASE_MS: u64 = 600_000;
+
+/// Settlements waiting for the settler; beyond this they are dropped (and counted), never
+/// allowed to hold memory or the response path.
+const SETTLE_QUEUE: usize = 65_536;
+
+/// The admission script. KEYS: the subject's window hash, today's and this month's spend
+/// counters, its in-flight set (one hash tag). ARGV: window length (ms, 0: none), the number of
+/// windowed limits, then (field, limit, amount) for each; the daily limit, monthly limit (-1:
+/// none) and the reserved cost; the concurrency limit (-1: none), this request's member and the
+/// lease. Returns {refused (0: admitted; i: the i-th windowed limit; -1 day; -2 month; -3
+/// concurrency), window index, ms left in it, spent today, spent this month, in flight, then the
+/// previous and current count of each windowed limit (after the charge)}.
+const ADMIT: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local window = tonumber(ARGV[1])
+local n = tonumber(ARGV[2])
+local index, left = 0, 0
+if window > 0 then
+  index = math.floor(now / window)
+  left = window - (now % window)
+end
+local refused = 0
+local counts = {}
+local a = 3
+for i = 1, n do
+  local field, limit, amount = ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+  a = a + 3
+  local prev = tonumber(redis.call('HGET', KEYS[1], (index - 1) .. ':' .. field) or '0')
+  local cur = tonumber(redis.call('HGET', KEYS[1], index .. ':' .. field) or '0')
+  local used = math.ceil(math.max(prev, 0) * left / window) + math.max(cur, 0)
+  if refused == 0 and used + amount > limit then refused = i end
+  counts[i] = {field, amount, prev, cur}
+end
+local day_limit, month_limit, cost = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+local day = tonumber(redis.call('GET', KEYS[2]) or '0')
+local month = tonumber(redis.call('GET', KEYS[3]) or '0')
+if refused == 0 and day_limit >= 0 and math.max(day, 0) + cost > day_limit then refused = -1 end
+if refused == 0 and month_limit >= 0 and math.max(month, 0) + cost > month_limit then refused = -2 end
+local cc_limit, member, lease = tonumber(ARGV[a + 3]), ARGV[a + 4], tonumber(ARGV[a + 5])
+local flying = 0
+if cc_limit >= 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)
+  flying = redis.call('ZCARD', KEYS[4])
+  if refused == 0 and flying + 1 > cc_limit then refused = -3 end
+end
+if refused == 0 then
+  for i = 1, n do
+    local c = counts[i]
+    if c[2] ~= 0 then c[4] = redis.call('HINCRBY', KEYS[1], index .. ':' .. c[1], c[2]) end
+    redis.call('HDEL', KEYS[1], (index - 2) .. ':' .. c[1])
+  end
+  if n > 0 then redis.call('PEXPIRE', KEYS[1], window * 2) end
+  if day_limit >= 0 and cost ~= 0 then
+    day = redis.call('INCRBY', KEYS[2], cost)
+    redis.call('PEXPIRE', KEYS[2], 172800000)
+  end
+  if month_limit >= 0 and cost ~= 0 then
+    month = redis.call('INCRBY', KEYS[3], cost)
+    redis.call('PEXPIRE', KEYS[3], 2764800000)
+  end
+  if cc_limit >= 0 then
+    redis.call('ZADD', KEYS[4], now + lease, member)
+    redis.call('PEXPIRE', KEYS[4], lease)
+    flying = flying + 1
+  end
+end
+local out = {refused, index, left, day, month, flying}
+for i = 1, n do
+  out[#out + 1] = counts[i][3]
+  out[#out + 1] = counts[i][4]
+end
+return out
+";
+
+/// Where a Redis charge went, so its settlement corrects the same counters.
+pub struct RedisCharge {
+    tag: String,
+    /// The window index Redis charged (by its clock).
+    window: u64,
+    day: Option<String>,
+    month: Option<String>,
+    member: Option<String>,
+}
+
+pub enum AdmitError {
+    Refused(Refusal),
+    /// Redis did not answer in time, or answered with an error.
+    Unavailable,
+}
+
+struct Settlement {
+    policy: Arc<Policy>,
+    charge: RedisCharge,
+    reserved: Demand,
+    actual: Demand,
+}
+
+enum Connection {
+    Single(ConnectionManager),
+    /// Connected in the background; `None` until the cluster first answers.
+    Cluster(Arc<ArcSwapOption<ClusterConnection>>),
+}
+
+/// The Redis side of limits: shared by every request (cheap to clone).
+#[derive(Clone)]
+pub struct RedisStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    connection: Connection,
+    timeout: Duration,
+    prefix: String,
+    script: ::redis::Script,
+    queue: mpsc::Sender<Settlement>,
+    /// Distinguishes this process's in-flight members from other replicas'.
+    replica: String,
+    sequence: AtomicU64,
+    up: AtomicBool,
+    /// Calls that failed or timed out, by operation.
+    pub admit_errors: AtomicU64,
+    pub settle_errors: AtomicU64,
+    /// Settlements dropped because the queue was full.
+    pub settle_dropped: AtomicU64,
+}
+
+impl RedisStore {
+    /// Sets up the connection (lazily: a Redis that is down at startup is retried, never fatal)
+    /// and starts the settler. Must run inside the tokio runtime.
+    pub fn connect(settings: &RedisSettings) -> Result<Self, String> {
+        let mut infos = Vec::with_capacity(settings.urls.len());
+        for url in &settings.urls {
+            let info = ::redis::IntoConnectionInfo::into_connection_info(url.as_str())
+                .map_err(|err| format!("--redis-url: {err}"))?;
+            let info = match &settings.password {
+                Some(password) => {
+                    let redis = info.redis_settings().clone().set_password(password);
+                    info.set_redis_settings(redis)
+                }
+                None => info,
+            };
+            infos.push(info);
+        }
+        let connection = if settings.cluster {
+            let client = ClusterClient::builder(infos)
+                .connection_timeout(settings.timeout)
+                .response_timeout(settings.timeout)
+                .retries(1)
+                .build()
+                .map_err(|err| format!("--redis-url: {err}"))?;
+            let slot = Arc::new(ArcSwapOption::empty());
+            tokio::spawn(connect_cluster(client, slot.clone()));
+            Connection::Cluster(slot)
+        } else {
+            let [info] = <[_; 1]>::try_from(infos).map_err(
+                |_| "--redis-url: give one URL (several are a cluster's seeds: add --redis-cluster)",
+            )?;
+            let client = ::redis::Client::open(info).map_err(|err| format!("--redis-url: {err}"))?;
+            let config = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(settings.timeout))
+                .set_response_timeout(Some(settings.timeout))
+                .set_max_delay(Duration::from_secs(1));
+            Connection::Single(
+                ConnectionManager::new_lazy_with_config(client, config)
+                    .map_err(|err| format!("Redis: {err}"))?,
+            )
+        };
+        let (queue, receiver) = mpsc::channel(SETTLE_QUEUE);
+        let store = RedisStore {
+            inner: Arc::new(Inner {
+                connection,
+                timeout: settings.timeout,
+                prefix: settings.prefix.clone(),
+                script: ::redis::Script::new(ADMIT),
+                queue,
+                replica: replica_nonce(),
+                sequence: AtomicU64::new(0),
+                up: AtomicBool::new(true),
+                admit_errors: AtomicU64::new(0),
+                settle_errors: AtomicU64::new(0),
+                settle_dropped: AtomicU64::new(0),
+            }),
+        };
+        tokio::spawn(settler(store.clone(), receiver));
+        Ok(store)
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.inner.up.load(Relaxed)
+    }
+
+    pub fn admit_errors(&self) -> u64 {
+        self.inner.admit_errors.load(Relaxed)
+    }
+
+    pub fn settle_errors(&self) -> u64 {
+        self.inner.settle_errors.load(Relaxed)
+    }
+
+    pub fn settle_dropped(&self) -> u64 {
+        self.inner.settle_dropped.load(Relaxed)
+    }
+
+    /// Runs the admission script for one subject.
+    pub async fn admit(
+        &self,
+        policy: Arc<Policy>,
+        tag: String,
+        demand: Demand,
+    ) -> Result<(RedisCharge, Vec<Headroom>), AdmitError> {
+        let inner = &self.inner;
+        let name = |counter: &str| counters::counter(&inner.prefix, &tag, counter);
+        let (day, month) = counters::spend_counters(crate::unix_now());
+        let budget = policy.daily.is_some() || policy.monthly.is_some();
+        let member =
+            policy.concurrent.map(|_| format!("{}:{}", inner.replica, inner.sequence.fetch_add(1, Relaxed)));
+        let mut call = inner.script.prepare_invoke();
+        call.key(name("win")).key(name(&day)).key(name(&month)).key(name("flying"));
+        call.arg(policy.window_ms).arg(policy.windowed.len());
+        for &(what, limit) in &policy.windowed {
+            call.arg(what.field()).arg(limit).arg(what.of(&demand));
+        }
+        let limit = |limit: Option<u64>| limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
+        call.arg(limit(policy.daily)).arg(limit(policy.monthly)).arg(demand.cost_nano_usd);
+        call.arg(limit(policy.concurrent)).arg(member.as_deref().unwrap_or("")).arg(IN_FLIGHT_LEASE_MS);
+        let reply: Vec<i64> =
+            match self.run(|mut conn| async move { call.invoke_async(&mut conn).await }).await {
+                Ok(reply) => reply,
+                Err(()) => {
+                    inner.admit_errors.fetch_add(1, Relaxed);
+                    return Err(AdmitError::Unavailable);
+                }
+            };
+        let field = |i: usize| reply.get(i).copied().unwrap_or(0);
+        let (refused, index, left) = (field(0), field(1).max(0) as u64, field(2).max(0) as u64);
+        let at = WindowPosition { index, left_ms: left, window_ms: policy.window_ms.max(1) };
+        let mut headroom = Vec::with_capacity(policy.windowed.len());
+        for (i, &(what, limit)) in policy.windowed.iter().enumerate() {
+            let (previous, current) = (field(6 + 2 * i), field(7 + 2 * i));
+            if refused == i as i64 + 1 {
+                let reset = at.reset_ms(previous, current, limit, what.of(&demand).min(limit));
+                return Err(AdmitError::Refused(Refusal::over(&policy, what, limit, reset)));
+            }
+            let used = at.count(previous, current);
+            let reset_ms = at.reset_ms(previous, current, limit, 1);
+            headroom.push(Headroom { what, limit, remaining: limit.saturating_sub(used), reset_ms });
+        }
+        let now_ms = crate::unix_now() as u64 * 1000;
+        match refused {
+            0 => {}
+            -1 => return Err(AdmitError::Refused(Refusal::budget(&policy, Period::Day, now_ms))),
+            -2 => return Err(AdmitError::Refused(Refusal::budget(&policy, Period::Month, now_ms))),
+            _ => {
+                let limit = policy.concurrent.unwrap_or(0);
+                return Err(AdmitError::Refused(Refusal::concurrent(&policy, limit)));
+            }
+        }
+        let charge = RedisCharge {
+            window: index,
+            day: (budget && policy.daily.is_some()).then(|| name(&day)),
+            month: (budget && policy.monthly.is_some()).then(|| name(&month)),
+            member,
+            tag,
+        };
+        Ok((charge, headroom))
+    }
+
+    /// Queues a settlement; never waits (a full queue drops it and counts the drop).
+    pub fn settle(&self, policy: Arc<Policy>, charge: RedisCharge, reserved: Demand, actual: Demand) {
+        let settlement = Settlement { policy, charge, reserved, actual };
+        if self.inner.queue.try_send(settlement).is_err()
+            && self.inner.settle_dropped.fetch_add(1, Relaxed) == 0
+        {
+            tracing::warn!("the Redis settlement queue is full; dropping settlements (counted in metrics)");
+        }
+    }
+
+    /// Runs one call with the timeout, on whichever connection there is, and keeps the up/down
+    /// state (logged once per transition).
+    async fn run<T, F, Fut>(&self, call: F) -> Result<T, ()>
+    where
+        F: FnOnce(AnyConnection) -> Fut,
+        Fut: std::future::Future<Output = ::redis::RedisResult<T>>,
+    {
+        let inner = &self.inner;
+        let conn = match &inner.connection {
+            Connection::Single(manager) => AnyConnection::Single(manager.clone()),
+            Connection::Cluster(slot) => match slot.load_full() {
+                Some(cluster) => AnyConnection::Cluster(ClusterConnection::clone(&cluster)),
+                None => {
+                    self.mark(false, "the cluster has not answered yet");
+                    return Err(());
+                }
+            },
+        };
+        match tokio::time::timeout(inner.timeout, call(conn)).await {
+            Ok(Ok(value)) => {
+                self.mark(true, "");
+                Ok(value)
+            }
+            Ok(Err(err)) => {
+                self.mark(false, &err.to_string());
+                Err(())
+            }
+            Err(_) => {
+                self.mark(false, &format!("no answer within {} ms", inner.timeout.as_millis()));
+                Err(())
+            }
+        }
+    }
+
+    fn mark(&self, up: bool, reason: &str) {
+        if self.inner.up.swap(up, Relaxed) != up {
+            if up {
+                tracing::info!("Redis answers again; fleet-wide limits are enforced");
+            } else {
+                tracing::warn!(reason, "Redis is unreachable; redis policies follow their failureMode");
+            }
+        }
+    }
+}
+
+/// Whichever connection the store has, as one `ConnectionLike`.
+#[derive(Clone)]
+enum AnyConnection {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for AnyConnection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            AnyConnection::Single(c) => c.req_packed_command(cmd),
+            AnyConnection::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            AnyConnection::Single(c) => c.req_packed_commands(cmd, offset, count),
+            AnyConnection::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            AnyConnection::Single(c) => c.get_db(),
+            AnyConnection::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// Connects to the cluster, retrying every second until it answers; once connected, the
+/// cluster connection follows node failures and slot moves itself.
+async fn connect_cluster(client: ClusterClient, slot: Arc<ArcSwapOption<ClusterConnection>>) {
+    let mut logged = false;
+    loop {
+        match client.get_async_connection().await {
+            Ok(connection) => {
+                slot.store(Some(Arc::new(connection)));
+                tracing::info!("connected to the Redis cluster");
+                return;
+            }
+            Err(err) => {
+                if !logged {
+                    tracing::warn!(error = %err, "cannot reach the Redis cluster yet; retrying every second");
+                    logged = true;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+/// Sends queued settlements: whatever has accumulated goes out at once, each subject's
+/// corrections as one pipeline (a cluster pipeline must stay in one slot), all concurrently.
+async fn settler(store: RedisStore, mut queue: mpsc::Receiver<Settlement>) {
+    let mut batch = Vec::with_capacity(256);
+    while queue.recv_many(&mut batch, 256).await > 0 {
+        let now_index = |window_ms: u64| (crate::unix_now() as u64 * 1000) / window_ms.max(1);
+        let calls = batch.drain(..).filter_map(|s| {
+            let pipeline = corrections(&store.inner.prefix, &s, now_index(s.policy.window_ms))?;
+            let store = store.clone();
+            Some(async move {
+                let result =
+                    store.run(|mut conn| async move { pipeline.query_async::<()>(&mut conn).await }).await;
+                if result.is_err() {
+                    store.inner.settle_errors.fetch_add(1, Relaxed);
+                }
+            })
+        });
+        futures_util::future::join_all(calls).await;
+    }
+}
+
+/// The commands that turn one reservation into what the request took; `None` if nothing changes.
+fn corrections(prefix: &str, s: &Settlement, now_index: u64) -> Option<Pipeline> {
+    let name = |counter: &str| counters::counter(prefix, &s.charge.tag, counter);
+    let mut pipeline = ::redis::pipe();
+    // A window two or more behind no longer counts: correcting it would only leave a stray field.
+    if now_index <= s.charge.window + 1 {
+        for &(what, _) in &s.policy.windowed {
+            let delta = what.of(&s.actual) as i64 - what.of(&s.reserved) as i64;
+            if delta != 0 {
+                pipeline.hincr(name("win"), format!("{}:{}", s.charge.window, what.field()), delta).ignore();
+            }
+        }
+    }
+    let cost = s.actual.cost_nano_usd as i64 - s.reserved.cost_nano_usd as i64;
+    if cost != 0 {
+        for counter in [&s.charge.day, &s.charge.month].into_iter().flatten() {
+            pipeline.incr(counter, cost).ignore();
+        }
+    }
+    if let Some(member) = &s.charge.member {
+        pipeline.zrem(name("flying"), member).ignore();
+    }
+    let empty = pipeline.cmd_iter().next().is_none();
+    (!empty).then_some(pipeline)
+}
+
+/// 8 random bytes in hex: this process's prefix for in-flight members.
+fn replica_nonce() -> String {
+    use ring::rand::SecureRandom as _;
+    let mut bytes = [0u8; 8];
+    let _ = ring::rand::SystemRandom::new().fill(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::limits::policy::Counted;
+
+    #[test]
+    fn settings_never_show_the_password() {
+        let settings = RedisSettings {
+            urls: vec!["redis://127.0.0.1:6379".into()],
+            cluster: false,
+            password: Some("hunter2".into()),
+            timeout: Duration::from_millis(100),
+            prefix: "sb".into(),
+        };
+        assert!(!format!("{settings:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn a_settlement_corrects_only_what_changed() {
+        let policy = Arc::new(Policy {
+            name: "p".into(),
+            scope: switchboard_config::PolicyScope::Key,
+            window_ms: 60_000,
+            windowed: vec![(Counted::Requests, 10), (Counted::TotalTokens, 1000)],
+            daily: Some(1),
+            monthly: None,
+            concurrent: Some(2),
+            mode: switchboard_config::PolicyMode::Redis,
+            failure: switchboard_config::FailureMode::Open,
+        });
+        let charge = RedisCharge {
+            tag: "k p key".into(),
+            window: 7,
+            day: Some("sb:{k p key}:usd:d:20261202".into()),
+            month: None,
+            member: Some("r:1".into()),
+        };
+        let reserved = Demand { requests: 1, input: 100, output: 500, cost_nano_usd: 10 };
+        let actual = Demand { requests: 1, input: 100, output: 20, cost_nano_usd: 4 };
+        let settlement = Settlement { policy, charge, reserved, actual };
+        let commands = |p: &Pipeline| -> Vec<String> {
+            p.cmd_iter()
+                .map(|c| {
+                    c.args_iter()
+                        .map(|a| match a {
+                            ::redis::Arg::Simple(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+                            _ => String::new(),
+                        })
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .collect()
+        };
+        let pipeline = corrections("sb", &settlement, 8).unwrap();
+        assert_eq!(
+            commands(&pipeline),
+            [
+                "HINCRBY sb:{k p key}:win 7:tot -480",
+                "INCRBY sb:{k p key}:usd:d:20261202 -6",
+                "ZREM sb:{k p key}:flying r:1"
+            ]
+        );
+        let late = corrections("sb", &settlement, 9).unwrap();
+        assert_eq!(commands(&late).len(), 2, "a window that slid out is left alone");
+    }
+}
