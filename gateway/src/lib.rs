@@ -69,7 +69,10 @@ pub async fn run(options: cli::ServeOptions) -> Result<(), String> {
     let source = options.config.clone().map_or(ConfigSource::Embedded, ConfigSource::File);
     let metrics = Arc::new(Metrics::new(options.access_log, options.key_metrics));
     let ctx = CompileContext::new(metrics.clone());
-    let redis = options.redis.as_ref().map(limits::redis::RedisStore::connect).transpose()?;
+    let redis = match &options.redis {
+        Some(settings) => Some(limits::redis::RedisStore::connect(settings).await?),
+        None => None,
+    };
     let limits = Arc::new(limits::Limits::new(redis));
     metrics.watch_limits(limits.clone());
     let gateway = Arc::new(Gateway {

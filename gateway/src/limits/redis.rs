@@ -183,9 +183,10 @@ struct Inner {
 }
 
 impl RedisStore {
-    /// Sets up the connection (lazily: a Redis that is down at startup is retried, never fatal)
-    /// and starts the settler. Must run inside the tokio runtime.
-    pub fn connect(settings: &RedisSettings) -> Result<Self, String> {
+    /// Connects, waiting up to the timeout so a replica starts counting from its first request,
+    /// and starts the settler. A Redis that is down at startup is retried in the background,
+    /// never fatal. Fails only on settings that cannot work (a malformed URL).
+    pub async fn connect(settings: &RedisSettings) -> Result<Self, String> {
         let mut infos = Vec::with_capacity(settings.urls.len());
         for url in &settings.urls {
             let info = ::redis::IntoConnectionInfo::into_connection_info(url.as_str())
@@ -207,7 +208,12 @@ impl RedisStore {
                 .build()
                 .map_err(|err| format!("--redis-url: {err}"))?;
             let slot = Arc::new(ArcSwapOption::empty());
-            tokio::spawn(connect_cluster(client, slot.clone()));
+            match tokio::time::timeout(settings.timeout, client.get_async_connection()).await {
+                Ok(Ok(connection)) => slot.store(Some(Arc::new(connection))),
+                _ => {
+                    tokio::spawn(connect_cluster(client, slot.clone()));
+                }
+            }
             Connection::Cluster(slot)
         } else {
             let [info] = <[_; 1]>::try_from(infos).map_err(
