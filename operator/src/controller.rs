@@ -52,6 +52,9 @@ pub struct Controller {
     pub metrics: Arc<crate::metrics::OperatorMetrics>,
     /// Posts Kubernetes Events (`kubectl describe` shows them) when an object is refused.
     pub recorder: kube::runtime::events::Recorder,
+    /// Reads VirtualKeys' spend from Redis into their statuses (`--redis-url`); `None`: no
+    /// spend in statuses.
+    pub spend: Option<crate::spend::SpendReader>,
 }
 
 /// One watch cache per namespace watched (or one for all).
@@ -101,7 +104,7 @@ impl Stores {
 
 impl Controller {
     /// Runs until `shutdown` flips to true.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> Result<(), String> {
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), String> {
         let changed = Arc::new(Notify::new());
         let mut watches = JoinSet::new();
         let stores = Stores {
@@ -123,6 +126,13 @@ impl Controller {
         let mut served_since = Arc::new(HashMap::new());
         let mut replicas = self.publisher.changes();
         let mut writer = StatusWriter::start(self.client.clone(), self.metrics.clone());
+        if let Some(reader) = self.spend.take() {
+            // Its own task: a slow or unreachable Redis never delays a compile or a push.
+            let keys = stores.keys.clone();
+            let spend =
+                crate::spend::run(reader, keys, writer.clone(), self.metrics.clone(), shutdown.clone());
+            tokio::spawn(spend);
+        }
         let mut submitted = HashMap::new();
         let mut objects_changed = true;
         loop {

@@ -4,7 +4,7 @@
 //! config snapshot (the contract in `switchboard-config`) and every object's status out, with no
 //! cluster involved. Around it: the controller that gathers those inputs from the API server
 //! (`controller`), the snapshot stream to the gateway fleet (`publish`), status writes
-//! (`status_writer`), leader election (`elect`, `lease`) and `/metrics` (see `operator/README.md`).
+//! (`status_writer`), VirtualKeys' spend read from Redis (`spend`), leader election (`elect`, `lease`) and `/metrics` (see `operator/README.md`).
 
 pub mod admin;
 pub mod compile;
@@ -16,6 +16,7 @@ pub mod lease;
 pub mod metrics;
 pub mod publish;
 pub mod run;
+pub mod spend;
 pub mod status_writer;
 
 pub use compile::{Compiled, Draft, KeySecretToGenerate, ObjectStatus, compile, compile_snapshot};

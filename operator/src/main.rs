@@ -92,6 +92,26 @@ struct RunArgs {
     /// reconnect to the next leader is not a change of the fleet).
     #[arg(long, env = "SWITCHBOARD_REPLICA_GRACE", default_value_t = 10, value_name = "SECS")]
     replica_grace: u64,
+    /// Redis where the gateways count budgets: redis://host:6379 (rediss:// for TLS), or with
+    /// --redis-cluster a comma-separated list of seed nodes. Each VirtualKey with a Redis budget
+    /// then shows its spend in status.spend. The password comes from the
+    /// SWITCHBOARD_REDIS_PASSWORD environment variable (never a flag: process lists show flags).
+    #[arg(long, env = "SWITCHBOARD_REDIS_URL", value_name = "URL", value_delimiter = ',')]
+    redis_url: Vec<String>,
+    /// The Redis URLs are seeds of a Redis Cluster.
+    #[arg(long, env = "SWITCHBOARD_REDIS_CLUSTER", requires = "redis_url")]
+    redis_cluster: bool,
+    /// Prefix of the gateways' Redis keys (their --redis-prefix).
+    #[arg(long, env = "SWITCHBOARD_REDIS_PREFIX", default_value = switchboard_config::counters::DEFAULT_PREFIX, value_name = "PREFIX")]
+    redis_prefix: String,
+    /// How long one Redis call may take before the round is given up (milliseconds).
+    #[arg(long, env = "SWITCHBOARD_REDIS_TIMEOUT_MS", default_value_t = 500, value_name = "MS",
+          value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    redis_timeout_ms: u64,
+    /// Seconds between two readings of every VirtualKey's spend from Redis.
+    #[arg(long, env = "SWITCHBOARD_SPEND_INTERVAL", default_value_t = 10, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    spend_interval_seconds: u64,
 }
 
 fn main() -> ExitCode {
@@ -116,6 +136,11 @@ fn main() -> ExitCode {
                 lease_name,
                 lease_duration,
                 replica_grace,
+                redis_url,
+                redis_cluster,
+                redis_prefix,
+                redis_timeout_ms,
+                spend_interval_seconds,
             } = *args;
             let level = log_level.parse::<tracing::Level>().unwrap_or(tracing::Level::INFO);
             tracing_subscriber::fmt()
@@ -142,6 +167,14 @@ fn main() -> ExitCode {
                     retry_period: std::time::Duration::from_millis((lease_duration * 2000 / 15).max(200)),
                 },
                 replica_grace: std::time::Duration::from_secs(replica_grace),
+                spend: (!redis_url.is_empty()).then(|| switchboard_operator::spend::SpendSettings {
+                    urls: redis_url,
+                    cluster: redis_cluster,
+                    password: std::env::var("SWITCHBOARD_REDIS_PASSWORD").ok().filter(|p| !p.is_empty()),
+                    timeout: std::time::Duration::from_millis(redis_timeout_ms),
+                    prefix: redis_prefix,
+                    interval: std::time::Duration::from_secs(spend_interval_seconds),
+                }),
             };
             let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
                 Ok(runtime) => runtime,

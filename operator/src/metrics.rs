@@ -21,6 +21,10 @@ pub struct OperatorMetrics {
     pub status_writes: AtomicU64,
     /// Status writes the API server refused (they are retried at the next reconcile).
     pub status_write_errors: AtomicU64,
+    /// Rounds that read every VirtualKey's spend from Redis (`--redis-url`).
+    pub spend_reads: AtomicU64,
+    /// Rounds that could not (Redis down, slow or refusing); statuses keep their last spend.
+    pub spend_read_errors: AtomicU64,
     /// The publisher, once leading (replica counts, acks, nacks, per-replica stream figures).
     pub publisher: OnceLock<Arc<Publisher>>,
 }
@@ -132,6 +136,20 @@ impl OperatorMetrics {
             "counter",
             "Status patches that failed (retried at the next reconcile).",
             self.status_write_errors.load(Relaxed),
+        );
+        series(
+            &mut out,
+            "switchboard_operator_spend_reads_total",
+            "counter",
+            "Rounds that read VirtualKey spend from Redis.",
+            self.spend_reads.load(Relaxed),
+        );
+        series(
+            &mut out,
+            "switchboard_operator_spend_read_errors_total",
+            "counter",
+            "Rounds that could not read VirtualKey spend from Redis (statuses keep their last spend).",
+            self.spend_read_errors.load(Relaxed),
         );
         let Some(publisher) = self.publisher.get() else {
             return out;

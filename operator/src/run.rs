@@ -32,6 +32,8 @@ pub struct RunOptions {
     pub lease_timing: crate::lease::Timing,
     /// How long a disconnected gateway replica still counts in `Programmed`.
     pub replica_grace: std::time::Duration,
+    /// Where to read VirtualKeys' spend (`--redis-url`); `None`: statuses show no spend.
+    pub spend: Option<crate::spend::SpendSettings>,
 }
 
 pub async fn run(options: RunOptions) -> Result<(), String> {
@@ -57,6 +59,9 @@ pub async fn run(options: RunOptions) -> Result<(), String> {
             );
         }
     };
+    // Checked now (a malformed URL is a configuration error), connected lazily (a Redis that is
+    // down must not keep the operator from serving snapshots).
+    let spend = options.spend.as_ref().map(crate::spend::SpendReader::connect).transpose()?;
     let client =
         kube::Client::try_default().await.map_err(|e| format!("connecting to the API server: {e}"))?;
     let metrics = Arc::new(crate::metrics::OperatorMetrics::default());
@@ -110,6 +115,7 @@ pub async fn run(options: RunOptions) -> Result<(), String> {
         publisher,
         metrics: metrics.clone(),
         recorder,
+        spend,
     };
     let controlling = tokio::spawn(controller.run(halted));
     let held = election.hold(&mut stopped).await;
