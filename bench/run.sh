@@ -54,9 +54,10 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/switchboard-bench.XXXXXX")
 MOCK_PID=
 ANTHROPIC_PID=
 GATEWAY_PID=
+REDIS_PID=
 cleanup() {
     local pid
-    for pid in $GATEWAY_PID $MOCK_PID $ANTHROPIC_PID; do
+    for pid in $GATEWAY_PID $MOCK_PID $ANTHROPIC_PID $REDIS_PID; do
         if kill -0 "$pid" 2>/dev/null; then
             kill "$pid" 2>/dev/null || true
             wait "$pid" 2>/dev/null || true
@@ -104,6 +105,23 @@ line=$(wait_listening "$ANTHROPIC_PID" "$TMP/anthropic.out" anthropic) || die "a
 ANTHROPIC_ADDR=$(sed -n 's/.*anthropic=\([^ ]*\).*/\1/p' <<<"$line")
 log "anthropic mock at $ANTHROPIC_ADDR (pid $ANTHROPIC_PID)"
 
+# A throwaway Redis for the governed scenario's redis-mode limits (skipped without redis-server).
+REDIS_PORT=
+if command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null; then
+    REDIS_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$TMP" \
+        --logfile "" >"$TMP/redis.out" 2>&1 &
+    REDIS_PID=$!
+    for _ in $(seq 1 200); do
+        grep -q 'Ready to accept connections' "$TMP/redis.out" && break
+        kill -0 "$REDIS_PID" 2>/dev/null || die "redis-server exited: $(tail -n 5 "$TMP/redis.out")"
+        sleep 0.05
+    done
+    log "redis at 127.0.0.1:$REDIS_PORT (pid $REDIS_PID)"
+else
+    log "redis-server or redis-benchmark not found: the redis-mode scenario is skipped"
+fi
+
 # --- 3. gateway config with $KEYS virtual keys ------------------------------------------------
 CONFIG=$TMP/gateway.yaml
 python3 - "$CONFIG" "$MOCK_ADDR" "$KEYS" "$ANTHROPIC_ADDR" <<'PY'
@@ -111,6 +129,10 @@ import hashlib
 import sys
 
 path, mock, n, anthropic = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+# The governed routes: every request checks and charges a request limit and a token limit (a
+# prompt estimate and max_tokens reserved, settled with the usage), counted in this process or
+# in Redis. The limits are far above what a run sends: the work is measured, not refusals.
+limits = "window_seconds: 60, requests: 1000000000, total_tokens: 1000000000000"
 with open(path, "w") as f:
     f.write(f"""version: 2
 generation: 0
@@ -131,6 +153,19 @@ routes:
     backends:
       - provider: claude
         model: claude-bench
+  - model: bench-local
+    backends:
+      - provider: upstream
+        model: bench-upstream
+    policies: [local-limits]
+  - model: bench-redis
+    backends:
+      - provider: upstream
+        model: bench-upstream
+    policies: [redis-limits]
+policies:
+  - {{ name: local-limits, scope: key_route, {limits}, mode: local }}
+  - {{ name: redis-limits, scope: key_route, {limits}, mode: redis, failure_mode: closed }}
 keys:
 """)
     for i in range(n):
@@ -140,8 +175,10 @@ PY
 (( KEYS > 4242 )) || die "BENCH_KEYS must be > 4242 (the benchmark uses sk-bench-4242)"
 
 # --- 4. gateway ----------------------------------------------------------------------------
+REDIS_ARGS=()
+[[ -n $REDIS_PORT ]] && REDIS_ARGS=(--redis-url "redis://127.0.0.1:$REDIS_PORT")
 # shellcheck disable=SC2086 # BENCH_GATEWAY_ARGS is a list of flags, split on purpose
-"$GATEWAY_BIN" --config "$CONFIG" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 $GATEWAY_ARGS \
+"$GATEWAY_BIN" --config "$CONFIG" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 "${REDIS_ARGS[@]}" $GATEWAY_ARGS \
     >"$TMP/gateway.out" 2>"$TMP/gateway.err" &
 GATEWAY_PID=$!
 line=$(wait_listening "$GATEWAY_PID" "$TMP/gateway.out" gateway) || die "gateway did not start"
@@ -234,6 +271,31 @@ UPSTREAM_PID=$ANTHROPIC_PID
 scenario anthropic_c1 --concurrency 1
 scenario anthropic_c32 --concurrency 32
 
+# Governed: the passthrough request on routes whose policies charge and settle a request and a
+# token limit, locally and in Redis, beside the same direct call. Against the ungoverned
+# passthrough row above, the gateway's extra CPU is what local limits cost, and the extra p50
+# what a Redis admission adds (compared with one loopback round trip to the same Redis).
+DIRECT_URL=http://$MOCK_ADDR/v1/chat/completions
+DIRECT_BODY=$BODY_FILE
+DIRECT_HEADERS=()
+UPSTREAM_PID=$MOCK_PID
+GOVERNED=(governed_local_c1)
+GATEWAY_BODY=$TMP/local-body.json
+sed 's/bench-model/bench-local/' "$BODY_FILE" >"$GATEWAY_BODY"
+scenario governed_local_c1 --concurrency 1
+REDIS_RTT_P50_US=
+if [[ -n $REDIS_PORT ]]; then
+    GATEWAY_BODY=$TMP/redis-body.json
+    sed 's/bench-model/bench-redis/' "$BODY_FILE" >"$GATEWAY_BODY"
+    scenario governed_redis_c1 --concurrency 1
+    GOVERNED+=(governed_redis_c1)
+    # One loopback round trip to the same Redis: one client, no pipelining (redis-benchmark's
+    # p50, in ms with microsecond precision).
+    REDIS_RTT_P50_US=$(redis-benchmark -p "$REDIS_PORT" -t ping_mbulk -n 20000 -c 1 --csv \
+        | awk -F'","' 'NR == 2 { print $6 * 1000 }')
+    log "redis loopback round trip p50: ${REDIS_RTT_P50_US} us"
+fi
+
 kill -0 "$GATEWAY_PID" 2>/dev/null || die "gateway died during the run"
 # --- 7b. peak RSS after all runs -------------------------------------------------------------
 PEAK_RSS_KB=$(status_kb "$GATEWAY_PID" VmHWM)
@@ -256,10 +318,10 @@ RELOAD_PEAK_KB=$(status_kb "$GATEWAY_PID" VmHWM)
 mkdir -p "$REPO/bench/results"
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 RESULTS=$REPO/bench/results/$STAMP.json
-RELOAD_RSS_KB=$RELOAD_RSS_KB RELOAD_PEAK_KB=$RELOAD_PEAK_KB \
+RELOAD_RSS_KB=$RELOAD_RSS_KB RELOAD_PEAK_KB=$RELOAD_PEAK_KB REDIS_RTT_P50_US=$REDIS_RTT_P50_US \
 python3 - "$TMP" "$RESULTS" "$STAMP" "$CLK_TCK" "$STARTUP_RSS_KB" "$PEAK_RSS_KB" \
     "$DURATION" "$WARMUP" "$RATE" "$CONNECTIONS" "$KEYS" "$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
-    closed_c1 "rate_${RATE}" closed_c32 anthropic_c1 anthropic_c32 <<'PY'
+    closed_c1 "rate_${RATE}" closed_c32 anthropic_c1 anthropic_c32 "${GOVERNED[@]}" <<'PY'
 import json
 import os
 import sys
@@ -276,6 +338,8 @@ labels = {
     "closed_c32": "closed loop, concurrency 32",
     "anthropic_c1": "Anthropic translation, conc. 1",
     "anthropic_c32": "Anthropic translation, conc. 32",
+    "governed_local_c1": "local limits, conc. 1",
+    "governed_redis_c1": "Redis limits, conc. 1",
 }
 
 def load(path):
@@ -343,12 +407,31 @@ for translated, passthrough in (("anthropic_c1", "closed_c1"), ("anthropic_c32",
     p = out["scenarios"][passthrough]["gateway_cpu_us_per_request"]
     translation[translated] = t - p if t is not None and p is not None else None
 out["translation_extra_cpu_us_per_request"] = translation
+# What governance costs, against the ungoverned passthrough at concurrency 1 in the same run.
+base = out["scenarios"]["closed_c1"]
+governed = {}
+local = out["scenarios"].get("governed_local_c1")
+if local and local["gateway_cpu_us_per_request"] is not None and base["gateway_cpu_us_per_request"] is not None:
+    governed["local_extra_cpu_us_per_request"] = (local["gateway_cpu_us_per_request"]
+                                                  - base["gateway_cpu_us_per_request"])
+redis = out["scenarios"].get("governed_redis_c1")
+rtt = os.environ.get("REDIS_RTT_P50_US")
+if redis:
+    governed["redis_extra_p50_us"] = redis["gateway"]["p50_us"] - base["gateway"]["p50_us"]
+    governed["redis_extra_cpu_us_per_request"] = ((redis["gateway_cpu_us_per_request"] or 0)
+                                                  - (base["gateway_cpu_us_per_request"] or 0))
+    governed["redis_round_trip_p50_us"] = float(rtt) if rtt else None
+out["governance"] = governed
 peak_mib = int(peak_kb) / 1024
 targets = [
     ("added p99 @ concurrency 1 <= 100 us", closed["added_p99_us"], 100),
     (f"added p50 @ {rate} req/s <= 100 us", fixed["added_p50_us"], 100),
     (f"added p99 @ {rate} req/s <= 300 us", fixed["added_p99_us"], 300),
     ("gateway CPU per request <= 40 us", max(c for c in cpu if c is not None) if any(c is not None for c in cpu) else None, 40),
+    ("local limits add <= 10 us CPU per request", governed.get("local_extra_cpu_us_per_request"), 10),
+    ("Redis limits add <= one Redis round trip at p50 (us beyond it)",
+     governed["redis_extra_p50_us"] - governed["redis_round_trip_p50_us"]
+     if governed.get("redis_round_trip_p50_us") is not None else None, 0),
     (f"peak RSS with {keys} keys, reloads included <= 30 MiB",
      max(int(peak_kb), int(os.environ["RELOAD_PEAK_KB"])) / 1024, 30),
 ]
@@ -390,6 +473,8 @@ print()
 for name, extra in translation.items():
     print(f"translation costs {fmt(extra, '.1f')} us of gateway CPU per request over passthrough "
           f"({labels[name]})")
+for name, value in governed.items():
+    print(f"governance: {name} = {fmt(value, '.1f')}")
 print()
 print(f"gateway RSS at startup ({keys} keys, no traffic): {int(startup_kb) / 1024:.1f} MiB")
 print(f"gateway peak RSS (VmHWM, after all runs):      {peak_mib:.1f} MiB")

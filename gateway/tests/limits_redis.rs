@@ -6,6 +6,8 @@
 //! cut short still counts; a vLLM-style running usage total counts once; Redis going away
 //! follows each policy's failure mode without a hang, and enforcement comes back by itself.
 
+#![expect(clippy::unwrap_used, reason = "test helpers: a failed step must abort the test")]
+
 pub mod support;
 
 use std::time::{Duration, Instant};
