@@ -7,7 +7,8 @@
 //! request's `max_tokens`, else the route's `default_max_tokens`, else [`DEFAULT_OUTPUT`], since
 //! a model may use all of it.
 
-use switchboard_llm::hub::Part;
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use switchboard_llm::openai::{ModelRequest, embedding_inputs};
 
 /// Completion tokens reserved for a request that sets no `max_tokens` on a route without
@@ -20,8 +21,26 @@ const TOKENS_PER_MESSAGE: u64 = 4;
 /// An image, whatever its size (a high-detail 1024×1024 image costs OpenAI 765 tokens).
 const TOKENS_PER_IMAGE: u64 = 765;
 
-/// (prompt tokens, completion tokens) to reserve.
-/// `body_bytes`: the request body's size, the estimate for a body the hub does not read.
+/// Only what the estimate reads, borrowed from the body: no string is copied, no tree built
+/// (admission runs on every governed request).
+#[derive(Deserialize)]
+struct Message<'a> {
+    #[serde(default, borrow)]
+    content: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    tool_calls: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct ContentPart<'a> {
+    #[serde(default, borrow)]
+    text: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    image_url: Option<&'a RawValue>,
+}
+
+/// (prompt tokens, completion tokens) to reserve. `body_bytes`: the request body's size, the
+/// estimate for a body whose messages do not read.
 pub fn demand(
     request: &ModelRequest<'_>,
     body_bytes: usize,
@@ -33,29 +52,42 @@ pub fn demand(
         let bytes: usize = inputs.iter().map(String::len).sum();
         return ((bytes as u64).div_ceil(BYTES_PER_TOKEN), 0);
     }
-    let Ok(hub) = request.to_hub("") else {
-        // Not a request the hub reads (the upstream will judge it): the whole body's size.
-        return (fallback(body_bytes), route_default.map_or(DEFAULT_OUTPUT, u64::from));
+    let asked = ["max_completion_tokens", "max_tokens"]
+        .iter()
+        .find_map(|field| request.body.get_as::<u64>(field).ok().flatten());
+    let output = asked.or(route_default.map(u64::from)).unwrap_or(DEFAULT_OUTPUT);
+    let messages =
+        request.body.get("messages").map(|raw| serde_json::from_str::<Vec<Message<'_>>>(raw.get()));
+    let Some(Ok(messages)) = messages else {
+        // Not messages the estimate reads (the upstream will judge them): the whole body's size.
+        return (fallback(body_bytes), output);
     };
-    let mut bytes: usize = hub.system.iter().map(|t| t.text.len()).sum();
-    let mut tokens = 0;
-    for message in &hub.messages {
+    let (mut bytes, mut tokens) = (0, 0);
+    for message in &messages {
         tokens += TOKENS_PER_MESSAGE;
-        for part in &message.content {
-            match part {
-                Part::Text(text) => bytes += text.text.len(),
-                Part::Image(_) => tokens += TOKENS_PER_IMAGE,
-            }
-        }
-        bytes += message.tool_calls.iter().map(|c| c.name.len() + c.arguments.len()).sum::<usize>();
+        let (text, images) = message.content.map_or((0, 0), content_size);
+        bytes += text + message.tool_calls.map_or(0, |raw| raw.get().len());
+        tokens += images * TOKENS_PER_IMAGE;
     }
-    for tool in &hub.tools {
-        bytes += tool.name.len()
-            + tool.description.as_ref().map_or(0, String::len)
-            + tool.parameters.to_string().len();
-    }
-    let output = hub.max_tokens.or(route_default).map_or(DEFAULT_OUTPUT, u64::from);
+    bytes += request.body.get("tools").map_or(0, |raw| raw.get().len());
     (tokens + (bytes as u64).div_ceil(BYTES_PER_TOKEN), output)
+}
+
+/// Bytes of text and number of images in a message's `content`: a string, or an array of
+/// parts. A JSON string's length stands for its text's (escapes are rare in prompts).
+fn content_size(raw: &RawValue) -> (usize, u64) {
+    let json = raw.get();
+    match json.as_bytes().first() {
+        Some(b'"') => (json.len().saturating_sub(2), 0),
+        Some(b'[') => match serde_json::from_str::<Vec<ContentPart<'_>>>(json) {
+            Ok(parts) => parts.iter().fold((0, 0), |(bytes, images), part| {
+                let text = part.text.map_or(0, |t| t.get().len().saturating_sub(2));
+                (bytes + text, images + u64::from(part.image_url.is_some()))
+            }),
+            Err(_) => (json.len(), 0),
+        },
+        _ => (0, 0),
+    }
 }
 
 /// The prompt estimate when nothing better is known: the body's size.
@@ -72,7 +104,8 @@ mod tests {
         let body = br#"{"model":"m","max_tokens":50,"messages":[{"role":"system","content":"12345678"},
             {"role":"user","content":[{"type":"text","text":"abcd"},{"type":"image_url","image_url":{"url":"data:image/png;base64,AAAA"}}]}]}"#;
         let request = ModelRequest::parse(body).unwrap();
-        assert_eq!(demand(&request, 0, false, None), (4 + 2 + 1 + TOKENS_PER_IMAGE, 50));
+        // Two messages, 12 bytes of text, one image.
+        assert_eq!(demand(&request, 0, false, None), (2 * TOKENS_PER_MESSAGE + 3 + TOKENS_PER_IMAGE, 50));
         let bare =
             ModelRequest::parse(br#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#).unwrap();
         assert_eq!(demand(&bare, 0, false, Some(300)).1, 300, "the route's default");

@@ -81,7 +81,8 @@ impl LocalSubject {
         headroom: &mut Vec<Headroom>,
     ) -> Result<LocalCharge, Refusal> {
         let at = WindowPosition::at(now_ms, policy.window_ms);
-        let (day, month) = calendar(now_ms);
+        let budget = policy.daily.is_some() || policy.monthly.is_some();
+        let (day, month) = if budget { calendar(now_ms) } else { (0, 0) };
         let charge = LocalCharge { window: at.index, day, month };
         let current = &self.windows[(at.index % 2) as usize];
         let previous = &self.windows[((at.index + 1) % 2) as usize];

@@ -90,8 +90,9 @@ for i = 1, n do
   counts[i] = {field, amount, prev, cur}
 end
 local day_limit, month_limit, cost = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
-local day = tonumber(redis.call('GET', KEYS[2]) or '0')
-local month = tonumber(redis.call('GET', KEYS[3]) or '0')
+local day, month = 0, 0
+if day_limit >= 0 then day = tonumber(redis.call('GET', KEYS[2]) or '0') end
+if month_limit >= 0 then month = tonumber(redis.call('GET', KEYS[3]) or '0') end
 if refused == 0 and day_limit >= 0 and math.max(day, 0) + cost > day_limit then refused = -1 end
 if refused == 0 and month_limit >= 0 and math.max(month, 0) + cost > month_limit then refused = -2 end
 local cc_limit, member, lease = tonumber(ARGV[a + 3]), ARGV[a + 4], tonumber(ARGV[a + 5])
