@@ -22,7 +22,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 mod cluster;
+mod operator;
 pub use cluster::{Cluster, MANAGED_BY, kubectl_binary};
+pub use operator::Operator;
 
 /// A throwaway directory, removed on drop.
 pub struct TempDir(pub PathBuf);

@@ -9,106 +9,14 @@
 
 #![expect(clippy::unwrap_used, clippy::panic, reason = "tests: a failed step fails the test")]
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-use switchboard_e2e::{Cluster, Gateway, TempDir, binary, eventually};
+use switchboard_e2e::{Cluster, Gateway, Operator, TempDir, eventually};
 
 /// A condition's field of an object in `namespace`, through kubectl.
 fn condition(cluster: &Cluster, namespace: &str, object: &str, type_: &str, field: &str) -> String {
     let path = format!("jsonpath={{.status.conditions[?(@.type==\"{type_}\")].{field}}}");
     let (resource, name) = object.split_once('/').unwrap();
     cluster.kubectl(&["get", resource, name, "-n", namespace, "-o", &path])
-}
-
-struct Operator {
-    child: Child,
-    lines: std::sync::mpsc::Receiver<String>,
-    /// `/healthz`, `/readyz`, `/metrics`.
-    admin: String,
-    log: PathBuf,
-}
-
-impl Operator {
-    /// Starts `switchboard-operator run` for the objects in `namespace` (every namespace on the
-    /// in-repo server); it prints `listening stream=ADDR` once it leads.
-    fn start(cluster: &Cluster, namespace: &str, dir: &Path, identity: &str, listen: &str) -> Operator {
-        Operator::start_with(cluster, namespace, dir, identity, listen, &[])
-    }
-
-    /// As [`Operator::start`], with more flags.
-    fn start_with(
-        cluster: &Cluster,
-        namespace: &str,
-        dir: &Path,
-        identity: &str,
-        listen: &str,
-        extra: &[&str],
-    ) -> Operator {
-        let log = dir.join(format!("{identity}.log"));
-        // A 4 s Lease: short, as the failover test waits for it to expire, but long enough that a
-        // leader starved of CPU (tests in parallel on a small machine) or slowed by a real
-        // cluster keeps it. At 2 s, 1 run in 20 with four copies of this file in parallel saw
-        // the standby take over from a leader that was still listening.
-        let mut child = Command::new(binary("switchboard-operator"))
-            .args(["run", "--stream-listen", listen, "--stream-insecure", "--identity", identity])
-            .args(["--lease-duration", "4", "--admin-listen", "127.0.0.1:0"])
-            .args(cluster.operator_scope(namespace))
-            // A short grace period, so the test that stops a replica sees it leave the counts.
-            .args(["--replica-grace", "2"])
-            .args(extra)
-            .env("KUBECONFIG", cluster.kubeconfig())
-            .env_remove("POD_NAME")
-            .env_remove("POD_NAMESPACE")
-            .env_remove("SWITCHBOARD_NAMESPACES")
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut first = String::new();
-        stdout.read_line(&mut first).unwrap();
-        let Some(admin) = first.trim().strip_prefix("admin listening admin=") else {
-            panic!(
-                "operator did not start: {first:?}\n{}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-        };
-        let admin = format!("http://{admin}");
-        let (send, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in stdout.lines().map_while(Result::ok) {
-                let _ = send.send(line);
-            }
-        });
-        Operator { child, lines, admin, log }
-    }
-
-    /// The stream URL once this operator leads (within `timeout`).
-    fn leading(&self, timeout: Duration) -> Option<String> {
-        let line = self.lines.recv_timeout(timeout).ok()?;
-        line.trim().strip_prefix("listening stream=").map(|address| format!("http://{address}"))
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    async fn admin(&self, path: &str) -> (u16, String) {
-        switchboard_e2e::send("GET", &format!("{}{path}", self.admin), None, "").await
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        self.kill();
-    }
 }
 
 async fn chat(gateway: &Gateway, key: &str, model: &str) -> u16 {

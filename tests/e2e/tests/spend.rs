@@ -5,80 +5,16 @@
 
 #![expect(clippy::unwrap_used, clippy::panic, reason = "tests: a failed step fails the test")]
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use switchboard_config::counters;
-use switchboard_e2e::{Cluster, TempDir, binary, eventually};
+use switchboard_e2e::{Cluster, Operator, eventually};
 use switchboard_test_redis::{RedisCluster, RedisServer};
 
-/// A `switchboard-operator run` for one test's namespace, killed on drop.
-struct Operator {
-    child: Child,
-    admin: String,
-    log: PathBuf,
-    _dir: TempDir,
-}
-
-impl Operator {
-    /// Starts it with `extra` flags and returns once it leads (it prints `listening stream=`).
-    fn leading(cluster: &Cluster, namespace: &str, extra: &[&str], timeout: Duration) -> Operator {
-        let dir = TempDir::new();
-        let log = dir.0.join("operator.log");
-        let mut child = Command::new(binary("switchboard-operator"))
-            .args(["run", "--stream-listen", "127.0.0.1:0", "--stream-insecure", "--identity", "op-0"])
-            .args(["--admin-listen", "127.0.0.1:0", "--spend-interval-seconds", "1"])
-            .args(cluster.operator_scope(namespace))
-            .args(extra)
-            .env("KUBECONFIG", cluster.kubeconfig())
-            .env_remove("POD_NAME")
-            .env_remove("POD_NAMESPACE")
-            .env_remove("SWITCHBOARD_NAMESPACES")
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let (lines, received) = std::sync::mpsc::channel();
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        std::thread::spawn(move || {
-            for line in stdout.lines().map_while(Result::ok) {
-                let _ = lines.send(line);
-            }
-        });
-        let next = || received.recv_timeout(timeout).unwrap_or_default();
-        let first = next();
-        let admin = first.trim().strip_prefix("admin listening admin=").map(|a| format!("http://{a}"));
-        let leads = next().starts_with("listening stream=");
-        let mut operator = Operator { child, admin: admin.unwrap_or_default(), log, _dir: dir };
-        if operator.admin.is_empty() || !leads {
-            operator.stop();
-            panic!("the operator did not lead: {first:?}\n{}", operator.log());
-        }
-        operator
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// One sample of `/metrics`, 0 when absent.
-    async fn metric(&self, series: &str) -> u64 {
-        let text = switchboard_e2e::send("GET", &format!("{}/metrics", self.admin), None, "").await.1;
-        let line = text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ').map(str::to_owned));
-        line.map_or(0, |v| v.trim().parse().unwrap())
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        self.stop();
-    }
+/// The operator, leading, with spend read from Redis every second.
+fn operator(cluster: &Cluster, namespace: &str, redis: &[&str], timeout: Duration) -> Operator {
+    let mut flags = vec!["--spend-interval-seconds", "1"];
+    flags.extend_from_slice(redis);
+    Operator::leading_with(cluster, namespace, &flags, timeout).0
 }
 
 /// A namespace with a VirtualKey whose budget counts in Redis (the default mode).
@@ -153,7 +89,7 @@ async fn a_key_budget_spent_in_redis_shows_in_its_status_and_kubectl_get() {
     let mut cluster = Cluster::start();
     let ns = budgeted_key(&mut cluster);
     let patience = cluster.patience(Duration::from_secs(20));
-    let operator = Operator::leading(&cluster, &ns, &["--redis-url", &redis.url()], patience);
+    let operator = operator(&cluster, &ns, &["--redis-url", &redis.url()], patience);
     let id = key_id(&cluster, &ns, &operator).await;
     let day = write_counters(|args| redis.cli(args), counters::DEFAULT_PREFIX, &id);
     spend_shows(&cluster, &ns, &operator, &day).await;
@@ -168,7 +104,7 @@ async fn a_key_budget_spent_in_a_redis_cluster_shows_in_its_status() {
     let patience = cluster.patience(Duration::from_secs(20));
     let urls = redis.urls().join(",");
     let flags = ["--redis-cluster", "--redis-url", &urls, "--redis-prefix", "fleet-b"];
-    let operator = Operator::leading(&cluster, &ns, &flags, patience);
+    let operator = operator(&cluster, &ns, &flags, patience);
     let id = key_id(&cluster, &ns, &operator).await;
     let day = write_counters(|args| redis.cli(args), "fleet-b", &id);
     spend_shows(&cluster, &ns, &operator, &day).await;
@@ -183,7 +119,7 @@ async fn an_unreachable_redis_stops_nothing_and_spend_follows_when_it_returns() 
     let mut cluster = Cluster::start();
     let ns = budgeted_key(&mut cluster);
     let patience = cluster.patience(Duration::from_secs(20));
-    let operator = Operator::leading(&cluster, &ns, &["--redis-url", &redis.url()], patience);
+    let operator = operator(&cluster, &ns, &["--redis-url", &redis.url()], patience);
     let id = key_id(&cluster, &ns, &operator).await;
     let failing = eventually(patience, async || {
         operator.metric("switchboard_operator_spend_read_errors_total").await >= 2
