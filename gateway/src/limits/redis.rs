@@ -79,12 +79,20 @@ if window > 0 then
 end
 local refused = 0
 local counts = {}
+local names = {}
+for i = 1, n do
+  local field = ARGV[3 * i]
+  names[2 * i - 1] = (index - 1) .. ':' .. field
+  names[2 * i] = index .. ':' .. field
+end
+local values = {}
+if n > 0 then values = redis.call('HMGET', KEYS[1], unpack(names)) end
 local a = 3
 for i = 1, n do
   local field, limit, amount = ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
   a = a + 3
-  local prev = tonumber(redis.call('HGET', KEYS[1], (index - 1) .. ':' .. field) or '0')
-  local cur = tonumber(redis.call('HGET', KEYS[1], index .. ':' .. field) or '0')
+  local prev = tonumber(values[2 * i - 1] or '0')
+  local cur = tonumber(values[2 * i] or '0')
   local used = math.ceil(math.max(prev, 0) * left / window) + math.max(cur, 0)
   if refused == 0 and used + amount > limit then refused = i end
   counts[i] = {field, amount, prev, cur}
@@ -103,12 +111,16 @@ if cc_limit >= 0 then
   if refused == 0 and flying + 1 > cc_limit then refused = -3 end
 end
 if refused == 0 then
+  local stale = {}
   for i = 1, n do
     local c = counts[i]
     if c[2] ~= 0 then c[4] = redis.call('HINCRBY', KEYS[1], index .. ':' .. c[1], c[2]) end
-    redis.call('HDEL', KEYS[1], (index - 2) .. ':' .. c[1])
+    stale[i] = (index - 2) .. ':' .. c[1]
   end
-  if n > 0 then redis.call('PEXPIRE', KEYS[1], window * 2) end
+  if n > 0 then
+    redis.call('HDEL', KEYS[1], unpack(stale))
+    redis.call('PEXPIRE', KEYS[1], window * 2)
+  end
   if day_limit >= 0 and cost ~= 0 then
     day = redis.call('INCRBY', KEYS[2], cost)
     redis.call('PEXPIRE', KEYS[2], 172800000)
@@ -442,31 +454,56 @@ async fn connect_cluster(client: ClusterClient, slot: Arc<ArcSwapOption<ClusterC
     }
 }
 
-/// Sends queued settlements: whatever has accumulated goes out at once, each subject's
-/// corrections as one pipeline (a cluster pipeline must stay in one slot), all concurrently.
+/// How long the settler lets settlements gather before sending them: one round trip then
+/// carries every settlement of the last millisecond instead of one per request, so settling never
+/// takes turns with admissions for Redis. Delaying a settlement only keeps a reservation (and an
+/// in-flight place) a millisecond longer: an error on the side of the limit.
+const SETTLE_LINGER: Duration = Duration::from_millis(1);
+
+/// Sends queued settlements in batches. On a single Redis a batch is one pipeline; on a cluster,
+/// where a pipeline must stay in one slot, each subject's corrections are one pipeline, all sent
+/// at once.
 async fn settler(store: RedisStore, mut queue: mpsc::Receiver<Settlement>) {
-    let mut batch = Vec::with_capacity(256);
-    while queue.recv_many(&mut batch, 256).await > 0 {
-        let now_index = |window_ms: u64| (crate::unix_now() as u64 * 1000) / window_ms.max(1);
-        let calls = batch.drain(..).filter_map(|s| {
-            let pipeline = corrections(&store.inner.prefix, &s, now_index(s.policy.window_ms))?;
+    let mut batch = Vec::with_capacity(1024);
+    while queue.recv_many(&mut batch, 1024).await > 0 {
+        tokio::time::sleep(SETTLE_LINGER).await;
+        while batch.len() < 1024
+            && let Ok(settlement) = queue.try_recv()
+        {
+            batch.push(settlement);
+        }
+        let now_index = |window_ms: u64| crate::unix_now_ms() / window_ms.max(1);
+        let mut pipelines = Vec::new();
+        let single = matches!(store.inner.connection, Connection::Single(_));
+        for s in batch.drain(..) {
+            let index = now_index(s.policy.window_ms);
+            match pipelines.last_mut() {
+                Some(pipeline) if single => corrections(pipeline, &store.inner.prefix, &s, index),
+                _ => {
+                    let mut pipeline = ::redis::pipe();
+                    corrections(&mut pipeline, &store.inner.prefix, &s, index);
+                    pipelines.push(pipeline);
+                }
+            }
+        }
+        let calls = pipelines.into_iter().filter(|p| p.cmd_iter().next().is_some()).map(|pipeline| {
             let store = store.clone();
-            Some(async move {
+            async move {
                 let result =
                     store.run(|mut conn| async move { pipeline.query_async::<()>(&mut conn).await }).await;
                 if result.is_err() {
                     store.inner.settle_errors.fetch_add(1, Relaxed);
                 }
-            })
+            }
         });
         futures_util::future::join_all(calls).await;
     }
 }
 
-/// The commands that turn one reservation into what the request took; `None` if nothing changes.
-fn corrections(prefix: &str, s: &Settlement, now_index: u64) -> Option<Pipeline> {
+/// Adds the commands that turn one reservation into what the request took (none if nothing
+/// changes).
+fn corrections(pipeline: &mut Pipeline, prefix: &str, s: &Settlement, now_index: u64) {
     let name = |counter: &str| counters::counter(prefix, &s.charge.tag, counter);
-    let mut pipeline = ::redis::pipe();
     // A window two or more behind no longer counts: correcting it would only leave a stray field.
     if now_index <= s.charge.window + 1 {
         for &(what, _) in &s.policy.windowed {
@@ -485,8 +522,6 @@ fn corrections(prefix: &str, s: &Settlement, now_index: u64) -> Option<Pipeline>
     if let Some(member) = &s.charge.member {
         pipeline.zrem(name("flying"), member).ignore();
     }
-    let empty = pipeline.cmd_iter().next().is_none();
-    (!empty).then_some(pipeline)
 }
 
 /// 8 random bytes in hex: this process's prefix for in-flight members.
@@ -550,7 +585,8 @@ mod tests {
                 })
                 .collect()
         };
-        let pipeline = corrections("sb", &settlement, 8).unwrap();
+        let mut pipeline = ::redis::pipe();
+        corrections(&mut pipeline, "sb", &settlement, 8);
         assert_eq!(
             commands(&pipeline),
             [
@@ -559,7 +595,8 @@ mod tests {
                 "ZREM sb:{k p key}:flying r:1"
             ]
         );
-        let late = corrections("sb", &settlement, 9).unwrap();
+        let mut late = ::redis::pipe();
+        corrections(&mut late, "sb", &settlement, 9);
         assert_eq!(commands(&late).len(), 2, "a window that slid out is left alone");
     }
 }
