@@ -168,11 +168,13 @@ fn main() -> ExitCode {
                 },
                 replica_grace: std::time::Duration::from_secs(replica_grace),
                 spend: (!redis_url.is_empty()).then(|| switchboard_operator::spend::SpendSettings {
-                    urls: redis_url,
-                    cluster: redis_cluster,
-                    password: std::env::var("SWITCHBOARD_REDIS_PASSWORD").ok().filter(|p| !p.is_empty()),
-                    timeout: std::time::Duration::from_millis(redis_timeout_ms),
-                    prefix: redis_prefix,
+                    redis: switchboard_redis::RedisSettings {
+                        urls: redis_url,
+                        cluster: redis_cluster,
+                        password: std::env::var("SWITCHBOARD_REDIS_PASSWORD").ok().filter(|p| !p.is_empty()),
+                        timeout: std::time::Duration::from_millis(redis_timeout_ms),
+                        prefix: redis_prefix,
+                    },
                     interval: std::time::Duration::from_secs(spend_interval_seconds),
                 }),
             };

@@ -59,9 +59,12 @@ pub async fn run(options: RunOptions) -> Result<(), String> {
             );
         }
     };
-    // Checked now (a malformed URL is a configuration error), connected lazily (a Redis that is
-    // down must not keep the operator from serving snapshots).
-    let spend = options.spend.as_ref().map(crate::spend::SpendReader::connect).transpose()?;
+    // Checked now (a malformed URL is a configuration error); a Redis that is down is waited for
+    // at most the Redis timeout, then retried: it must not keep the operator from serving.
+    let spend = match &options.spend {
+        Some(settings) => Some(crate::spend::SpendReader::connect(settings).await?),
+        None => None,
+    };
     let client =
         kube::Client::try_default().await.map_err(|e| format!("connecting to the API server: {e}"))?;
     let metrics = Arc::new(crate::metrics::OperatorMetrics::default());

@@ -13,9 +13,6 @@
 
 use crate::metrics::OperatorMetrics;
 use crate::status_writer::StatusWriter;
-use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use ::redis::cluster::ClusterClient;
-use ::redis::cluster_async::ClusterConnection;
 use futures::StreamExt;
 use kube::runtime::reflector::Store;
 use std::collections::HashMap;
@@ -25,34 +22,16 @@ use std::time::Duration;
 use switchboard_config::counters;
 use switchboard_crds::rate_limit_policy::Mode;
 use switchboard_crds::virtual_key::{Spend, VirtualKey};
+use switchboard_redis::{RedisClient, RedisSettings};
 use tokio::sync::watch;
 
-/// How to reach Redis and how often to read (flags `--redis-url`, `--redis-cluster`,
-/// `--redis-prefix`, `--redis-timeout-ms`, `--spend-interval-seconds`; the password from
-/// `SWITCHBOARD_REDIS_PASSWORD`, never a flag).
-#[derive(Clone, PartialEq, Eq)]
+/// How to reach Redis (the gateways' settings: `--redis-url`, `--redis-cluster`, `--redis-prefix`,
+/// `--redis-timeout-ms`, the password from `SWITCHBOARD_REDIS_PASSWORD`) and how often to read
+/// (`--spend-interval-seconds`).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpendSettings {
-    /// One URL, or a cluster's seed nodes.
-    pub urls: Vec<String>,
-    pub cluster: bool,
-    pub password: Option<String>,
-    /// The longest one Redis call (a pipeline chunk, one key on a cluster) may take.
-    pub timeout: Duration,
-    pub prefix: String,
+    pub redis: RedisSettings,
     pub interval: Duration,
-}
-
-impl std::fmt::Debug for SpendSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SpendSettings")
-            .field("urls", &self.urls.len())
-            .field("cluster", &self.cluster)
-            .field("password", &self.password.as_ref().map(|_| "<set>"))
-            .field("timeout", &self.timeout)
-            .field("prefix", &self.prefix)
-            .field("interval", &self.interval)
-            .finish()
-    }
 }
 
 /// Keys per pipeline on a single Redis: one round trip each, small enough that a chunk answers
@@ -122,16 +101,9 @@ pub fn spend_at(unix_seconds: i64, day_nano_usd: Option<i64>, month_nano_usd: Op
     }
 }
 
-enum Connection {
-    Single(ConnectionManager),
-    /// Connected on the first round that reaches the cluster; it then follows node failures and
-    /// slot moves itself. Boxed: the client holds the whole cluster configuration.
-    Cluster(Box<(ClusterClient, Option<ClusterConnection>)>),
-}
-
 /// The Redis side: a connection, and whether the last round reached Redis.
 pub struct SpendReader {
-    connection: Connection,
+    client: RedisClient,
     timeout: Duration,
     prefix: String,
     interval: Duration,
@@ -140,48 +112,13 @@ pub struct SpendReader {
 }
 
 impl SpendReader {
-    /// Checks the URLs and sets up the connection, lazily: a Redis that is down at startup is
-    /// retried every round, never fatal. Must run inside the tokio runtime.
-    pub fn connect(settings: &SpendSettings) -> Result<SpendReader, String> {
-        let mut infos = Vec::with_capacity(settings.urls.len());
-        for url in &settings.urls {
-            let info = ::redis::IntoConnectionInfo::into_connection_info(url.as_str())
-                .map_err(|err| format!("--redis-url: {err}"))?;
-            let info = match &settings.password {
-                Some(password) => {
-                    let redis = info.redis_settings().clone().set_password(password);
-                    info.set_redis_settings(redis)
-                }
-                None => info,
-            };
-            infos.push(info);
-        }
-        let connection = if settings.cluster {
-            let client = ClusterClient::builder(infos)
-                .connection_timeout(settings.timeout)
-                .response_timeout(settings.timeout)
-                .retries(1)
-                .build()
-                .map_err(|err| format!("--redis-url: {err}"))?;
-            Connection::Cluster(Box::new((client, None)))
-        } else {
-            let [info] = <[_; 1]>::try_from(infos).map_err(|_| {
-                "--redis-url: give one URL (several are a cluster's seeds: add --redis-cluster)".to_owned()
-            })?;
-            let client = ::redis::Client::open(info).map_err(|err| format!("--redis-url: {err}"))?;
-            let config = ConnectionManagerConfig::new()
-                .set_connection_timeout(Some(settings.timeout))
-                .set_response_timeout(Some(settings.timeout))
-                .set_max_delay(Duration::from_secs(1));
-            Connection::Single(
-                ConnectionManager::new_lazy_with_config(client, config)
-                    .map_err(|err| format!("Redis: {err}"))?,
-            )
-        };
+    /// Checks the URLs and connects (waiting at most the timeout: a Redis that is down at
+    /// startup is retried, never fatal).
+    pub async fn connect(settings: &SpendSettings) -> Result<SpendReader, String> {
         Ok(SpendReader {
-            connection,
-            timeout: settings.timeout,
-            prefix: settings.prefix.clone(),
+            client: RedisClient::connect(&settings.redis).await?,
+            timeout: settings.redis.timeout,
+            prefix: settings.redis.prefix.clone(),
             interval: settings.interval,
             up: None,
         })
@@ -197,15 +134,16 @@ impl SpendReader {
         let timeout = self.timeout;
         let late = move || format!("no answer within {} ms", timeout.as_millis());
         let mut counts: Vec<(Option<i64>, Option<i64>)> = Vec::with_capacity(targets.len());
-        match &mut self.connection {
-            Connection::Single(manager) => {
+        let connection = self.client.connection().ok_or("the cluster has not answered yet")?;
+        match self.client.is_cluster() {
+            false => {
                 for chunk in targets.chunks(PIPELINE_KEYS) {
                     let mut pipeline = ::redis::pipe();
                     for target in chunk {
                         let (day, month) = names(target);
                         pipeline.cmd("MGET").arg(day).arg(month);
                     }
-                    let mut conn = manager.clone();
+                    let mut conn = connection.clone();
                     let reply: Vec<(Option<i64>, Option<i64>)> =
                         tokio::time::timeout(timeout, pipeline.query_async(&mut conn))
                             .await
@@ -214,21 +152,10 @@ impl SpendReader {
                     counts.extend(reply);
                 }
             }
-            Connection::Cluster(cluster) => {
-                let (client, connection) = &mut **cluster;
-                let cluster = match connection {
-                    Some(cluster) => cluster.clone(),
-                    None => {
-                        let connected = tokio::time::timeout(timeout, client.get_async_connection())
-                            .await
-                            .map_err(|_| late())?
-                            .map_err(|err| err.to_string())?;
-                        connection.insert(connected).clone()
-                    }
-                };
+            true => {
                 let requests: Vec<(String, String)> = targets.iter().map(names).collect();
                 let calls = requests.into_iter().map(|(day, month)| {
-                    let mut conn = cluster.clone();
+                    let mut conn = connection.clone();
                     async move {
                         let mget = ::redis::cmd("MGET").arg(day).arg(month).clone();
                         tokio::time::timeout(

@@ -17,40 +17,15 @@
 use super::policy::{Demand, Policy};
 use super::window::WindowPosition;
 use super::{Headroom, Period, Refusal};
-use ::redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
-use ::redis::cluster::ClusterClient;
-use ::redis::cluster_async::ClusterConnection;
-use ::redis::{Cmd, Pipeline, RedisFuture, Value};
-use arc_swap::ArcSwapOption;
+use ::redis::Pipeline;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 use switchboard_config::counters;
+use switchboard_redis::{AnyConnection, RedisClient};
 use tokio::sync::mpsc;
 
-/// How to reach Redis (flags `--redis-url`, `--redis-cluster`, `--redis-timeout`,
-/// `--redis-prefix`; the password from `SWITCHBOARD_REDIS_PASSWORD`, never a flag).
-#[derive(Clone, PartialEq, Eq)]
-pub struct RedisSettings {
-    /// One URL, or a cluster's seed nodes.
-    pub urls: Vec<String>,
-    pub cluster: bool,
-    pub password: Option<String>,
-    pub timeout: Duration,
-    pub prefix: String,
-}
-
-impl std::fmt::Debug for RedisSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisSettings")
-            .field("urls", &self.urls.len())
-            .field("cluster", &self.cluster)
-            .field("password", &self.password.as_ref().map(|_| "<set>"))
-            .field("timeout", &self.timeout)
-            .field("prefix", &self.prefix)
-            .finish()
-    }
-}
+pub use switchboard_redis::RedisSettings;
 
 /// A request holds a place among a subject's requests in flight at most this long: if its
 /// replica dies without settling, the place frees itself.
@@ -166,12 +141,6 @@ struct Settlement {
     actual: Demand,
 }
 
-enum Connection {
-    Single(ConnectionManager),
-    /// Connected in the background; `None` until the cluster first answers.
-    Cluster(Arc<ArcSwapOption<ClusterConnection>>),
-}
-
 /// The Redis side of limits: shared by every request (cheap to clone).
 #[derive(Clone)]
 pub struct RedisStore {
@@ -179,7 +148,7 @@ pub struct RedisStore {
 }
 
 struct Inner {
-    connection: Connection,
+    client: RedisClient,
     timeout: Duration,
     prefix: String,
     script: ::redis::Script,
@@ -200,52 +169,11 @@ impl RedisStore {
     /// and starts the settler. A Redis that is down at startup is retried in the background,
     /// never fatal. Fails only on settings that cannot work (a malformed URL).
     pub async fn connect(settings: &RedisSettings) -> Result<Self, String> {
-        let mut infos = Vec::with_capacity(settings.urls.len());
-        for url in &settings.urls {
-            let info = ::redis::IntoConnectionInfo::into_connection_info(url.as_str())
-                .map_err(|err| format!("--redis-url: {err}"))?;
-            let info = match &settings.password {
-                Some(password) => {
-                    let redis = info.redis_settings().clone().set_password(password);
-                    info.set_redis_settings(redis)
-                }
-                None => info,
-            };
-            infos.push(info);
-        }
-        let connection = if settings.cluster {
-            let client = ClusterClient::builder(infos)
-                .connection_timeout(settings.timeout)
-                .response_timeout(settings.timeout)
-                .retries(1)
-                .build()
-                .map_err(|err| format!("--redis-url: {err}"))?;
-            let slot = Arc::new(ArcSwapOption::empty());
-            match tokio::time::timeout(settings.timeout, client.get_async_connection()).await {
-                Ok(Ok(connection)) => slot.store(Some(Arc::new(connection))),
-                _ => {
-                    tokio::spawn(connect_cluster(client, slot.clone()));
-                }
-            }
-            Connection::Cluster(slot)
-        } else {
-            let [info] = <[_; 1]>::try_from(infos).map_err(
-                |_| "--redis-url: give one URL (several are a cluster's seeds: add --redis-cluster)",
-            )?;
-            let client = ::redis::Client::open(info).map_err(|err| format!("--redis-url: {err}"))?;
-            let config = ConnectionManagerConfig::new()
-                .set_connection_timeout(Some(settings.timeout))
-                .set_response_timeout(Some(settings.timeout))
-                .set_max_delay(Duration::from_secs(1));
-            Connection::Single(
-                ConnectionManager::new_lazy_with_config(client, config)
-                    .map_err(|err| format!("Redis: {err}"))?,
-            )
-        };
+        let client = RedisClient::connect(settings).await?;
         let (queue, receiver) = mpsc::channel(SETTLE_QUEUE);
         let store = RedisStore {
             inner: Arc::new(Inner {
-                connection,
+                client,
                 timeout: settings.timeout,
                 prefix: settings.prefix.clone(),
                 script: ::redis::Script::new(ADMIT),
@@ -360,15 +288,9 @@ impl RedisStore {
         Fut: std::future::Future<Output = ::redis::RedisResult<T>>,
     {
         let inner = &self.inner;
-        let conn = match &inner.connection {
-            Connection::Single(manager) => AnyConnection::Single(manager.clone()),
-            Connection::Cluster(slot) => match slot.load_full() {
-                Some(cluster) => AnyConnection::Cluster(ClusterConnection::clone(&cluster)),
-                None => {
-                    self.mark(false, "the cluster has not answered yet");
-                    return Err(());
-                }
-            },
+        let Some(conn) = inner.client.connection() else {
+            self.mark(false, "the cluster has not answered yet");
+            return Err(());
         };
         match tokio::time::timeout(inner.timeout, call(conn)).await {
             Ok(Ok(value)) => {
@@ -397,63 +319,6 @@ impl RedisStore {
     }
 }
 
-/// Whichever connection the store has, as one `ConnectionLike`.
-#[derive(Clone)]
-enum AnyConnection {
-    Single(ConnectionManager),
-    Cluster(ClusterConnection),
-}
-
-impl ConnectionLike for AnyConnection {
-    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        match self {
-            AnyConnection::Single(c) => c.req_packed_command(cmd),
-            AnyConnection::Cluster(c) => c.req_packed_command(cmd),
-        }
-    }
-
-    fn req_packed_commands<'a>(
-        &'a mut self,
-        cmd: &'a Pipeline,
-        offset: usize,
-        count: usize,
-    ) -> RedisFuture<'a, Vec<Value>> {
-        match self {
-            AnyConnection::Single(c) => c.req_packed_commands(cmd, offset, count),
-            AnyConnection::Cluster(c) => c.req_packed_commands(cmd, offset, count),
-        }
-    }
-
-    fn get_db(&self) -> i64 {
-        match self {
-            AnyConnection::Single(c) => c.get_db(),
-            AnyConnection::Cluster(c) => c.get_db(),
-        }
-    }
-}
-
-/// Connects to the cluster, retrying every second until it answers; once connected, the
-/// cluster connection follows node failures and slot moves itself.
-async fn connect_cluster(client: ClusterClient, slot: Arc<ArcSwapOption<ClusterConnection>>) {
-    let mut logged = false;
-    loop {
-        match client.get_async_connection().await {
-            Ok(connection) => {
-                slot.store(Some(Arc::new(connection)));
-                tracing::info!("connected to the Redis cluster");
-                return;
-            }
-            Err(err) => {
-                if !logged {
-                    tracing::warn!(error = %err, "cannot reach the Redis cluster yet; retrying every second");
-                    logged = true;
-                }
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        }
-    }
-}
-
 /// How long the settler lets settlements gather before sending them: one round trip then
 /// carries every settlement of the last millisecond instead of one per request, so settling never
 /// takes turns with admissions for Redis. Delaying a settlement only keeps a reservation (and an
@@ -474,7 +339,7 @@ async fn settler(store: RedisStore, mut queue: mpsc::Receiver<Settlement>) {
         }
         let now_index = |window_ms: u64| crate::unix_now_ms() / window_ms.max(1);
         let mut pipelines = Vec::new();
-        let single = matches!(store.inner.connection, Connection::Single(_));
+        let single = !store.inner.client.is_cluster();
         for s in batch.drain(..) {
             let index = now_index(s.policy.window_ms);
             match pipelines.last_mut() {
@@ -536,18 +401,6 @@ fn replica_nonce() -> String {
 mod tests {
     use super::*;
     use crate::limits::policy::Counted;
-
-    #[test]
-    fn settings_never_show_the_password() {
-        let settings = RedisSettings {
-            urls: vec!["redis://127.0.0.1:6379".into()],
-            cluster: false,
-            password: Some("hunter2".into()),
-            timeout: Duration::from_millis(100),
-            prefix: "sb".into(),
-        };
-        assert!(!format!("{settings:?}").contains("hunter2"));
-    }
 
     #[test]
     fn a_settlement_corrects_only_what_changed() {

@@ -1,0 +1,187 @@
+//! The Redis connection the gateway counts limits and budgets on and the operator reads spend
+//! from: one place for the settings (flags `--redis-url`, `--redis-cluster`, `--redis-prefix`,
+//! `--redis-timeout-ms`; the password only from `SWITCHBOARD_REDIS_PASSWORD`) and for connecting.
+//!
+//! [`RedisClient::connect`] waits up to the timeout for Redis, so a process starts counting from
+//! its first request, but never fails because Redis is down: a single Redis is then reached
+//! lazily by a connection manager that reconnects by itself, a cluster by a background task that
+//! retries every second. Only settings that cannot work (a malformed URL) are errors.
+
+use arc_swap::ArcSwapOption;
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, ConnectionInfo, Pipeline, RedisFuture, Value};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How to reach Redis.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisSettings {
+    /// One URL, or a cluster's seed nodes.
+    pub urls: Vec<String>,
+    pub cluster: bool,
+    pub password: Option<String>,
+    /// The longest one call may take (and connecting at startup).
+    pub timeout: Duration,
+    /// Prefix of every counter name (`switchboard_config::counters`).
+    pub prefix: String,
+}
+
+impl std::fmt::Debug for RedisSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisSettings")
+            .field("urls", &self.urls.len())
+            .field("cluster", &self.cluster)
+            .field("password", &self.password.as_ref().map(|_| "<set>"))
+            .field("timeout", &self.timeout)
+            .field("prefix", &self.prefix)
+            .finish()
+    }
+}
+
+/// A connection to a single Redis or a Redis Cluster; cheap to clone.
+#[derive(Clone)]
+pub enum RedisClient {
+    Single(ConnectionManager),
+    /// `None` until the cluster first answers; the cluster connection then follows node
+    /// failures and slot moves itself.
+    Cluster(Arc<ArcSwapOption<ClusterConnection>>),
+}
+
+impl RedisClient {
+    pub async fn connect(settings: &RedisSettings) -> Result<Self, String> {
+        let infos =
+            settings.urls.iter().map(|url| connection_info(url, settings)).collect::<Result<Vec<_>, _>>()?;
+        if settings.cluster {
+            let client = ClusterClient::builder(infos)
+                .connection_timeout(settings.timeout)
+                .response_timeout(settings.timeout)
+                .retries(1)
+                .build()
+                .map_err(|err| format!("--redis-url: {err}"))?;
+            let slot = Arc::new(ArcSwapOption::empty());
+            match tokio::time::timeout(settings.timeout, client.get_async_connection()).await {
+                Ok(Ok(connection)) => slot.store(Some(Arc::new(connection))),
+                _ => {
+                    tokio::spawn(connect_cluster(client, slot.clone()));
+                }
+            }
+            return Ok(RedisClient::Cluster(slot));
+        }
+        let [info] = <[_; 1]>::try_from(infos)
+            .map_err(|_| "--redis-url: give one URL (several are a cluster's seeds: add --redis-cluster)")?;
+        let client = redis::Client::open(info).map_err(|err| format!("--redis-url: {err}"))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(settings.timeout))
+            .set_response_timeout(Some(settings.timeout))
+            .set_max_delay(Duration::from_secs(1));
+        let eager = ConnectionManager::new_with_config(client.clone(), config.clone());
+        let manager = match tokio::time::timeout(settings.timeout, eager).await {
+            Ok(Ok(manager)) => manager,
+            // Down for now: the lazy manager connects on first use and keeps retrying.
+            _ => ConnectionManager::new_lazy_with_config(client, config)
+                .map_err(|err| format!("Redis: {err}"))?,
+        };
+        Ok(RedisClient::Single(manager))
+    }
+
+    pub fn is_cluster(&self) -> bool {
+        matches!(self, RedisClient::Cluster(_))
+    }
+
+    /// A connection to call on; `None` while a cluster has not answered yet.
+    pub fn connection(&self) -> Option<AnyConnection> {
+        match self {
+            RedisClient::Single(manager) => Some(AnyConnection::Single(manager.clone())),
+            RedisClient::Cluster(slot) => {
+                slot.load_full().map(|c| AnyConnection::Cluster(ClusterConnection::clone(&c)))
+            }
+        }
+    }
+}
+
+fn connection_info(url: &str, settings: &RedisSettings) -> Result<ConnectionInfo, String> {
+    let info =
+        redis::IntoConnectionInfo::into_connection_info(url).map_err(|err| format!("--redis-url: {err}"))?;
+    Ok(match &settings.password {
+        Some(password) => {
+            let redis = info.redis_settings().clone().set_password(password);
+            info.set_redis_settings(redis)
+        }
+        None => info,
+    })
+}
+
+/// Connects to the cluster, retrying every second until it answers.
+async fn connect_cluster(client: ClusterClient, slot: Arc<ArcSwapOption<ClusterConnection>>) {
+    let mut logged = false;
+    loop {
+        match client.get_async_connection().await {
+            Ok(connection) => {
+                slot.store(Some(Arc::new(connection)));
+                tracing::info!("connected to the Redis cluster");
+                return;
+            }
+            Err(err) => {
+                if !logged {
+                    tracing::warn!(error = %err, "cannot reach the Redis cluster yet; retrying every second");
+                    logged = true;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+/// Either connection, as one `ConnectionLike` (commands, pipelines and scripts run on it).
+#[derive(Clone)]
+pub enum AnyConnection {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for AnyConnection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            AnyConnection::Single(c) => c.req_packed_command(cmd),
+            AnyConnection::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            AnyConnection::Single(c) => c.req_packed_commands(cmd, offset, count),
+            AnyConnection::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            AnyConnection::Single(c) => c.get_db(),
+            AnyConnection::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_never_show_the_password() {
+        let settings = RedisSettings {
+            urls: vec!["redis://127.0.0.1:6379".into()],
+            cluster: false,
+            password: Some("hunter2".into()),
+            timeout: Duration::from_millis(100),
+            prefix: "sb".into(),
+        };
+        assert!(!format!("{settings:?}").contains("hunter2"));
+    }
+}
