@@ -17,6 +17,8 @@ Policy (each derived from the rendering itself, so it holds for every value set)
 - pod and container securityContext: runAsNonRoot, seccomp RuntimeDefault,
   readOnlyRootFilesystem, no privilege escalation, every capability dropped;
 - requests (cpu, memory) and a memory limit on every container;
+- ServiceMonitors or PodMonitors (never both: every pod would be scraped twice) select the
+  operator's and the gateway's pods by their selector labels and scrape /metrics on `admin`;
 - RBAC: the (scope, apiGroup, resource, verb) grants equal LEAST_PRIVILEGE exactly, the scope
   being the cluster when the operator watches every namespace, else each namespace it names;
   the gateway's ServiceAccount is bound to nothing.
@@ -32,7 +34,10 @@ import kubernetes_validate
 import yaml
 
 KUBERNETES_VERSIONS = ["1.33.0", "1.36.0"]
-SKIP_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor")}
+# The Prometheus Operator's kinds: their CRDs are not in the bundled schemas; check_monitors
+# checks what matters in them instead.
+SKIP_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor"), ("monitoring.coreos.com/v1", "PodMonitor")}
+MONITOR_ENDPOINTS = {"ServiceMonitor": "endpoints", "PodMonitor": "podMetricsEndpoints"}
 
 # What operator/src calls in each watched namespace (see the comment in templates/rbac.yaml).
 WATCHED = {
@@ -138,6 +143,25 @@ def check_gateway(dep, failures):
         failures.append("gateway: a service account token is mounted")
 
 
+def check_monitors(docs, deployments, failures):
+    """Each monitor kind rendered covers both components, on the admin port, at /metrics."""
+    kinds = {d["kind"] for d in docs if d["kind"] in MONITOR_ENDPOINTS}
+    if len(kinds) > 1:
+        failures.append(f"both {' and '.join(sorted(kinds))} rendered: every pod would be scraped twice")
+    for kind in sorted(kinds):
+        for comp, dep in deployments.items():
+            selector = dep["spec"]["selector"]["matchLabels"]
+            found = [m for m in docs if m["kind"] == kind
+                     and m["spec"].get("selector", {}).get("matchLabels") == selector]
+            if len(found) != 1:
+                failures.append(f"{len(found)} {kind}s select the {comp} pods, not 1")
+                continue
+            endpoints = found[0]["spec"].get(MONITOR_ENDPOINTS[kind], [])
+            if [(e.get("port"), e.get("path")) for e in endpoints] != [("admin", "/metrics")]:
+                failures.append(f"{kind} of the {comp}: endpoints are not /metrics on admin: {endpoints}")
+    return len(kinds)
+
+
 def rbac_grants(docs, failures):
     """(scope, apiGroup, resource, verb, resourceName) of every rule bound to a ServiceAccount."""
     roles = {}
@@ -233,6 +257,7 @@ def main():
         failures.append("NetworkPolicies do not cover both the operator and the gateway")
     if not policies and "--operator-insecure" not in gateway["spec"]["template"]["spec"]["containers"][0]["args"]:
         failures.append("no NetworkPolicy (only the development value set may go without)")
+    check_monitors(docs, {"operator": operator, "gateway": gateway}, failures)
     grants = check_rbac(docs, operator, gateway, args.namespace, failures)
     if args.out:
         write_out(args.out, docs, operator, gateway)

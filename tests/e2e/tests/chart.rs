@@ -117,6 +117,26 @@ fn with_service_monitor() {
     lint_render_check(&["ci/monitoring-values.yaml"]);
 }
 
+#[test]
+fn with_pod_monitor() {
+    lint_render_check(&["ci/podmonitor-values.yaml"]);
+}
+
+/// ServiceMonitors and PodMonitors together would scrape every pod twice (and double every
+/// counter summed over pods): the chart refuses to render them, naming both values.
+#[test]
+fn pod_and_service_monitors_are_refused_together() {
+    let output = Command::new(helm())
+        .args(["template", "sb"])
+        .arg(chart())
+        .args(["--set", "podMonitor.enabled=true", "--set", "serviceMonitor.enabled=true"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "helm template rendered both monitor kinds");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("podMonitor.enabled and serviceMonitor.enabled are both true"), "{stderr}");
+}
+
 /// The policy check is not vacuous: a rendering without the PodDisruptionBudget fails it.
 #[test]
 fn the_check_refuses_a_chart_without_a_pdb() {
