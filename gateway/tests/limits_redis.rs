@@ -172,10 +172,10 @@ async fn usage_counts_once_whether_streamed_cut_or_repeated() {
         ),
     );
     let replicas = fleet(&config, &[redis.url()], false);
+    // Every fixed window's total-token counter of the key's policy, summed.
     let window_total = || {
-        let fields = redis.cli(&["HGETALL", "switchboard:{k tokens fleet-key}:win"]);
-        let lines: Vec<&str> = fields.lines().collect();
-        lines.chunks(2).filter(|p| p[0].ends_with(":tot")).map(|p| p[1].parse::<i64>().unwrap()).sum::<i64>()
+        let keys = redis.cli(&["KEYS", "switchboard:{k tokens fleet-key}:tot:*"]);
+        keys.lines().map(|key| redis.cli(&["GET", key]).parse::<i64>().unwrap()).sum::<i64>()
     };
     // vLLM's continuous usage stats: the running total on every chunk (2 prompt, 5 completion).
     let response = send(

@@ -3,8 +3,11 @@
 //! Admission is one script call per counter subject ([`ADMIT`]): it reads the subject's
 //! windows, budget days and in-flight set, decides, and charges, atomically, in one round trip.
 //! Every key a call touches shares the subject's hash tag (`switchboard_config::counters`), so
-//! the same script works on a single Redis and on Redis Cluster. Window indices come from Redis's
-//! own clock (`TIME`), so replicas with drifting clocks still share windows.
+//! the same script works on a single Redis and on Redis Cluster. Each fixed window of each limit
+//! is one integer key (`…:tot:<window index>`) that expires two windows after it starts, so the
+//! script does little besides one `MGET` and an `INCRBY` per limit (a script's Redis time is
+//! what an admission adds beyond the round trip). Window indices come from the replica's clock:
+//! replicas a few milliseconds apart disagree only about requests at a window's edge.
 //!
 //! Settlements never wait on the response path: the ledger queues them ([`RedisStore::settle`])
 //! and one task sends them, many at once over the multiplexed connection, each subject's
@@ -35,85 +38,68 @@ const IN_FLIGHT_LEASE_MS: u64 = 600_000;
 /// allowed to hold memory or the response path.
 const SETTLE_QUEUE: usize = 65_536;
 
-/// The admission script. KEYS: the subject's window hash, today's and this month's spend
-/// counters, its in-flight set (one hash tag). ARGV: window length (ms, 0: none), the number of
-/// windowed limits, then (field, limit, amount) for each; the daily limit, monthly limit (-1:
-/// none) and the reserved cost; the concurrency limit (-1: none), this request's member and the
-/// lease. Returns {refused (0: admitted; i: the i-th windowed limit; -1 day; -2 month; -3
-/// concurrency), window index, ms left in it, spent today, spent this month, in flight, then the
+/// The admission script. KEYS: each windowed limit's previous and current window counters, then
+/// today's and this month's spend counters and the in-flight set (one hash tag). ARGV: window
+/// length and ms left in it, the number of windowed limits, (limit, amount) for each; the daily
+/// limit, monthly limit (-1: none) and the reserved cost; the concurrency limit (-1: none), this
+/// request's member, the lease, and now (ms). Returns {refused (0: admitted; i: the i-th windowed
+/// limit; -1 day; -2 month; -3 concurrency), spent today, spent this month, in flight, then the
 /// previous and current count of each windowed limit (after the charge)}.
 const ADMIT: &str = r"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local window = tonumber(ARGV[1])
-local n = tonumber(ARGV[2])
-local index, left = 0, 0
-if window > 0 then
-  index = math.floor(now / window)
-  left = window - (now % window)
-end
+local window, left, n = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local values = {}
+if n > 0 then values = redis.call('MGET', unpack(KEYS, 1, 2 * n)) end
 local refused = 0
 local counts = {}
-local names = {}
 for i = 1, n do
-  local field = ARGV[3 * i]
-  names[2 * i - 1] = (index - 1) .. ':' .. field
-  names[2 * i] = index .. ':' .. field
-end
-local values = {}
-if n > 0 then values = redis.call('HMGET', KEYS[1], unpack(names)) end
-local a = 3
-for i = 1, n do
-  local field, limit, amount = ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
-  a = a + 3
+  local limit, amount = tonumber(ARGV[2 + 2 * i]), tonumber(ARGV[3 + 2 * i])
   local prev = tonumber(values[2 * i - 1] or '0')
   local cur = tonumber(values[2 * i] or '0')
   local used = math.ceil(math.max(prev, 0) * left / window) + math.max(cur, 0)
   if refused == 0 and used + amount > limit then refused = i end
-  counts[i] = {field, amount, prev, cur}
+  counts[i] = {amount, prev, cur}
 end
+local a = 4 + 2 * n
+local k = 2 * n
 local day_limit, month_limit, cost = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
 local day, month = 0, 0
-if day_limit >= 0 then day = tonumber(redis.call('GET', KEYS[2]) or '0') end
-if month_limit >= 0 then month = tonumber(redis.call('GET', KEYS[3]) or '0') end
+if day_limit >= 0 then day = tonumber(redis.call('GET', KEYS[k + 1]) or '0') end
+if month_limit >= 0 then month = tonumber(redis.call('GET', KEYS[k + 2]) or '0') end
 if refused == 0 and day_limit >= 0 and math.max(day, 0) + cost > day_limit then refused = -1 end
 if refused == 0 and month_limit >= 0 and math.max(month, 0) + cost > month_limit then refused = -2 end
-local cc_limit, member, lease = tonumber(ARGV[a + 3]), ARGV[a + 4], tonumber(ARGV[a + 5])
+local cc_limit, member, lease, now = tonumber(ARGV[a + 3]), ARGV[a + 4], tonumber(ARGV[a + 5]), tonumber(ARGV[a + 6])
 local flying = 0
 if cc_limit >= 0 then
-  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)
-  flying = redis.call('ZCARD', KEYS[4])
+  redis.call('ZREMRANGEBYSCORE', KEYS[k + 3], '-inf', now)
+  flying = redis.call('ZCARD', KEYS[k + 3])
   if refused == 0 and flying + 1 > cc_limit then refused = -3 end
 end
 if refused == 0 then
-  local stale = {}
   for i = 1, n do
     local c = counts[i]
-    if c[2] ~= 0 then c[4] = redis.call('HINCRBY', KEYS[1], index .. ':' .. c[1], c[2]) end
-    stale[i] = (index - 2) .. ':' .. c[1]
-  end
-  if n > 0 then
-    redis.call('HDEL', KEYS[1], unpack(stale))
-    redis.call('PEXPIRE', KEYS[1], window * 2)
+    if c[1] ~= 0 then
+      c[3] = redis.call('INCRBY', KEYS[2 * i], c[1])
+      if c[3] == c[1] then redis.call('PEXPIRE', KEYS[2 * i], window * 2) end
+    end
   end
   if day_limit >= 0 and cost ~= 0 then
-    day = redis.call('INCRBY', KEYS[2], cost)
-    redis.call('PEXPIRE', KEYS[2], 172800000)
+    day = redis.call('INCRBY', KEYS[k + 1], cost)
+    redis.call('PEXPIRE', KEYS[k + 1], 172800000)
   end
   if month_limit >= 0 and cost ~= 0 then
-    month = redis.call('INCRBY', KEYS[3], cost)
-    redis.call('PEXPIRE', KEYS[3], 2764800000)
+    month = redis.call('INCRBY', KEYS[k + 2], cost)
+    redis.call('PEXPIRE', KEYS[k + 2], 2764800000)
   end
   if cc_limit >= 0 then
-    redis.call('ZADD', KEYS[4], now + lease, member)
-    redis.call('PEXPIRE', KEYS[4], lease)
+    redis.call('ZADD', KEYS[k + 3], now + lease, member)
+    redis.call('PEXPIRE', KEYS[k + 3], lease)
     flying = flying + 1
   end
 end
-local out = {refused, index, left, day, month, flying}
+local out = {refused, day, month, flying}
 for i = 1, n do
+  out[#out + 1] = counts[i][2]
   out[#out + 1] = counts[i][3]
-  out[#out + 1] = counts[i][4]
 end
 return out
 ";
@@ -121,7 +107,7 @@ return out
 /// Where a Redis charge went, so its settlement corrects the same counters.
 pub struct RedisCharge {
     tag: String,
-    /// The window index Redis charged (by its clock).
+    /// The window index charged.
     window: u64,
     day: Option<String>,
     month: Option<String>,
@@ -219,15 +205,22 @@ impl RedisStore {
         let budget = policy.daily.is_some() || policy.monthly.is_some();
         let member =
             policy.concurrent.map(|_| format!("{}:{}", inner.replica, inner.sequence.fetch_add(1, Relaxed)));
+        let now_ms = crate::unix_now_ms();
+        let at = WindowPosition::at(now_ms, policy.window_ms);
         let mut call = inner.script.prepare_invoke();
-        call.key(name("win")).key(name(&day)).key(name(&month)).key(name("flying"));
-        call.arg(policy.window_ms).arg(policy.windowed.len());
+        for &(what, _) in &policy.windowed {
+            call.key(name(&window_counter(what, at.index.wrapping_sub(1))));
+            call.key(name(&window_counter(what, at.index)));
+        }
+        call.key(name(&day)).key(name(&month)).key(name("flying"));
+        call.arg(at.window_ms).arg(at.left_ms).arg(policy.windowed.len());
         for &(what, limit) in &policy.windowed {
-            call.arg(what.field()).arg(limit).arg(what.of(&demand));
+            call.arg(limit).arg(what.of(&demand));
         }
         let limit = |limit: Option<u64>| limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
         call.arg(limit(policy.daily)).arg(limit(policy.monthly)).arg(demand.cost_nano_usd);
         call.arg(limit(policy.concurrent)).arg(member.as_deref().unwrap_or("")).arg(IN_FLIGHT_LEASE_MS);
+        call.arg(now_ms);
         let reply: Vec<i64> =
             match self.run(|mut conn| async move { call.invoke_async(&mut conn).await }).await {
                 Ok(reply) => reply,
@@ -237,11 +230,10 @@ impl RedisStore {
                 }
             };
         let field = |i: usize| reply.get(i).copied().unwrap_or(0);
-        let (refused, index, left) = (field(0), field(1).max(0) as u64, field(2).max(0) as u64);
-        let at = WindowPosition { index, left_ms: left, window_ms: policy.window_ms.max(1) };
+        let refused = field(0);
         let mut headroom = Vec::with_capacity(policy.windowed.len());
         for (i, &(what, limit)) in policy.windowed.iter().enumerate() {
-            let (previous, current) = (field(6 + 2 * i), field(7 + 2 * i));
+            let (previous, current) = (field(4 + 2 * i), field(5 + 2 * i));
             if refused == i as i64 + 1 {
                 let reset = at.reset_ms(previous, current, limit, what.of(&demand).min(limit));
                 return Err(AdmitError::Refused(Refusal::over(&policy, what, limit, reset)));
@@ -250,7 +242,6 @@ impl RedisStore {
             let reset_ms = at.reset_ms(previous, current, limit, 1);
             headroom.push(Headroom { what, limit, remaining: limit.saturating_sub(used), reset_ms });
         }
-        let now_ms = crate::unix_now() as u64 * 1000;
         match refused {
             0 => {}
             -1 => return Err(AdmitError::Refused(Refusal::budget(&policy, Period::Day, now_ms))),
@@ -261,7 +252,7 @@ impl RedisStore {
             }
         }
         let charge = RedisCharge {
-            window: index,
+            window: at.index,
             day: (budget && policy.daily.is_some()).then(|| name(&day)),
             month: (budget && policy.monthly.is_some()).then(|| name(&month)),
             member,
@@ -374,7 +365,9 @@ fn corrections(pipeline: &mut Pipeline, prefix: &str, s: &Settlement, now_index:
         for &(what, _) in &s.policy.windowed {
             let delta = what.of(&s.actual) as i64 - what.of(&s.reserved) as i64;
             if delta != 0 {
-                pipeline.hincr(name("win"), format!("{}:{}", s.charge.window, what.field()), delta).ignore();
+                let counter = name(&window_counter(what, s.charge.window));
+                pipeline.incr(&counter, delta).ignore();
+                pipeline.pexpire(counter, s.policy.window_ms.saturating_mul(2) as i64).ignore();
             }
         }
     }
@@ -387,6 +380,11 @@ fn corrections(pipeline: &mut Pipeline, prefix: &str, s: &Settlement, now_index:
     if let Some(member) = &s.charge.member {
         pipeline.zrem(name("flying"), member).ignore();
     }
+}
+
+/// A windowed limit's counter for one fixed window: `tot:29459220`.
+fn window_counter(what: super::policy::Counted, index: u64) -> String {
+    format!("{}:{index}", what.field())
 }
 
 /// 8 random bytes in hex: this process's prefix for in-flight members.
@@ -443,7 +441,8 @@ mod tests {
         assert_eq!(
             commands(&pipeline),
             [
-                "HINCRBY sb:{k p key}:win 7:tot -480",
+                "INCRBY sb:{k p key}:tot:7 -480",
+                "PEXPIRE sb:{k p key}:tot:7 120000",
                 "INCRBY sb:{k p key}:usd:d:20261202 -6",
                 "ZREM sb:{k p key}:flying r:1"
             ]
