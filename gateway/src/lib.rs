@@ -75,6 +75,7 @@ pub async fn run(options: cli::ServeOptions) -> Result<(), String> {
     };
     let limits = Arc::new(limits::Limits::new(redis));
     metrics.watch_limits(limits.clone());
+    tokio::spawn(sweep_local_limits(limits.clone()));
     let gateway = Arc::new(Gateway {
         tables: TableHolder::default(),
         metrics,
@@ -184,6 +185,18 @@ pub async fn run(options: cli::ServeOptions) -> Result<(), String> {
         tracing::warn!("drain deadline passed with requests still running; exiting");
     }
     Ok(())
+}
+
+/// Once a minute, drops local limit counters that no key, team or route needs any more.
+async fn sweep_local_limits(limits: Arc<limits::Limits>) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        every.tick().await;
+        let dropped = limits.sweep_local(unix_now_ms());
+        if dropped > 0 {
+            tracing::debug!(dropped, "idle local limit counters dropped");
+        }
+    }
 }
 
 fn describe(source: &ConfigSource) -> String {

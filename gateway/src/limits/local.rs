@@ -61,6 +61,9 @@ pub struct LocalSubject {
     day: Slot,
     month: Slot,
     in_flight: AtomicU64,
+    /// Until when the subject's counts matter (ms): two windows after its last admission, the
+    /// end of the month after it for budgets. Idle past that, the sweep drops it.
+    needed_until: AtomicU64,
 }
 
 /// Where a local charge went, so its settlement corrects the same windows.
@@ -82,6 +85,8 @@ impl LocalSubject {
     ) -> Result<LocalCharge, Refusal> {
         let at = WindowPosition::at(now_ms, policy.window_ms);
         let budget = policy.daily.is_some() || policy.monthly.is_some();
+        let keep_ms = if budget { BUDGET_KEEP_MS } else { policy.window_ms.saturating_mul(2) };
+        self.needed_until.fetch_max(now_ms.saturating_add(keep_ms), Relaxed);
         let (day, month) = if budget { calendar(now_ms) } else { (0, 0) };
         let charge = LocalCharge { window: at.index, day, month };
         let current = &self.windows[(at.index % 2) as usize];
@@ -169,16 +174,18 @@ fn calendar(now_ms: u64) -> (u64, u64) {
 
 const SHARDS: usize = 16;
 
+/// How long a subject with a budget is kept after its last admission: past the end of any month.
+const BUDGET_KEEP_MS: u64 = 32 * 86_400_000;
+
 /// Every local subject, by [`Subject`] id. Reads are one `ArcSwap` load and a hash lookup; a
 /// subject seen for the first time copies one shard (a sixteenth of the map), once.
 pub struct LocalCounters {
     shards: [ArcSwap<HashMap<Subject, Arc<LocalSubject>>>; SHARDS],
-    created: AtomicU64,
 }
 
 impl Default for LocalCounters {
     fn default() -> Self {
-        LocalCounters { shards: std::array::from_fn(|_| ArcSwap::default()), created: AtomicU64::new(0) }
+        LocalCounters { shards: std::array::from_fn(|_| ArcSwap::default()) }
     }
 }
 
@@ -194,17 +201,40 @@ impl LocalCounters {
             found = Some(map.entry(id).or_default().clone());
             map
         });
-        self.created.fetch_add(1, Relaxed);
         found.unwrap_or_default()
     }
 
-    /// How many subjects have been created (a gauge of what local limits hold in memory).
+    /// How many subjects are held (a gauge of what local limits take in memory).
     pub fn len(&self) -> usize {
         self.shards.iter().map(|shard| shard.load().len()).sum()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Drops the subjects whose counts no longer matter at `now_ms` (nothing in flight, every
+    /// window and budget period they counted over), so keys, teams and routes that left the
+    /// config, or went quiet, do not hold memory forever. Returns how many were dropped.
+    ///
+    /// A request that looked its subject up just before the sweep may still charge the dropped
+    /// copy; the subject was idle for two windows, so that is one request's count, at most.
+    pub fn sweep(&self, now_ms: u64) -> usize {
+        let idle = |subject: &LocalSubject| {
+            subject.in_flight.load(Acquire) == 0 && subject.needed_until.load(Relaxed) <= now_ms
+        };
+        let before = self.len();
+        for shard in &self.shards {
+            if !shard.load().values().any(|subject| idle(subject)) {
+                continue;
+            }
+            shard.rcu(|map| {
+                let mut map = HashMap::clone(map);
+                map.retain(|_, subject| !idle(subject));
+                map
+            });
+        }
+        before.saturating_sub(self.len())
     }
 }
 
@@ -283,6 +313,23 @@ mod tests {
         let admitted =
             (0..10).filter(|_| subject.admit(&policy, &request(0), 90_000, &mut Vec::new()).is_ok());
         assert_eq!(admitted.count(), 5);
+    }
+
+    #[test]
+    fn idle_subjects_are_swept_once_their_windows_have_passed() {
+        let policy = policy(60_000, vec![(Counted::Requests, 10)]);
+        let counters = LocalCounters::default();
+        let subject = counters.subject(7);
+        assert!(subject.admit(&policy, &request(0), 1_000, &mut Vec::new()).is_ok());
+        drop(subject);
+        assert_eq!(counters.sweep(100_000), 0, "still within two windows of its last request");
+        assert_eq!(counters.sweep(121_000), 1);
+        assert!(counters.is_empty());
+        let mut busy = policy;
+        busy.concurrent = Some(1);
+        let subject = counters.subject(8);
+        assert!(subject.admit(&busy, &request(0), 1_000, &mut Vec::new()).is_ok());
+        assert_eq!(counters.sweep(1_000_000), 0, "a request in flight keeps its subject");
     }
 
     #[test]

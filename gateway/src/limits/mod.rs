@@ -246,4 +246,9 @@ impl Limits {
     pub fn local_subjects(&self) -> usize {
         self.local.len()
     }
+
+    /// Drops local counters nothing needs any more; run every minute (see `LocalCounters::sweep`).
+    pub fn sweep_local(&self, now_ms: u64) -> usize {
+        self.local.sweep(now_ms)
+    }
 }
