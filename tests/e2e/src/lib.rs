@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 mod cluster;
 mod operator;
+pub mod tools;
 pub use cluster::{Cluster, MANAGED_BY, kubectl_binary};
 pub use operator::Operator;
 

@@ -11,35 +11,13 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use switchboard_e2e::tools::{helm, python, repo_root, succeeded};
 use switchboard_e2e::{TempDir, binary};
 
 const NAMESPACE: &str = "switchboard";
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 fn chart() -> PathBuf {
     repo_root().join("charts/switchboard")
-}
-
-#[expect(clippy::panic, reason = "test helper: a failed step must abort the test with its context")]
-fn helm() -> PathBuf {
-    if let Some(path) = std::env::var_os("SWITCHBOARD_HELM") {
-        return PathBuf::from(path);
-    }
-    let on_path = std::env::var_os("PATH")
-        .and_then(|p| std::env::split_paths(&p).map(|d| d.join("helm")).find(|c| c.is_file()));
-    on_path.unwrap_or_else(|| {
-        panic!("no helm: set SWITCHBOARD_HELM or put helm on PATH (scripts/test provisions v4)")
-    })
-}
-
-#[track_caller]
-fn succeeded(what: &str, output: &Output) -> String {
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(output.status.success(), "{what} failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
-    stdout
 }
 
 /// `helm template` with these values files and `--set`s, into `dir/rendered.yaml`.
@@ -63,7 +41,7 @@ fn render(dir: &TempDir, values: &[&str], sets: &[&str]) -> PathBuf {
 /// and each Secret's data to `dir/secrets/NAME/KEY`.
 #[expect(clippy::unwrap_used, reason = "test helper: a failed step must abort the test with its context")]
 fn check(dir: &TempDir, rendered: &Path) -> Output {
-    let python = std::env::var("SWITCHBOARD_PYTHON").unwrap_or_else(|_| "python3".to_owned());
+    let python = python();
     Command::new(&python)
         .arg(repo_root().join("tests/py/chart_check.py"))
         .arg(rendered)
