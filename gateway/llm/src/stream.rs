@@ -157,17 +157,31 @@ pub trait ProviderStream: Send {
     fn end(&mut self, _events: &mut Vec<StreamEvent>) {}
 }
 
-/// A provider's stream rendered for an OpenAI client, through the hub.
-pub struct HubTranslator<P> {
+/// A client dialect's stream writer: hub events in, the client's events out. One per client
+/// dialect (OpenAI chat chunks, Anthropic Messages events, OpenAI Responses events); the provider
+/// side is a [`ProviderStream`].
+pub trait ClientRenderer: Send {
+    /// Appends the client events for `event` to `out`.
+    fn render(&mut self, event: &StreamEvent, out: &mut Vec<Bytes>);
+
+    /// The stream ended cleanly: whatever closes it in this dialect.
+    fn end(&mut self, out: &mut Vec<Bytes>);
+
+    /// The stream cannot go on: the client is told in its own dialect.
+    fn fail(&mut self, failure: StreamFailure, out: &mut Vec<Bytes>);
+}
+
+/// A provider's stream rendered for a client, through the hub.
+pub struct HubTranslator<P, R = ChunkRenderer> {
     provider: P,
-    renderer: ChunkRenderer,
+    renderer: R,
     usage: Usage,
     /// Reused between frames.
     events: Vec<StreamEvent>,
 }
 
-impl<P: ProviderStream> HubTranslator<P> {
-    pub fn new(provider: P, renderer: ChunkRenderer) -> Self {
+impl<P: ProviderStream, R: ClientRenderer> HubTranslator<P, R> {
+    pub fn new(provider: P, renderer: R) -> Self {
         HubTranslator { provider, renderer, usage: Usage::default(), events: Vec::new() }
     }
 
@@ -181,7 +195,7 @@ impl<P: ProviderStream> HubTranslator<P> {
     }
 }
 
-impl<P: ProviderStream> StreamTranslator for HubTranslator<P> {
+impl<P: ProviderStream, R: ClientRenderer> StreamTranslator for HubTranslator<P, R> {
     fn event(&mut self, frame: Bytes, out: &mut Vec<Bytes>) {
         self.provider.frame(&frame, &mut self.events);
         self.render(out);

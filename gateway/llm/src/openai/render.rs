@@ -6,7 +6,7 @@
 
 use crate::Usage;
 use crate::hub::{ChatResponse, FinishReason, StreamEvent, ToolCall};
-use crate::stream::StreamFailure;
+use crate::stream::{ClientRenderer, StreamFailure};
 use bytes::{Bytes, BytesMut};
 use serde_json::{Value, json};
 
@@ -98,9 +98,10 @@ impl ChunkRenderer {
         }
         sse_data(&chunk.to_string())
     }
+}
 
-    /// Appends the client events for `event` to `out`.
-    pub fn render(&mut self, event: &StreamEvent, out: &mut Vec<Bytes>) {
+impl ClientRenderer for ChunkRenderer {
+    fn render(&mut self, event: &StreamEvent, out: &mut Vec<Bytes>) {
         if self.closed {
             return;
         }
@@ -132,8 +133,8 @@ impl ChunkRenderer {
         }
     }
 
-    /// The stream ended cleanly: the usage chunk (when asked for) and `[DONE]`.
-    pub fn end(&mut self, out: &mut Vec<Bytes>) {
+    /// The usage chunk (when asked for) and `[DONE]`.
+    fn end(&mut self, out: &mut Vec<Bytes>) {
         if self.closed {
             return;
         }
@@ -152,8 +153,8 @@ impl ChunkRenderer {
         out.push(Bytes::from_static(b"data: [DONE]\n\n"));
     }
 
-    /// The stream cannot go on: one error event.
-    pub fn fail(&mut self, failure: StreamFailure, out: &mut Vec<Bytes>) {
+    /// One error event.
+    fn fail(&mut self, failure: StreamFailure, out: &mut Vec<Bytes>) {
         if self.closed {
             return;
         }
