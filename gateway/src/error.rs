@@ -1,5 +1,7 @@
-//! The error edge: every failure the API returns goes through [`GatewayError::status`] and one
-//! renderer, so each has the OpenAI envelope `{"error":{"message","type","param","code"}}`.
+//! The error edge: every failure the API returns is classified once, by [`GatewayError::render`],
+//! into an [`ErrorReply`] (status, OpenAI `type`, `code`, `param`, message), which is then written
+//! in the caller's dialect: OpenAI's envelope `{"error":{"message","type","param","code"}}`, or
+//! Anthropic's `{"type":"error","error":{"type","message"}}` on the Messages API.
 //!
 //! Modules return their own small errors (auth, body, upstream); this is the one exhaustive
 //! mapping to HTTP. Messages say what was wrong and how to fix it, and never echo a key.
@@ -187,16 +189,55 @@ impl From<switchboard_llm::openai::RequestError> for GatewayError {
     }
 }
 
-/// What the client receives for an error.
-pub struct Rendered {
+/// An error, classified: what every dialect's envelope is written from.
+#[derive(Debug, Clone)]
+pub struct ErrorReply {
     pub status: StatusCode,
-    pub body: Bytes,
+    /// OpenAI's `type` (`invalid_request_error`, `server_error`, ...).
+    pub kind: String,
+    pub code: Option<String>,
+    pub param: Option<String>,
+    pub message: String,
     pub retry_after: Option<HeaderValue>,
+}
+
+/// The error envelope a client understands: the API it called decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    OpenAi,
+}
+
+impl ErrorReply {
+    pub fn new(
+        status: StatusCode,
+        kind: &str,
+        code: Option<&str>,
+        message: String,
+        param: Option<&str>,
+    ) -> Self {
+        ErrorReply {
+            status,
+            kind: kind.to_owned(),
+            code: code.map(str::to_owned),
+            param: param.map(str::to_owned),
+            message,
+            retry_after: None,
+        }
+    }
+
+    /// The response body in `dialect`'s envelope.
+    pub fn body(&self, dialect: Dialect) -> Bytes {
+        match dialect {
+            Dialect::OpenAi => {
+                envelope(&self.message, &self.kind, self.param.as_deref(), self.code.as_deref())
+            }
+        }
+    }
 }
 
 impl GatewayError {
     /// The one mapping from failure to status, OpenAI `type`, `code` and message.
-    pub fn render(&self) -> Rendered {
+    pub fn render(&self) -> ErrorReply {
         use GatewayError as E;
         let (status, kind, code, message, param): (StatusCode, &str, Option<&str>, String, Option<&str>) = match self {
             E::BadRequest { message, param } => {
@@ -303,42 +344,44 @@ impl GatewayError {
             E::Upstream(err) => return render_upstream(err),
             E::Limited(refusal) => return crate::limits::reply::render_refusal(refusal),
         };
-        Rendered { status, body: envelope(&message, kind, param, code), retry_after: None }
+        ErrorReply::new(status, kind, code, message, param)
     }
 }
 
-fn render_upstream(err: &UpstreamError) -> Rendered {
+fn render_upstream(err: &UpstreamError) -> ErrorReply {
     match &err.kind {
-        UpstreamErrorKind::Timeout(_) => Rendered {
-            status: StatusCode::GATEWAY_TIMEOUT,
-            body: envelope(&err.client_message(), "server_error", None, Some("upstream_timeout")),
-            retry_after: None,
-        },
+        UpstreamErrorKind::Timeout(_) => ErrorReply::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "server_error",
+            Some("upstream_timeout"),
+            err.client_message(),
+            None,
+        ),
         UpstreamErrorKind::Status { status, retry_after, .. } if *status == StatusCode::TOO_MANY_REQUESTS => {
-            Rendered {
-                status: StatusCode::TOO_MANY_REQUESTS,
-                body: envelope(
-                    &format!(
+            ErrorReply {
+                retry_after: retry_after.clone(),
+                ..ErrorReply::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limit_error",
+                    Some("upstream_rate_limited"),
+                    format!(
                         "{}: the provider is rate limiting this gateway; retry later",
                         err.client_message()
                     ),
-                    "rate_limit_error",
                     None,
-                    Some("upstream_rate_limited"),
-                ),
-                retry_after: retry_after.clone(),
+                )
             }
         }
         // The provider is overloaded: OpenAI's own word for that is 503; a client retries it.
-        UpstreamErrorKind::Status { status, body, retry_after } if overloaded(*status, body) => Rendered {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            body: envelope(
-                &format!("{}: the provider is overloaded; retry later", err.client_message()),
-                "server_error",
-                None,
-                Some("upstream_overloaded"),
-            ),
+        UpstreamErrorKind::Status { status, body, retry_after } if overloaded(*status, body) => ErrorReply {
             retry_after: retry_after.clone(),
+            ..ErrorReply::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                Some("upstream_overloaded"),
+                format!("{}: the provider is overloaded; retry later", err.client_message()),
+                None,
+            )
         },
         // A 4xx other than auth/rate limiting means the provider rejected this request's content
         // (bad parameter, context too long): the caller must see the provider's own explanation,
@@ -350,38 +393,34 @@ fn render_upstream(err: &UpstreamError) -> Rendered {
         {
             let upstream = UpstreamMessage::parse(body);
             let message = upstream.message.unwrap_or_else(|| err.client_message());
-            Rendered {
-                status: *status,
-                body: envelope(
-                    &message,
-                    upstream.kind.as_deref().unwrap_or("invalid_request_error"),
-                    upstream.param.as_deref(),
-                    upstream.code.as_deref(),
-                ),
-                retry_after: None,
-            }
+            ErrorReply::new(
+                *status,
+                upstream.kind.as_deref().unwrap_or("invalid_request_error"),
+                upstream.code.as_deref(),
+                message,
+                upstream.param.as_deref(),
+            )
         }
         // The provider refused the gateway's own credentials (a wrong key, a bad signature):
         // nothing the client can fix, but it should know it is not its request.
         UpstreamErrorKind::Status { status, .. }
             if *status == StatusCode::UNAUTHORIZED || *status == StatusCode::FORBIDDEN =>
         {
-            Rendered {
-                status: StatusCode::BAD_GATEWAY,
-                body: envelope(
-                    &format!("{}: the provider refused the gateway's credentials", err.client_message()),
-                    "server_error",
-                    None,
-                    Some("upstream_auth_error"),
-                ),
-                retry_after: None,
-            }
+            ErrorReply::new(
+                StatusCode::BAD_GATEWAY,
+                "server_error",
+                Some("upstream_auth_error"),
+                format!("{}: the provider refused the gateway's credentials", err.client_message()),
+                None,
+            )
         }
-        _ => Rendered {
-            status: StatusCode::BAD_GATEWAY,
-            body: envelope(&err.client_message(), "server_error", None, Some("upstream_error")),
-            retry_after: None,
-        },
+        _ => ErrorReply::new(
+            StatusCode::BAD_GATEWAY,
+            "server_error",
+            Some("upstream_error"),
+            err.client_message(),
+            None,
+        ),
     }
 }
 
@@ -504,7 +543,7 @@ mod tests {
         for (err, status) in cases {
             let rendered = err.render();
             assert_eq!(rendered.status.as_u16(), status, "{err:?}");
-            let body: serde_json::Value = serde_json::from_slice(&rendered.body).unwrap();
+            let body: serde_json::Value = serde_json::from_slice(&rendered.body(Dialect::OpenAi)).unwrap();
             let error = &body["error"];
             assert!(error["message"].is_string() && error["type"].is_string(), "{body}");
             assert!(error.get("param").is_some() && error.get("code").is_some(), "{body}");
@@ -517,7 +556,7 @@ mod tests {
             provider: Arc::from("p"),
             kind: UpstreamErrorKind::Connect("tcp connect error: 10.0.3.7:8000: Connection refused".into()),
         });
-        let body = String::from_utf8(err.render().body.to_vec()).unwrap();
+        let body = String::from_utf8(err.render().body(Dialect::OpenAi).to_vec()).unwrap();
         assert!(body.contains(r#"provider \"p\" is unreachable"#) && !body.contains("10.0.3.7"), "{body}");
         assert!(err.to_string().contains("10.0.3.7"), "the log line keeps the detail");
     }
@@ -532,6 +571,6 @@ mod tests {
     fn upstream_credential_errors_are_not_forwarded() {
         let rendered =
             upstream(401, r#"{"error":{"message":"Incorrect API key provided: sk-abc"}}"#).render();
-        assert!(!String::from_utf8_lossy(&rendered.body).contains("sk-abc"));
+        assert!(!String::from_utf8_lossy(&rendered.body(Dialect::OpenAi)).contains("sk-abc"));
     }
 }

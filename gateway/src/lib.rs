@@ -4,11 +4,14 @@
 //! [`reload`] → [`table`]; the error edge is [`error`]. See `docs/architecture.md`.
 
 pub mod admin;
+pub mod admission;
 pub mod auth;
 pub mod body;
 pub mod cli;
 pub mod error;
+pub mod forward;
 pub mod handle;
+pub mod inbound;
 pub mod ledger;
 pub mod limits;
 pub mod memory;

@@ -171,6 +171,21 @@ pub trait ClientRenderer: Send {
     fn fail(&mut self, failure: StreamFailure, out: &mut Vec<Bytes>);
 }
 
+/// A renderer chosen at run time (the client's API is known per request).
+impl<R: ClientRenderer + ?Sized> ClientRenderer for Box<R> {
+    fn render(&mut self, event: &StreamEvent, out: &mut Vec<Bytes>) {
+        (**self).render(event, out);
+    }
+
+    fn end(&mut self, out: &mut Vec<Bytes>) {
+        (**self).end(out);
+    }
+
+    fn fail(&mut self, failure: StreamFailure, out: &mut Vec<Bytes>) {
+        (**self).fail(failure, out);
+    }
+}
+
 /// A provider's stream rendered for a client, through the hub.
 pub struct HubTranslator<P, R = ChunkRenderer> {
     provider: P,

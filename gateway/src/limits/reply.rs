@@ -8,7 +8,7 @@
 use super::policy::Counted;
 use super::window::format_reset;
 use super::{Headroom, Period, Refusal, RefusalReason};
-use crate::error::{Rendered, envelope};
+use crate::error::ErrorReply;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
 static REQUESTS: [HeaderName; 3] = [
@@ -60,7 +60,7 @@ fn insert(headers: &mut HeaderMap, names: &[HeaderName; 3], limit: u64, remainin
 /// 429 like OpenAI's own limits (`rate_limit_exceeded`; a spent budget is OpenAI's
 /// `insufficient_quota`, coded `budget_exceeded`), or 503 when a fail-closed policy cannot
 /// reach Redis. `Retry-After` says when trying again can help.
-pub fn render_refusal(refusal: &Refusal) -> Rendered {
+pub fn render_refusal(refusal: &Refusal) -> ErrorReply {
     let whose = if refusal.policy.is_empty() {
         "this API key's budget".to_owned()
     } else {
@@ -118,10 +118,9 @@ pub fn render_refusal(refusal: &Refusal) -> Rendered {
             ),
         ),
     };
-    Rendered {
-        status,
-        body: envelope(&message, kind, None, Some(code)),
+    ErrorReply {
         retry_after: HeaderValue::from_str(&wait.to_string()).ok(),
+        ..ErrorReply::new(status, kind, Some(code), message, None)
     }
 }
 

@@ -6,12 +6,12 @@ use super::credentials::{Credentials, fixed_headers};
 use super::exec::Executor;
 use super::{Call, CompileError, HttpClient, Provider, Reply, azure, translated};
 use crate::error::UpstreamError;
+use crate::inbound::Inbound;
 use http::{HeaderMap, HeaderName, HeaderValue, Uri};
 use std::sync::Arc;
 use std::time::Duration;
 use switchboard_config::{AnthropicProviderConfig, Secrets};
 use switchboard_llm::anthropic::{self, AnthropicStream};
-use switchboard_llm::openai::ModelRequest;
 
 static X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 static ANTHROPIC_VERSION: HeaderName = HeaderName::from_static("anthropic-version");
@@ -67,7 +67,7 @@ impl Provider for AnthropicProvider {
         self.exec.provider()
     }
 
-    async fn send(&self, call: Call<'_>, request: &ModelRequest<'_>) -> Result<Reply, UpstreamError> {
+    async fn send(&self, call: Call<'_>, request: &Inbound<'_>) -> Result<Reply, UpstreamError> {
         let hub = translated::hub_request(&self.exec, &call, request, "Anthropic")?;
         let options = anthropic::Options {
             default_max_tokens: call.default_max_tokens.unwrap_or(self.default_max_tokens),

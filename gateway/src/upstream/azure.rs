@@ -14,13 +14,14 @@ use super::credentials::{Credentials, fixed_headers, resolve};
 use super::exec::Executor;
 use super::gemini::push_path_segment;
 use super::oauth::{Grant, TokenSource, token_uri};
-use super::{Call, CompileError, Endpoint, HttpClient, Provider, Reply, openai};
+use super::{Call, CompileError, HttpClient, Provider, Reply, openai};
 use crate::error::UpstreamError;
+use crate::inbound::{Api, Inbound};
 use http::{HeaderName, HeaderValue, Uri};
 use std::sync::Arc;
 use std::time::Duration;
 use switchboard_config::{AddressRule, AzureOpenAiProviderConfig, EntraConfig, Secrets};
-use switchboard_llm::openai::{ModelRequest, RequestError};
+use switchboard_llm::openai::RequestError;
 
 static API_KEY: HeaderName = HeaderName::from_static("api-key");
 
@@ -76,13 +77,13 @@ impl AzureOpenAiProvider {
     }
 
     fn uri(&self, call: &Call<'_>) -> Result<Uri, UpstreamError> {
-        let method = match call.endpoint {
-            Endpoint::ChatCompletions => "/chat/completions",
-            Endpoint::Embeddings => "/embeddings",
+        let method = match call.api {
+            Api::ChatCompletions => "/chat/completions",
+            Api::Embeddings => "/embeddings",
         };
         match &self.surface {
             Surface::V1 { chat, embeddings } => {
-                Ok(if call.endpoint == Endpoint::ChatCompletions { chat.clone() } else { embeddings.clone() })
+                Ok(if call.api == Api::Embeddings { embeddings.clone() } else { chat.clone() })
             }
             Surface::Deployments { prefix, query } => {
                 let mut url = prefix.clone();
@@ -109,7 +110,7 @@ impl Provider for AzureOpenAiProvider {
         self.exec.provider()
     }
 
-    async fn send(&self, call: Call<'_>, request: &ModelRequest<'_>) -> Result<Reply, UpstreamError> {
+    async fn send(&self, call: Call<'_>, request: &Inbound<'_>) -> Result<Reply, UpstreamError> {
         let uri = self.uri(&call)?;
         openai::passthrough(&self.exec, &uri, self.stream_usage, call, request).await
     }

@@ -13,6 +13,7 @@ use super::sts::{WebIdentity, WebIdentityEnv};
 use super::{Call, CompileError, HttpClient, Provider, Reply, translated};
 use crate::body::{Framing, Source, SseRelay};
 use crate::error::{UpstreamError, UpstreamErrorKind};
+use crate::inbound::Inbound;
 use bytes::Bytes;
 use http::header::CONTENT_TYPE;
 use http::{HeaderMap, StatusCode, Uri};
@@ -21,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use switchboard_config::{BedrockProviderConfig, Credential, Secrets};
 use switchboard_llm::bedrock::{self, BedrockStream};
-use switchboard_llm::openai::{ChunkRenderer, ModelRequest, RequestError, render_response};
+use switchboard_llm::openai::RequestError;
 use switchboard_llm::stream::HubTranslator;
 
 /// The error code header of every Bedrock error answer.
@@ -162,7 +163,7 @@ impl Provider for BedrockProvider {
         self.exec.provider()
     }
 
-    async fn send(&self, call: Call<'_>, request: &ModelRequest<'_>) -> Result<Reply, UpstreamError> {
+    async fn send(&self, call: Call<'_>, request: &Inbound<'_>) -> Result<Reply, UpstreamError> {
         let hub = translated::hub_request(&self.exec, &call, request, "Bedrock")?;
         let options = bedrock::Options { default_max_tokens: call.default_max_tokens };
         let body =
@@ -186,7 +187,7 @@ impl Provider for BedrockProvider {
             call.model.clone_into(&mut response.model);
             response.id = id;
             let usage = response.usage;
-            return Ok(Reply::Full { body: render_response(&response, crate::unix_now()), usage });
+            return Ok(Reply::Full { body: call.client.render(&response, crate::unix_now()), usage });
         }
         let is_event_stream = answer
             .response
@@ -198,7 +199,7 @@ impl Provider for BedrockProvider {
                 "asked for a stream, got a response that is not application/vnd.amazon.eventstream".into(),
             )));
         }
-        let renderer = ChunkRenderer::new(call.model, crate::unix_now(), hub.include_usage);
+        let renderer = call.client.renderer(call.model, crate::unix_now());
         let translator = Box::new(HubTranslator::new(BedrockStream::with_id(id), renderer));
         let source = Source::Http(answer.response.into_body());
         Ok(Reply::Stream(SseRelay::with_framing(

@@ -3,9 +3,10 @@
 //! written from plain vectors. <https://platform.openai.com/docs/api-reference/embeddings>
 
 use super::Reply;
+use crate::inbound::Inbound;
 use bytes::Bytes;
 use switchboard_llm::Usage;
-use switchboard_llm::openai::{ModelRequest, RequestError, embedding_inputs};
+use switchboard_llm::openai::{RequestError, embedding_inputs};
 
 /// What an embeddings request asks for.
 pub(super) struct EmbeddingsRequest {
@@ -18,7 +19,8 @@ pub(super) struct EmbeddingsRequest {
 }
 
 impl EmbeddingsRequest {
-    pub(super) fn parse(request: &ModelRequest<'_>) -> Result<Self, RequestError> {
+    pub(super) fn parse(request: &Inbound<'_>) -> Result<Self, RequestError> {
+        let Inbound::OpenAi { request, .. } = request;
         let inputs = embedding_inputs(&request.body)?;
         let dimensions = request
             .body

@@ -8,15 +8,16 @@
 use super::credentials::{Credentials, fixed_headers};
 use super::embeddings::EmbeddingsRequest;
 use super::exec::{Answer, Executor};
-use super::{Call, CompileError, Endpoint, HttpClient, Provider, Reply, translated};
+use super::{Call, CompileError, HttpClient, Provider, Reply, translated};
 use crate::error::{UpstreamError, UpstreamErrorKind};
+use crate::inbound::{Api, Inbound};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri};
 use std::fmt::Write;
 use std::sync::Arc;
 use std::time::Duration;
 use switchboard_config::{GeminiProviderConfig, Secrets};
 use switchboard_llm::gemini::{self, GeminiStream};
-use switchboard_llm::openai::{ModelRequest, RequestError};
+use switchboard_llm::openai::RequestError;
 
 /// The key goes in this header, never in the `?key=` query parameter Google also reads: a URL
 /// is what proxies and access logs write down.
@@ -106,7 +107,7 @@ impl GeminiProvider {
         UpstreamError { provider, kind }
     }
 
-    async fn embeddings(&self, call: Call<'_>, request: &ModelRequest<'_>) -> Result<Reply, UpstreamError> {
+    async fn embeddings(&self, call: Call<'_>, request: &Inbound<'_>) -> Result<Reply, UpstreamError> {
         let request =
             EmbeddingsRequest::parse(request).map_err(|err| translated::bad_request(&self.exec, err))?;
         let body = gemini::build_embed_request(call.model, &request.inputs, request.dimensions);
@@ -125,8 +126,8 @@ impl Provider for GeminiProvider {
         self.exec.provider()
     }
 
-    async fn send(&self, call: Call<'_>, request: &ModelRequest<'_>) -> Result<Reply, UpstreamError> {
-        if call.endpoint == Endpoint::Embeddings && self.embeddings {
+    async fn send(&self, call: Call<'_>, request: &Inbound<'_>) -> Result<Reply, UpstreamError> {
+        if call.api == Api::Embeddings && self.embeddings {
             return self.embeddings(call, request).await;
         }
         let hub = translated::hub_request(&self.exec, &call, request, self.dialect)?;

@@ -6,9 +6,10 @@
 //! tests use it; the README's first command serves it.
 
 use super::embeddings::EmbeddingsRequest;
-use super::{Call, Endpoint, Provider, Reply};
+use super::{Call, Provider, Reply};
 use crate::body::{Source, SseRelay};
 use crate::error::UpstreamError;
+use crate::inbound::{Api, Inbound};
 use bytes::Bytes;
 use serde::Serialize;
 use std::pin::Pin;
@@ -100,7 +101,7 @@ impl MockProvider {
         Ok(Reply::Full { body: Bytes::from(body.to_string()), usage })
     }
 
-    fn embeddings(&self, request: &ModelRequest<'_>, model: &str) -> Result<Reply, UpstreamError> {
+    fn embeddings(&self, request: &Inbound<'_>, model: &str) -> Result<Reply, UpstreamError> {
         let request = EmbeddingsRequest::parse(request).map_err(|e| self.bad_request(e))?;
         let dimensions = request.dimensions.unwrap_or(self.embedding_dimensions).clamp(1, 8192);
         let tokens = request.inputs.iter().map(|text| text.split_whitespace().count().max(1) as u64).sum();
@@ -114,13 +115,13 @@ impl Provider for MockProvider {
         &self.name
     }
 
-    async fn send(&self, call: Call<'_>, request: &ModelRequest<'_>) -> Result<Reply, UpstreamError> {
+    async fn send(&self, call: Call<'_>, request: &Inbound<'_>) -> Result<Reply, UpstreamError> {
         if !self.latency.is_zero() {
             tokio::time::sleep(self.latency).await;
         }
-        match call.endpoint {
-            Endpoint::ChatCompletions => self.chat(request, call.model),
-            Endpoint::Embeddings => self.embeddings(request, call.model),
+        match (call.api, request) {
+            (Api::ChatCompletions, Inbound::OpenAi { request, .. }) => self.chat(request, call.model),
+            (Api::Embeddings, _) => self.embeddings(request, call.model),
         }
     }
 }

@@ -32,31 +32,27 @@ pub use openai::OpenAiProvider;
 
 use crate::body::SseRelay;
 use crate::error::UpstreamError;
+use crate::inbound::{Api, ClientApi, Inbound};
 use bytes::Bytes;
 use http::HeaderValue;
 use std::sync::Arc;
 use switchboard_config::{Origin, ProviderConfig, Secrets};
 use switchboard_llm::Usage;
 use switchboard_llm::capability::Capabilities;
-use switchboard_llm::openai::ModelRequest;
-
-/// The API a request came in on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Endpoint {
-    ChatCompletions,
-    Embeddings,
-}
 
 /// What one attempt at a backend is about, besides the request body.
 #[derive(Debug, Clone, Copy)]
 pub struct Call<'a> {
-    pub endpoint: Endpoint,
+    /// The API the client called.
+    pub api: Api,
     /// The model id the backend knows (the route's public name already resolved).
     pub model: &'a str,
     /// Forwarded upstream as `x-request-id`, so provider-side logs can be correlated.
     pub request_id: &'a HeaderValue,
     /// The route's `max_tokens` for backends that require one, when the client sent none.
     pub default_max_tokens: Option<u32>,
+    /// How answers translated through the hub are written for this client.
+    pub client: ClientApi,
 }
 
 /// A successful upstream answer, ready to be relayed.
@@ -72,12 +68,12 @@ pub enum Reply {
 pub trait Provider {
     fn name(&self) -> &Arc<str>;
 
-    /// Sends `request` as `call` describes and returns the reply once its headers are in
-    /// (streams) or its body is complete (everything else).
+    /// Sends `request` as `call` describes and returns the reply, in the client's dialect,
+    /// once its headers are in (streams) or its body is complete (everything else).
     fn send(
         &self,
         call: Call<'_>,
-        request: &ModelRequest<'_>,
+        request: &Inbound<'_>,
     ) -> impl Future<Output = Result<Reply, UpstreamError>> + Send;
 }
 
@@ -165,7 +161,7 @@ impl Upstream {
         }
     }
 
-    pub async fn send(&self, call: Call<'_>, request: &ModelRequest<'_>) -> Result<Reply, UpstreamError> {
+    pub async fn send(&self, call: Call<'_>, request: &Inbound<'_>) -> Result<Reply, UpstreamError> {
         match self {
             Upstream::OpenAi(p) => p.send(call, request).await,
             Upstream::Anthropic(p) => p.send(call, request).await,

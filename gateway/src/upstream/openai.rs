@@ -6,16 +6,16 @@
 
 use super::credentials::{Credentials, fixed_headers};
 use super::exec::Executor;
-use super::{Call, CompileError, Endpoint, HttpClient, Provider, Reply};
+use super::{Call, CompileError, HttpClient, Provider, Reply};
 use crate::body::{Source, SseRelay};
 use crate::error::{UpstreamError, UpstreamErrorKind};
+use crate::inbound::{Api, Inbound};
 use http::header::AUTHORIZATION;
 use http::{HeaderMap, Uri};
 use std::sync::Arc;
 use std::time::Duration;
 use switchboard_config::{OpenAiProviderConfig, Secrets};
 use switchboard_llm::Usage;
-use switchboard_llm::openai::ModelRequest;
 use switchboard_llm::stream::OpenAiPassthrough;
 
 pub struct OpenAiProvider {
@@ -58,10 +58,10 @@ impl Provider for OpenAiProvider {
         self.exec.provider()
     }
 
-    async fn send(&self, call: Call<'_>, request: &ModelRequest<'_>) -> Result<Reply, UpstreamError> {
-        let uri = match call.endpoint {
-            Endpoint::ChatCompletions => &self.chat_uri,
-            Endpoint::Embeddings => &self.embeddings_uri,
+    async fn send(&self, call: Call<'_>, request: &Inbound<'_>) -> Result<Reply, UpstreamError> {
+        let uri = match call.api {
+            Api::ChatCompletions => &self.chat_uri,
+            Api::Embeddings => &self.embeddings_uri,
         };
         passthrough(&self.exec, uri, self.stream_usage, call, request).await
     }
@@ -73,8 +73,9 @@ pub(super) async fn passthrough(
     uri: &Uri,
     stream_usage: bool,
     call: Call<'_>,
-    request: &ModelRequest<'_>,
+    request: &Inbound<'_>,
 ) -> Result<Reply, UpstreamError> {
+    let Inbound::OpenAi { request, .. } = request;
     let body = request
         .to_upstream_body(call.model, stream_usage)
         .map_err(|err| UpstreamError::bad_request(exec.provider(), err))?;

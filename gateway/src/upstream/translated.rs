@@ -4,11 +4,12 @@
 //! itself is the [`Executor`]'s.
 
 use super::exec::{Answer, Executor};
-use super::{Call, Endpoint, Reply};
+use super::{Call, Reply};
 use crate::body::{Source, SseRelay};
 use crate::error::{UpstreamError, UpstreamErrorKind};
+use crate::inbound::{Api, Inbound};
 use switchboard_llm::hub::{ChatRequest, ChatResponse};
-use switchboard_llm::openai::{ChunkRenderer, ModelRequest, RequestError, render_response};
+use switchboard_llm::openai::RequestError;
 use switchboard_llm::stream::{HubTranslator, ProviderStream};
 
 /// The request in the hub's terms, or a 400 for what the dialect cannot carry. `dialect` names
@@ -16,10 +17,10 @@ use switchboard_llm::stream::{HubTranslator, ProviderStream};
 pub(super) fn hub_request(
     exec: &Executor,
     call: &Call<'_>,
-    request: &ModelRequest<'_>,
+    request: &Inbound<'_>,
     dialect: &str,
 ) -> Result<ChatRequest, UpstreamError> {
-    if call.endpoint == Endpoint::Embeddings {
+    if call.api == Api::Embeddings {
         return Err(bad_request(
             exec,
             RequestError::new(
@@ -54,7 +55,7 @@ pub(super) async fn reply<P: ProviderStream + 'static>(
                 "asked for a stream, got a response that is not text/event-stream".into(),
             )));
         }
-        let renderer = ChunkRenderer::new(call.model, created, hub.include_usage);
+        let renderer = call.client.renderer(call.model, created);
         let translator = Box::new(HubTranslator::new(stream(), renderer));
         let source = Source::Http(answer.response.into_body());
         return Ok(Reply::Stream(SseRelay::new(source, translator, exec.timeout())));
@@ -62,5 +63,5 @@ pub(super) async fn reply<P: ProviderStream + 'static>(
     let body = exec.read_body(answer).await?;
     let response = parse(&body).map_err(|reason| exec.error(UpstreamErrorKind::InvalidResponse(reason)))?;
     let usage = response.usage;
-    Ok(Reply::Full { body: render_response(&response, created), usage })
+    Ok(Reply::Full { body: call.client.render(&response, created), usage })
 }

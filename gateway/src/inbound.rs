@@ -1,0 +1,131 @@
+//! A request as its client sent it, in the API it called, and what the shared request path asks
+//! of every such API: the public model, whether it streams, what it needs of a backend, what to
+//! reserve for it, and how answers and errors are written back in its dialect.
+//!
+//! The admission and forwarding code (`handle.rs`) only talks to [`Inbound`]; a provider gets
+//! the request in the client's own form, so a backend of the same dialect forwards it with only
+//! `model` rewritten, and every other backend translates it through the hub
+//! ([`Inbound::to_hub`]) and renders its answer with [`ClientApi`].
+
+use crate::error::Dialect;
+use crate::limits::estimate;
+use bytes::Bytes;
+use switchboard_llm::capability::Needs;
+use switchboard_llm::hub::{ChatRequest, ChatResponse};
+use switchboard_llm::openai::{self, ChunkRenderer, ModelRequest, RequestError};
+use switchboard_llm::stream::ClientRenderer;
+
+/// The API a model request came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    /// `POST /v1/chat/completions`
+    ChatCompletions,
+    /// `POST /v1/embeddings`
+    Embeddings,
+}
+
+impl Api {
+    /// The envelope errors on this API are written in.
+    pub fn dialect(self) -> Dialect {
+        match self {
+            Api::ChatCompletions | Api::Embeddings => Dialect::OpenAi,
+        }
+    }
+}
+
+/// A parsed model request.
+pub enum Inbound<'a> {
+    /// Chat completions or embeddings, kept raw: OpenAI-compatible backends get the body with
+    /// only `model` rewritten.
+    OpenAi { request: ModelRequest<'a>, api: Api },
+}
+
+impl<'a> Inbound<'a> {
+    /// Reads what the request path needs from `body`; the rest of it is read only by the
+    /// backend that serves it.
+    pub fn parse(api: Api, body: &'a [u8]) -> Result<Self, RequestError> {
+        match api {
+            Api::ChatCompletions | Api::Embeddings => {
+                let mut request = ModelRequest::parse(body)?;
+                if api == Api::Embeddings {
+                    request.stream = false;
+                }
+                Ok(Inbound::OpenAi { request, api })
+            }
+        }
+    }
+
+    pub fn api(&self) -> Api {
+        match self {
+            Inbound::OpenAi { api, .. } => *api,
+        }
+    }
+
+    /// The public model name the client asked for.
+    pub fn model(&self) -> &str {
+        match self {
+            Inbound::OpenAi { request, .. } => &request.model,
+        }
+    }
+
+    pub fn stream(&self) -> bool {
+        match self {
+            Inbound::OpenAi { request, .. } => request.stream,
+        }
+    }
+
+    /// (prompt tokens, completion tokens) to reserve at admission; `body_bytes` is the size of
+    /// the body, the estimate of last resort.
+    pub fn demand(&self, body_bytes: usize, route_default: Option<u32>) -> (u64, u64) {
+        match self {
+            Inbound::OpenAi { request, api } => {
+                estimate::demand(request, body_bytes, *api == Api::Embeddings, route_default)
+            }
+        }
+    }
+
+    /// What a backend must be able to do to serve this request.
+    pub fn needs(&self) -> Needs<'_, 'a> {
+        match self {
+            Inbound::OpenAi { request, api } => Needs::new(request, *api == Api::Embeddings),
+        }
+    }
+
+    /// The request in the hub's terms, for `upstream_model`, for backends of another dialect.
+    pub fn to_hub(&self, upstream_model: &str) -> Result<ChatRequest, RequestError> {
+        match self {
+            Inbound::OpenAi { request, .. } => request.to_hub(upstream_model),
+        }
+    }
+
+    /// How answers translated through the hub are written back to this client.
+    pub fn client(&self) -> ClientApi {
+        match self {
+            Inbound::OpenAi { request, .. } => ClientApi::Chat { include_usage: request.include_usage },
+        }
+    }
+}
+
+/// A client dialect's writer for answers that came through the hub.
+#[derive(Debug, Clone, Copy)]
+pub enum ClientApi {
+    /// OpenAI chat completions; `include_usage`: the client asked for the usage chunk.
+    Chat { include_usage: bool },
+}
+
+impl ClientApi {
+    /// A complete answer, as this client's response body.
+    pub fn render(&self, response: &ChatResponse, created: i64) -> Bytes {
+        match self {
+            ClientApi::Chat { .. } => openai::render_response(response, created),
+        }
+    }
+
+    /// The stream writer for this client; `model` names the answering model until the
+    /// provider's first event says otherwise.
+    pub fn renderer(&self, model: &str, created: i64) -> Box<dyn ClientRenderer> {
+        match self {
+            ClientApi::Chat { include_usage } => Box::new(ChunkRenderer::new(model, created, *include_usage)),
+        }
+    }
+}
