@@ -111,6 +111,12 @@ impl Usage {
         let usage = chunk.usage?;
         Some((usage.into(), chunk.choices.is_none_or(|c| c.is_empty())))
     }
+
+    /// An OpenAI `usage` object on its own (its JSON text), for readers that parse the rest of
+    /// the response themselves. `None` when it is not one.
+    pub fn from_openai_usage(usage: &[u8]) -> Option<Usage> {
+        serde_json::from_slice::<OpenAiUsage>(usage).ok().map(Usage::from)
+    }
 }
 
 #[cfg(test)]

@@ -2,11 +2,23 @@
 //!
 //! Reference: <https://platform.openai.com/docs/api-reference/chat/create>. Everything not named
 //! here is carried verbatim in the [`RawObject`].
+//!
+//! OpenAI's chat dialect sits on both sides of the hub ([`crate::hub`]): as the client dialect
+//! (`to_hub.rs` reads a client's request, `render.rs` writes its answer), and as the provider
+//! dialect of OpenAI-compatible upstreams serving clients of other dialects (`from_hub.rs`
+//! builds the upstream request, `response.rs` and `stream.rs` read its answers). OpenAI clients
+//! on OpenAI-compatible upstreams skip the hub: [`ModelRequest::to_upstream_body`].
 
+mod from_hub;
 mod render;
+mod response;
+mod stream;
 mod to_hub;
 
+pub use from_hub::{MaxTokensField, Options, build_request};
 pub use render::{ChunkRenderer, render_response, usage_json};
+pub use response::{parse_error, parse_response};
+pub use stream::OpenAiStream;
 
 use crate::raw::{RawObject, RawObjectError, null, raw_string};
 use bytes::{Bytes, BytesMut};
