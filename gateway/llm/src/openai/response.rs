@@ -226,7 +226,8 @@ mod tests {
 
     #[test]
     fn the_documented_chat_completion_object() {
-        // The example of <https://platform.openai.com/docs/api-reference/chat/object>.
+        // The example of <https://platform.openai.com/docs/api-reference/chat/object> (its
+        // content cut short).
         let body = br#"{
           "id": "chatcmpl-B9MHDbslfkBeAs8l4bebGdFOJ6PeG",
           "object": "chat.completion",

@@ -23,8 +23,9 @@ fn sse(chunks: &[&str]) -> Vec<String> {
     chunks.iter().map(|chunk| format!("data: {chunk}\n\n")).collect()
 }
 
-/// The documented text stream (<https://platform.openai.com/docs/api-reference/chat/streaming>),
-/// with the usage chunk `stream_options.include_usage` adds.
+/// The documented text stream (<https://platform.openai.com/docs/api-reference/chat/streaming>:
+/// a role chunk, content chunks, a finish chunk with an empty delta), with the usage chunk
+/// `stream_options.include_usage` adds (`choices: []`, `usage: null` on the others).
 fn documented_text() -> Vec<String> {
     sse(&[
         r#"{"id":"chatcmpl-123","object":"chat.completion.chunk","created":1694268190,"model":"gpt-4o-mini","system_fingerprint":"fp_44709d6fcb","choices":[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}],"usage":null}"#,
@@ -38,7 +39,8 @@ fn documented_text() -> Vec<String> {
 
 /// The streamed call of the function-calling guide
 /// (<https://platform.openai.com/docs/guides/function-calling#streaming>: `id`, `name`, `type`
-/// only on a call's first piece, `null` after), with a second, parallel call after it.
+/// only on a call's first piece, `null` after; its deltas verbatim), with a second, parallel
+/// call after it and the chunk envelope of the API reference's chunk object.
 fn documented_parallel_calls() -> Vec<String> {
     const HEAD: &str = r#""id":"chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT","object":"chat.completion.chunk","created":1741569952,"model":"gpt-4.1-2025-04-14","service_tier":"default","system_fingerprint":"fp_3a668a2d1b""#;
     let piece = |index: u32, arguments: &str| {
