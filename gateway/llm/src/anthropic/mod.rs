@@ -9,6 +9,7 @@
 //! - images: <https://docs.anthropic.com/en/docs/build-with-claude/vision>
 //! - prompt caching: <https://docs.anthropic.com/en/docs/build-with-claude/prompt-caching>
 
+pub mod inbound;
 mod request;
 mod response;
 mod stream;
