@@ -14,6 +14,7 @@ pub mod gemini;
 pub mod hub;
 pub mod openai;
 mod raw;
+pub mod responses;
 pub mod sse;
 pub mod stream;
 mod turns;
