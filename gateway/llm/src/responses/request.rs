@@ -114,11 +114,11 @@ pub fn parse_request(body: &[u8]) -> Result<ResponsesRequest, RequestError> {
         Some(model) if !model.is_empty() => model,
         _ => return Err(RequestError::new("you must provide a model parameter", Some("model"))),
     };
-    let (items, input) = read_input(
-        body.get_as("input")
-            .map_err(field("input"))?
-            .ok_or_else(|| RequestError::new("you must provide an input parameter", Some("input")))?,
-    )?;
+    let input = body
+        .get_as::<Input>("input")
+        .map_err(|_| RequestError::new("'input' must be a string or a list of items", Some("input")))?
+        .ok_or_else(|| RequestError::new("you must provide an input parameter", Some("input")))?;
+    let (items, input) = read_input(input)?;
     let (tools, tools_echo) = read_tools(body.get_as("tools").map_err(field("tools"))?.unwrap_or_default())?;
     let (tool_choice, tool_choice_echo) =
         match body.get_as::<Value>("tool_choice").map_err(field("tool_choice"))? {

@@ -276,6 +276,8 @@ fn what_cannot_be_honoured_is_refused_naming_the_parameter() {
         (r#"{"input": "x"}"#, "model", "provide a model"),
         (r#"{"model": "m"}"#, "input", "provide an input"),
         (r#"{"model": "m", "input": []}"#, "input", "must not be empty"),
+        (r#"{"model": "m", "input": 7}"#, "input", "a string or a list of items"),
+        (r#"{"model": "m", "input": [7]}"#, "input", "input[0]: an item must be an object"),
         (
             r#"{"model": "m", "input": "x", "tools": [{"type": "web_search"}]}"#,
             "tools",
