@@ -99,11 +99,10 @@ pub(crate) fn normalized(mut item: Value, parsed: &Item) -> Value {
     if let (Item::Message { role, .. }, Some(object)) = (parsed, item.as_object_mut()) {
         object.insert("type".to_owned(), Value::from("message"));
         if let Some(Value::String(text)) = object.get("content") {
-            let kind = if *role == ItemRole::Assistant { "output_text" } else { "input_text" };
             let part = if *role == ItemRole::Assistant {
-                json!({"type": kind, "text": text, "annotations": []})
+                json!({"type": "output_text", "text": text, "annotations": []})
             } else {
-                json!({"type": kind, "text": text})
+                json!({"type": "input_text", "text": text})
             };
             object.insert("content".to_owned(), Value::Array(vec![part]));
         }
@@ -114,9 +113,9 @@ pub(crate) fn normalized(mut item: Value, parsed: &Item) -> Value {
 /// Adds `items` to the hub request, in order. A run of `function_call` items (and the assistant
 /// message before it, if any) is one assistant turn: the calls the model made together.
 pub(crate) fn add_items(request: &mut ChatRequest, items: impl IntoIterator<Item = Item>) {
+    // Whether the last hub message is an assistant turn a following call belongs to.
     let mut assistant_turn_open = false;
     for item in items {
-        let continues_turn = matches!(item, Item::FunctionCall(_));
         match item {
             Item::Message { role: ItemRole::System, content } => {
                 request.system.extend(content.into_iter().filter_map(|part| match part {
@@ -124,33 +123,39 @@ pub(crate) fn add_items(request: &mut ChatRequest, items: impl IntoIterator<Item
                     // Refused when the item was read.
                     Part::Image(_) => None,
                 }));
+                assistant_turn_open = false;
             }
             Item::Message { role, content } => {
                 let role = if role == ItemRole::Assistant { Role::Assistant } else { Role::User };
                 request.messages.push(Message { role, content, tool_calls: Vec::new(), tool_call_id: None });
                 assistant_turn_open = role == Role::Assistant;
-                continue;
             }
-            Item::FunctionCall(call) => match request.messages.last_mut() {
-                Some(last) if assistant_turn_open && last.role == Role::Assistant => {
-                    last.tool_calls.push(call)
+            Item::FunctionCall(call) => {
+                match request.messages.last_mut() {
+                    Some(last) if assistant_turn_open && last.role == Role::Assistant => {
+                        last.tool_calls.push(call)
+                    }
+                    _ => request.messages.push(Message {
+                        role: Role::Assistant,
+                        content: Vec::new(),
+                        tool_calls: vec![call],
+                        tool_call_id: None,
+                    }),
                 }
-                _ => request.messages.push(Message {
-                    role: Role::Assistant,
-                    content: Vec::new(),
-                    tool_calls: vec![call],
-                    tool_call_id: None,
-                }),
-            },
-            Item::FunctionCallOutput { call_id, output } => request.messages.push(Message {
-                role: Role::Tool,
-                content: output,
-                tool_calls: Vec::new(),
-                tool_call_id: Some(call_id),
-            }),
-            Item::Reasoning => continue,
+                assistant_turn_open = true;
+            }
+            Item::FunctionCallOutput { call_id, output } => {
+                request.messages.push(Message {
+                    role: Role::Tool,
+                    content: output,
+                    tool_calls: Vec::new(),
+                    tool_call_id: Some(call_id),
+                });
+                assistant_turn_open = false;
+            }
+            // Between an answer's text and its calls, a reasoning item does not split the turn.
+            Item::Reasoning => {}
         }
-        assistant_turn_open = continues_turn;
     }
 }
 
