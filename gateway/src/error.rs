@@ -205,6 +205,7 @@ pub struct ErrorReply {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
     OpenAi,
+    Anthropic,
 }
 
 impl ErrorReply {
@@ -230,6 +231,9 @@ impl ErrorReply {
         match dialect {
             Dialect::OpenAi => {
                 envelope(&self.message, &self.kind, self.param.as_deref(), self.code.as_deref())
+            }
+            Dialect::Anthropic => {
+                switchboard_llm::anthropic::inbound::error_body(self.status.as_u16(), &self.message)
             }
         }
     }

@@ -81,9 +81,10 @@ fn target(method: &Method, path: &str) -> Result<Target, GatewayError> {
     Ok(match (method, path) {
         (&Method::POST, "/v1/chat/completions") => Target::Model(Api::ChatCompletions),
         (&Method::POST, "/v1/embeddings") => Target::Model(Api::Embeddings),
+        (&Method::POST, "/v1/messages") => Target::Model(Api::Messages),
         (&Method::GET, "/v1/models") => Target::ListModels,
         (&Method::GET, path) if path.starts_with("/v1/models/") => Target::GetModel,
-        (_, "/v1/chat/completions" | "/v1/embeddings" | "/v1/models") => {
+        (_, "/v1/chat/completions" | "/v1/embeddings" | "/v1/messages" | "/v1/models") => {
             return Err(GatewayError::MethodNotAllowed);
         }
         (_, path) => return Err(GatewayError::NotFound { path: path.to_owned() }),
@@ -105,8 +106,9 @@ async fn dispatch(
     };
     let key = table.keys.authenticate(request.headers(), crate::unix_now())?;
     ledger.set_key(&key.id, key.team.as_ref());
-    let body = read_body(request.into_body(), gateway.settings.max_body_bytes).await?;
-    let inbound = Inbound::parse(api, &body)?;
+    let (parts, body) = request.into_parts();
+    let body = read_body(body, gateway.settings.max_body_bytes).await?;
+    let inbound = Inbound::parse(api, &body, &parts.headers)?;
     let admitted = admission::admit(gateway, table, key, &inbound, body.len(), ledger).await?;
     forward::forward(table, admitted, &inbound, request_id, ledger).await
 }

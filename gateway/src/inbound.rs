@@ -10,6 +10,12 @@
 use crate::error::Dialect;
 use crate::limits::estimate;
 use bytes::Bytes;
+use http::{HeaderMap, HeaderValue};
+use std::sync::OnceLock;
+use switchboard_llm::anthropic::{
+    self,
+    inbound::{InboundError, InboundRequest, MessageStreamRenderer, MessagesHead},
+};
 use switchboard_llm::capability::Needs;
 use switchboard_llm::hub::{ChatRequest, ChatResponse};
 use switchboard_llm::openai::{self, ChunkRenderer, ModelRequest, RequestError};
@@ -22,6 +28,8 @@ pub enum Api {
     ChatCompletions,
     /// `POST /v1/embeddings`
     Embeddings,
+    /// `POST /v1/messages` (Anthropic's Messages API)
+    Messages,
 }
 
 impl Api {
@@ -29,6 +37,7 @@ impl Api {
     pub fn dialect(self) -> Dialect {
         match self {
             Api::ChatCompletions | Api::Embeddings => Dialect::OpenAi,
+            Api::Messages => Dialect::Anthropic,
         }
     }
 }
@@ -38,13 +47,37 @@ pub enum Inbound<'a> {
     /// Chat completions or embeddings, kept raw: OpenAI-compatible backends get the body with
     /// only `model` rewritten.
     OpenAi { request: ModelRequest<'a>, api: Api },
+    /// Anthropic Messages: kept raw for Anthropic backends (only `model` rewritten), and in the
+    /// hub's terms for the others.
+    Messages(Messages<'a>),
+}
+
+/// A Messages request: its head read at the edge (a request without `max_tokens` is refused
+/// there), the rest translated once, when a backend or a capability check first needs it.
+pub struct Messages<'a> {
+    pub head: MessagesHead<'a>,
+    /// `anthropic-beta`: passed on to Anthropic backends only (it names Anthropic features).
+    pub beta: Option<HeaderValue>,
+    hub: OnceLock<Result<InboundRequest, InboundError>>,
+}
+
+impl Messages<'_> {
+    /// The request in the hub's terms (`model` left empty: each backend sets its own).
+    fn hub(&self) -> Result<&InboundRequest, &InboundError> {
+        self.hub.get_or_init(|| self.head.to_hub("")).as_ref()
+    }
 }
 
 impl<'a> Inbound<'a> {
     /// Reads what the request path needs from `body`; the rest of it is read only by the
     /// backend that serves it.
-    pub fn parse(api: Api, body: &'a [u8]) -> Result<Self, RequestError> {
+    pub fn parse(api: Api, body: &'a [u8], headers: &HeaderMap) -> Result<Self, RequestError> {
         match api {
+            Api::Messages => {
+                let head = MessagesHead::parse(body).map_err(|err| RequestError::new(err.message, None))?;
+                let beta = headers.get("anthropic-beta").cloned();
+                Ok(Inbound::Messages(Messages { head, beta, hub: OnceLock::new() }))
+            }
             Api::ChatCompletions | Api::Embeddings => {
                 let mut request = ModelRequest::parse(body)?;
                 if api == Api::Embeddings {
@@ -58,6 +91,7 @@ impl<'a> Inbound<'a> {
     pub fn api(&self) -> Api {
         match self {
             Inbound::OpenAi { api, .. } => *api,
+            Inbound::Messages(_) => Api::Messages,
         }
     }
 
@@ -65,12 +99,14 @@ impl<'a> Inbound<'a> {
     pub fn model(&self) -> &str {
         match self {
             Inbound::OpenAi { request, .. } => &request.model,
+            Inbound::Messages(messages) => &messages.head.model,
         }
     }
 
     pub fn stream(&self) -> bool {
         match self {
             Inbound::OpenAi { request, .. } => request.stream,
+            Inbound::Messages(messages) => messages.head.stream,
         }
     }
 
@@ -81,6 +117,11 @@ impl<'a> Inbound<'a> {
             Inbound::OpenAi { request, api } => {
                 estimate::demand(request, body_bytes, *api == Api::Embeddings, route_default)
             }
+            Inbound::Messages(messages) => match messages.hub() {
+                Ok(inbound) => estimate::demand_of_hub(&inbound.chat, route_default),
+                // Not translatable (an Anthropic-only field): the body's size, and max_tokens.
+                Err(_) => (estimate::fallback(body_bytes), u64::from(messages.head.max_tokens)),
+            },
         }
     }
 
@@ -88,6 +129,9 @@ impl<'a> Inbound<'a> {
     pub fn needs(&self) -> Needs<'_, 'a> {
         match self {
             Inbound::OpenAi { request, api } => Needs::new(request, *api == Api::Embeddings),
+            Inbound::Messages(messages) => {
+                Needs::of_hub(messages.hub().ok().map(|inbound| &inbound.chat), messages.head.stream)
+            }
         }
     }
 
@@ -95,29 +139,41 @@ impl<'a> Inbound<'a> {
     pub fn to_hub(&self, upstream_model: &str) -> Result<ChatRequest, RequestError> {
         match self {
             Inbound::OpenAi { request, .. } => request.to_hub(upstream_model),
+            Inbound::Messages(messages) => match messages.hub() {
+                Ok(inbound) => {
+                    let mut chat = inbound.chat.clone();
+                    upstream_model.clone_into(&mut chat.model);
+                    Ok(chat)
+                }
+                Err(err) => Err(RequestError::new(err.message.clone(), None)),
+            },
         }
     }
 
     /// How answers translated through the hub are written back to this client.
-    pub fn client(&self) -> ClientApi {
+    pub fn client(&self) -> ClientApi<'_> {
         match self {
             Inbound::OpenAi { request, .. } => ClientApi::Chat { include_usage: request.include_usage },
+            Inbound::Messages(messages) => ClientApi::Messages { model: &messages.head.model },
         }
     }
 }
 
 /// A client dialect's writer for answers that came through the hub.
 #[derive(Debug, Clone, Copy)]
-pub enum ClientApi {
+pub enum ClientApi<'a> {
     /// OpenAI chat completions; `include_usage`: the client asked for the usage chunk.
     Chat { include_usage: bool },
+    /// Anthropic Messages; answers name the `model` the client asked for.
+    Messages { model: &'a str },
 }
 
-impl ClientApi {
+impl ClientApi<'_> {
     /// A complete answer, as this client's response body.
     pub fn render(&self, response: &ChatResponse, created: i64) -> Bytes {
         match self {
             ClientApi::Chat { .. } => openai::render_response(response, created),
+            ClientApi::Messages { model } => anthropic::inbound::render_response(response, model),
         }
     }
 
@@ -126,6 +182,7 @@ impl ClientApi {
     pub fn renderer(&self, model: &str, created: i64) -> Box<dyn ClientRenderer> {
         match self {
             ClientApi::Chat { include_usage } => Box::new(ChunkRenderer::new(model, created, *include_usage)),
+            ClientApi::Messages { model } => Box::new(MessageStreamRenderer::new(model)),
         }
     }
 }

@@ -91,7 +91,7 @@ impl Capabilities {
                 self.context_length.is_some_and(|limit| needs.longest_input_tokens() > u64::from(limit));
             return too_long.then_some(Capability::ContextLength);
         }
-        if !self.streaming && needs.request.stream {
+        if !self.streaming && needs.stream {
             return Some(Capability::Streaming);
         }
         if !self.tools && needs.tools() {
@@ -110,11 +110,20 @@ impl Capabilities {
 
 /// What one request needs, read on demand (see the module docs).
 pub struct Needs<'r, 'b> {
-    request: &'r ModelRequest<'b>,
+    source: Source<'r, 'b>,
+    stream: bool,
     embeddings: bool,
     /// The request in the hub's terms; `None` when it does not translate, and then nothing is
     /// refused on its account: the backend decides.
     hub: OnceCell<Option<ChatRequest>>,
+}
+
+/// Where what a request needs is read from.
+enum Source<'r, 'b> {
+    /// An OpenAI request, translated to the hub only if a backend lacks something.
+    OpenAi(&'r ModelRequest<'b>),
+    /// A request of another API, already in the hub's terms (`None`: it does not translate).
+    Hub(Option<&'r ChatRequest>),
 }
 
 /// Tokens are estimated from UTF-8 bytes with a divisor no tokenizer in use stays under (English
@@ -125,11 +134,19 @@ const BYTES_PER_TOKEN_AT_MOST: u64 = 6;
 impl<'r, 'b> Needs<'r, 'b> {
     /// `embeddings`: the request came in on `/v1/embeddings`.
     pub fn new(request: &'r ModelRequest<'b>, embeddings: bool) -> Self {
-        Needs { request, embeddings, hub: OnceCell::new() }
+        Needs { source: Source::OpenAi(request), stream: request.stream, embeddings, hub: OnceCell::new() }
+    }
+
+    /// A chat request of another API, in the hub's terms (`None` when it does not translate).
+    pub fn of_hub(hub: Option<&'r ChatRequest>, stream: bool) -> Self {
+        Needs { source: Source::Hub(hub), stream, embeddings: false, hub: OnceCell::new() }
     }
 
     fn hub(&self) -> Option<&ChatRequest> {
-        self.hub.get_or_init(|| self.request.to_hub("").ok()).as_ref()
+        match self.source {
+            Source::OpenAi(request) => self.hub.get_or_init(|| request.to_hub("").ok()).as_ref(),
+            Source::Hub(hub) => hub,
+        }
     }
 
     fn tools(&self) -> bool {
@@ -168,7 +185,8 @@ impl<'r, 'b> Needs<'r, 'b> {
 
     /// A lower bound of the tokens of the longest embeddings input.
     fn longest_input_tokens(&self) -> u64 {
-        let inputs = embedding_inputs(&self.request.body).unwrap_or_default();
+        let Source::OpenAi(request) = self.source else { return 0 };
+        let inputs = embedding_inputs(&request.body).unwrap_or_default();
         inputs.iter().map(String::len).max().unwrap_or(0) as u64 / BYTES_PER_TOKEN_AT_MOST
     }
 }

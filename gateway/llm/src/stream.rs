@@ -231,6 +231,72 @@ impl<P: ProviderStream, R: ClientRenderer> StreamTranslator for HubTranslator<P,
     }
 }
 
+/// A provider's stream forwarded byte for byte to a client of the same API (the Messages API
+/// to an Anthropic backend). The provider's parser reads each frame only for its usage and to
+/// notice a stream the provider did not finish; `error_event` writes the dialect's in-stream
+/// error for a stream that cannot go on.
+pub struct Forwarded<P> {
+    provider: P,
+    error_event: fn(&str) -> Bytes,
+    usage: Usage,
+    events: Vec<StreamEvent>,
+    /// An error event went out (the provider's or ours): nothing more follows.
+    closed: bool,
+}
+
+impl<P: ProviderStream> Forwarded<P> {
+    pub fn new(provider: P, error_event: fn(&str) -> Bytes) -> Self {
+        Forwarded { provider, error_event, usage: Usage::default(), events: Vec::new(), closed: false }
+    }
+
+    /// Reads what the parser made of the last frame; whether it reported an error.
+    fn read_events(&mut self) -> bool {
+        let mut error = false;
+        for event in self.events.drain(..) {
+            match event {
+                StreamEvent::Usage(usage) => self.usage = usage,
+                StreamEvent::Error(_) => error = true,
+                _ => {}
+            }
+        }
+        error
+    }
+}
+
+impl<P: ProviderStream> StreamTranslator for Forwarded<P> {
+    fn event(&mut self, frame: Bytes, out: &mut Vec<Bytes>) {
+        if self.closed {
+            return;
+        }
+        self.provider.frame(&frame, &mut self.events);
+        // The provider's own error event reaches the client as it is, and ends the stream.
+        self.closed = self.read_events();
+        out.push(frame);
+    }
+
+    fn end(&mut self, out: &mut Vec<Bytes>) {
+        if self.closed {
+            return;
+        }
+        self.provider.end(&mut self.events);
+        if self.read_events() {
+            self.closed = true;
+            out.push((self.error_event)("the upstream stream ended before the answer was complete"));
+        }
+    }
+
+    fn fail(&mut self, failure: StreamFailure, out: &mut Vec<Bytes>) {
+        if !self.closed {
+            self.closed = true;
+            out.push((self.error_event)(failure.message()));
+        }
+    }
+
+    fn usage(&self) -> Usage {
+        self.usage
+    }
+}
+
 /// Joins events into one frame (what one upstream chunk produced goes out as one write).
 pub fn join(events: &mut Vec<Bytes>) -> Option<Bytes> {
     match events.len() {

@@ -9,6 +9,7 @@
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
+use switchboard_llm::hub::{ChatRequest, Part};
 use switchboard_llm::openai::{ModelRequest, embedding_inputs};
 
 /// Completion tokens reserved for a request that sets no `max_tokens` on a route without
@@ -90,6 +91,30 @@ fn content_size(raw: &RawValue) -> (usize, u64) {
     }
 }
 
+/// (prompt tokens, completion tokens) to reserve for a request already in the hub's terms (the
+/// APIs other than OpenAI's), with the same rules as [`demand`]: its text at 4 bytes a token,
+/// each turn's framing, each image, and `max_tokens` (else the route's default) in full.
+pub fn demand_of_hub(hub: &ChatRequest, route_default: Option<u32>) -> (u64, u64) {
+    let output = hub.max_tokens.or(route_default).map_or(DEFAULT_OUTPUT, u64::from);
+    let mut bytes: usize = hub.system.iter().map(|text| text.text.len()).sum();
+    let mut tokens = 0;
+    for message in &hub.messages {
+        tokens += TOKENS_PER_MESSAGE;
+        for part in &message.content {
+            match part {
+                Part::Text(text) => bytes += text.text.len(),
+                Part::Image(_) => tokens += TOKENS_PER_IMAGE,
+            }
+        }
+        bytes += message.tool_calls.iter().map(|call| call.name.len() + call.arguments.len()).sum::<usize>();
+    }
+    for tool in &hub.tools {
+        bytes += tool.name.len() + tool.description.as_ref().map_or(0, String::len);
+        bytes += tool.parameters.to_string().len();
+    }
+    (tokens + (bytes as u64).div_ceil(BYTES_PER_TOKEN), output)
+}
+
 /// The prompt estimate when nothing better is known: the body's size.
 pub fn fallback(body_bytes: usize) -> u64 {
     (body_bytes as u64).div_ceil(BYTES_PER_TOKEN)
@@ -112,5 +137,17 @@ mod tests {
         assert_eq!(demand(&bare, 0, false, None).1, DEFAULT_OUTPUT);
         let embed = ModelRequest::parse(br#"{"model":"e","input":["abcdefgh","ab"]}"#).unwrap();
         assert_eq!(demand(&embed, 0, true, None), (3, 0));
+    }
+
+    #[test]
+    fn a_hub_request_is_estimated_like_an_openai_one() {
+        let body = br#"{"model":"m","max_tokens":50,"messages":[{"role":"system","content":"12345678"},
+            {"role":"user","content":[{"type":"text","text":"abcd"},{"type":"image_url","image_url":{"url":"data:image/png;base64,AAAA"}}]}]}"#;
+        let hub = ModelRequest::parse(body).unwrap().to_hub("m").unwrap();
+        // The system text is apart from the turns in the hub: one message's framing fewer.
+        assert_eq!(demand_of_hub(&hub, None), (TOKENS_PER_MESSAGE + 3 + TOKENS_PER_IMAGE, 50));
+        let bare = ChatRequest::default();
+        assert_eq!(demand_of_hub(&bare, Some(300)), (0, 300));
+        assert_eq!(demand_of_hub(&bare, None), (0, DEFAULT_OUTPUT));
     }
 }

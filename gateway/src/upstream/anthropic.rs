@@ -1,20 +1,24 @@
-//! Anthropic's Messages API behind the OpenAI API: the request goes through the hub
+//! Anthropic's Messages API behind every other API: the request goes through the hub
 //! (`switchboard_llm::anthropic` builds the body and reads the answers), the exchange through the
-//! shared executor. API reference: <https://docs.anthropic.com/en/api/messages>.
+//! shared executor. A Messages client's request is forwarded as it is (`forward`). API reference: <https://docs.anthropic.com/en/api/messages>.
 
 use super::credentials::{Credentials, fixed_headers};
 use super::exec::Executor;
 use super::{Call, CompileError, HttpClient, Provider, Reply, azure, translated};
+use crate::body::{Source, SseRelay};
 use crate::error::UpstreamError;
-use crate::inbound::Inbound;
+use crate::error::UpstreamErrorKind;
+use crate::inbound::{Inbound, Messages};
 use http::{HeaderMap, HeaderName, HeaderValue, Uri};
 use std::sync::Arc;
 use std::time::Duration;
 use switchboard_config::{AnthropicProviderConfig, Secrets};
-use switchboard_llm::anthropic::{self, AnthropicStream};
+use switchboard_llm::anthropic::{self, AnthropicStream, inbound};
+use switchboard_llm::stream::Forwarded;
 
 static X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 static ANTHROPIC_VERSION: HeaderName = HeaderName::from_static("anthropic-version");
+static ANTHROPIC_BETA: HeaderName = HeaderName::from_static("anthropic-beta");
 
 pub struct AnthropicProvider {
     messages_uri: Uri,
@@ -68,6 +72,9 @@ impl Provider for AnthropicProvider {
     }
 
     async fn send(&self, call: Call<'_>, request: &Inbound<'_>) -> Result<Reply, UpstreamError> {
+        if let Inbound::Messages(messages) = request {
+            return self.forward(call, messages).await;
+        }
         let hub = translated::hub_request(&self.exec, &call, request, "Anthropic")?;
         let options = anthropic::Options {
             default_max_tokens: call.default_max_tokens.unwrap_or(self.default_max_tokens),
@@ -80,5 +87,39 @@ impl Provider for AnthropicProvider {
         let answer = self.exec.post_json(&self.messages_uri, headers, body).await?;
         translated::reply(&self.exec, answer, &call, &hub, AnthropicStream::new, anthropic::parse_response)
             .await
+    }
+}
+
+impl AnthropicProvider {
+    /// The Messages API to a Messages backend: the body as the client sent it with only `model`
+    /// rewritten (unknown fields, thinking, server tools and all), `anthropic-beta` passed on,
+    /// and the answer relayed as it comes, read only for its usage.
+    async fn forward(&self, call: Call<'_>, messages: &Messages<'_>) -> Result<Reply, UpstreamError> {
+        let body = messages.head.to_upstream_body(call.model);
+        let mut headers = HeaderMap::new();
+        headers.insert(ANTHROPIC_VERSION.clone(), self.version.clone());
+        if let Some(beta) = &messages.beta {
+            headers.insert(ANTHROPIC_BETA.clone(), beta.clone());
+        }
+        headers.insert("x-request-id", call.request_id.clone());
+        let answer = self.exec.post_json(&self.messages_uri, headers, body).await?;
+        if messages.head.stream {
+            if !answer.is_event_stream() {
+                return Err(self.exec.error(UpstreamErrorKind::InvalidResponse(
+                    "asked for a stream, got a response that is not text/event-stream".into(),
+                )));
+            }
+            let translator = Box::new(Forwarded::new(AnthropicStream::new(), |message| {
+                inbound::stream_error_event("api_error", message)
+            }));
+            let source = Source::Http(answer.response.into_body());
+            return Ok(Reply::Stream(SseRelay::new(source, translator, self.exec.timeout())));
+        }
+        let body = self.exec.read_body(answer).await?;
+        // Read for its usage; an answer that does not read is the provider's failure.
+        let usage = anthropic::parse_response(&body)
+            .map_err(|reason| self.exec.error(UpstreamErrorKind::InvalidResponse(reason)))?
+            .usage;
+        Ok(Reply::Full { body, usage })
     }
 }

@@ -78,7 +78,7 @@ impl AzureOpenAiProvider {
 
     fn uri(&self, call: &Call<'_>) -> Result<Uri, UpstreamError> {
         let method = match call.api {
-            Api::ChatCompletions => "/chat/completions",
+            Api::ChatCompletions | Api::Messages => "/chat/completions",
             Api::Embeddings => "/embeddings",
         };
         match &self.surface {

@@ -20,7 +20,9 @@ pub(super) struct EmbeddingsRequest {
 
 impl EmbeddingsRequest {
     pub(super) fn parse(request: &Inbound<'_>) -> Result<Self, RequestError> {
-        let Inbound::OpenAi { request, .. } = request;
+        let Inbound::OpenAi { request, .. } = request else {
+            return Err(RequestError::new("this is not an embeddings request", None));
+        };
         let inputs = embedding_inputs(&request.body)?;
         let dimensions = request
             .body

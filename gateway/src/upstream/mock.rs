@@ -19,8 +19,10 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 use switchboard_config::MockProviderConfig;
 use switchboard_llm::Usage;
+use switchboard_llm::hub::{ChatRequest, ChatResponse, FinishReason, Part};
+use switchboard_llm::openai::OpenAiStream;
 use switchboard_llm::openai::{ModelRequest, RequestError, messages_text};
-use switchboard_llm::stream::OpenAiPassthrough;
+use switchboard_llm::stream::{HubTranslator, OpenAiPassthrough};
 use tokio::time::Sleep;
 
 pub struct MockProvider {
@@ -58,10 +60,7 @@ impl MockProvider {
 
     fn chat(&self, request: &ModelRequest<'_>, model: &str) -> Result<Reply, UpstreamError> {
         let text = messages_text(&request.body).map_err(|e| self.bad_request(e))?;
-        let reply: Arc<str> = match &self.reply {
-            Some(reply) => reply.clone(),
-            None => Arc::from(format!("Mock response to: {}", truncate(&text.last, 200))),
-        };
+        let reply = self.reply_to(&text.last);
         let usage =
             Usage { input: text.words, output: reply.split_whitespace().count() as u64, ..Usage::default() };
         let id = format!("chatcmpl-mock-{}", RESPONSE_IDS.fetch_add(1, Relaxed));
@@ -69,18 +68,7 @@ impl MockProvider {
         if request.stream {
             // Emitted as an OpenAI upstream would stream it (usage chunk included, as the gateway
             // asks every upstream), through the same relay and translator as a real one.
-            let stream = MockStream {
-                id,
-                created,
-                model: Arc::from(model),
-                reply,
-                offset: 0,
-                state: State::Role,
-                usage_fields: request.include_usage,
-                usage,
-                token_interval: self.token_interval,
-                sleep: None,
-            };
+            let stream = self.stream(id, created, model, reply, request.include_usage, usage);
             let translator = Box::new(OpenAiPassthrough::new(!request.include_usage));
             return Ok(Reply::Stream(SseRelay::new(Source::Mock(stream), translator, MOCK_IDLE_TIMEOUT)));
         }
@@ -99,6 +87,72 @@ impl MockProvider {
             "system_fingerprint": "fp_switchboard_mock",
         });
         Ok(Reply::Full { body: Bytes::from(body.to_string()), usage })
+    }
+
+    /// A request of another API: answered as for chat, and rendered in the client's API through
+    /// the hub (a stream is the same OpenAI chunks, read back by the OpenAI stream parser).
+    fn chat_via_hub(&self, hub: &ChatRequest, call: &Call<'_>) -> Reply {
+        let last = hub.messages.last().map(|message| message.text()).unwrap_or_default();
+        let words =
+            hub.system.iter().map(|text| text.text.as_str()).chain(hub.messages.iter().flat_map(|m| {
+                m.content.iter().filter_map(|part| match part {
+                    Part::Text(text) => Some(text.text.as_str()),
+                    Part::Image(_) => None,
+                })
+            }));
+        let input = words.map(|text| text.split_whitespace().count() as u64).sum();
+        let reply = self.reply_to(&last);
+        let usage = Usage { input, output: reply.split_whitespace().count() as u64, ..Usage::default() };
+        let id = format!("chatcmpl-mock-{}", RESPONSE_IDS.fetch_add(1, Relaxed));
+        let created = crate::unix_now();
+        if hub.stream {
+            let stream = self.stream(id, created, call.model, reply, true, usage);
+            let translator =
+                Box::new(HubTranslator::new(OpenAiStream::new(), call.client.renderer(call.model, created)));
+            return Reply::Stream(SseRelay::new(Source::Mock(stream), translator, MOCK_IDLE_TIMEOUT));
+        }
+        let response = ChatResponse {
+            id,
+            model: call.model.to_owned(),
+            text: reply.to_string(),
+            tool_calls: Vec::new(),
+            finish: FinishReason::Stop,
+            usage,
+        };
+        Reply::Full { body: call.client.render(&response, created), usage }
+    }
+
+    /// The configured reply, or one derived from the last message.
+    fn reply_to(&self, last: &str) -> Arc<str> {
+        match &self.reply {
+            Some(reply) => reply.clone(),
+            None => Arc::from(format!("Mock response to: {}", truncate(last, 200))),
+        }
+    }
+
+    /// A stream of `reply` as OpenAI chunks; `usage_fields`: chunks carry `"usage": null` and
+    /// the usage chunk follows.
+    fn stream(
+        &self,
+        id: String,
+        created: i64,
+        model: &str,
+        reply: Arc<str>,
+        usage_fields: bool,
+        usage: Usage,
+    ) -> MockStream {
+        MockStream {
+            id,
+            created,
+            model: Arc::from(model),
+            reply,
+            offset: 0,
+            state: State::Role,
+            usage_fields,
+            usage,
+            token_interval: self.token_interval,
+            sleep: None,
+        }
     }
 
     fn embeddings(&self, request: &Inbound<'_>, model: &str) -> Result<Reply, UpstreamError> {
@@ -120,8 +174,12 @@ impl Provider for MockProvider {
             tokio::time::sleep(self.latency).await;
         }
         match (call.api, request) {
-            (Api::ChatCompletions, Inbound::OpenAi { request, .. }) => self.chat(request, call.model),
             (Api::Embeddings, _) => self.embeddings(request, call.model),
+            (_, Inbound::OpenAi { request, .. }) => self.chat(request, call.model),
+            (_, request) => {
+                let hub = request.to_hub(call.model).map_err(|e| self.bad_request(e))?;
+                Ok(self.chat_via_hub(&hub, &call))
+            }
         }
     }
 }

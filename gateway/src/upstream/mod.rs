@@ -52,7 +52,7 @@ pub struct Call<'a> {
     /// The route's `max_tokens` for backends that require one, when the client sent none.
     pub default_max_tokens: Option<u32>,
     /// How answers translated through the hub are written for this client.
-    pub client: ClientApi,
+    pub client: ClientApi<'a>,
 }
 
 /// A successful upstream answer, ready to be relayed.

@@ -6,7 +6,7 @@
 
 use super::credentials::{Credentials, fixed_headers};
 use super::exec::Executor;
-use super::{Call, CompileError, HttpClient, Provider, Reply};
+use super::{Call, CompileError, HttpClient, Provider, Reply, translated};
 use crate::body::{Source, SseRelay};
 use crate::error::{UpstreamError, UpstreamErrorKind};
 use crate::inbound::{Api, Inbound};
@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use switchboard_config::{OpenAiProviderConfig, Secrets};
 use switchboard_llm::Usage;
+use switchboard_llm::openai::{self, MaxTokensField, OpenAiStream};
 use switchboard_llm::stream::OpenAiPassthrough;
 
 pub struct OpenAiProvider {
@@ -59,11 +60,15 @@ impl Provider for OpenAiProvider {
     }
 
     async fn send(&self, call: Call<'_>, request: &Inbound<'_>) -> Result<Reply, UpstreamError> {
-        let uri = match call.api {
-            Api::ChatCompletions => &self.chat_uri,
-            Api::Embeddings => &self.embeddings_uri,
-        };
-        passthrough(&self.exec, uri, self.stream_usage, call, request).await
+        match call.api {
+            Api::ChatCompletions => {
+                passthrough(&self.exec, &self.chat_uri, self.stream_usage, call, request).await
+            }
+            Api::Embeddings => {
+                passthrough(&self.exec, &self.embeddings_uri, self.stream_usage, call, request).await
+            }
+            Api::Messages => via_hub(&self.exec, &self.chat_uri, self.stream_usage, call, request).await,
+        }
     }
 }
 
@@ -75,7 +80,9 @@ pub(super) async fn passthrough(
     call: Call<'_>,
     request: &Inbound<'_>,
 ) -> Result<Reply, UpstreamError> {
-    let Inbound::OpenAi { request, .. } = request;
+    let Inbound::OpenAi { request, .. } = request else {
+        return via_hub(exec, uri, stream_usage, call, request).await;
+    };
     let body = request
         .to_upstream_body(call.model, stream_usage)
         .map_err(|err| UpstreamError::bad_request(exec.provider(), err))?;
@@ -101,4 +108,24 @@ pub(super) async fn passthrough(
         .map_err(|err| exec.error(UpstreamErrorKind::InvalidResponse(format!("not JSON: {err}"))))?
         .unwrap_or_default();
     Ok(Reply::Full { body, usage })
+}
+
+/// A request of another API (Anthropic Messages) to an OpenAI-compatible backend at `uri` (its
+/// chat completions): translated through the hub, the answer rendered in the client's API.
+pub(super) async fn via_hub(
+    exec: &Executor,
+    uri: &Uri,
+    stream_usage: bool,
+    call: Call<'_>,
+    request: &Inbound<'_>,
+) -> Result<Reply, UpstreamError> {
+    let hub = translated::hub_request(exec, &call, request, "OpenAI")?;
+    // `max_completion_tokens`: OpenAI's reasoning models refuse the older `max_tokens`, and vLLM,
+    // Ollama and Azure read it too.
+    let options = openai::Options { max_tokens_field: MaxTokensField::MaxCompletionTokens, stream_usage };
+    let body = openai::build_request(&hub, options).map_err(|err| translated::bad_request(exec, err))?;
+    let mut headers = HeaderMap::new();
+    headers.insert("x-request-id", call.request_id.clone());
+    let answer = exec.post_json(uri, headers, body).await?;
+    translated::reply(exec, answer, &call, &hub, OpenAiStream::new, openai::parse_response).await
 }

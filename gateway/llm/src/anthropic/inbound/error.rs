@@ -58,7 +58,7 @@ pub fn error_envelope(kind: &str, message: &str) -> Bytes {
 
 /// The in-stream `error` event: after the 200 status line, this is how Anthropic ends a stream
 /// that failed (<https://docs.anthropic.com/en/api/messages-streaming#error-events>).
-pub(super) fn stream_error_event(kind: &str, message: &str) -> Bytes {
+pub fn stream_error_event(kind: &str, message: &str) -> Bytes {
     sse_event("error", &error_envelope(kind, message))
 }
 

@@ -23,7 +23,7 @@ mod stream;
 #[cfg(test)]
 mod tests;
 
-pub use error::{error_body, error_envelope, error_type};
+pub use error::{error_body, error_envelope, error_type, stream_error_event};
 pub use request::parse_request;
 pub use response::{MessagesUsage, messages_usage, render_response};
 pub use stream::MessageStreamRenderer;
