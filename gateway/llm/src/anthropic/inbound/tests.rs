@@ -29,46 +29,14 @@ fn cached(text: &str) -> Part {
 
 /// The shape Claude Code sends: system blocks with cache breakpoints, `metadata.user_id`,
 /// extended thinking, a long list of custom tools with draft-07 schemas, `stream: true`, and
-/// conversation turns carrying thinking, tool use and tool results followed by reminders. Built
-/// from the documented fields (texts shortened):
+/// conversation turns carrying thinking, tool use and tool results followed by reminders
+/// (`tests/fixtures/`, shared with the SDK test through the gateway). Built from the documented
+/// fields (texts shortened), not captured from the CLI:
 /// <https://docs.anthropic.com/en/api/messages>,
 /// <https://docs.anthropic.com/en/docs/build-with-claude/prompt-caching>,
 /// <https://docs.anthropic.com/en/docs/build-with-claude/extended-thinking>,
 /// <https://docs.anthropic.com/en/docs/agents-and-tools/tool-use/implement-tool-use>.
-const CLAUDE_CODE: &str = r#"{
-  "model": "claude-sonnet-4-5-20250929",
-  "messages": [
-    {"role": "user", "content": [
-      {"type": "text", "text": "<system-reminder>\nThis is a reminder.\n</system-reminder>"},
-      {"type": "text", "text": "what does main.rs do?", "cache_control": {"type": "ephemeral"}}
-    ]},
-    {"role": "assistant", "content": [
-      {"type": "thinking", "thinking": "The user wants main.rs read.", "signature": "EqQBCkYIBxgCKkBNf2"},
-      {"type": "redacted_thinking", "data": "EmwKAhgBEgy3va3pzix"},
-      {"type": "text", "text": "I'll read the file."},
-      {"type": "tool_use", "id": "toolu_01A09q90qw90lq917835lq9", "name": "Read", "input": {"file_path": "/repo/src/main.rs", "limit": 2000}},
-      {"type": "tool_use", "id": "toolu_01B", "name": "Bash", "input": {"command": "ls /nope"}}
-    ]},
-    {"role": "user", "content": [
-      {"type": "tool_result", "tool_use_id": "toolu_01A09q90qw90lq917835lq9", "content": "     1\tfn main() {}\n"},
-      {"type": "tool_result", "tool_use_id": "toolu_01B", "is_error": true, "content": [{"type": "text", "text": "<tool_use_error>ls: /nope: No such file</tool_use_error>"}], "cache_control": {"type": "ephemeral", "ttl": "1h"}},
-      {"type": "text", "text": "<system-reminder>Todo list is empty.</system-reminder>", "cache_control": {"type": "ephemeral"}}
-    ]}
-  ],
-  "temperature": 1,
-  "system": [
-    {"type": "text", "text": "You are Claude Code, Anthropic's official CLI for Claude.", "cache_control": {"type": "ephemeral"}},
-    {"type": "text", "text": "You are an interactive CLI tool that helps users with software engineering tasks.", "cache_control": {"type": "ephemeral"}}
-  ],
-  "tools": [
-    {"name": "Read", "description": "Reads a file from the local filesystem.", "input_schema": {"type": "object", "properties": {"file_path": {"type": "string", "description": "The absolute path to the file to read"}, "limit": {"type": "number"}}, "required": ["file_path"], "additionalProperties": false, "$schema": "http://json-schema.org/draft-07/schema#"}},
-    {"name": "Bash", "description": "Executes a given bash command.", "input_schema": {"type": "object", "properties": {"command": {"type": "string"}}, "required": ["command"], "additionalProperties": false, "$schema": "http://json-schema.org/draft-07/schema#"}, "cache_control": {"type": "ephemeral"}}
-  ],
-  "metadata": {"user_id": "user_2f8a0c_account_4e1d_session_6b1c"},
-  "max_tokens": 32000,
-  "thinking": {"type": "enabled", "budget_tokens": 31999},
-  "stream": true
-}"#;
+const CLAUDE_CODE: &str = include_str!("../../../../../tests/fixtures/claude-code-request.json");
 
 #[test]
 fn claude_codes_request_becomes_the_hub_request() {

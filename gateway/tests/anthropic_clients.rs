@@ -1,0 +1,88 @@
+//! The official Anthropic Python SDK against `/v1/messages` (tests/py/anthropic_sdk.py): on the
+//! built-in mock, an OpenAI-compatible backend, Gemini and Anthropic itself (forwarded as it is),
+//! each behind strict mocks of the provider's documented wire format.
+//!
+//! `scripts/test` provisions the SDK in a venv and sets SWITCHBOARD_PYTHON.
+
+pub mod support;
+
+use support::*;
+use switchboard_mock_providers::{AnthropicMock, AnthropicOptions, GeminiMock, GeminiOptions};
+use switchboard_mock_upstream::MockUpstream;
+
+const KEY: &str = "sk-anthropic-sdk";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_anthropic_sdk_works_on_every_backend() {
+    let local = || "127.0.0.1:0".parse().unwrap();
+    let anthropic = AnthropicMock::start(local(), AnthropicOptions::default()).await.unwrap();
+    let gemini = GeminiMock::start(local(), GeminiOptions::default()).await.unwrap();
+    let openai = MockUpstream::start(local()).await.unwrap();
+    let config = format!(
+        r#"
+version: 2
+providers:
+  - name: builtin
+    type: mock
+  - name: openai
+    type: openai
+    base_url: {openai}
+    allow_private_network: true
+  - name: gemini
+    type: gemini
+    base_url: {gemini}/v1beta
+    api_key: {{ value: {gemini_key} }}
+    allow_private_network: true
+  - name: anthropic
+    type: anthropic
+    base_url: {anthropic}/v1
+    api_key: {{ value: {anthropic_key} }}
+    allow_private_network: true
+routes:
+  - model: mock
+    backends: [{{ provider: builtin }}]
+  - model: openai
+    backends: [{{ provider: openai, model: gpt-mock }}]
+  - model: openai-tool
+    backends: [{{ provider: openai, model: gpt-mock-tool }}]
+  - model: gemini
+    backends: [{{ provider: gemini, model: gemini-mock }}]
+  - model: gemini-tool
+    backends: [{{ provider: gemini, model: gemini-mock-tool }}]
+  - model: claude
+    backends: [{{ provider: anthropic, model: claude-mock }}]
+  - model: claude-tool
+    backends: [{{ provider: anthropic, model: claude-mock-tool }}]
+keys:
+  - id: sdk
+    hash: {key}
+"#,
+        openai = openai.base_url(),
+        gemini = gemini.base_url(),
+        gemini_key = GeminiOptions::default().api_key,
+        anthropic = anthropic.base_url(),
+        anthropic_key = AnthropicOptions::default().api_key,
+        key = hash_key(KEY),
+    );
+    let gateway = Gateway::start(Some(&config), &[]);
+    let fixture = repo_root().join("tests/fixtures/claude-code-request.json");
+    let python = std::env::var("SWITCHBOARD_PYTHON").unwrap_or_else(|_| "python3".to_owned());
+    let output = tokio::process::Command::new(&python)
+        .arg(repo_root().join("tests/py/anthropic_sdk.py"))
+        .args(["--base-url", &gateway.url(""), "--key", KEY])
+        .args(["--backend", "mock=mock"])
+        .args(["--backend", "openai=openai,openai-tool"])
+        .args(["--backend", "gemini=gemini,gemini-tool"])
+        .args(["--backend", "anthropic=claude,claude-tool"])
+        .args(["--claude-code", &format!("openai={}", fixture.display())])
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("cannot run {python}: {e}; run scripts/test"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("anthropic sdk ok"),
+        "{stdout}\n{}\ngateway log:\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        gateway.log()
+    );
+}
