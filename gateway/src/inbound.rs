@@ -49,7 +49,7 @@ pub enum Inbound<'a> {
     OpenAi { request: ModelRequest<'a>, api: Api },
     /// Anthropic Messages: kept raw for Anthropic backends (only `model` rewritten), and in the
     /// hub's terms for the others.
-    Messages(Messages<'a>),
+    Messages(Box<Messages<'a>>),
 }
 
 /// A Messages request: its head read at the edge (a request without `max_tokens` is refused
@@ -76,7 +76,7 @@ impl<'a> Inbound<'a> {
             Api::Messages => {
                 let head = MessagesHead::parse(body).map_err(|err| RequestError::new(err.message, None))?;
                 let beta = headers.get("anthropic-beta").cloned();
-                Ok(Inbound::Messages(Messages { head, beta, hub: OnceLock::new() }))
+                Ok(Inbound::Messages(Box::new(Messages { head, beta, hub: OnceLock::new() })))
             }
             Api::ChatCompletions | Api::Embeddings => {
                 let mut request = ModelRequest::parse(body)?;
