@@ -9,6 +9,7 @@
 pub mod anthropic;
 pub mod bedrock;
 pub mod capability;
+pub mod depth;
 pub mod eventstream;
 pub mod gemini;
 pub mod hub;

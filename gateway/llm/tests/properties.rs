@@ -1,5 +1,5 @@
 //! Property tests over everything in this crate that reads untrusted bytes: the SSE and AWS
-//! event-stream splitters,
+//! event-stream splitters, the nesting scanner,
 //! every stream translator, every request converter, every answer and error parser. Inputs are
 //! arbitrary bytes cut at arbitrary points, arbitrary JSON, and documented provider events and
 //! requests with fields mutated (wrong types, huge or negative numbers, odd unicode, empty
@@ -19,6 +19,8 @@ use proptest::test_runner::{Config, RngSeed, TestCaseError, TestRunner};
 
 #[path = "properties/bedrock.rs"]
 mod bedrock;
+#[path = "properties/depth.rs"]
+mod depth;
 #[path = "properties/generate.rs"]
 mod generate;
 #[path = "properties/regressions.rs"]
@@ -46,6 +48,11 @@ where
     if let Err(failure) = TestRunner::new(config).run(&strategy, check) {
         panic!("{failure}");
     }
+}
+
+#[test]
+fn the_nesting_scanner_counts_what_serde_json_nests() {
+    run(256, depth::nested_json(), depth::check_depth);
 }
 
 #[test]
