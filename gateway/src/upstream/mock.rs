@@ -18,11 +18,10 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 use switchboard_config::MockProviderConfig;
-use switchboard_llm::Usage;
 use switchboard_llm::hub::{ChatRequest, ChatResponse, FinishReason, Part};
-use switchboard_llm::openai::OpenAiStream;
-use switchboard_llm::openai::{ModelRequest, RequestError, messages_text};
+use switchboard_llm::openai::{ModelRequest, OpenAiStream, RequestError, messages_text};
 use switchboard_llm::stream::{HubTranslator, OpenAiPassthrough};
+use switchboard_llm::{RawObject, Usage};
 use tokio::time::Sleep;
 
 pub struct MockProvider {
@@ -59,6 +58,7 @@ impl MockProvider {
     }
 
     fn chat(&self, request: &ModelRequest<'_>, model: &str) -> Result<Reply, UpstreamError> {
+        check_chat(&request.body).map_err(|e| self.bad_request(e))?;
         let text = messages_text(&request.body).map_err(|e| self.bad_request(e))?;
         let reply = self.reply_to(&text.last);
         let usage =
@@ -156,8 +156,13 @@ impl MockProvider {
     }
 
     fn embeddings(&self, request: &Inbound<'_>, model: &str) -> Result<Reply, UpstreamError> {
+        // text-embedding-3-small's native size, or a larger one the config chose for the mock.
+        let max_dimensions = self.embedding_dimensions.max(OPENAI_SMALL_DIMENSIONS);
+        if let Inbound::OpenAi { request, .. } = request {
+            check_embeddings(&request.body, max_dimensions).map_err(|e| self.bad_request(e))?;
+        }
         let request = EmbeddingsRequest::parse(request).map_err(|e| self.bad_request(e))?;
-        let dimensions = request.dimensions.unwrap_or(self.embedding_dimensions).clamp(1, 8192);
+        let dimensions = request.dimensions.unwrap_or(self.embedding_dimensions);
         let tokens = request.inputs.iter().map(|text| text.split_whitespace().count().max(1) as u64).sum();
         let vectors: Vec<Vec<f32>> = request.inputs.iter().map(|text| embed(text, dimensions)).collect();
         Ok(request.reply(model, &vectors, tokens))
@@ -181,6 +186,116 @@ impl Provider for MockProvider {
                 Ok(self.chat_via_hub(&hub, &call))
             }
         }
+    }
+}
+
+// The mock refuses what OpenAI refuses among the fields it reads, with a 400 naming the field, so
+// a client tested against it does not meet its first validation error in production. Limits
+// and wording follow OpenAI's OpenAPI spec (https://github.com/openai/openai-openapi,
+// `CreateChatCompletionRequest` and `CreateEmbeddingRequest`) and the API's JSON-schema style
+// messages ("[] is too short - 'messages'").
+
+/// text-embedding-3-small's vector length, the most `dimensions` it can shorten to
+/// (<https://platform.openai.com/docs/guides/embeddings#embedding-models>).
+const OPENAI_SMALL_DIMENSIONS: u32 = 1536;
+/// The most entries an embeddings `input` array takes (strings, tokens or token arrays).
+const MAX_INPUT_ITEMS: usize = 2048;
+/// The most tokens one embeddings input takes ("8192 tokens for all embedding models").
+const MAX_INPUT_TOKENS: usize = 8192;
+
+/// `messages` has `minItems: 1`.
+fn check_chat(body: &RawObject<'_>) -> Result<(), RequestError> {
+    let empty = body
+        .get("messages")
+        .is_some_and(|raw| raw.get().bytes().filter(|b| !b.is_ascii_whitespace()).eq(*b"[]"));
+    if empty {
+        return Err(RequestError::new("[] is too short - 'messages'", Some("messages")));
+    }
+    Ok(())
+}
+
+/// `input` (not empty, at most 2048 entries, token arrays within the model's input),
+/// `dimensions` (1 to the model's size) and `encoding_format` (`float` or `base64`).
+fn check_embeddings(body: &RawObject<'_>, max_dimensions: u32) -> Result<(), RequestError> {
+    let invalid = |param: &str, message: String| RequestError::new(message, Some(param));
+    match body.get_as::<serde_json::Value>("encoding_format") {
+        Ok(None | Some(serde_json::Value::Null)) => {}
+        Ok(Some(serde_json::Value::String(format))) if format == "float" || format == "base64" => {}
+        Ok(Some(other)) => {
+            // Quoted as the API's JSON-schema messages quote values (Python's repr).
+            let shown = match &other {
+                serde_json::Value::String(text) => format!("'{text}'"),
+                value => value.to_string(),
+            };
+            return Err(invalid(
+                "encoding_format",
+                format!("{shown} is not one of ['float', 'base64'] - 'encoding_format'"),
+            ));
+        }
+        Err(e) => return Err(invalid("encoding_format", e.0)),
+    }
+    match body.get_as::<serde_json::Value>("dimensions") {
+        Ok(None | Some(serde_json::Value::Null)) => {}
+        Ok(Some(value)) => match value.as_i64() {
+            Some(d) if d < 1 => {
+                return Err(invalid(
+                    "dimensions",
+                    format!("{d} is less than the minimum of 1 - 'dimensions'"),
+                ));
+            }
+            Some(d) if d > i64::from(max_dimensions) => {
+                return Err(invalid(
+                    "dimensions",
+                    format!("{d} is greater than the maximum of {max_dimensions} - 'dimensions'"),
+                ));
+            }
+            Some(_) => {}
+            None => {
+                return Err(invalid(
+                    "dimensions",
+                    format!("{value} is not of type 'integer' - 'dimensions'"),
+                ));
+            }
+        },
+        Err(e) => return Err(invalid("dimensions", e.0)),
+    }
+    // The shapes themselves (string, strings, tokens, token arrays) are checked when read.
+    let Ok(Some(input)) = body.get_as::<serde_json::Value>("input") else { return Ok(()) };
+    match &input {
+        serde_json::Value::String(text) if text.is_empty() => Err(invalid(
+            "input",
+            "'$.input' is invalid. Please check the API reference: https://platform.openai.com/docs/api-reference."
+                .to_owned(),
+        )),
+        serde_json::Value::Array(items) if items.is_empty() => {
+            Err(invalid("input", "[] is too short - 'input'".to_owned()))
+        }
+        serde_json::Value::Array(items) if items.len() > MAX_INPUT_ITEMS => Err(invalid(
+            "input",
+            format!("'input' has {} entries, more than the maximum of {MAX_INPUT_ITEMS} - 'input'", items.len()),
+        )),
+        serde_json::Value::Array(items) => {
+            for (index, item) in items.iter().enumerate() {
+                match item {
+                    serde_json::Value::Array(tokens) if tokens.is_empty() => {
+                        return Err(invalid("input", format!("[] is too short - 'input.{index}'")));
+                    }
+                    serde_json::Value::Array(tokens) if tokens.len() > MAX_INPUT_TOKENS => {
+                        return Err(invalid(
+                            "input",
+                            format!(
+                                "This model's maximum context length is {MAX_INPUT_TOKENS} tokens, however you \
+                                 requested {} tokens in 'input.{index}'. Please reduce your input.",
+                                tokens.len()
+                            ),
+                        ));
+                    }
+                    _ => {}
+                }
+            }
+            Ok(())
+        }
+        _ => Ok(()),
     }
 }
 
