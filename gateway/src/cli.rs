@@ -16,6 +16,10 @@ pub enum Command {
     HashKey,
 }
 
+/// The default budget of request-body bytes in memory: half the Helm chart's default memory
+/// limit (512 MiB), leaving room for joining multi-chunk bodies, responses and the rest.
+const DEFAULT_MAX_BUFFERED_BODY_BYTES: usize = 256 * 1024 * 1024;
+
 /// Settings of the `serve` command (the default).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServeOptions {
@@ -23,6 +27,14 @@ pub struct ServeOptions {
     pub listen: SocketAddr,
     pub admin_listen: SocketAddr,
     pub max_body_bytes: usize,
+    /// Largest request head (request line and headers), in bytes.
+    pub max_header_bytes: usize,
+    /// Requests in flight on this replica, streams included.
+    pub max_in_flight: usize,
+    /// Request-body bytes this replica buffers at once.
+    pub max_buffered_body_bytes: usize,
+    /// The longest all attempts of one request may take together.
+    pub request_deadline: Duration,
     pub drain_timeout: Duration,
     pub log_level: String,
     /// Worker threads; `None` means one per CPU.
@@ -102,6 +114,24 @@ struct ServeArgs {
     /// Largest request body accepted, in bytes (larger: 413).
     #[arg(long, env = "SWITCHBOARD_MAX_BODY_BYTES", default_value_t = 16 * 1024 * 1024, value_name = "BYTES")]
     max_body_bytes: usize,
+    /// Largest request head (request line and headers), in bytes (larger: 431).
+    #[arg(long, env = "SWITCHBOARD_MAX_HEADER_BYTES", default_value_t = 64 * 1024, value_name = "BYTES",
+          value_parser = clap::value_parser!(u32).range(1024..=256 * 1024))]
+    max_header_bytes: u32,
+    /// Requests in flight on this replica, streams included (more: 503 with Retry-After).
+    #[arg(long, env = "SWITCHBOARD_MAX_IN_FLIGHT", default_value_t = 10_000, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    max_in_flight: u32,
+    /// Request-body bytes this replica holds in memory at once, all requests together (more:
+    /// 503 with Retry-After). Keep it well under the memory limit of the pod. [default: 256 MiB,
+    /// or --max-body-bytes if that is larger]
+    #[arg(long, env = "SWITCHBOARD_MAX_BUFFERED_BODY_BYTES", value_name = "BYTES")]
+    max_buffered_body_bytes: Option<usize>,
+    /// The longest one request's attempts may take together, over every fallback backend, in
+    /// milliseconds (later: 504).
+    #[arg(long, env = "SWITCHBOARD_REQUEST_DEADLINE_MS", default_value_t = 600_000, value_name = "MS",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    request_deadline_ms: u64,
     /// On SIGTERM, how long in-flight requests and streams may finish, in seconds.
     #[arg(long, env = "SWITCHBOARD_DRAIN_TIMEOUT", default_value_t = 30, value_name = "SECS")]
     drain_timeout: u64,
@@ -193,11 +223,21 @@ impl TryFrom<ServeArgs> for ServeOptions {
         if redis.as_ref().is_some_and(|r| r.prefix.is_empty() || r.prefix.contains(['{', '}', ' '])) {
             return Err("--redis-prefix must be non-empty without braces or spaces".into());
         }
+        let max_buffered_body_bytes =
+            args.max_buffered_body_bytes.unwrap_or(DEFAULT_MAX_BUFFERED_BODY_BYTES.max(args.max_body_bytes));
+        if max_buffered_body_bytes < args.max_body_bytes {
+            // A body the size limit allows could then never be read: every such request a 503.
+            return Err("--max-buffered-body-bytes must be at least --max-body-bytes".into());
+        }
         Ok(ServeOptions {
             config: args.config,
             listen: args.listen,
             admin_listen: args.admin_listen,
             max_body_bytes: args.max_body_bytes,
+            max_header_bytes: args.max_header_bytes as usize,
+            max_in_flight: args.max_in_flight as usize,
+            max_buffered_body_bytes,
+            request_deadline: Duration::from_millis(args.request_deadline_ms),
             drain_timeout: Duration::from_secs(args.drain_timeout),
             log_level: args.log_level,
             threads: args.threads.map(usize::from),
@@ -271,6 +311,16 @@ mod tests {
             panic!("expected serve");
         };
         assert_eq!(explicit.threads, Some(1));
+        assert_eq!(
+            (explicit.max_header_bytes, explicit.max_in_flight, explicit.request_deadline),
+            (64 * 1024, 10_000, Duration::from_secs(600)),
+            "the edge's defaults"
+        );
+        assert_eq!(explicit.max_buffered_body_bytes, 256 * 1024 * 1024);
+        let Command::Serve(big) = parse_args(&["--max-body-bytes", "536870912"]).unwrap() else {
+            panic!("expected serve");
+        };
+        assert_eq!(big.max_buffered_body_bytes, 536_870_912, "the budget takes at least one largest body");
     }
 
     #[test]
@@ -283,5 +333,10 @@ mod tests {
         assert!(parse_args(&["--threads", "0"]).is_err());
         assert!(parse_args(&["check"]).is_err(), "check needs a file");
         assert!(parse_args(&["--log-level", "loud"]).is_err());
+        assert!(parse_args(&["--max-header-bytes", "100"]).is_err(), "below hyper's useful minimum");
+        assert!(parse_args(&["--max-in-flight", "0"]).is_err());
+        assert!(parse_args(&["--request-deadline-ms", "0"]).is_err());
+        let err = parse_args(&["--max-body-bytes", "2000", "--max-buffered-body-bytes", "1999"]).unwrap_err();
+        assert!(err.to_string().contains("--max-buffered-body-bytes"), "{err}");
     }
 }

@@ -58,6 +58,22 @@ pub enum GatewayError {
     Limited(Refusal),
     /// Every backend of the route failed; this is the last failure.
     Upstream(UpstreamError),
+    /// This replica is at one of its bounds (`edge.rs`); another replica, or this one shortly,
+    /// can serve the request.
+    Overloaded(Overload),
+    /// The request's attempts together took longer than the gateway's request deadline.
+    DeadlineExceeded {
+        deadline: Duration,
+    },
+}
+
+/// Which bound of the edge an overloaded replica is at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overload {
+    /// `--max-in-flight` requests are running.
+    InFlight,
+    /// `--max-buffered-body-bytes` of request bodies are in memory.
+    BufferedBytes,
 }
 
 /// A failed call to a provider.
@@ -157,6 +173,13 @@ impl fmt::Display for GatewayError {
                 write!(f, "refused by policy {:?}: {:?}", refusal.policy, refusal.reason)
             }
             GatewayError::Upstream(err) => err.fmt(f),
+            GatewayError::Overloaded(Overload::InFlight) => f.write_str("too many requests in flight"),
+            GatewayError::Overloaded(Overload::BufferedBytes) => {
+                f.write_str("request-body buffer budget exhausted")
+            }
+            GatewayError::DeadlineExceeded { deadline } => {
+                write!(f, "no answer within the request deadline of {} ms", deadline.as_millis())
+            }
         }
     }
 }
@@ -345,6 +368,36 @@ impl GatewayError {
                 "The gateway has no configuration loaded yet.".to_owned(),
                 None,
             ),
+            E::Overloaded(overload) => {
+                let message = match overload {
+                    Overload::InFlight => "This gateway replica is handling too many requests; retry shortly.",
+                    Overload::BufferedBytes => {
+                        "This gateway replica is holding too many request bodies in memory; retry shortly."
+                    }
+                };
+                return ErrorReply {
+                    // Bounds free up as requests finish: a second is long for a request to wait,
+                    // short for a load balancer to move it elsewhere.
+                    retry_after: Some(HeaderValue::from_static("1")),
+                    ..ErrorReply::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "server_error",
+                        Some("overloaded"),
+                        message.to_owned(),
+                        None,
+                    )
+                };
+            }
+            E::DeadlineExceeded { deadline } => (
+                StatusCode::GATEWAY_TIMEOUT,
+                "server_error",
+                Some("timeout"),
+                format!(
+                    "No backend answered within the gateway's request deadline of {} ms.",
+                    deadline.as_millis()
+                ),
+                None,
+            ),
             E::Upstream(err) => return render_upstream(err),
             E::Limited(refusal) => return crate::limits::reply::render_refusal(refusal),
         };
@@ -491,90 +544,5 @@ impl UpstreamMessage {
 pub use switchboard_llm::openai::error_envelope as envelope;
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn upstream(status: u16, body: &str) -> GatewayError {
-        GatewayError::Upstream(UpstreamError {
-            provider: Arc::from("p"),
-            kind: UpstreamErrorKind::Status {
-                status: StatusCode::from_u16(status).unwrap(),
-                body: Bytes::from(body.to_owned()),
-                retry_after: None,
-            },
-        })
-    }
-
-    #[test]
-    fn statuses_follow_the_contract() {
-        let cases: Vec<(GatewayError, u16)> = vec![
-            (GatewayError::BadRequest { message: "x".into(), param: None }, 400),
-            (GatewayError::MissingKey, 401),
-            (GatewayError::InvalidKey, 401),
-            (GatewayError::KeyExpired, 401),
-            (GatewayError::ModelNotAllowed { model: "m".into() }, 403),
-            (GatewayError::UnknownModel { model: "m".into() }, 404),
-            (GatewayError::BodyTooLarge { limit: 1 }, 413),
-            (upstream(503, "{}"), 502),
-            (
-                upstream(
-                    529,
-                    r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
-                ),
-                503,
-            ),
-            (upstream(401, r#"{"error":{"message":"bad key sk-..."}}"#), 502),
-            (upstream(400, r#"{"error":{"message":"context too long"}}"#), 400),
-            (upstream(400, r#"{"object":"error","message":"bad","type":"BadRequestError","code":400}"#), 400),
-            (upstream(422, "not json"), 422),
-            (
-                upstream(
-                    503,
-                    r#"{"error":{"code":503,"message":"The model is overloaded.","status":"UNAVAILABLE"}}"#,
-                ),
-                503,
-            ),
-            (upstream(400, r#"{"error":{"code":400,"message":"bad","status":"INVALID_ARGUMENT"}}"#), 400),
-            (upstream(429, "{}"), 429),
-            (
-                GatewayError::Upstream(UpstreamError {
-                    provider: Arc::from("p"),
-                    kind: UpstreamErrorKind::Timeout(Duration::from_secs(1)),
-                }),
-                504,
-            ),
-        ];
-        for (err, status) in cases {
-            let rendered = err.render();
-            assert_eq!(rendered.status.as_u16(), status, "{err:?}");
-            let body: serde_json::Value = serde_json::from_slice(&rendered.body(Dialect::OpenAi)).unwrap();
-            let error = &body["error"];
-            assert!(error["message"].is_string() && error["type"].is_string(), "{body}");
-            assert!(error.get("param").is_some() && error.get("code").is_some(), "{body}");
-        }
-    }
-
-    #[test]
-    fn clients_are_not_told_network_details() {
-        let err = GatewayError::Upstream(UpstreamError {
-            provider: Arc::from("p"),
-            kind: UpstreamErrorKind::Connect("tcp connect error: 10.0.3.7:8000: Connection refused".into()),
-        });
-        let body = String::from_utf8(err.render().body(Dialect::OpenAi).to_vec()).unwrap();
-        assert!(body.contains(r#"provider \"p\" is unreachable"#) && !body.contains("10.0.3.7"), "{body}");
-        assert!(err.to_string().contains("10.0.3.7"), "the log line keeps the detail");
-    }
-
-    #[test]
-    fn log_lines_never_carry_upstream_bodies() {
-        let err = upstream(401, r#"{"error":{"message":"Incorrect API key provided: sk-abc"}}"#);
-        assert_eq!(err.to_string(), r#"provider "p" answered with status 401"#);
-    }
-
-    #[test]
-    fn upstream_credential_errors_are_not_forwarded() {
-        let rendered =
-            upstream(401, r#"{"error":{"message":"Incorrect API key provided: sk-abc"}}"#).render();
-        assert!(!String::from_utf8_lossy(&rendered.body(Dialect::OpenAi)).contains("sk-abc"));
-    }
-}
+#[path = "error_tests.rs"]
+mod tests;

@@ -11,19 +11,23 @@ use crate::table::RoutingTable;
 use crate::upstream::{Call, Reply};
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, Response};
+use std::time::Duration;
 
 static APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
 
 /// Sends `request` to the admitted route's backends: each one that has what the request needs
-/// (`llm::capability`), in order; a retryable failure moves on to the next.
+/// (`llm::capability`), in order; a retryable failure moves on to the next, until an answer
+/// starts or `deadline` (for all attempts together) passes.
 pub async fn forward(
     table: &RoutingTable,
     admitted: Admitted<'_>,
     request: &Inbound<'_>,
     request_id: &HeaderValue,
+    deadline: Duration,
     ledger: &mut Ledger,
 ) -> Result<Response<GatewayBody>, GatewayError> {
     let route = admitted.route;
+    let give_up_at = tokio::time::Instant::now() + deadline;
     let needs = request.needs();
     let mut last_error = None;
     let mut lacking = None;
@@ -41,7 +45,9 @@ pub async fn forward(
             default_max_tokens: route.default_max_tokens,
             client: request.client(),
         };
-        let outcome = upstream.send(call, request).await;
+        let Ok(outcome) = tokio::time::timeout_at(give_up_at, upstream.send(call, request)).await else {
+            return Err(GatewayError::DeadlineExceeded { deadline });
+        };
         backend.metrics.record(outcome.as_ref().map(|_| ()));
         backend.record(outcome.as_ref().err().map(|err| err.is_retryable()));
         match outcome {

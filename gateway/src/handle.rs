@@ -17,13 +17,8 @@ use crate::{Gateway, admission, forward};
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use std::sync::Arc;
-use std::time::Duration;
-
-/// How long a client may take to send its request body.
-const BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 static APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
 
@@ -39,10 +34,11 @@ pub async fn handle(gateway: Arc<Gateway>, request: Request<Incoming>) -> Respon
         Ok(Target::Model(api)) => api.dialect(),
         _ => Dialect::OpenAi,
     };
-    let outcome = match (table, target) {
-        (None, _) => Err(GatewayError::NotReady),
-        (_, Err(err)) => Err(err),
-        (Some(table), Ok(target)) => {
+    let outcome = match (gateway.edge.admit(), table, target) {
+        (Err(overloaded), _, _) => Err(overloaded),
+        (Ok(()), None, _) => Err(GatewayError::NotReady),
+        (Ok(()), _, Err(err)) => Err(err),
+        (Ok(()), Some(table), Ok(target)) => {
             dispatch(&gateway, &table, target, request, request_id.header_ref(), &mut ledger).await
         }
     };
@@ -107,28 +103,14 @@ async fn dispatch(
     let key = table.keys.authenticate(request.headers(), crate::unix_now())?;
     ledger.set_key(&key.id, key.team.as_ref());
     let (parts, body) = request.into_parts();
-    let body = read_body(body, gateway.settings.max_body_bytes).await?;
-    let inbound = Inbound::parse(api, &body, &parts.headers)?;
+    // The budget of buffered bytes is held until the body is dropped, at this function's end.
+    let buffered = gateway.edge.read_body(body).await?;
+    let body = buffered.check_depth()?;
+    let inbound = Inbound::parse(api, body, &parts.headers)?;
     let admitted = admission::admit(gateway, table, key, &inbound, body.len(), ledger).await?;
-    forward::forward(table, admitted, &inbound, request_id, ledger).await
-}
-
-async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, GatewayError> {
-    use http_body::Body as _;
-    if body.size_hint().lower() > limit as u64 {
-        return Err(GatewayError::BodyTooLarge { limit });
-    }
-    match tokio::time::timeout(BODY_READ_TIMEOUT, Limited::new(body, limit).collect()).await {
-        Err(_) => Err(GatewayError::BodyTimeout),
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(err)) if err.downcast_ref::<LengthLimitError>().is_some() => {
-            Err(GatewayError::BodyTooLarge { limit })
-        }
-        Ok(Err(err)) => Err(GatewayError::BadRequest {
-            message: format!("could not read the request body: {err}"),
-            param: None,
-        }),
-    }
+    // One deadline for every attempt together (the edge's `--request-deadline-ms`).
+    let deadline = gateway.edge.limits.request_deadline;
+    forward::forward(table, admitted, &inbound, request_id, deadline, ledger).await
 }
 
 /// `GET /v1/models`: the models the caller's key may use.

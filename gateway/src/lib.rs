@@ -8,6 +8,7 @@ pub mod admission;
 pub mod auth;
 pub mod body;
 pub mod cli;
+pub mod edge;
 pub mod error;
 pub mod forward;
 pub mod handle;
@@ -37,7 +38,6 @@ use tokio::sync::watch;
 /// Process-wide settings that are not part of the config snapshot.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    pub max_body_bytes: usize,
     /// Whether configs come from the operator's stream (`--operator`).
     pub follows_operator: bool,
 }
@@ -49,6 +49,8 @@ pub struct Gateway {
     /// Backend health and balancing cursors, kept across config swaps.
     pub state: Arc<BackendState>,
     pub settings: Settings,
+    /// The bounds that keep this replica serving under hostile or excessive load.
+    pub edge: edge::Edge,
     /// Rate-limit and budget counters (local ones, and the Redis store if configured).
     pub limits: Arc<limits::Limits>,
     /// Set on SIGTERM: `/readyz` fails so load balancers stop sending new work.
@@ -79,14 +81,19 @@ pub async fn run(options: cli::ServeOptions) -> Result<(), String> {
     let limits = Arc::new(limits::Limits::new(redis));
     metrics.watch_limits(limits.clone());
     tokio::spawn(sweep_local_limits(limits.clone()));
+    let edge_limits = edge::EdgeLimits {
+        max_body_bytes: options.max_body_bytes,
+        max_in_flight: options.max_in_flight,
+        max_buffered_body_bytes: options.max_buffered_body_bytes,
+        request_deadline: options.request_deadline,
+    };
+    let edge = edge::Edge::new(edge_limits, metrics.clone());
     let gateway = Arc::new(Gateway {
         tables: TableHolder::default(),
         metrics,
         state: ctx.state.clone(),
-        settings: Settings {
-            max_body_bytes: options.max_body_bytes,
-            follows_operator: options.operator.is_some(),
-        },
+        settings: Settings { follows_operator: options.operator.is_some() },
+        edge,
         limits,
         draining: AtomicBool::new(false),
     });
@@ -163,6 +170,7 @@ pub async fn run(options: cli::ServeOptions) -> Result<(), String> {
         move |request| admin::handle(admin_gateway.clone(), request),
         stop_admin_rx,
         std::time::Duration::from_secs(1),
+        options.max_header_bytes,
     ));
     let api_gateway = gateway.clone();
     let api_task = tokio::spawn(server::serve(
@@ -170,6 +178,7 @@ pub async fn run(options: cli::ServeOptions) -> Result<(), String> {
         move |request| handle::handle(api_gateway.clone(), request),
         stop_rx,
         options.drain_timeout,
+        options.max_header_bytes,
     ));
 
     shutdown_signal(terminate).await;

@@ -11,7 +11,7 @@ use arc_swap::ArcSwap;
 use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
 
 /// Status codes counted with their own label; anything else counts as `other`.
@@ -85,6 +85,8 @@ pub struct Metrics {
     providers: Registry<ProviderMetrics>,
     unrouted: Arc<RouteMetrics>,
     pub(crate) in_flight: AtomicI64,
+    /// Request-body bytes held in memory right now (the edge's buffer budget, `edge.rs`).
+    pub(crate) buffered_body_bytes: AtomicUsize,
     /// Tokens and cost by key, team, route and provider.
     pub spend: SpendMetrics,
     /// Set with the gateway's limits, so `/metrics` can report them.
@@ -122,6 +124,7 @@ impl Metrics {
             providers: Registry::default(),
             unrouted: Arc::default(),
             in_flight: AtomicI64::new(0),
+            buffered_body_bytes: AtomicUsize::new(0),
             config_generation: AtomicU64::new(0),
             config_reloads: AtomicU64::new(0),
             config_reload_failures: AtomicU64::new(0),
@@ -272,6 +275,13 @@ impl Metrics {
             "gauge",
             "Requests being served right now.",
             self.in_flight.load(Relaxed),
+        );
+        scalar(
+            &mut out,
+            "switchboard_buffered_request_body_bytes",
+            "gauge",
+            "Request-body bytes held in memory right now (bounded by --max-buffered-body-bytes).",
+            self.buffered_body_bytes.load(Relaxed),
         );
         scalar(
             &mut out,

@@ -18,12 +18,14 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 /// Serves `handler` on `listener` until `shutdown` flips to true, then drains for up to `drain`.
-/// Returns whether every connection finished in time.
+/// Returns whether every connection finished in time. A request head (request line and
+/// headers) over `max_header_bytes` is answered 431 by hyper and its connection closed.
 pub async fn serve<H, F>(
     listener: TcpListener,
     handler: H,
     mut shutdown: watch::Receiver<bool>,
     drain: Duration,
+    max_header_bytes: usize,
 ) -> bool
 where
     H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
@@ -31,7 +33,11 @@ where
 {
     let graceful = GracefulShutdown::new();
     let mut http = http1::Builder::new();
-    http.timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(30)).keep_alive(true);
+    http.timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30))
+        .keep_alive(true)
+        // Without it only hyper's read buffer (~400 KB) would bound a head.
+        .max_header_size(max_header_bytes);
     let stop = async move {
         // The guard `wait_for` returns is not Send; drop it before the future is polled again.
         let _ = shutdown.wait_for(|stop| *stop).await.map(|_| ());

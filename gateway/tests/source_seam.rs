@@ -6,7 +6,9 @@
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 use switchboard_config::{Origin, Snapshot};
+use switchboard_gateway::edge::{Edge, EdgeLimits};
 use switchboard_gateway::metrics::Metrics;
 use switchboard_gateway::reload::{Input, apply, prepare};
 use switchboard_gateway::table::{CompileContext, TableHolder};
@@ -19,7 +21,16 @@ fn gateway(ctx: &CompileContext) -> Gateway {
         tables: TableHolder::default(),
         metrics: ctx.metrics.clone(),
         state: ctx.state.clone(),
-        settings: Settings { max_body_bytes: 1024, follows_operator: true },
+        settings: Settings { follows_operator: true },
+        edge: Edge::new(
+            EdgeLimits {
+                max_body_bytes: 1024,
+                max_in_flight: 10,
+                max_buffered_body_bytes: 10 * 1024,
+                request_deadline: Duration::from_secs(10),
+            },
+            ctx.metrics.clone(),
+        ),
         limits: Default::default(),
         draining: AtomicBool::new(false),
     }
