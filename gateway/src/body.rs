@@ -26,7 +26,6 @@ pub struct GatewayBody {
 
 enum Kind {
     Full(Option<Bytes>),
-    /// Boxed: a relay is ten times the size of a full body, and most replies are full.
     Relay(Box<SseRelay>),
 }
 
@@ -35,14 +34,30 @@ impl GatewayBody {
         GatewayBody { kind: Kind::Full(Some(bytes)), ledger: None }
     }
 
-    pub fn relay(relay: SseRelay) -> Self {
-        GatewayBody { kind: Kind::Relay(Box::new(relay)), ledger: None }
+    pub fn relay(relay: Box<SseRelay>) -> Self {
+        GatewayBody { kind: Kind::Relay(relay), ledger: None }
     }
 
     pub fn attach(&mut self, ledger: Ledger) {
         self.ledger = Some(ledger);
     }
+
+    /// For a relayed stream: `hook`'s future runs to completion before the stream's last events
+    /// go out (a stored response is saved before the client can ask to continue it). `false`
+    /// for a full body, which has no last events to hold.
+    pub fn before_end(&mut self, hook: ClosingHook) -> bool {
+        match &mut self.kind {
+            Kind::Relay(relay) => {
+                relay.closing_hook = Some(hook);
+                true
+            }
+            Kind::Full(_) => false,
+        }
+    }
 }
+
+/// Work a stream's end waits for (see [`GatewayBody::before_end`]).
+pub type ClosingHook = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
 
 impl Body for GatewayBody {
     type Data = Bytes;
@@ -160,10 +175,14 @@ pub struct SseRelay {
     done: bool,
     idle_timeout: Duration,
     idle: Pin<Box<Sleep>>,
+    /// Started when the stream is done; its last events wait for it.
+    closing_hook: Option<ClosingHook>,
+    closing: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
 }
 
 impl SseRelay {
-    pub fn new(upstream: Source, translator: Box<dyn StreamTranslator>, idle_timeout: Duration) -> Self {
+    /// Boxed: a relay is ten times the size of a full body, and most replies are full.
+    pub fn new(upstream: Source, translator: Box<dyn StreamTranslator>, idle_timeout: Duration) -> Box<Self> {
         Self::with_framing(upstream, Framing::Sse, translator, idle_timeout)
     }
 
@@ -172,12 +191,12 @@ impl SseRelay {
         framing: Framing,
         translator: Box<dyn StreamTranslator>,
         idle_timeout: Duration,
-    ) -> Self {
+    ) -> Box<Self> {
         let decoder = match framing {
             Framing::Sse => Decoder::Sse(EventSplitter::default()),
             Framing::AwsEventStream => Decoder::AwsEventStream(MessageSplitter::default()),
         };
-        SseRelay {
+        Box::new(SseRelay {
             upstream,
             decoder,
             translator,
@@ -185,13 +204,24 @@ impl SseRelay {
             done: false,
             idle_timeout,
             idle: Box::pin(tokio::time::sleep(idle_timeout)),
-        }
+            closing_hook: None,
+            closing: None,
+        })
     }
 
     fn poll_event(&mut self, cx: &mut Context<'_>, mut ledger: Option<&mut Ledger>) -> Poll<Option<Bytes>> {
         loop {
+            if let Some(closing) = self.closing.as_mut() {
+                ready!(closing.as_mut().poll(cx));
+                self.closing = None;
+            }
             if self.done {
-                return Poll::Ready(None);
+                if let Some(hook) = self.closing_hook.take() {
+                    self.closing = Some(hook());
+                    continue;
+                }
+                // The last events, then the end.
+                return Poll::Ready(join(&mut self.out));
             }
             let frame = match self.upstream.poll_chunk(cx) {
                 Poll::Ready(frame) => frame,
@@ -199,7 +229,7 @@ impl SseRelay {
                     ready!(self.idle.as_mut().poll(cx));
                     tracing::warn!(idle_ms = self.idle_timeout.as_millis() as u64, "upstream stream stalled");
                     self.fail(StreamFailure::Stalled);
-                    return Poll::Ready(join(&mut self.out));
+                    continue;
                 }
             };
             self.idle.as_mut().reset(tokio::time::Instant::now() + self.idle_timeout);
@@ -234,7 +264,9 @@ impl SseRelay {
             if let Some(ledger) = ledger.as_deref_mut() {
                 ledger.set_usage(self.translator.usage());
             }
-            if let Some(frame) = join(&mut self.out) {
+            if !self.done
+                && let Some(frame) = join(&mut self.out)
+            {
                 return Poll::Ready(Some(frame));
             }
         }

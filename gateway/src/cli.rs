@@ -41,8 +41,11 @@ pub struct ServeOptions {
     pub threads: Option<usize>,
     pub access_log: bool,
     pub operator: Option<OperatorOptions>,
-    /// Where redis-mode limits and budgets count (`--redis-url`); `None`: per replica.
+    /// Where redis-mode limits and budgets count and stored responses live (`--redis-url`);
+    /// `None`: per replica.
     pub redis: Option<crate::limits::redis::RedisSettings>,
+    /// Stored responses of the Responses API (`previous_response_id`).
+    pub responses: crate::conversations::StoreLimits,
     /// Whether usage and cost metrics carry a `key` label (off for very many keys).
     pub key_metrics: bool,
 }
@@ -165,7 +168,7 @@ struct ServeArgs {
     /// start from it when the operator cannot be reached.
     #[arg(long, env = "SWITCHBOARD_SNAPSHOT_CACHE", value_name = "FILE", requires = "operator")]
     snapshot_cache: Option<PathBuf>,
-    /// Redis for fleet-wide limits and budgets: redis://host:6379 (rediss:// for TLS), or with
+    /// Redis for fleet-wide limits, budgets and stored responses: redis://host:6379 (rediss:// for TLS), or with
     /// --redis-cluster a comma-separated list of seed nodes. The password comes from the
     /// SWITCHBOARD_REDIS_PASSWORD environment variable (never a flag: process lists show flags).
     #[arg(long, env = "SWITCHBOARD_REDIS_URL", value_name = "URL", value_delimiter = ',')]
@@ -184,6 +187,19 @@ struct ServeArgs {
     /// up with tens of thousands of keys); team, route and provider remain.
     #[arg(long, env = "SWITCHBOARD_NO_KEY_METRICS")]
     no_key_metrics: bool,
+    /// How long a stored response of the Responses API is kept, for `previous_response_id` and
+    /// retrieval (seconds; OpenAI keeps them 30 days).
+    #[arg(long, env = "SWITCHBOARD_RESPONSES_TTL_SECONDS", default_value_t = 30 * 24 * 3600, value_name = "SECONDS",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    responses_ttl_seconds: u64,
+    /// Without Redis: the most bytes stored responses may take in this replica's memory (the
+    /// oldest go first).
+    #[arg(long, env = "SWITCHBOARD_RESPONSES_MEMORY_BYTES", default_value_t = 64 << 20, value_name = "BYTES")]
+    responses_memory_bytes: usize,
+    /// The longest conversation (stored items, in bytes) that `previous_response_id` continues;
+    /// beyond it the client is told to start a new one.
+    #[arg(long, env = "SWITCHBOARD_RESPONSES_MAX_CONVERSATION_BYTES", default_value_t = 4 << 20, value_name = "BYTES")]
+    responses_max_conversation_bytes: usize,
 }
 
 impl TryFrom<ServeArgs> for ServeOptions {
@@ -245,6 +261,11 @@ impl TryFrom<ServeArgs> for ServeOptions {
             operator,
             redis,
             key_metrics: !args.no_key_metrics,
+            responses: crate::conversations::StoreLimits {
+                ttl: Duration::from_secs(args.responses_ttl_seconds),
+                memory_bytes: args.responses_memory_bytes,
+                max_conversation_bytes: args.responses_max_conversation_bytes,
+            },
         })
     }
 }

@@ -56,6 +56,20 @@ pub enum GatewayError {
     NotReady,
     /// A rate limit, concurrency limit or budget refused the request.
     Limited(Refusal),
+    /// `GET`/`DELETE /v1/responses/{id}`: no such stored response for this key.
+    ResponseNotFound {
+        id: String,
+    },
+    /// `previous_response_id` names no stored response of this key.
+    PreviousResponseNotFound {
+        id: String,
+    },
+    /// The conversation `previous_response_id` continues is over the configured size.
+    ConversationTooLarge {
+        limit: usize,
+    },
+    /// The response store (Redis) cannot be reached.
+    StoreUnavailable,
     /// Every backend of the route failed; this is the last failure.
     Upstream(UpstreamError),
     /// This replica is at one of its bounds (`edge.rs`); another replica, or this one shortly,
@@ -172,6 +186,10 @@ impl fmt::Display for GatewayError {
             GatewayError::Limited(refusal) => {
                 write!(f, "refused by policy {:?}: {:?}", refusal.policy, refusal.reason)
             }
+            GatewayError::ResponseNotFound { id } => write!(f, "no stored response {id:?}"),
+            GatewayError::PreviousResponseNotFound { id } => write!(f, "no stored previous response {id:?}"),
+            GatewayError::ConversationTooLarge { limit } => write!(f, "conversation over {limit} bytes"),
+            GatewayError::StoreUnavailable => f.write_str("response store unreachable"),
             GatewayError::Upstream(err) => err.fmt(f),
             GatewayError::Overloaded(Overload::InFlight) => f.write_str("too many requests in flight"),
             GatewayError::Overloaded(Overload::BufferedBytes) => {
@@ -396,6 +414,36 @@ impl GatewayError {
                     "No backend answered within the gateway's request deadline of {} ms.",
                     deadline.as_millis()
                 ),
+                None,
+            ),
+            E::ResponseNotFound { id } => (
+                StatusCode::NOT_FOUND,
+                "invalid_request_error",
+                Some("response_not_found"),
+                format!("Response with id '{id}' not found."),
+                None,
+            ),
+            E::PreviousResponseNotFound { id } => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                Some("previous_response_not_found"),
+                format!("Previous response with id '{id}' not found."),
+                Some("previous_response_id"),
+            ),
+            E::ConversationTooLarge { limit } => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                Some("conversation_too_large"),
+                format!(
+                    "The conversation this request continues is larger than the gateway's limit of {limit} bytes; start a new one (send the turns it needs in `input`)."
+                ),
+                Some("previous_response_id"),
+            ),
+            E::StoreUnavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                Some("store_unavailable"),
+                "Stored responses cannot be reached right now. Please try again shortly.".to_owned(),
                 None,
             ),
             E::Upstream(err) => return render_upstream(err),

@@ -13,7 +13,7 @@ use crate::ledger::Ledger;
 use crate::limits::reply;
 use crate::request_id::RequestId;
 use crate::table::RoutingTable;
-use crate::{Gateway, admission, forward};
+use crate::{Gateway, admission, forward, responses};
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
@@ -71,6 +71,10 @@ enum Target {
     Model(Api),
     ListModels,
     GetModel,
+    /// `GET /v1/responses/{id}`
+    GetResponse(String),
+    /// `DELETE /v1/responses/{id}`
+    DeleteResponse(String),
 }
 
 fn target(method: &Method, path: &str) -> Result<Target, GatewayError> {
@@ -78,9 +82,22 @@ fn target(method: &Method, path: &str) -> Result<Target, GatewayError> {
         (&Method::POST, "/v1/chat/completions") => Target::Model(Api::ChatCompletions),
         (&Method::POST, "/v1/embeddings") => Target::Model(Api::Embeddings),
         (&Method::POST, "/v1/messages") => Target::Model(Api::Messages),
+        (&Method::POST, "/v1/responses") => Target::Model(Api::Responses),
+        (method, path) if path.starts_with("/v1/responses/") => {
+            let id = &path["/v1/responses/".len()..];
+            // Ids are ours (`resp_` and hex): anything else, such as `/input_items`, is no endpoint.
+            if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                return Err(GatewayError::NotFound { path: path.to_owned() });
+            }
+            match *method {
+                Method::GET => Target::GetResponse(id.to_owned()),
+                Method::DELETE => Target::DeleteResponse(id.to_owned()),
+                _ => return Err(GatewayError::MethodNotAllowed),
+            }
+        }
         (&Method::GET, "/v1/models") => Target::ListModels,
         (&Method::GET, path) if path.starts_with("/v1/models/") => Target::GetModel,
-        (_, "/v1/chat/completions" | "/v1/embeddings" | "/v1/messages" | "/v1/models") => {
+        (_, "/v1/chat/completions" | "/v1/embeddings" | "/v1/messages" | "/v1/responses" | "/v1/models") => {
             return Err(GatewayError::MethodNotAllowed);
         }
         (_, path) => return Err(GatewayError::NotFound { path: path.to_owned() }),
@@ -99,6 +116,14 @@ async fn dispatch(
         Target::Model(api) => api,
         Target::ListModels => return list_models(table, &request),
         Target::GetModel => return get_model(table, &request),
+        Target::GetResponse(id) => {
+            let key = table.keys.authenticate(request.headers(), crate::unix_now())?;
+            return responses::retrieve(&gateway.conversations, key, &id).await;
+        }
+        Target::DeleteResponse(id) => {
+            let key = table.keys.authenticate(request.headers(), crate::unix_now())?;
+            return responses::delete(&gateway.conversations, key, &id).await;
+        }
     };
     let key = table.keys.authenticate(request.headers(), crate::unix_now())?;
     ledger.set_key(&key.id, key.team.as_ref());
@@ -106,11 +131,18 @@ async fn dispatch(
     // The budget of buffered bytes is held until the body is dropped, at this function's end.
     let buffered = gateway.edge.read_body(body).await?;
     let body = buffered.check_depth()?;
-    let inbound = Inbound::parse(api, body, &parts.headers)?;
+    let mut inbound = Inbound::parse(api, body, &parts.headers)?;
+    if let Inbound::Responses(request) = &mut inbound {
+        responses::continue_conversation(&gateway.conversations, key, request).await?;
+    }
     let admitted = admission::admit(gateway, table, key, &inbound, body.len(), ledger).await?;
     // One deadline for every attempt together (the edge's `--request-deadline-ms`).
     let deadline = gateway.edge.limits.request_deadline;
-    forward::forward(table, admitted, &inbound, request_id, deadline, ledger).await
+    let mut response = forward::forward(table, admitted, &inbound, request_id, deadline, ledger).await?;
+    if let Inbound::Responses(request) = &inbound {
+        responses::save_when_rendered(&gateway.conversations, key, request, &mut response).await;
+    }
+    Ok(response)
 }
 
 /// `GET /v1/models`: the models the caller's key may use.

@@ -11,7 +11,8 @@ use crate::error::Dialect;
 use crate::limits::estimate;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
-use std::sync::OnceLock;
+use serde_json::Value;
+use std::sync::{Arc, OnceLock};
 use switchboard_llm::anthropic::{
     self,
     inbound::{InboundError, InboundRequest, MessageStreamRenderer, MessagesHead},
@@ -19,6 +20,7 @@ use switchboard_llm::anthropic::{
 use switchboard_llm::capability::Needs;
 use switchboard_llm::hub::{ChatRequest, ChatResponse};
 use switchboard_llm::openai::{self, ChunkRenderer, ModelRequest, RequestError};
+use switchboard_llm::responses::{self, Rendered, ResponseContext, ResponsesRenderer, ResponsesRequest};
 use switchboard_llm::stream::ClientRenderer;
 
 /// The API a model request came in on.
@@ -30,13 +32,15 @@ pub enum Api {
     Embeddings,
     /// `POST /v1/messages` (Anthropic's Messages API)
     Messages,
+    /// `POST /v1/responses` (OpenAI's Responses API)
+    Responses,
 }
 
 impl Api {
     /// The envelope errors on this API are written in.
     pub fn dialect(self) -> Dialect {
         match self {
-            Api::ChatCompletions | Api::Embeddings => Dialect::OpenAi,
+            Api::ChatCompletions | Api::Embeddings | Api::Responses => Dialect::OpenAi,
             Api::Messages => Dialect::Anthropic,
         }
     }
@@ -50,6 +54,26 @@ pub enum Inbound<'a> {
     /// Anthropic Messages: kept raw for Anthropic backends (only `model` rewritten), and in the
     /// hub's terms for the others.
     Messages(Box<Messages<'a>>),
+    /// OpenAI Responses: through the hub to every backend; the conversation it continues is
+    /// attached by the caller ([`Responses::history`]) before it is sent.
+    Responses(Box<Responses>),
+}
+
+/// A Responses request, its answer's id and, once rendered, the answer (to store it).
+pub struct Responses {
+    pub request: ResponsesRequest,
+    /// The conversation `previous_response_id` continues, as Responses items (empty: none).
+    pub history: Vec<Value>,
+    pub context: ResponseContext,
+    /// The answer as the client received it, set when it is rendered (whole or streamed).
+    pub finished: Arc<OnceLock<Rendered>>,
+    hub: OnceLock<Result<ChatRequest, RequestError>>,
+}
+
+impl Responses {
+    fn hub(&self) -> Result<&ChatRequest, &RequestError> {
+        self.hub.get_or_init(|| self.request.to_hub(&self.history, "")).as_ref()
+    }
 }
 
 /// A Messages request: its head read at the edge (a request without `max_tokens` is refused
@@ -78,6 +102,17 @@ impl<'a> Inbound<'a> {
                 let beta = headers.get("anthropic-beta").cloned();
                 Ok(Inbound::Messages(Box::new(Messages { head, beta, hub: OnceLock::new() })))
             }
+            Api::Responses => {
+                let request = responses::parse_request(body)?;
+                let context = request.context(new_response_id(), crate::unix_now());
+                Ok(Inbound::Responses(Box::new(Responses {
+                    request,
+                    history: Vec::new(),
+                    context,
+                    finished: Arc::default(),
+                    hub: OnceLock::new(),
+                })))
+            }
             Api::ChatCompletions | Api::Embeddings => {
                 let mut request = ModelRequest::parse(body)?;
                 if api == Api::Embeddings {
@@ -92,6 +127,7 @@ impl<'a> Inbound<'a> {
         match self {
             Inbound::OpenAi { api, .. } => *api,
             Inbound::Messages(_) => Api::Messages,
+            Inbound::Responses(_) => Api::Responses,
         }
     }
 
@@ -100,6 +136,7 @@ impl<'a> Inbound<'a> {
         match self {
             Inbound::OpenAi { request, .. } => &request.model,
             Inbound::Messages(messages) => &messages.head.model,
+            Inbound::Responses(responses) => &responses.request.model,
         }
     }
 
@@ -107,6 +144,7 @@ impl<'a> Inbound<'a> {
         match self {
             Inbound::OpenAi { request, .. } => request.stream,
             Inbound::Messages(messages) => messages.head.stream,
+            Inbound::Responses(responses) => responses.request.stream,
         }
     }
 
@@ -122,6 +160,10 @@ impl<'a> Inbound<'a> {
                 // Not translatable (an Anthropic-only field): the body's size, and max_tokens.
                 Err(_) => (estimate::fallback(body_bytes), u64::from(messages.head.max_tokens)),
             },
+            Inbound::Responses(responses) => match responses.hub() {
+                Ok(hub) => estimate::demand_of_hub(hub, route_default),
+                Err(_) => (estimate::fallback(body_bytes), estimate::DEFAULT_OUTPUT),
+            },
         }
     }
 
@@ -132,6 +174,7 @@ impl<'a> Inbound<'a> {
             Inbound::Messages(messages) => {
                 Needs::of_hub(messages.hub().ok().map(|inbound| &inbound.chat), messages.head.stream)
             }
+            Inbound::Responses(responses) => Needs::of_hub(responses.hub().ok(), responses.request.stream),
         }
     }
 
@@ -147,6 +190,11 @@ impl<'a> Inbound<'a> {
                 }
                 Err(err) => Err(RequestError::new(err.message.clone(), None)),
             },
+            Inbound::Responses(responses) => {
+                let mut chat = responses.hub().map_err(RequestError::clone)?.clone();
+                upstream_model.clone_into(&mut chat.model);
+                Ok(chat)
+            }
         }
     }
 
@@ -155,6 +203,9 @@ impl<'a> Inbound<'a> {
         match self {
             Inbound::OpenAi { request, .. } => ClientApi::Chat { include_usage: request.include_usage },
             Inbound::Messages(messages) => ClientApi::Messages { model: &messages.head.model },
+            Inbound::Responses(responses) => {
+                ClientApi::Responses { context: &responses.context, finished: &responses.finished }
+            }
         }
     }
 }
@@ -166,6 +217,9 @@ pub enum ClientApi<'a> {
     Chat { include_usage: bool },
     /// Anthropic Messages; answers name the `model` the client asked for.
     Messages { model: &'a str },
+    /// OpenAI Responses: the answer's id and echoed fields, and where the rendered answer is
+    /// left for the store.
+    Responses { context: &'a ResponseContext, finished: &'a Arc<OnceLock<Rendered>> },
 }
 
 impl ClientApi<'_> {
@@ -174,6 +228,12 @@ impl ClientApi<'_> {
         match self {
             ClientApi::Chat { .. } => openai::render_response(response, created),
             ClientApi::Messages { model } => anthropic::inbound::render_response(response, model),
+            ClientApi::Responses { context, finished } => {
+                let rendered = responses::render_response(response, context);
+                let body = rendered.body();
+                let _ = finished.set(rendered);
+                body
+            }
         }
     }
 
@@ -183,6 +243,29 @@ impl ClientApi<'_> {
         match self {
             ClientApi::Chat { include_usage } => Box::new(ChunkRenderer::new(model, created, *include_usage)),
             ClientApi::Messages { model } => Box::new(MessageStreamRenderer::new(model)),
+            ClientApi::Responses { context, finished } => {
+                let finished = Arc::clone(finished);
+                Box::new(ResponsesRenderer::new((*context).clone()).on_finished(move |rendered| {
+                    let _ = finished.set(rendered.clone());
+                }))
+            }
         }
     }
+}
+
+/// A response id no replica will repeat: `resp_` and 24 random bytes in hex.
+fn new_response_id() -> String {
+    use ring::rand::SecureRandom as _;
+    let mut bytes = [0u8; 24];
+    // The system generator does not fail on Linux; were it to, the ids would still be distinct
+    // from a counter's point of view only by time: take the time too.
+    if ring::rand::SystemRandom::new().fill(&mut bytes).is_err() {
+        bytes[..16].copy_from_slice(&(crate::unix_now_ms() as u128).to_le_bytes());
+    }
+    let mut id = String::with_capacity(53);
+    id.push_str("resp_");
+    for byte in bytes {
+        id.push_str(&format!("{byte:02x}"));
+    }
+    id
 }

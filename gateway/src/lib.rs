@@ -8,6 +8,7 @@ pub mod admission;
 pub mod auth;
 pub mod body;
 pub mod cli;
+pub mod conversations;
 pub mod edge;
 pub mod error;
 pub mod forward;
@@ -21,6 +22,7 @@ pub mod pushed;
 pub mod registry;
 pub mod reload;
 pub mod request_id;
+pub mod responses;
 pub mod server;
 pub mod spend;
 pub mod sync;
@@ -53,6 +55,8 @@ pub struct Gateway {
     pub edge: edge::Edge,
     /// Rate-limit and budget counters (local ones, and the Redis store if configured).
     pub limits: Arc<limits::Limits>,
+    /// Stored responses of the Responses API (in memory, or in Redis with `--redis-url`).
+    pub conversations: conversations::Store,
     /// Set on SIGTERM: `/readyz` fails so load balancers stop sending new work.
     pub draining: AtomicBool,
 }
@@ -78,6 +82,18 @@ pub async fn run(options: cli::ServeOptions) -> Result<(), String> {
         Some(settings) => Some(limits::redis::RedisStore::connect(settings).await?),
         None => None,
     };
+    let conversations = match &options.redis {
+        Some(settings) => {
+            let client = switchboard_redis::RedisClient::connect(settings).await?;
+            conversations::Store::in_redis(
+                client,
+                settings.prefix.clone(),
+                settings.timeout,
+                options.responses,
+            )
+        }
+        None => conversations::Store::in_memory(options.responses),
+    };
     let limits = Arc::new(limits::Limits::new(redis));
     metrics.watch_limits(limits.clone());
     tokio::spawn(sweep_local_limits(limits.clone()));
@@ -95,6 +111,7 @@ pub async fn run(options: cli::ServeOptions) -> Result<(), String> {
         settings: Settings { follows_operator: options.operator.is_some() },
         edge,
         limits,
+        conversations,
         draining: AtomicBool::new(false),
     });
     // With an operator the first table arrives on its stream (until then /readyz says so and

@@ -32,6 +32,13 @@ fn gateway(ctx: &CompileContext) -> Gateway {
             ctx.metrics.clone(),
         ),
         limits: Default::default(),
+        conversations: switchboard_gateway::conversations::Store::in_memory(
+            switchboard_gateway::conversations::StoreLimits {
+                ttl: Duration::from_secs(60),
+                memory_bytes: 1 << 20,
+                max_conversation_bytes: 1 << 20,
+            },
+        ),
         draining: AtomicBool::new(false),
     }
 }

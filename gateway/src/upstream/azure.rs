@@ -78,7 +78,7 @@ impl AzureOpenAiProvider {
 
     fn uri(&self, call: &Call<'_>) -> Result<Uri, UpstreamError> {
         let method = match call.api {
-            Api::ChatCompletions | Api::Messages => "/chat/completions",
+            Api::ChatCompletions | Api::Messages | Api::Responses => "/chat/completions",
             Api::Embeddings => "/embeddings",
         };
         match &self.surface {

@@ -60,7 +60,7 @@ pub enum Reply {
     /// A complete JSON body and the usage it reports.
     Full { body: Bytes, usage: Usage },
     /// An event stream (from an HTTP upstream or the built-in mock), relayed as it arrives.
-    Stream(SseRelay),
+    Stream(Box<SseRelay>),
 }
 
 /// What every dialect does. One request in, one reply or one error out; translation to and from

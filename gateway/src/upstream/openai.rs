@@ -67,7 +67,9 @@ impl Provider for OpenAiProvider {
             Api::Embeddings => {
                 passthrough(&self.exec, &self.embeddings_uri, self.stream_usage, call, request).await
             }
-            Api::Messages => via_hub(&self.exec, &self.chat_uri, self.stream_usage, call, request).await,
+            Api::Messages | Api::Responses => {
+                via_hub(&self.exec, &self.chat_uri, self.stream_usage, call, request).await
+            }
         }
     }
 }

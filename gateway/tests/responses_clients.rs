@@ -1,0 +1,83 @@
+//! The official OpenAI SDK's Responses API (tests/py/responses_sdk.py) against two gateway
+//! replicas that share a real Redis (the conversation store): `previous_response_id` continued
+//! on the other replica, retrieve and delete across replicas, another key told 404; on the
+//! built-in mock, an OpenAI-compatible backend (chat completions through the hub) and Anthropic.
+//!
+//! `scripts/test` provisions the SDK and redis-server, and sets SWITCHBOARD_PYTHON.
+
+pub mod support;
+
+use support::*;
+use switchboard_mock_providers::{AnthropicMock, AnthropicOptions};
+use switchboard_mock_upstream::MockUpstream;
+use switchboard_test_redis::RedisServer;
+
+const KEY: &str = "sk-responses-sdk";
+const OTHER_KEY: &str = "sk-responses-other";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openai_sdk_responses_api_continues_conversations_across_replicas() {
+    let local = || "127.0.0.1:0".parse().unwrap();
+    let anthropic = AnthropicMock::start(local(), AnthropicOptions::default()).await.unwrap();
+    let openai = MockUpstream::start(local()).await.unwrap();
+    let redis = RedisServer::start();
+    let config = format!(
+        r#"
+version: 2
+providers:
+  - name: builtin
+    type: mock
+  - name: openai
+    type: openai
+    base_url: {openai}
+    allow_private_network: true
+  - name: anthropic
+    type: anthropic
+    base_url: {anthropic}/v1
+    api_key: {{ value: {anthropic_key} }}
+    allow_private_network: true
+routes:
+  - model: mock
+    backends: [{{ provider: builtin }}]
+  - model: openai
+    backends: [{{ provider: openai, model: gpt-mock }}]
+  - model: openai-tool
+    backends: [{{ provider: openai, model: gpt-mock-tool }}]
+  - model: claude
+    backends: [{{ provider: anthropic, model: claude-mock }}]
+  - model: claude-tool
+    backends: [{{ provider: anthropic, model: claude-mock-tool }}]
+keys:
+  - id: sdk
+    hash: {key}
+  - id: other
+    hash: {other}
+"#,
+        openai = openai.base_url(),
+        anthropic = anthropic.base_url(),
+        anthropic_key = AnthropicOptions::default().api_key,
+        key = hash_key(KEY),
+        other = hash_key(OTHER_KEY),
+    );
+    let redis_url = redis.url();
+    let args = ["--redis-url", redis_url.as_str(), "--redis-timeout-ms", "2000"];
+    let (a, b) = (Gateway::start(Some(&config), &args), Gateway::start(Some(&config), &args));
+    let python = std::env::var("SWITCHBOARD_PYTHON").unwrap_or_else(|_| "python3".to_owned());
+    let output = tokio::process::Command::new(&python)
+        .arg(repo_root().join("tests/py/responses_sdk.py"))
+        .args(["--url-a", &a.url("/v1"), "--url-b", &b.url("/v1"), "--key", KEY, "--other-key", OTHER_KEY])
+        .args(["--backend", "mock=mock"])
+        .args(["--backend", "openai=openai,openai-tool,openai"])
+        .args(["--backend", "anthropic=claude,claude-tool,claude"])
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("cannot run {python}: {e}; run scripts/test"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("responses sdk ok"),
+        "{stdout}\n{}\nreplica A log:\n{}\nreplica B log:\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        a.log(),
+        b.log()
+    );
+}
