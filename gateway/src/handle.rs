@@ -13,7 +13,7 @@ use crate::ledger::Ledger;
 use crate::limits::reply;
 use crate::request_id::RequestId;
 use crate::table::RoutingTable;
-use crate::{Gateway, admission, forward, responses};
+use crate::{Gateway, admission, count_tokens, forward, responses};
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
@@ -32,6 +32,7 @@ pub async fn handle(gateway: Arc<Gateway>, request: Request<Incoming>) -> Respon
     // Errors are written in the envelope of the API called (OpenAI's where it is unknown).
     let dialect = match &target {
         Ok(Target::Model(api)) => api.dialect(),
+        Ok(Target::CountTokens) => Dialect::Anthropic,
         _ => Dialect::OpenAi,
     };
     let outcome = match (gateway.edge.admit(), table, target) {
@@ -75,6 +76,8 @@ enum Target {
     GetResponse(String),
     /// `DELETE /v1/responses/{id}`
     DeleteResponse(String),
+    /// `POST /v1/messages/count_tokens`
+    CountTokens,
 }
 
 fn target(method: &Method, path: &str) -> Result<Target, GatewayError> {
@@ -82,6 +85,7 @@ fn target(method: &Method, path: &str) -> Result<Target, GatewayError> {
         (&Method::POST, "/v1/chat/completions") => Target::Model(Api::ChatCompletions),
         (&Method::POST, "/v1/embeddings") => Target::Model(Api::Embeddings),
         (&Method::POST, "/v1/messages") => Target::Model(Api::Messages),
+        (&Method::POST, "/v1/messages/count_tokens") => Target::CountTokens,
         (&Method::POST, "/v1/responses") => Target::Model(Api::Responses),
         (method, path) if path.starts_with("/v1/responses/") => {
             let id = &path["/v1/responses/".len()..];
@@ -97,7 +101,7 @@ fn target(method: &Method, path: &str) -> Result<Target, GatewayError> {
         }
         (&Method::GET, "/v1/models") => Target::ListModels,
         (&Method::GET, path) if path.starts_with("/v1/models/") => Target::GetModel,
-        (_, "/v1/chat/completions" | "/v1/embeddings" | "/v1/messages" | "/v1/responses" | "/v1/models") => {
+        (_, "/v1/chat/completions" | "/v1/embeddings" | "/v1/messages" | "/v1/messages/count_tokens" | "/v1/responses" | "/v1/models") => {
             return Err(GatewayError::MethodNotAllowed);
         }
         (_, path) => return Err(GatewayError::NotFound { path: path.to_owned() }),
@@ -116,6 +120,7 @@ async fn dispatch(
         Target::Model(api) => api,
         Target::ListModels => return list_models(table, &request),
         Target::GetModel => return get_model(table, &request),
+        Target::CountTokens => return count_tokens::count_tokens(gateway, table, request, request_id).await,
         Target::GetResponse(id) => {
             let key = table.keys.authenticate(request.headers(), crate::unix_now())?;
             return responses::retrieve(&gateway.conversations, key, &id).await;

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod body;
 pub mod cli;
 pub mod conversations;
+pub mod count_tokens;
 pub mod edge;
 pub mod error;
 pub mod forward;

@@ -75,6 +75,7 @@ keys:
         .args(["--backend", "gemini=gemini,gemini-tool"])
         .args(["--backend", "anthropic=claude,claude-tool"])
         .args(["--claude-code", &format!("openai={}", fixture.display())])
+        .args(["--count-tokens", "claude,openai"])
         .output()
         .await
         .unwrap_or_else(|e| panic!("cannot run {python}: {e}; run scripts/test"));

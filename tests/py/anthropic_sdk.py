@@ -104,6 +104,17 @@ def errors(base_url: str, key: str, model: str) -> None:
         assert "max_tokens" in err.message, err.message
 
 
+def count_tokens(client: anthropic.Anthropic, counts: str, cannot: str) -> None:
+    counted = client.messages.count_tokens(model=counts, messages=QUESTION, tools=TOOLS)
+    # The Anthropic mock counts words of text and one per tool definition.
+    assert counted.input_tokens == 7, counted
+    try:
+        client.messages.count_tokens(model=cannot, messages=QUESTION)
+        raise AssertionError("a backend without token counting answered count_tokens")
+    except anthropic.BadRequestError as err:
+        assert "count tokens" in err.message, err.message
+
+
 def claude_code(client: anthropic.Anthropic, fixture: pathlib.Path, model: str) -> None:
     request = json.loads(fixture.read_text())
     del request["stream"], request["model"]
@@ -123,6 +134,7 @@ def main() -> None:
     parser.add_argument("--key", required=True)
     parser.add_argument("--backend", action="append", required=True, help="name=plain[,tool]")
     parser.add_argument("--claude-code", required=True, help="model=fixture: Claude Code's request shape")
+    parser.add_argument("--count-tokens", required=True, help="counts,cannot: a model whose backend counts tokens, one whose cannot")
     args = parser.parse_args()
 
     client = anthropic.Anthropic(base_url=args.base_url, api_key=args.key, max_retries=0, timeout=10)
@@ -137,6 +149,8 @@ def main() -> None:
             raise SystemExit(f"backend {name}: {err!r}") from err
     first_plain = args.backend[0].partition("=")[2].partition(",")[0]
     errors(args.base_url, args.key, first_plain)
+    counts, _, cannot = args.count_tokens.partition(",")
+    count_tokens(client, counts, cannot)
     model, _, fixture = args.claude_code.partition("=")
     claude_code(client, pathlib.Path(fixture), model)
     print("anthropic sdk ok")

@@ -56,6 +56,11 @@ impl<'a> RawObject<'a> {
     }
 
     /// Sets a member, replacing the first one with that key or appending it.
+    /// Sets `key` to the JSON string `text` (escaped as JSON requires).
+    pub fn set_string(&mut self, key: &'a str, text: &str) {
+        self.set(key, raw_string(text));
+    }
+
     pub fn set(&mut self, key: &'a str, value: Box<RawValue>) {
         match self.members.iter_mut().find(|(k, _)| k == key) {
             Some((_, slot)) => *slot = Cow::Owned(value),

@@ -9,10 +9,12 @@ use crate::body::{Source, SseRelay};
 use crate::error::UpstreamError;
 use crate::error::UpstreamErrorKind;
 use crate::inbound::{Inbound, Messages};
+use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Uri};
 use std::sync::Arc;
 use std::time::Duration;
 use switchboard_config::{AnthropicProviderConfig, Secrets};
+use switchboard_llm::RawObject;
 use switchboard_llm::anthropic::{self, AnthropicStream, inbound};
 use switchboard_llm::stream::Forwarded;
 
@@ -22,6 +24,7 @@ static ANTHROPIC_BETA: HeaderName = HeaderName::from_static("anthropic-beta");
 
 pub struct AnthropicProvider {
     messages_uri: Uri,
+    count_tokens_uri: Uri,
     version: HeaderValue,
     default_max_tokens: u32,
     exec: Executor,
@@ -35,10 +38,12 @@ impl AnthropicProvider {
         client: HttpClient,
         rule: switchboard_config::AddressRule,
     ) -> Result<Self, CompileError> {
-        let messages_uri =
-            switchboard_config::endpoint_url(&config.base_url, "/messages").parse::<Uri>().map_err(
-                |err| CompileError { path: "base_url".into(), reason: format!("not a valid URL: {err}") },
-            )?;
+        let uri = |endpoint: &str| {
+            switchboard_config::endpoint_url(&config.base_url, endpoint).parse::<Uri>().map_err(|err| {
+                CompileError { path: "base_url".into(), reason: format!("not a valid URL: {err}") }
+            })
+        };
+        let (messages_uri, count_tokens_uri) = (uri("/messages")?, uri("/messages/count_tokens")?);
         let version = HeaderValue::from_str(&config.version).map_err(|_| CompileError {
             path: "version".into(),
             reason: "not a valid header value".into(),
@@ -59,6 +64,7 @@ impl AnthropicProvider {
         };
         Ok(AnthropicProvider {
             messages_uri,
+            count_tokens_uri,
             version,
             default_max_tokens: config.default_max_tokens,
             exec: Executor::new(name, client, credentials, timeout),
@@ -121,5 +127,28 @@ impl AnthropicProvider {
             .map_err(|reason| self.exec.error(UpstreamErrorKind::InvalidResponse(reason)))?
             .usage;
         Ok(Reply::Full { body, usage })
+    }
+}
+
+impl AnthropicProvider {
+    /// `POST /v1/messages/count_tokens`, forwarded with only `model` rewritten: Anthropic's own
+    /// count, for the model the route names. The answer is returned as it is.
+    pub async fn count_tokens(
+        &self,
+        model: &str,
+        body: &RawObject<'_>,
+        beta: Option<&HeaderValue>,
+        request_id: &HeaderValue,
+    ) -> Result<Bytes, UpstreamError> {
+        let mut body = body.clone();
+        body.set_string("model", model);
+        let mut headers = HeaderMap::new();
+        headers.insert(ANTHROPIC_VERSION.clone(), self.version.clone());
+        if let Some(beta) = beta {
+            headers.insert(ANTHROPIC_BETA.clone(), beta.clone());
+        }
+        headers.insert("x-request-id", request_id.clone());
+        let answer = self.exec.post_json(&self.count_tokens_uri, headers, body.to_vec()).await?;
+        self.exec.read_body(answer).await
     }
 }
