@@ -70,7 +70,7 @@ keys:
     let output = tokio::process::Command::new(&python)
         .arg(repo_root().join("tests/py/anthropic_sdk.py"))
         .args(["--base-url", &gateway.url(""), "--key", KEY])
-        .args(["--backend", "mock=mock"])
+        .args(["--backend", "mock=mock,mock"])
         .args(["--backend", "openai=openai,openai-tool"])
         .args(["--backend", "gemini=gemini,gemini-tool"])
         .args(["--backend", "anthropic=claude,claude-tool"])

@@ -4,6 +4,19 @@
 //! deterministic (a fixed `reply`, or derived from the last message), latency and streaming pace
 //! are configurable, and usage is reported like a real provider's. Demos, CI pipelines and load
 //! tests use it; the README's first command serves it.
+//!
+//! Offered tools, it calls one (`tool_call.rs` has the rules): the forced tool or the first, with
+//! arguments built from the tool's JSON Schema, and after the tool's result it answers text
+//! derived from that result, so a client's tool loop runs one round trip. OpenAI chat requests
+//! without tools take a fast path that reads only the messages' text (the benchmark's path);
+//! those with tools, and every request of another API, are read into the hub and answered
+//! through the client's renderer. Either way a stream is OpenAI chunks (`stream.rs`) read by the
+//! same relay and translators as a real upstream's.
+
+mod stream;
+mod tool_call;
+
+pub use stream::MockStream;
 
 use super::embeddings::EmbeddingsRequest;
 use super::{Call, Provider, Reply};
@@ -11,18 +24,15 @@ use crate::body::{Source, SseRelay};
 use crate::error::UpstreamError;
 use crate::inbound::{Api, Inbound};
 use bytes::Bytes;
-use serde::Serialize;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::task::{Context, Poll, ready};
 use std::time::Duration;
+use stream::{Answer, StreamHead};
 use switchboard_config::MockProviderConfig;
 use switchboard_llm::hub::{ChatRequest, ChatResponse, FinishReason, Part};
 use switchboard_llm::openai::{ModelRequest, OpenAiStream, RequestError, messages_text};
 use switchboard_llm::stream::{HubTranslator, OpenAiPassthrough};
 use switchboard_llm::{RawObject, Usage};
-use tokio::time::Sleep;
 
 pub struct MockProvider {
     name: Arc<str>,
@@ -33,6 +43,7 @@ pub struct MockProvider {
     embedding_dimensions: u32,
 }
 
+/// Numbers the mock's answers: `chatcmpl-mock-<n>`, and `call_mock_<n>` for a tool call.
 static RESPONSE_IDS: AtomicU64 = AtomicU64::new(1);
 
 /// The relay's stall limit for mock streams: they never stall, but the relay needs a bound
@@ -57,6 +68,7 @@ impl MockProvider {
         UpstreamError::bad_request(&self.name, err)
     }
 
+    /// An OpenAI chat request without tools: only the messages' text is read.
     fn chat(&self, request: &ModelRequest<'_>, model: &str) -> Result<Reply, UpstreamError> {
         check_chat(&request.body).map_err(|e| self.bad_request(e))?;
         let text = messages_text(&request.body).map_err(|e| self.bad_request(e))?;
@@ -68,7 +80,8 @@ impl MockProvider {
         if request.stream {
             // Emitted as an OpenAI upstream would stream it (usage chunk included, as the gateway
             // asks every upstream), through the same relay and translator as a real one.
-            let stream = self.stream(id, created, model, reply, request.include_usage, usage);
+            let head = self.stream_head(id, created, model, request.include_usage, usage);
+            let stream = MockStream::new(head, Answer::Text(reply));
             let translator = Box::new(OpenAiPassthrough::new(!request.include_usage));
             return Ok(Reply::Stream(SseRelay::new(Source::Mock(stream), translator, MOCK_IDLE_TIMEOUT)));
         }
@@ -89,10 +102,19 @@ impl MockProvider {
         Ok(Reply::Full { body: Bytes::from(body.to_string()), usage })
     }
 
-    /// A request of another API: answered as for chat, and rendered in the client's API through
-    /// the hub (a stream is the same OpenAI chunks, read back by the OpenAI stream parser).
-    fn chat_via_hub(&self, hub: &ChatRequest, call: &Call<'_>) -> Reply {
-        let last = hub.messages.last().map(|message| message.text()).unwrap_or_default();
+    /// A request read into the hub (another API's, or an OpenAI chat request with tools):
+    /// answered with a tool call or text, and rendered in the client's API (a stream is the
+    /// same OpenAI chunks, read back by the OpenAI stream parser).
+    fn chat_via_hub(&self, hub: &ChatRequest, call: &Call<'_>) -> Result<Reply, RequestError> {
+        let number = RESPONSE_IDS.fetch_add(1, Relaxed);
+        let answer = match tool_call::planned(hub, number)? {
+            Some(tool_call) => Answer::ToolCall(Box::new(tool_call)),
+            None => {
+                // After a tool result this is the result's text: the client sees it arrived.
+                let last = hub.messages.last().map(|message| message.text()).unwrap_or_default();
+                Answer::Text(self.reply_to(&last))
+            }
+        };
         let words =
             hub.system.iter().map(|text| text.text.as_str()).chain(hub.messages.iter().flat_map(|m| {
                 m.content.iter().filter_map(|part| match part {
@@ -101,25 +123,25 @@ impl MockProvider {
                 })
             }));
         let input = words.map(|text| text.split_whitespace().count() as u64).sum();
-        let reply = self.reply_to(&last);
-        let usage = Usage { input, output: reply.split_whitespace().count() as u64, ..Usage::default() };
-        let id = format!("chatcmpl-mock-{}", RESPONSE_IDS.fetch_add(1, Relaxed));
+        let output = match &answer {
+            Answer::Text(reply) => reply.split_whitespace().count() as u64,
+            Answer::ToolCall(tool_call) => tool_call::piece_count(&tool_call.arguments),
+        };
+        let usage = Usage { input, output, ..Usage::default() };
+        let id = format!("chatcmpl-mock-{number}");
         let created = crate::unix_now();
         if hub.stream {
-            let stream = self.stream(id, created, call.model, reply, true, usage);
+            let stream = MockStream::new(self.stream_head(id, created, call.model, true, usage), answer);
             let translator =
                 Box::new(HubTranslator::new(OpenAiStream::new(), call.client.renderer(call.model, created)));
-            return Reply::Stream(SseRelay::new(Source::Mock(stream), translator, MOCK_IDLE_TIMEOUT));
+            return Ok(Reply::Stream(SseRelay::new(Source::Mock(stream), translator, MOCK_IDLE_TIMEOUT)));
         }
-        let response = ChatResponse {
-            id,
-            model: call.model.to_owned(),
-            text: reply.to_string(),
-            tool_calls: Vec::new(),
-            finish: FinishReason::Stop,
-            usage,
+        let (text, tool_calls, finish) = match answer {
+            Answer::Text(reply) => (reply.to_string(), Vec::new(), FinishReason::Stop),
+            Answer::ToolCall(tool_call) => (String::new(), vec![*tool_call], FinishReason::ToolCalls),
         };
-        Reply::Full { body: call.client.render(&response, created), usage }
+        let response = ChatResponse { id, model: call.model.to_owned(), text, tool_calls, finish, usage };
+        Ok(Reply::Full { body: call.client.render(&response, created), usage })
     }
 
     /// The configured reply, or one derived from the last message.
@@ -130,28 +152,22 @@ impl MockProvider {
         }
     }
 
-    /// A stream of `reply` as OpenAI chunks; `usage_fields`: chunks carry `"usage": null` and
-    /// the usage chunk follows.
-    fn stream(
+    /// A stream's id, model and pace; `usage_fields`: chunks carry `"usage": null`.
+    fn stream_head(
         &self,
         id: String,
         created: i64,
         model: &str,
-        reply: Arc<str>,
         usage_fields: bool,
         usage: Usage,
-    ) -> MockStream {
-        MockStream {
+    ) -> StreamHead {
+        StreamHead {
             id,
             created,
             model: Arc::from(model),
-            reply,
-            offset: 0,
-            state: State::Role,
             usage_fields,
             usage,
             token_interval: self.token_interval,
-            sleep: None,
         }
     }
 
@@ -180,10 +196,15 @@ impl Provider for MockProvider {
         }
         match (call.api, request) {
             (Api::Embeddings, _) => self.embeddings(request, call.model),
-            (_, Inbound::OpenAi { request, .. }) => self.chat(request, call.model),
+            (_, Inbound::OpenAi { request, .. }) if !offers_tools(&request.body) => {
+                self.chat(request, call.model)
+            }
             (_, request) => {
+                if let Inbound::OpenAi { request, .. } = request {
+                    check_chat(&request.body).map_err(|e| self.bad_request(e))?;
+                }
                 let hub = request.to_hub(call.model).map_err(|e| self.bad_request(e))?;
-                Ok(self.chat_via_hub(&hub, &call))
+                self.chat_via_hub(&hub, &call).map_err(|e| self.bad_request(e))
             }
         }
     }
@@ -202,6 +223,11 @@ const OPENAI_SMALL_DIMENSIONS: u32 = 1536;
 const MAX_INPUT_ITEMS: usize = 2048;
 /// The most tokens one embeddings input takes ("8192 tokens for all embedding models").
 const MAX_INPUT_TOKENS: usize = 8192;
+
+/// Whether an OpenAI chat request offers tools (`tools` present and not `null`).
+fn offers_tools(body: &RawObject<'_>) -> bool {
+    body.get("tools").is_some_and(|raw| raw.get().trim_ascii() != "null")
+}
 
 /// `messages` has `minItems: 1`.
 fn check_chat(body: &RawObject<'_>) -> Result<(), RequestError> {
@@ -328,136 +354,9 @@ fn embed(text: &str, dimensions: u32) -> Vec<f32> {
     vector
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum State {
-    Role,
-    Content,
-    Finish,
-    Usage,
-    Done,
-    End,
-}
-
-/// A streamed mock reply: OpenAI `chat.completion.chunk` events, one per word, paced by
-/// `tokens_per_second`, then the usage chunk and `[DONE]`. Dropping it (client gone) simply
-/// stops generating.
-pub struct MockStream {
-    id: String,
-    created: i64,
-    model: Arc<str>,
-    reply: Arc<str>,
-    /// Byte offset of the next word in `reply`.
-    offset: usize,
-    state: State,
-    /// Whether chunks carry `"usage": null` (OpenAI's shape when the caller asked for usage).
-    usage_fields: bool,
-    usage: Usage,
-    token_interval: Duration,
-    sleep: Option<Pin<Box<Sleep>>>,
-}
-
-#[derive(Serialize)]
-struct Chunk<'a> {
-    id: &'a str,
-    object: &'static str,
-    created: i64,
-    model: &'a str,
-    system_fingerprint: &'static str,
-    choices: Vec<serde_json::Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    usage: Option<serde_json::Value>,
-}
-
-impl MockStream {
-    /// The next SSE event, `None` at the end.
-    pub fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
-        let choice = |delta: serde_json::Value, finish: Option<&str>| {
-            vec![serde_json::json!({ "index": 0, "delta": delta, "logprobs": null, "finish_reason": finish })]
-        };
-        let (choices, usage) = match self.state {
-            State::Role => {
-                self.state = State::Content;
-                (choice(serde_json::json!({ "role": "assistant", "content": "" }), None), None)
-            }
-            State::Content => {
-                if let Some(sleep) = &mut self.sleep {
-                    ready!(sleep.as_mut().poll(cx));
-                }
-                let Some(word) = next_word(&self.reply, &mut self.offset) else {
-                    self.state = State::Finish;
-                    return self.poll_event(cx);
-                };
-                if !self.token_interval.is_zero() {
-                    let deadline = tokio::time::Instant::now() + self.token_interval;
-                    match &mut self.sleep {
-                        Some(sleep) => sleep.as_mut().reset(deadline),
-                        None => self.sleep = Some(Box::pin(tokio::time::sleep_until(deadline))),
-                    }
-                }
-                (choice(serde_json::json!({ "content": word }), None), None)
-            }
-            State::Finish => {
-                self.state = State::Usage;
-                (choice(serde_json::json!({}), Some("stop")), None)
-            }
-            State::Usage => {
-                self.state = State::Done;
-                (Vec::new(), Some(usage_json(self.usage)))
-            }
-            State::Done => {
-                self.state = State::End;
-                return Poll::Ready(Some(Bytes::from_static(b"data: [DONE]\n\n")));
-            }
-            State::End => return Poll::Ready(None),
-        };
-        let usage = match (self.usage_fields, usage) {
-            (true, None) => Some(serde_json::Value::Null),
-            (_, usage) => usage,
-        };
-        let chunk = Chunk {
-            id: &self.id,
-            object: "chat.completion.chunk",
-            created: self.created,
-            model: &self.model,
-            system_fingerprint: "fp_switchboard_mock",
-            choices,
-            usage,
-        };
-        let mut event = b"data: ".to_vec();
-        event.extend(serde_json::to_vec(&chunk).unwrap_or_default());
-        event.extend_from_slice(b"\n\n");
-        Poll::Ready(Some(Bytes::from(event)))
-    }
-}
-
-/// The next word of `text` from `offset`, with the whitespace that follows it, so the streamed
-/// pieces concatenate to exactly the non-streamed reply.
-fn next_word<'a>(text: &'a str, offset: &mut usize) -> Option<&'a str> {
-    let rest = &text[*offset..];
-    if rest.is_empty() {
-        return None;
-    }
-    let word_end = rest.find(char::is_whitespace).unwrap_or(rest.len());
-    let end = rest[word_end..].find(|c: char| !c.is_whitespace()).map_or(rest.len(), |i| word_end + i);
-    *offset += end;
-    Some(&rest[..end])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn words_concatenate_to_the_reply() {
-        let text = "Mock  response to: hi there ";
-        let mut offset = 0;
-        let mut words = Vec::new();
-        while let Some(w) = next_word(text, &mut offset) {
-            words.push(w);
-        }
-        assert_eq!(words, vec!["Mock  ", "response ", "to: ", "hi ", "there "]);
-        assert_eq!(words.concat(), text);
-    }
 
     #[test]
     fn embeddings_are_deterministic_unit_vectors() {
