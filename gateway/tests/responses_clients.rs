@@ -66,7 +66,7 @@ keys:
     let output = tokio::process::Command::new(&python)
         .arg(repo_root().join("tests/py/responses_sdk.py"))
         .args(["--url-a", &a.url("/v1"), "--url-b", &b.url("/v1"), "--key", KEY, "--other-key", OTHER_KEY])
-        .args(["--backend", "mock=mock"])
+        .args(["--backend", "mock=mock,mock"])
         .args(["--backend", "openai=openai,openai-tool,openai"])
         .args(["--backend", "anthropic=claude,claude-tool,claude"])
         .output()
