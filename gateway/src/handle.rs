@@ -101,7 +101,15 @@ fn target(method: &Method, path: &str) -> Result<Target, GatewayError> {
         }
         (&Method::GET, "/v1/models") => Target::ListModels,
         (&Method::GET, path) if path.starts_with("/v1/models/") => Target::GetModel,
-        (_, "/v1/chat/completions" | "/v1/embeddings" | "/v1/messages" | "/v1/messages/count_tokens" | "/v1/responses" | "/v1/models") => {
+        (
+            _,
+            "/v1/chat/completions"
+            | "/v1/embeddings"
+            | "/v1/messages"
+            | "/v1/messages/count_tokens"
+            | "/v1/responses"
+            | "/v1/models",
+        ) => {
             return Err(GatewayError::MethodNotAllowed);
         }
         (_, path) => return Err(GatewayError::NotFound { path: path.to_owned() }),

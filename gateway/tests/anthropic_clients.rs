@@ -66,24 +66,16 @@ keys:
     );
     let gateway = Gateway::start(Some(&config), &[]);
     let fixture = repo_root().join("tests/fixtures/claude-code-request.json");
-    let python = std::env::var("SWITCHBOARD_PYTHON").unwrap_or_else(|_| "python3".to_owned());
-    let output = tokio::process::Command::new(&python)
-        .arg(repo_root().join("tests/py/anthropic_sdk.py"))
-        .args(["--base-url", &gateway.url(""), "--key", KEY])
-        .args(["--backend", "mock=mock,mock"])
-        .args(["--backend", "openai=openai,openai-tool"])
-        .args(["--backend", "gemini=gemini,gemini-tool"])
-        .args(["--backend", "anthropic=claude,claude-tool"])
-        .args(["--claude-code", &format!("openai={}", fixture.display())])
-        .args(["--count-tokens", "claude,openai"])
-        .output()
-        .await
-        .unwrap_or_else(|e| panic!("cannot run {python}: {e}; run scripts/test"));
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success() && stdout.contains("anthropic sdk ok"),
-        "{stdout}\n{}\ngateway log:\n{}",
-        String::from_utf8_lossy(&output.stderr),
-        gateway.log()
-    );
+    let mut args = vec!["--base-url".to_owned(), gateway.url(""), "--key".to_owned(), KEY.to_owned()];
+    for backend in [
+        "mock=mock,mock",
+        "openai=openai,openai-tool",
+        "gemini=gemini,gemini-tool",
+        "anthropic=claude,claude-tool",
+    ] {
+        args.extend(["--backend".to_owned(), backend.to_owned()]);
+    }
+    args.extend(["--claude-code".to_owned(), format!("openai={}", fixture.display())]);
+    args.extend(["--count-tokens".to_owned(), "claude,openai".to_owned()]);
+    run_python_check("anthropic_sdk.py", &args, "anthropic sdk ok", &[&gateway]).await;
 }

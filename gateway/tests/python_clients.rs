@@ -121,32 +121,20 @@ keys:
         full = hash_key(KEY),
     );
     let gateway = Gateway::start(Some(&config), &[]);
-    let python = std::env::var("SWITCHBOARD_PYTHON").unwrap_or_else(|_| "python3".to_owned());
-    let script = repo_root().join("tests/py/translated_tool_calls.py");
-    let output = tokio::process::Command::new(&python)
-        .arg(&script)
-        .args([
-            "--base-url",
-            &gateway.url("/v1"),
-            "--key",
-            KEY,
-            "--models",
-            "claude:3,gemini:1,vertex:1,foundry:3,azure:3,openai:3",
-        ])
-        .output()
-        .await
-        .unwrap_or_else(|e| panic!("cannot run {python}: {e}; run scripts/test"));
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success() && stdout.contains("translated tool calls ok"),
-        "{stdout}\n{}\ngateway log:\n{}",
-        String::from_utf8_lossy(&output.stderr),
-        gateway.log()
-    );
+    let args = [
+        "--base-url",
+        &gateway.url("/v1"),
+        "--key",
+        KEY,
+        "--models",
+        "claude:3,gemini:1,vertex:1,foundry:3,azure:3,openai:3",
+    ]
+    .map(str::to_owned);
+    run_python_check("translated_tool_calls.py", &args, "translated tool calls ok", &[&gateway]).await;
 }
 
 /// Runs a Python test script against a gateway with the built-in mock and a mock upstream.
-#[expect(clippy::unwrap_used, clippy::panic, reason = "test helper: failures abort the test")]
+#[expect(clippy::unwrap_used, reason = "test helper: failures abort the test")]
 async fn run_python(script: &str, gateway_args: &[&str], success_marker: &str) {
     let mock = MockUpstream::start("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let config = format!(
@@ -181,23 +169,6 @@ keys:
         limited = hash_key(LIMITED),
     );
     let gateway = Gateway::start(Some(&config), gateway_args);
-    let python = std::env::var("SWITCHBOARD_PYTHON").unwrap_or_else(|_| "python3".to_owned());
-    let script_path = repo_root().join("tests/py").join(script);
-    let base_url = gateway.url("/v1");
-    let output = tokio::process::Command::new(&python)
-        .arg(&script_path)
-        .args(["--base-url", &base_url, "--key", KEY, "--limited-key", LIMITED])
-        .output()
-        .await
-        .unwrap_or_else(|e| {
-            panic!("cannot run {python}: {e}; run scripts/test, which provisions the Python clients")
-        });
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "{script} failed (SWITCHBOARD_PYTHON={python}; scripts/test provisions tests/py/requirements.txt):\n{stdout}\n{stderr}\ngateway log:\n{}",
-        gateway.log()
-    );
-    assert!(stdout.contains(success_marker), "{stdout}");
+    let args = ["--base-url", &gateway.url("/v1"), "--key", KEY, "--limited-key", LIMITED].map(str::to_owned);
+    run_python_check(script, &args, success_marker, &[&gateway]).await;
 }

@@ -62,22 +62,14 @@ keys:
     let redis_url = redis.url();
     let args = ["--redis-url", redis_url.as_str(), "--redis-timeout-ms", "2000"];
     let (a, b) = (Gateway::start(Some(&config), &args), Gateway::start(Some(&config), &args));
-    let python = std::env::var("SWITCHBOARD_PYTHON").unwrap_or_else(|_| "python3".to_owned());
-    let output = tokio::process::Command::new(&python)
-        .arg(repo_root().join("tests/py/responses_sdk.py"))
-        .args(["--url-a", &a.url("/v1"), "--url-b", &b.url("/v1"), "--key", KEY, "--other-key", OTHER_KEY])
-        .args(["--backend", "mock=mock,mock"])
-        .args(["--backend", "openai=openai,openai-tool,openai"])
-        .args(["--backend", "anthropic=claude,claude-tool,claude"])
-        .output()
-        .await
-        .unwrap_or_else(|e| panic!("cannot run {python}: {e}; run scripts/test"));
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success() && stdout.contains("responses sdk ok"),
-        "{stdout}\n{}\nreplica A log:\n{}\nreplica B log:\n{}",
-        String::from_utf8_lossy(&output.stderr),
-        a.log(),
-        b.log()
-    );
+    let mut args: Vec<String> =
+        ["--url-a", &a.url("/v1"), "--url-b", &b.url("/v1"), "--key", KEY, "--other-key", OTHER_KEY]
+            .map(str::to_owned)
+            .to_vec();
+    for backend in
+        ["mock=mock,mock", "openai=openai,openai-tool,openai", "anthropic=claude,claude-tool,claude"]
+    {
+        args.extend(["--backend".to_owned(), backend.to_owned()]);
+    }
+    run_python_check("responses_sdk.py", &args, "responses sdk ok", &[&a, &b]).await;
 }

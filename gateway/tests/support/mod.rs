@@ -340,3 +340,28 @@ pub async fn eventually(timeout: Duration, mut check: impl AsyncFnMut() -> bool)
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// Runs `tests/py/<script>` with `args` under SWITCHBOARD_PYTHON (what `scripts/test`
+/// provisions); fails the test with the script's output and every gateway's log unless it exits
+/// 0 having printed `marker`.
+pub async fn run_python_check(script: &str, args: &[String], marker: &str, gateways: &[&Gateway]) {
+    let python = std::env::var("SWITCHBOARD_PYTHON").unwrap_or_else(|_| "python3".to_owned());
+    let output = tokio::process::Command::new(&python)
+        .arg(repo_root().join("tests/py").join(script))
+        .args(args)
+        .output()
+        .await
+        .unwrap_or_else(|e| {
+            panic!("cannot run {python}: {e}; run scripts/test, which provisions the Python clients")
+        });
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() || !stdout.contains(marker) {
+        let logs: Vec<String> =
+            gateways.iter().enumerate().map(|(i, g)| format!("gateway {i} log:\n{}", g.log())).collect();
+        panic!(
+            "{script} failed (SWITCHBOARD_PYTHON={python}; scripts/test provisions tests/py/requirements.txt):\n{stdout}\n{}\n{}",
+            String::from_utf8_lossy(&output.stderr),
+            logs.join("\n")
+        );
+    }
+}
