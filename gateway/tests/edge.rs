@@ -228,3 +228,43 @@ keys:
     let response = chat(&gateway, fast).await;
     assert_eq!(response.status, 200, "{}", response.text());
 }
+
+#[tokio::test]
+async fn the_messages_and_responses_apis_refuse_hostile_bodies_in_their_own_envelopes() {
+    let gateway = Gateway::start(None, &[]);
+    let [(name, value)] = dev_key();
+    let headers = [(name, value.as_str()), ("anthropic-version", "2023-06-01")];
+    let post = |path: &'static str, body: String| {
+        let url = gateway.url(path);
+        async move { send("POST", &url, &headers, body).await }
+    };
+    let deep =
+        |model: &str| format!(r#"{{"model":"{model}","x":{}{}}}"#, "[".repeat(100_000), "]".repeat(100_000));
+    let hostile = [
+        deep("mock"),
+        "[1,2,3]".to_owned(),
+        "not json".to_owned(),
+        r#"{"model":"mock","max_tokens":16,"messages":"\ud800"}"#.to_owned(),
+        r#"{"model":"mock","max_tokens":-1,"messages":[]}"#.to_owned(),
+        format!(
+            r#"{{"model":"mock","max_tokens":16,"messages":[{}]}}"#,
+            vec![r#"{"role":"user","content":[]}"#; 20_000].join(",")
+        ),
+    ];
+    for body in &hostile {
+        // Anthropic's envelope on /v1/messages...
+        let response = post("/v1/messages", body.clone()).await;
+        assert_eq!(response.status, 400, "{body:.80}: {}", response.text());
+        let error = response.json();
+        assert_eq!(error["type"], "error", "{error}");
+        assert_eq!(error["error"]["type"], "invalid_request_error", "{error}");
+        // ...OpenAI's on /v1/responses.
+        let response = post("/v1/responses", body.replace("\"messages\"", "\"input\"")).await;
+        assert_eq!(response.status, 400, "{body:.80}: {}", response.text());
+        assert_eq!(response.json()["error"]["type"], "invalid_request_error");
+    }
+    // An id that is not one of ours is no endpoint, never a path into the store.
+    let response = send("GET", &gateway.url("/v1/responses/..%2F..%2Fetc"), &headers, "").await;
+    assert_eq!(response.status, 404);
+    assert_still_serves(&gateway).await;
+}
