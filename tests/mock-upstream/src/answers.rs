@@ -89,7 +89,7 @@ fn frames(chunks: &[Value]) -> VecDeque<Bytes> {
     chunks.iter().map(|c| Bytes::from(format!("data: {c}\n\n"))).collect()
 }
 
-fn event_stream(frames: VecDeque<Bytes>, cut: bool) -> Response<MockBody> {
+pub(crate) fn event_stream(frames: VecDeque<Bytes>, cut: bool) -> Response<MockBody> {
     let mut response = Response::new(MockBody::frames(frames, cut));
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
@@ -162,7 +162,7 @@ pub(crate) fn tool_calls(
 }
 
 /// `arguments` in pieces of [`ARGUMENT_PIECE`] characters.
-fn split(arguments: &str) -> Vec<String> {
+pub(crate) fn split(arguments: &str) -> Vec<String> {
     let chars: Vec<char> = arguments.chars().collect();
     chars.chunks(ARGUMENT_PIECE).map(|c| c.iter().collect()).collect()
 }

@@ -1,5 +1,6 @@
 //! `switchboard-mock-upstream`: a fast fake OpenAI-compatible upstream (chat completions incl.
-//! SSE streaming, embeddings, models, error envelopes). This file owns the public API:
+//! SSE streaming, embeddings, the Responses API incl. its event stream (`responses.rs`), models,
+//! error envelopes). This file owns the public API:
 //! [`MockUpstream`], [`Options`], [`RecordedRequest`] and the shared server state.
 //!
 //! Behaviour is selected by the request's `model` string:
@@ -20,6 +21,7 @@ mod body;
 mod chat;
 mod embeddings;
 mod json;
+mod responses;
 mod server;
 mod stats;
 
@@ -48,7 +50,8 @@ pub struct Options {
     pub azure: Option<AzureOptions>,
 }
 
-/// The most recent request received on `/v1/chat/completions` or `/v1/embeddings`.
+/// The most recent request received on `/v1/chat/completions`, `/v1/embeddings` or
+/// `/v1/responses`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecordedRequest {
     /// The request path, e.g. `/v1/chat/completions`.
@@ -155,7 +158,8 @@ impl MockUpstream {
         self.shared.stats.snapshot()
     }
 
-    /// The most recent request received on `/v1/chat/completions` or `/v1/embeddings`.
+    /// The most recent request received on `/v1/chat/completions`, `/v1/embeddings` or
+    /// `/v1/responses`.
     pub fn last_request(&self) -> Option<RecordedRequest> {
         let rec = self.shared.last.load_full()?;
         let body = serde_json::from_slice(&rec.body)

@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use crate::behavior::{bad_request, error_response, json_response, not_found, unauthorized};
 use crate::body::MockBody;
 use crate::stats::bump;
-use crate::{Recorded, Shared, chat, embeddings};
+use crate::{Recorded, Shared, chat, embeddings, responses};
 
 /// Largest request body accepted (bigger ones get a 413).
 const MAX_BODY: usize = 64 << 20;
@@ -73,6 +73,7 @@ async fn serve_connection(
 enum Route {
     Chat,
     Embeddings,
+    Responses,
 }
 
 async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<MockBody>, Infallible> {
@@ -91,6 +92,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
     let route = match (&parts.method, path) {
         (&Method::POST, "/v1/chat/completions") => Route::Chat,
         (&Method::POST, "/v1/embeddings") => Route::Embeddings,
+        (&Method::POST, "/v1/responses") => Route::Responses,
         (&Method::GET, "/v1/models") => {
             if !shared.authorized(&parts.headers) {
                 return Ok(unauthorized());
@@ -118,6 +120,10 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         Route::Embeddings => {
             bump(&shared.stats.embeddings_requests);
             "/v1/embeddings"
+        }
+        Route::Responses => {
+            bump(&shared.stats.responses_requests);
+            "/v1/responses"
         }
     };
     if !shared.authorized(&parts.headers) {
@@ -147,5 +153,6 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
     Ok(match route {
         Route::Chat => chat::handle(&shared, &bytes).await,
         Route::Embeddings => embeddings::handle(&bytes).await,
+        Route::Responses => responses::handle(&shared, &bytes).await,
     })
 }

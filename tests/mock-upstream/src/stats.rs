@@ -10,6 +10,7 @@ pub(crate) struct Stats {
     pub(crate) requests: AtomicU64,
     pub(crate) chat_requests: AtomicU64,
     pub(crate) embeddings_requests: AtomicU64,
+    pub(crate) responses_requests: AtomicU64,
     pub(crate) streams_started: AtomicU64,
     pub(crate) streams_completed: AtomicU64,
     pub(crate) streams_aborted: AtomicU64,
@@ -31,6 +32,9 @@ pub struct StatsSnapshot {
     pub chat_requests: u64,
     /// Requests to `POST /v1/embeddings`.
     pub embeddings_requests: u64,
+    /// Requests to `POST /v1/responses` (absent from older snapshots' JSON: 0).
+    #[serde(default)]
+    pub responses_requests: u64,
     /// Streaming (SSE) chat responses created.
     pub streams_started: u64,
     /// Streams whose final frame (`data: [DONE]`, or the mid-stream error event) was handed to hyper.
@@ -55,6 +59,7 @@ impl Stats {
             requests: load(&self.requests),
             chat_requests: load(&self.chat_requests),
             embeddings_requests: load(&self.embeddings_requests),
+            responses_requests: load(&self.responses_requests),
             streams_started: load(&self.streams_started),
             streams_completed: load(&self.streams_completed),
             streams_aborted: load(&self.streams_aborted),
