@@ -143,6 +143,13 @@ pub struct LlmProviderSpec {
     #[serde(default = "default_true")]
     pub stream_usage: bool,
 
+    /// The server speaks OpenAI's Responses API (baseURL/responses: OpenAI itself, recent vLLM):
+    /// /v1/responses requests are forwarded to it as they are, with only the model rewritten.
+    /// Default false: they are served through chat completions, which every OpenAI-compatible
+    /// server has. Only for type openai.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub responses_api: bool,
+
     /// Allow baseURL to point at loopback, link-local (including cloud metadata services such as
     /// 169.254.169.254) or unspecified addresses. Default false: a provider must not be a way
     /// into the gateway's own network neighbourhood. Private ranges (10/8, 172.16/12,

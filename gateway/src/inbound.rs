@@ -13,6 +13,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
 use serde_json::Value;
 use std::sync::{Arc, OnceLock};
+use switchboard_llm::RawObject;
 use switchboard_llm::anthropic::{
     self,
     inbound::{InboundError, InboundRequest, MessageStreamRenderer, MessagesHead},
@@ -56,11 +57,13 @@ pub enum Inbound<'a> {
     Messages(Box<Messages<'a>>),
     /// OpenAI Responses: through the hub to every backend; the conversation it continues is
     /// attached by the caller ([`Responses::history`]) before it is sent.
-    Responses(Box<Responses>),
+    Responses(Box<Responses<'a>>),
 }
 
 /// A Responses request, its answer's id and, once rendered, the answer (to store it).
-pub struct Responses {
+pub struct Responses<'a> {
+    /// The body as the client sent it, for backends that speak the Responses API.
+    pub raw: RawObject<'a>,
     pub request: ResponsesRequest,
     /// The conversation `previous_response_id` continues, as Responses items (empty: none).
     pub history: Vec<Value>,
@@ -70,7 +73,7 @@ pub struct Responses {
     hub: OnceLock<Result<ChatRequest, RequestError>>,
 }
 
-impl Responses {
+impl Responses<'_> {
     fn hub(&self) -> Result<&ChatRequest, &RequestError> {
         self.hub.get_or_init(|| self.request.to_hub(&self.history, "")).as_ref()
     }
@@ -104,8 +107,10 @@ impl<'a> Inbound<'a> {
             }
             Api::Responses => {
                 let request = responses::parse_request(body)?;
+                let raw = RawObject::parse(body)?;
                 let context = request.context(new_response_id(), crate::unix_now());
                 Ok(Inbound::Responses(Box::new(Responses {
+                    raw,
                     request,
                     history: Vec::new(),
                     context,

@@ -18,7 +18,7 @@ use serde_json::Value;
 pub async fn continue_conversation(
     store: &Store,
     key: &Key,
-    responses: &mut Responses,
+    responses: &mut Responses<'_>,
 ) -> Result<(), GatewayError> {
     let Some(previous) = responses.request.previous_response_id().map(str::to_owned) else {
         return Ok(());
@@ -41,7 +41,7 @@ pub async fn continue_conversation(
 pub async fn save_when_rendered(
     store: &Store,
     key: &Key,
-    responses: &Responses,
+    responses: &Responses<'_>,
     response: &mut Response<GatewayBody>,
 ) {
     if !responses.request.store() || !response.status().is_success() {
@@ -76,9 +76,11 @@ impl Save {
         let Some(rendered) = self.finished.get() else { return };
         let mut items = self.items;
         items.extend(rendered.output.iter().cloned());
+        // A backend that speaks the Responses API names its answer; the gateway names the others.
+        let id = rendered.response.get("id").and_then(Value::as_str).unwrap_or(&self.id).to_owned();
         let stored = Stored { key: self.key, response: rendered.response.clone(), items };
-        if self.store.put(&self.id, &stored).await.is_err() {
-            tracing::warn!(response = %self.id, "could not store the response; previous_response_id will not find it");
+        if self.store.put(&id, &stored).await.is_err() {
+            tracing::warn!(response = %id, "could not store the response; previous_response_id will not find it");
         }
     }
 }

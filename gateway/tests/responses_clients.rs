@@ -31,6 +31,11 @@ providers:
     type: openai
     base_url: {openai}
     allow_private_network: true
+  - name: native
+    type: openai
+    base_url: {openai}
+    responses_api: true
+    allow_private_network: true
   - name: anthropic
     type: anthropic
     base_url: {anthropic}/v1
@@ -43,6 +48,10 @@ routes:
     backends: [{{ provider: openai, model: gpt-mock }}]
   - model: openai-tool
     backends: [{{ provider: openai, model: gpt-mock-tool }}]
+  - model: native
+    backends: [{{ provider: native, model: gpt-mock }}]
+  - model: native-tool
+    backends: [{{ provider: native, model: gpt-mock-tool }}]
   - model: claude
     backends: [{{ provider: anthropic, model: claude-mock }}]
   - model: claude-tool
@@ -66,10 +75,38 @@ keys:
         ["--url-a", &a.url("/v1"), "--url-b", &b.url("/v1"), "--key", KEY, "--other-key", OTHER_KEY]
             .map(str::to_owned)
             .to_vec();
-    for backend in
-        ["mock=mock,mock", "openai=openai,openai-tool,openai", "anthropic=claude,claude-tool,claude"]
-    {
+    for backend in [
+        "mock=mock,mock",
+        "openai=openai,openai-tool,openai",
+        "anthropic=claude,claude-tool,claude",
+        "native=native,native-tool",
+    ] {
         args.extend(["--backend".to_owned(), backend.to_owned()]);
     }
     run_python_check("responses_sdk.py", &args, "responses sdk ok", &[&a, &b]).await;
+
+    // A backend that speaks the Responses API gets the body as the client sent it: fields the
+    // gateway does not translate kept, only `model` rewritten; continuing a conversation puts
+    // the stored items in `input` (the mock refuses `previous_response_id`: it stores nothing).
+    let auth = [bearer(KEY)];
+    let headers = [(auth[0].0, auth[0].1.as_str())];
+    let first = r#"{"model":"native","input":"Hello there","service_tier":"flex","truncation":"auto"}"#;
+    let first = send("POST", &a.url("/v1/responses"), &headers, first).await;
+    assert_eq!(first.status, 200, "{}", first.text());
+    let forwarded = openai.last_request().unwrap();
+    assert_eq!(forwarded.path, "/v1/responses");
+    assert_eq!(forwarded.body["model"], "gpt-mock");
+    assert_eq!(
+        (&forwarded.body["service_tier"], &forwarded.body["truncation"]),
+        (&"flex".into(), &"auto".into())
+    );
+    let id = first.json()["id"].as_str().unwrap().to_owned();
+    let next = format!(r#"{{"model":"native","input":"And again","previous_response_id":"{id}"}}"#);
+    let next = send("POST", &b.url("/v1/responses"), &headers, next).await;
+    assert_eq!(next.status, 200, "{}", next.text());
+    let forwarded = openai.last_request().unwrap();
+    assert!(forwarded.body.get("previous_response_id").is_none(), "{}", forwarded.body);
+    let input = forwarded.body["input"].as_array().unwrap();
+    assert_eq!(input.len(), 3, "the first question, its answer, the new turn: {input:?}");
+    assert_eq!(input[0]["content"][0]["text"], "Hello there");
 }

@@ -66,7 +66,7 @@ def client(url: str, key: str) -> openai.OpenAI:
 def text_and_stream(a: openai.OpenAI, b: openai.OpenAI, b_url: str, key: str, model: str) -> None:
     whole = a.responses.create(model=model, input="Hello there", instructions="Answer briefly.")
     assert whole.status == "completed" and whole.output_text, (model, whole)
-    assert whole.id.startswith("resp_") and whole.model == model, whole
+    assert whole.id.startswith("resp_"), whole
     assert whole.usage.input_tokens > 0 and whole.usage.output_tokens > 0, whole.usage
 
     with b.responses.stream(model=model, input="Hello there", instructions="Answer briefly.") as stream:

@@ -203,6 +203,12 @@ pub struct OpenAiProviderConfig {
     /// only for a server that rejects the option; its streams then report no tokens.
     #[serde(default = "default_true")]
     pub stream_usage: bool,
+    /// The server speaks OpenAI's Responses API (`{base_url}/responses`: OpenAI itself, recent
+    /// vLLM): `/v1/responses` requests are forwarded to it as they are, `model` rewritten (and a
+    /// continued conversation's stored items put in `input`). Off: they are served through
+    /// chat completions, which every OpenAI-compatible server has.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub responses_api: bool,
     /// Allow a base URL (or a host name resolving to an address) on loopback, link-local or
     /// cloud-metadata networks. Off by default: a provider must not be a way into the gateway's
     /// own network neighbourhood.

@@ -9,7 +9,7 @@ use super::exec::Executor;
 use super::{Call, CompileError, HttpClient, Provider, Reply, translated};
 use crate::body::{Source, SseRelay};
 use crate::error::{UpstreamError, UpstreamErrorKind};
-use crate::inbound::{Api, Inbound};
+use crate::inbound::{Api, Inbound, Responses};
 use http::header::AUTHORIZATION;
 use http::{HeaderMap, Uri};
 use std::sync::Arc;
@@ -17,10 +17,13 @@ use std::time::Duration;
 use switchboard_config::{OpenAiProviderConfig, Secrets};
 use switchboard_llm::Usage;
 use switchboard_llm::openai::{self, MaxTokensField, OpenAiStream};
+use switchboard_llm::responses::{self, ForwardedResponses};
 use switchboard_llm::stream::OpenAiPassthrough;
 
 pub struct OpenAiProvider {
     chat_uri: Uri,
+    /// `{base}/responses`, for a server that speaks the Responses API (`responses_api`).
+    responses_uri: Option<Uri>,
     embeddings_uri: Uri,
     /// Whether streams ask for `stream_options.include_usage`.
     stream_usage: bool,
@@ -47,6 +50,7 @@ impl OpenAiProvider {
         let timeout = Duration::from_millis(config.timeout_ms);
         Ok(OpenAiProvider {
             chat_uri: uri("/chat/completions")?,
+            responses_uri: if config.responses_api { Some(uri("/responses")?) } else { None },
             embeddings_uri: uri("/embeddings")?,
             stream_usage: config.stream_usage,
             exec: Executor::new(name, client, Credentials::Static(headers), timeout),
@@ -66,6 +70,11 @@ impl Provider for OpenAiProvider {
             }
             Api::Embeddings => {
                 passthrough(&self.exec, &self.embeddings_uri, self.stream_usage, call, request).await
+            }
+            Api::Responses
+                if let (Some(uri), Inbound::Responses(responses)) = (&self.responses_uri, request) =>
+            {
+                forward_responses(&self.exec, uri, call, responses).await
             }
             Api::Messages | Api::Responses => {
                 via_hub(&self.exec, &self.chat_uri, self.stream_usage, call, request).await
@@ -130,4 +139,47 @@ pub(super) async fn via_hub(
     headers.insert("x-request-id", call.request_id.clone());
     let answer = exec.post_json(uri, headers, body).await?;
     translated::reply(exec, answer, &call, &hub, OpenAiStream::new, openai::parse_response).await
+}
+
+/// The Responses API to a server that speaks it: the body as the client sent it with `model`
+/// rewritten and, when it continues a stored conversation, `previous_response_id` replaced by
+/// the stored items ahead of `input` (the conversation is the gateway's, so any backend of the
+/// route can continue it). The answer is relayed as it is, read for its usage and for the
+/// object the store keeps.
+async fn forward_responses(
+    exec: &Executor,
+    uri: &Uri,
+    call: Call<'_>,
+    request: &Responses<'_>,
+) -> Result<Reply, UpstreamError> {
+    let mut body = request.raw.clone();
+    body.set_string("model", call.model);
+    if !request.history.is_empty() {
+        body.remove("previous_response_id");
+        let input: Vec<&serde_json::Value> = request.history.iter().chain(&request.request.input).collect();
+        let input = serde_json::value::to_raw_value(&input)
+            .map_err(|err| exec.error(UpstreamErrorKind::InvalidResponse(err.to_string())))?;
+        body.set("input", input);
+    }
+    let mut headers = HeaderMap::new();
+    headers.insert("x-request-id", call.request_id.clone());
+    let answer = exec.post_json(uri, headers, body.to_vec()).await?;
+    if request.request.stream {
+        if !answer.is_event_stream() {
+            return Err(exec.error(UpstreamErrorKind::InvalidResponse(
+                "asked for a stream, got a response that is not text/event-stream".into(),
+            )));
+        }
+        let finished = request.finished.clone();
+        let translator = Box::new(ForwardedResponses::new(move |rendered| {
+            let _ = finished.set(rendered.clone());
+        }));
+        let source = Source::Http(answer.response.into_body());
+        return Ok(Reply::Stream(SseRelay::new(source, translator, exec.timeout())));
+    }
+    let body = exec.read_body(answer).await?;
+    let (rendered, usage) = responses::read_answer(&body)
+        .map_err(|reason| exec.error(UpstreamErrorKind::InvalidResponse(reason)))?;
+    let _ = request.finished.set(rendered);
+    Ok(Reply::Full { body, usage })
 }

@@ -165,6 +165,7 @@ fn compile_one(
                     headers,
                     timeout_ms,
                     stream_usage: spec.stream_usage,
+                    responses_api: spec.responses_api,
                     allow_private_network: spec.allow_private_network,
                     source,
                 }),

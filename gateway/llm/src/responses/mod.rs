@@ -14,11 +14,13 @@
 //! Either way a response ends as a [`Rendered`]: the object for the client and its output items
 //! for the store, which appends them to the conversation after the input.
 
+mod forward;
 mod items;
 mod request;
 mod response;
 mod stream;
 
+pub use forward::{ForwardedResponses, read_answer};
 pub use request::{Echo, ResponsesRequest, parse_request};
 pub use response::{Rendered, ResponseContext, ResponseStatus, render_response, usage_json};
 pub use stream::ResponsesRenderer;

@@ -44,7 +44,7 @@ pub struct ResponsesRenderer {
 }
 
 /// Called once with the finished response.
-type FinishedHook = Box<dyn FnOnce(&Rendered) + Send>;
+pub(super) type FinishedHook = Box<dyn FnOnce(&Rendered) + Send>;
 
 impl std::fmt::Debug for ResponsesRenderer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
