@@ -76,7 +76,7 @@ keys:
             .map(str::to_owned)
             .to_vec();
     for backend in [
-        "mock=mock,mock",
+        "mock=mock,mock,mock",
         "openai=openai,openai-tool,openai",
         "anthropic=claude,claude-tool,claude",
         "native=native,native-tool",

@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 use stream::{Answer, StreamHead};
 use switchboard_config::MockProviderConfig;
-use switchboard_llm::hub::{ChatRequest, ChatResponse, FinishReason, Part};
+use switchboard_llm::hub::{ChatRequest, ChatResponse, FinishReason, Part, ResponseFormat};
 use switchboard_llm::openai::{ModelRequest, OpenAiStream, RequestError, messages_text};
 use switchboard_llm::stream::{HubTranslator, OpenAiPassthrough};
 use switchboard_llm::{RawObject, Usage};
@@ -112,7 +112,18 @@ impl MockProvider {
             None => {
                 // After a tool result this is the result's text: the client sees it arrived.
                 let last = hub.messages.last().map(|message| message.text()).unwrap_or_default();
-                Answer::Text(self.reply_to(&last))
+                let reply = self.reply_to(&last);
+                // JSON asked for: JSON it gets, of the schema's shape (as a tool's arguments
+                // are built), or the reply in an object.
+                Answer::Text(match &hub.response_format {
+                    ResponseFormat::Text => reply,
+                    ResponseFormat::JsonObject => {
+                        Arc::from(serde_json::json!({ "reply": &*reply }).to_string())
+                    }
+                    ResponseFormat::JsonSchema { schema, .. } => {
+                        Arc::from(tool_call::arguments_for(schema).to_string())
+                    }
+                })
             }
         };
         let words =
@@ -224,9 +235,11 @@ const MAX_INPUT_ITEMS: usize = 2048;
 /// The most tokens one embeddings input takes ("8192 tokens for all embedding models").
 const MAX_INPUT_TOKENS: usize = 8192;
 
-/// Whether an OpenAI chat request offers tools (`tools` present and not `null`).
+/// Whether an OpenAI chat request offers tools or asks for JSON (`tools` or `response_format`
+/// present and not `null`): those are answered through the hub, the rest on the fast path.
 fn offers_tools(body: &RawObject<'_>) -> bool {
-    body.get("tools").is_some_and(|raw| raw.get().trim_ascii() != "null")
+    let set = |field: &str| body.get(field).is_some_and(|raw| raw.get().trim_ascii() != "null");
+    set("tools") || set("response_format")
 }
 
 /// `messages` has `minItems: 1`.
