@@ -78,4 +78,22 @@ keys:
     args.extend(["--claude-code".to_owned(), format!("openai={}", fixture.display())]);
     args.extend(["--count-tokens".to_owned(), "claude,openai".to_owned()]);
     run_python_check("anthropic_sdk.py", &args, "anthropic sdk ok", &[&gateway]).await;
+
+    // To an Anthropic backend the body goes as the client sent it (a field only Anthropic acts
+    // on kept, only `model` rewritten) with `anthropic-beta`; to any other backend, neither.
+    let body = r#"{"model":"claude","max_tokens":16,"service_tier":"auto","messages":[{"role":"user","content":"hi"}]}"#;
+    let beta = "prompt-caching-2024-07-31";
+    let headers = [("x-api-key", KEY), ("anthropic-version", "2023-06-01"), ("anthropic-beta", beta)];
+    let answer = send("POST", &gateway.url("/v1/messages"), &headers, body).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let forwarded = anthropic.last_request().unwrap();
+    assert_eq!(forwarded.header("anthropic-beta"), Some(beta));
+    assert_eq!(
+        (&forwarded.body["model"], &forwarded.body["service_tier"]),
+        (&"claude-mock".into(), &"auto".into())
+    );
+    let body = body.replace("\"claude\"", "\"openai\"").replace(r#""service_tier":"auto","#, "");
+    let answer = send("POST", &gateway.url("/v1/messages"), &headers, body).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(openai.last_request().unwrap().header("anthropic-beta"), None);
 }
