@@ -22,6 +22,8 @@ use switchboard_e2e::dockerfile::{Stage, stages};
 use switchboard_e2e::tools::{hadolint, helm, repo_root, succeeded};
 use switchboard_e2e::{TempDir, binary};
 
+#[path = "images/deployments.rs"]
+mod deployments;
 #[path = "images/empty_root.rs"]
 mod empty_root;
 
@@ -243,4 +245,15 @@ async fn the_static_operator_leads_from_an_empty_root() {
     let dir = TempDir::new();
     let out = static_binaries(&dir);
     empty_root::operator_leads_through_a_named_api_server(&dir, &out.join("switchboard-operator")).await;
+}
+
+#[test]
+fn the_static_binaries_run_the_rendered_deployments() {
+    let dir = TempDir::new();
+    let out = static_binaries(&dir);
+    // The default values (what `helm install` gives) and the single-replica dev set.
+    for values in [&[][..], &["ci/dev-values.yaml"]] {
+        let run = TempDir::new();
+        deployments::rendered_deployments_serve(&run, &out, values);
+    }
 }

@@ -39,6 +39,14 @@ const NONROOT: &str = "65532";
 /// `dir/root`, laid out like distroless/static, with `binary` in /usr/local/bin.
 fn distroless_root(dir: &TempDir, binary: &Path) -> PathBuf {
     let root = dir.0.join("root");
+    let peers = format!("127.0.0.1\t{UPSTREAM_HOST} {APISERVER_HOST}\n");
+    distroless_root_at(&root, binary, &peers);
+    root
+}
+
+/// `root`, laid out like distroless/static, with `binary` in /usr/local/bin and `peers` (lines
+/// of `/etc/hosts`) after the runtime's own entries.
+pub fn distroless_root_at(root: &Path, binary: &Path, peers: &str) {
     for sub in ["etc/ssl/certs", "etc/switchboard", "tmp", "home/nonroot", "usr/local/bin"] {
         std::fs::create_dir_all(root.join(sub)).unwrap();
     }
@@ -46,33 +54,48 @@ fn distroless_root(dir: &TempDir, binary: &Path) -> PathBuf {
     std::fs::write(root.join("etc/group"), GROUP).unwrap();
     std::fs::write(root.join("etc/nsswitch.conf"), NSSWITCH).unwrap();
     // The container runtime writes /etc/hosts into every container; ours also names the peers.
-    let hosts = format!(
-        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.0.1\t{UPSTREAM_HOST} {APISERVER_HOST}\n"
-    );
+    let hosts = format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{peers}");
     std::fs::write(root.join("etc/hosts"), hosts).unwrap();
     // One self-signed CA stands in for Debian's bundle: what matters is that it is found.
     let ca = rcgen::generate_simple_self_signed(vec!["ca.switchboard.test".to_owned()]).unwrap();
     std::fs::write(root.join(CA_BUNDLE), ca.cert.pem()).unwrap();
     let name = binary.file_name().unwrap();
     std::fs::copy(binary, root.join("usr/local/bin").join(name)).unwrap();
-    root
 }
 
-fn on_path(program: &str) -> PathBuf {
+pub fn on_path(program: &str) -> PathBuf {
     std::env::var_os("PATH")
         .and_then(|p| std::env::split_paths(&p).map(|d| d.join(program)).find(|c| c.is_file()))
         .unwrap_or_else(|| panic!("{program} not on PATH (util-linux)"))
 }
 
 /// Whether this process is root: the owner of `/proc/self` is the effective user.
-fn running_as_root() -> bool {
+pub fn running_as_root() -> bool {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata("/proc/self").unwrap().uid() == 0
 }
 
 /// `program` (a path inside `root`) with `args`, chrooted into `root`, no environment but `env`.
 fn in_root(root: &Path, program: &str, args: &[&str], env: &[(&str, &str)]) -> Command {
-    let mut command = Command::new(on_path("unshare"));
+    in_root_in(None, root, program, args, env)
+}
+
+/// [`in_root`] in the network namespace `netns` (a `/proc/PID/ns/net` path) if given.
+pub fn in_root_in(
+    netns: Option<&Path>,
+    root: &Path,
+    program: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Command {
+    let mut command = match netns {
+        Some(netns) => {
+            let mut enter = Command::new(on_path("nsenter"));
+            enter.arg(format!("--net={}", netns.display())).arg(on_path("unshare"));
+            enter
+        }
+        None => Command::new(on_path("unshare")),
+    };
     command.arg("--root").arg(root);
     if running_as_root() {
         command.args(["--setgid", NONROOT, "--setuid", NONROOT]);
@@ -85,14 +108,14 @@ fn in_root(root: &Path, program: &str, args: &[&str], env: &[(&str, &str)]) -> C
 }
 
 /// A child process killed on drop, its stdout read line by line on a thread.
-struct Process {
+pub struct Process {
     child: Child,
     lines: mpsc::Receiver<String>,
     log: PathBuf,
 }
 
 impl Process {
-    fn spawn(mut command: Command, log: PathBuf) -> Process {
+    pub fn spawn(mut command: Command, log: PathBuf) -> Process {
         let mut child =
             command.stdout(Stdio::piped()).stderr(std::fs::File::create(&log).unwrap()).spawn().unwrap();
         let stdout = BufReader::new(child.stdout.take().unwrap());
@@ -107,12 +130,12 @@ impl Process {
         Process { child, lines, log }
     }
 
-    fn log(&self) -> String {
+    pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// The next stdout line starting with `prefix`, within `timeout`.
-    fn line_starting(&self, prefix: &str, timeout: Duration) -> String {
+    pub fn line_starting(&self, prefix: &str, timeout: Duration) -> String {
         let deadline = std::time::Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
