@@ -38,7 +38,7 @@
     reason = "test helper: a failed step must abort the test with its context"
 )]
 
-use super::empty_root::{Process, distroless_root_at, in_root_in, on_path};
+use super::empty_root::{Process, distroless_root_at, in_root_in, on_path, running_as_root};
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
@@ -350,6 +350,9 @@ async fn answers_200(url: &str, address: SocketAddr) -> bool {
 /// the operator leads, the gateway gets its snapshot over the stream, and the gateway answers a
 /// chat completion with the key the operator generated for the example VirtualKey.
 pub fn rendered_deployments_serve(dir: &TempDir, bin: &Path, values: &[&str]) {
+    // Like a kubelet: pods' network namespaces, device nodes, Secret files' owners (scripts/test
+    // runs the suite as root in a network namespace of its own).
+    assert!(running_as_root(), "this test needs root (CAP_NET_ADMIN, CAP_MKNOD, CAP_CHOWN)");
     let objects = render(values);
     let operator_name = format!("{RELEASE}-switchboard-operator");
     let gateway_name = format!("{RELEASE}-switchboard-gateway");
