@@ -207,7 +207,7 @@ impl Provider for MockProvider {
         }
         match (call.api, request) {
             (Api::Embeddings, _) => self.embeddings(request, call.model),
-            (_, Inbound::OpenAi { request, .. }) if !offers_tools(&request.body) => {
+            (_, Inbound::OpenAi { request, .. }) if !answered_through_the_hub(&request.body) => {
                 self.chat(request, call.model)
             }
             (_, request) => {
@@ -237,7 +237,7 @@ const MAX_INPUT_TOKENS: usize = 8192;
 
 /// Whether an OpenAI chat request offers tools or asks for JSON (`tools` or `response_format`
 /// present and not `null`): those are answered through the hub, the rest on the fast path.
-fn offers_tools(body: &RawObject<'_>) -> bool {
+fn answered_through_the_hub(body: &RawObject<'_>) -> bool {
     let set = |field: &str| body.get(field).is_some_and(|raw| raw.get().trim_ascii() != "null");
     set("tools") || set("response_format")
 }

@@ -1,6 +1,7 @@
 //! The error edge's tests (apart, to keep error.rs readable).
 
 use super::*;
+use std::sync::Arc;
 
 fn upstream(status: u16, body: &str) -> GatewayError {
     GatewayError::Upstream(UpstreamError {
