@@ -178,7 +178,16 @@ pub struct SseRelay {
     /// Started when the stream is done; its last events wait for it.
     closing_hook: Option<ClosingHook>,
     closing: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    /// Events [`SseRelay::prime`] read before the body was polled, not yet told to the ledger.
+    primed_events: u64,
+    /// When the whole stream must be over (a route's total time limit).
+    end_by: Option<Pin<Box<Sleep>>>,
 }
+
+/// Why a stream failed before its first event reached the client: the attempt failed, and
+/// another backend may still serve the request.
+#[derive(Debug)]
+pub struct StartFailure(pub String);
 
 impl SseRelay {
     /// Boxed: a relay is ten times the size of a full body, and most replies are full.
@@ -206,10 +215,83 @@ impl SseRelay {
             idle: Box::pin(tokio::time::sleep(idle_timeout)),
             closing_hook: None,
             closing: None,
+            primed_events: 0,
+            end_by: None,
         })
     }
 
+    /// The longest silence allowed between events.
+    pub fn idle_timeout(&self) -> Duration {
+        self.idle_timeout
+    }
+
+    /// Tightens the longest silence allowed between events (a route's limit below its
+    /// provider's).
+    pub fn tighten_idle_timeout(&mut self, idle: Duration) {
+        if idle < self.idle_timeout {
+            self.idle_timeout = idle;
+            self.idle.as_mut().reset(tokio::time::Instant::now() + idle);
+        }
+    }
+
+    /// Ends the stream with an error event at `deadline`, wherever it is.
+    pub fn end_by(&mut self, deadline: tokio::time::Instant) {
+        self.end_by = Some(Box::pin(tokio::time::sleep_until(deadline)));
+    }
+
+    /// Reads the upstream until the stream has its first event for the client, or fails. Until
+    /// then the client has received nothing, so a failure here (the upstream broke off, sent
+    /// garbage, ended empty) can still move on to another backend; once this returns `Ok`, the
+    /// attempt has answered and the stream is the client's. The caller bounds the wait.
+    pub async fn prime(&mut self) -> Result<(), StartFailure> {
+        std::future::poll_fn(|cx| self.poll_prime(cx)).await?;
+        self.idle.as_mut().reset(tokio::time::Instant::now() + self.idle_timeout);
+        Ok(())
+    }
+
+    fn poll_prime(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), StartFailure>> {
+        loop {
+            match ready!(self.upstream.poll_chunk(cx)) {
+                Some(Ok(None)) => {}
+                Some(Ok(Some(chunk))) => {
+                    let events = self.decoder.push(&chunk).map_err(|failure| {
+                        StartFailure(format!("the stream's first event is unreadable: {failure:?}"))
+                    })?;
+                    self.primed_events += events.len() as u64;
+                    for event in events {
+                        self.translator.event(event, &mut self.out);
+                    }
+                    if !self.out.is_empty() {
+                        return Poll::Ready(Ok(()));
+                    }
+                }
+                Some(Err(err)) => {
+                    return Poll::Ready(Err(StartFailure(format!("the stream broke off before its first event: {err}"))));
+                }
+                None => return Poll::Ready(Err(StartFailure("the stream ended before its first event".into()))),
+            }
+        }
+    }
+
     fn poll_event(&mut self, cx: &mut Context<'_>, mut ledger: Option<&mut Ledger>) -> Poll<Option<Bytes>> {
+        if self.primed_events > 0 {
+            if let Some(ledger) = ledger.as_deref_mut() {
+                ledger.relayed(self.primed_events);
+                ledger.set_usage(self.translator.usage());
+            }
+            self.primed_events = 0;
+            if let Some(frame) = join(&mut self.out) {
+                return Poll::Ready(Some(frame));
+            }
+        }
+        if !self.done
+            && let Some(end_by) = self.end_by.as_mut()
+            && end_by.as_mut().poll(cx).is_ready()
+        {
+            tracing::warn!("stream cut at the route's total time limit");
+            self.end_by = None;
+            self.fail(StreamFailure::TimeLimit);
+        }
         loop {
             if let Some(closing) = self.closing.as_mut() {
                 ready!(closing.as_mut().poll(cx));

@@ -33,7 +33,7 @@ pub async fn count_tokens(
         return Err(GatewayError::ModelNotAllowed { model });
     }
     let beta = parts.headers.get("anthropic-beta");
-    for backend in route.attempts() {
+    for backend in route.attempts(crate::table::now_ms()).order {
         if let Upstream::Anthropic(provider) = &table.upstreams[backend.upstream] {
             let answer = provider.count_tokens(&backend.model, &body, beta, request_id).await?;
             let mut response = Response::new(GatewayBody::full(answer));

@@ -1,23 +1,31 @@
-//! Forwarding, shared by every API: the route's backends tried in order until one answers, and
-//! the answer turned into the client's response.
+//! Forwarding, shared by every API: the route's backends tried in order until one answers, with
+//! retries, time limits and each backend's circuit, and the answer turned into the client's
+//! response.
 
 use crate::admission::Admitted;
-use crate::body::GatewayBody;
-use crate::error::GatewayError;
+use crate::body::{GatewayBody, StartFailure};
+use crate::error::{GatewayError, UpstreamError, UpstreamErrorKind};
 use crate::inbound::Inbound;
 use crate::ledger::Ledger;
 use crate::limits::reply;
-use crate::table::RoutingTable;
+use crate::table::{Admission, Backend, Health, Route, RoutingTable, now_ms};
 use crate::upstream::{Call, Reply};
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, Response};
 use std::time::Duration;
+use tokio::time::{Instant, timeout_at};
 
 static APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
 
-/// Sends `request` to the admitted route's backends: each one that has what the request needs
-/// (`llm::capability`), in order; a retryable failure moves on to the next, until an answer
-/// starts or `deadline` (for all attempts together) passes.
+/// Sends `request` to the admitted route's backends until one answers: the first available
+/// backend in the route's order (`Route::attempts`), then, on a failure that is the backend's
+/// (connection, timeout, 429, 5xx; never another 4xx), the next, as far as the route's
+/// `max_attempts` and its retry budget allow. A stream counts as answered at its first event:
+/// until then the client has received nothing and a failure can still move on.
+///
+/// When no backend is available (every circuit open or cooling down), the first one that can
+/// serve the request is tried once, as a last resort, without retries: an outage then costs its
+/// providers one call per request.
 pub async fn forward(
     table: &RoutingTable,
     admitted: Admitted<'_>,
@@ -27,45 +35,69 @@ pub async fn forward(
     ledger: &mut Ledger,
 ) -> Result<Response<GatewayBody>, GatewayError> {
     let route = admitted.route;
-    let give_up_at = tokio::time::Instant::now() + deadline;
+    let limit = route.timeouts.total_ms.map_or(deadline, |ms| deadline.min(Duration::from_millis(ms)));
+    let give_up_at = Instant::now() + limit;
+    let now = now_ms();
+    route.retry_budget.deposit(now);
     let needs = request.needs();
-    let mut last_error = None;
     let mut lacking = None;
-    for backend in route.attempts() {
+    let attempts = route.attempts(now);
+    let mut capable = Vec::with_capacity(attempts.order.len());
+    let mut available = 0;
+    for (i, backend) in attempts.order.into_iter().enumerate() {
         // Not tried at all: the backend would refuse it with an error that rarely says why.
         if let Some(capability) = backend.capabilities.missing(&needs) {
             lacking.get_or_insert(capability);
             continue;
         }
-        let upstream = &table.upstreams[backend.upstream];
-        let call = Call {
-            api: request.api(),
-            model: &backend.model,
-            request_id,
-            default_max_tokens: route.default_max_tokens,
-            client: request.client(),
+        available += usize::from(i < attempts.available);
+        capable.push(backend);
+    }
+    let plan: &[&Backend] = match available {
+        0 => &capable[..capable.len().min(1)],
+        n => &capable[..n],
+    };
+    let max_attempts = if available == 0 { 1 } else { route.retry.max_attempts as usize };
+    let mut last_error: Option<UpstreamError> = None;
+    let mut tried = 0;
+    // Each available backend in turn, round again while attempts remain; a backend that has
+    // become unavailable since the order was made (its circuit opened, its probe taken) is
+    // passed by without counting as an attempt.
+    for backend in plan.iter().cycle().take(max_attempts + plan.len()) {
+        if tried == max_attempts {
+            break;
+        }
+        let probe = match backend.health.admit(now_ms()) {
+            Admission::Pass => false,
+            Admission::Probe => true,
+            Admission::Refused if available == 0 => false,
+            Admission::Refused => continue,
         };
-        let Ok(outcome) = tokio::time::timeout_at(give_up_at, upstream.send(call, request)).await else {
-            return Err(GatewayError::DeadlineExceeded { deadline });
-        };
-        backend.metrics.record(outcome.as_ref().map(|_| ()));
-        backend.record(outcome.as_ref().err().map(|err| err.is_retryable()));
+        if tried > 0 && !route.retry_budget.withdraw(now_ms(), &route.retry) {
+            tracing::debug!(route = %route.model, "retry budget spent; not retrying");
+            break;
+        }
+        tried += 1;
+        ledger.set_attempts(tried as u32);
+        let outcome = attempt(table, route, backend, request, request_id, give_up_at, probe).await;
         match outcome {
             Ok(reply) => {
+                let upstream = &table.upstreams[backend.upstream];
                 ledger.set_provider(upstream.name(), backend.price);
                 let mut response = respond(reply, backend.provider_header.as_ref(), ledger);
                 reply::write(&admitted.headroom, response.headers_mut());
                 return Ok(response);
             }
-            Err(err) if err.is_retryable() => {
-                tracing::debug!(route = %route.model, provider = %upstream.name(), error = %err, "backend failed; trying the next one");
+            Err(Failure::Deadline) => return Err(GatewayError::DeadlineExceeded { deadline: limit }),
+            Err(Failure::Upstream(err)) if err.is_retryable() => {
+                tracing::debug!(route = %route.model, error = %err, "attempt failed; trying again where allowed");
                 last_error = Some(err);
             }
-            Err(err) => return Err(err.into()),
+            Err(Failure::Upstream(err)) => return Err(err.into()),
         }
     }
     // A route always has at least one backend (validated), so there is an error to report:
-    // the last backend's failure, or what every backend lacked.
+    // the last attempt's failure, or what every backend lacked.
     Err(match (last_error, lacking) {
         (Some(err), _) => GatewayError::Upstream(err),
         (None, Some(capability)) => {
@@ -73,6 +105,128 @@ pub async fn forward(
         }
         (None, None) => GatewayError::NotReady,
     })
+}
+
+enum Failure {
+    /// The request's own deadline passed: no more attempts.
+    Deadline,
+    Upstream(UpstreamError),
+}
+
+/// One attempt at `backend`, its outcome recorded in the backend's health and metrics.
+async fn attempt(
+    table: &RoutingTable,
+    route: &Route,
+    backend: &Backend,
+    request: &Inbound<'_>,
+    request_id: &HeaderValue,
+    give_up_at: Instant,
+    probe: bool,
+) -> Result<Reply, Failure> {
+    let upstream = &table.upstreams[backend.upstream];
+    let call = Call {
+        api: request.api(),
+        model: &backend.model,
+        request_id,
+        default_max_tokens: route.default_max_tokens,
+        client: request.client(),
+    };
+    let started = Instant::now();
+    let first_byte_by = match route.timeouts.first_byte_ms {
+        Some(ms) => give_up_at.min(started + Duration::from_millis(ms)),
+        None => give_up_at,
+    };
+    let mut guard = InFlight::start(&backend.health, probe);
+    let outcome = match timeout_at(first_byte_by, upstream.send(call, request)).await {
+        Ok(Ok(Reply::Stream(mut relay))) => {
+            if let Some(ms) = route.timeouts.idle_ms {
+                relay.tighten_idle_timeout(Duration::from_millis(ms));
+            }
+            // Until the first event the provider's own limit applies too (it bounds silence).
+            let first_event_by = first_byte_by.min(Instant::now() + relay.idle_timeout());
+            match timeout_at(first_event_by, relay.prime()).await {
+                Ok(Ok(())) => {
+                    if route.timeouts.total_ms.is_some() {
+                        relay.end_by(give_up_at);
+                    }
+                    Ok(Reply::Stream(relay))
+                }
+                Ok(Err(StartFailure(reason))) => {
+                    Err(UpstreamError { provider: upstream.name().clone(), kind: UpstreamErrorKind::Connect(reason) })
+                }
+                Err(_) if first_event_by == give_up_at => {
+                    guard.finish();
+                    return Err(Failure::Deadline);
+                }
+                Err(_) => Err(timed_out(upstream.name(), started)),
+            }
+        }
+        Ok(outcome) => outcome,
+        Err(_) if first_byte_by == give_up_at => {
+            guard.finish();
+            return Err(Failure::Deadline);
+        }
+        Err(_) => Err(timed_out(upstream.name(), started)),
+    };
+    guard.finish();
+    let elapsed = started.elapsed();
+    backend.metrics.record(outcome.as_ref().map(|_| ()));
+    let now = now_ms();
+    match &outcome {
+        Ok(_) => backend.health.record_success(now, elapsed),
+        Err(err) if err.is_retryable() => {
+            if let Some(wait) = err.retry_after() {
+                // The provider said when to come back: not the backend failing.
+                backend.health.cool_down(now, wait);
+                if probe {
+                    backend.health.release_probe();
+                }
+            } else if backend.health.record_failure(now, elapsed, probe) {
+                backend.metrics.record_ejection();
+                tracing::warn!(
+                    provider = %upstream.name(), model = %backend.model,
+                    open_ms = backend.health.open_left_ms(now),
+                    "circuit opened: the backend keeps failing"
+                );
+            }
+        }
+        // About the request, not the backend.
+        Err(_) if probe => backend.health.release_probe(),
+        Err(_) => {}
+    }
+    outcome.map_err(Failure::Upstream)
+}
+
+fn timed_out(provider: &std::sync::Arc<str>, started: Instant) -> UpstreamError {
+    UpstreamError { provider: provider.clone(), kind: UpstreamErrorKind::Timeout(started.elapsed()) }
+}
+
+/// Counts an attempt in flight (the load score of latency-aware balancing) and, for a probe
+/// whose request is dropped before it ends (the client left), hands the probe back.
+struct InFlight<'a> {
+    health: &'a Health,
+    probe: bool,
+    finished: bool,
+}
+
+impl<'a> InFlight<'a> {
+    fn start(health: &'a Health, probe: bool) -> Self {
+        health.start_attempt();
+        InFlight { health, probe, finished: false }
+    }
+
+    fn finish(&mut self) {
+        self.finished = true;
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.health.end_attempt();
+        if self.probe && !self.finished {
+            self.health.release_probe();
+        }
+    }
 }
 
 fn respond(

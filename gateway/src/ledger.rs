@@ -42,6 +42,8 @@ pub struct Ledger {
     limits: Option<Arc<Limits>>,
     /// Estimated prompt tokens, for a request whose usage never arrived.
     prompt_estimate: u64,
+    /// Upstream attempts made (retries included).
+    attempts: u32,
     /// Only allocated when access logging is on.
     log: Option<Box<AccessLog>>,
 }
@@ -78,6 +80,7 @@ impl Ledger {
             reserved: Demand::default(),
             limits: None,
             prompt_estimate: 0,
+            attempts: 0,
             log,
         }
     }
@@ -105,6 +108,10 @@ impl Ledger {
             self.charges = charges;
         }
         self.reserved = reserved;
+    }
+
+    pub fn set_attempts(&mut self, attempts: u32) {
+        self.attempts = attempts;
     }
 
     pub fn set_prompt_estimate(&mut self, tokens: u64) {
@@ -181,6 +188,7 @@ impl Drop for Ledger {
                 key = %self.key.as_deref().unwrap_or("-"),
                 provider = %self.provider.as_deref().unwrap_or("-"),
                 status,
+                attempts = self.attempts,
                 duration_ms = elapsed.as_secs_f64() * 1000.0,
                 tokens_in = usage.input,
                 tokens_out = usage.output,

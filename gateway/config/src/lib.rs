@@ -37,7 +37,9 @@ pub use provider::{
     HeaderConfig, HttpSettings, MockProviderConfig, OpenAiProviderConfig, ProviderConfig,
     VertexProviderConfig, endpoint_url, vertex_base_url,
 };
-pub use route::{BackendConfig, CapabilitiesConfig, PriceConfig, RouteConfig};
+pub use route::{
+    Balancing, BackendConfig, CapabilitiesConfig, PriceConfig, RetryConfig, RouteConfig, RouteTimeouts,
+};
 pub use secret::{SecretValue, Secrets};
 pub use source::ObjectRef;
 pub use time::{civil_date, parse_rfc3339, start_of_next_month};

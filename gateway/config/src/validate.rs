@@ -357,6 +357,7 @@ fn validate_routes<'a>(
                 "must be greater than 0",
             );
         }
+        validate_resilience(errs, i, route);
         if let Some(first) = seen.get(route.model.as_str()) {
             errs.entry(
                 Section::Routes,
@@ -411,6 +412,41 @@ fn validate_routes<'a>(
     }
     seen.into_keys().collect()
 }
+
+/// A route's retries and time limits.
+fn validate_resilience(errs: &mut Collector<'_>, i: usize, route: &crate::RouteConfig) {
+    if let Some(retries) = &route.retries {
+        if retries.max_attempts.is_some_and(|n| !(1..=10).contains(&n)) {
+            errs.entry(Section::Routes, i, format!("routes[{i}].retries.max_attempts"), "must be from 1 to 10");
+        }
+        if retries.budget_percent > 100 {
+            errs.entry(Section::Routes, i, format!("routes[{i}].retries.budget_percent"), "must be at most 100");
+        }
+        if retries.min_per_second > 1000 {
+            errs.entry(Section::Routes, i, format!("routes[{i}].retries.min_per_second"), "must be at most 1000");
+        }
+    }
+    if let Some(timeouts) = &route.timeouts {
+        let limits = [
+            ("first_byte_ms", timeouts.first_byte_ms),
+            ("idle_ms", timeouts.idle_ms),
+            ("total_ms", timeouts.total_ms),
+        ];
+        for (field, value) in limits {
+            if value.is_some_and(|ms| ms == 0 || ms > MAX_TIMEOUT_MS) {
+                errs.entry(
+                    Section::Routes,
+                    i,
+                    format!("routes[{i}].timeouts.{field}"),
+                    format!("must be from 1 to {MAX_TIMEOUT_MS} (one day)"),
+                );
+            }
+        }
+    }
+}
+
+/// The longest time limit a route may set: a day. Anything longer is a typo.
+const MAX_TIMEOUT_MS: u64 = 86_400_000;
 
 fn check_policy_refs(
     errs: &mut Collector<'_>,

@@ -27,6 +27,8 @@ pub enum StreamFailure {
     EventTooLarge,
     /// The bytes cannot be framed (an event-stream prelude with an impossible length).
     InvalidFrame,
+    /// The request reached its route's total time limit.
+    TimeLimit,
 }
 
 impl StreamFailure {
@@ -37,6 +39,7 @@ impl StreamFailure {
             StreamFailure::Stalled => "the upstream stream stalled",
             StreamFailure::EventTooLarge => "an upstream event exceeded the size limit",
             StreamFailure::InvalidFrame => "the upstream stream is not validly framed",
+            StreamFailure::TimeLimit => "the request reached its time limit",
         }
     }
 }

@@ -49,13 +49,25 @@ impl UpstreamError {
         match &self.kind {
             UpstreamErrorKind::Connect(_) | UpstreamErrorKind::Timeout(_) => true,
             UpstreamErrorKind::InvalidResponse(_) | UpstreamErrorKind::Token(_) => true,
+            // 5xx includes 529, Anthropic's "overloaded". Other 4xx are about the request (or
+            // the gateway's credentials): another attempt would get the same answer.
             UpstreamErrorKind::Status { status, .. } => {
-                status.is_server_error()
-                    || *status == StatusCode::TOO_MANY_REQUESTS
-                    || *status == StatusCode::UNAUTHORIZED
-                    || *status == StatusCode::FORBIDDEN
+                status.is_server_error() || *status == StatusCode::TOO_MANY_REQUESTS
             }
         }
+    }
+
+    /// How long a 429 or 503 (or 529) asked to wait, from `Retry-After` in seconds (an HTTP
+    /// date is rare from APIs and is ignored).
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        let UpstreamErrorKind::Status { status, retry_after: Some(value), .. } = &self.kind else {
+            return None;
+        };
+        if !(*status == StatusCode::TOO_MANY_REQUESTS || status.as_u16() == 503 || status.as_u16() == 529) {
+            return None;
+        }
+        let seconds: u64 = value.to_str().ok()?.trim().parse().ok()?;
+        Some(std::time::Duration::from_secs(seconds))
     }
 }
 

@@ -1,7 +1,7 @@
 //! Snapshot → [`RoutingTable`]: the fallible half of a config swap.
 
 use super::state::{BackendState, UsedState};
-use super::{Backend, Route, RoutingTable};
+use super::{RetryRule, Backend, Route, RoutingTable};
 use crate::auth::KeyTable;
 use crate::limits::policy::{Policy, Price};
 use crate::metrics::Metrics;
@@ -108,8 +108,13 @@ fn compile_valid(
             ctx.state.cursor(&route.model, priority)
         };
         let mut compiled =
-            Route::new(&route.model, index, ctx.metrics.route(&route.model), backends, &mut cursor);
+            Route::new(&route.model, index, ctx.metrics.route(&route.model), backends, &mut cursor)
+                .with_balancing(route.balancing);
         compiled.default_max_tokens = route.default_max_tokens;
+        compiled.retry = RetryRule::from_config(route.retries.as_ref(), route.backends.len());
+        used.retry_budget(&route.model);
+        compiled.retry_budget = ctx.state.retry_budget(&route.model);
+        compiled.timeouts = route.timeouts.unwrap_or_default();
         compiled.policies = route.policies.iter().filter_map(|name| policy(name)).collect();
         route_index.insert(compiled.model.clone(), index);
         routes.push(compiled);

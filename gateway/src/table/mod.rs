@@ -7,10 +7,14 @@
 
 mod compile;
 mod health;
+mod retry;
 mod route;
 mod state;
+mod window;
 
 pub use compile::{CompileContext, compile, compile_accepted};
+pub use health::{Admission, CircuitState, Health, now_ms};
+pub use retry::{RetryBudget, RetryRule};
 pub use route::{Backend, Route};
 pub use state::{BackendState, UsedState};
 

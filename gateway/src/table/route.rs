@@ -1,12 +1,16 @@
-//! Backend selection for one route: weighted within a priority tier, fallback across tiers,
-//! backends that keep failing last.
+//! Backend selection for one route: weighted (or latency-aware) within a priority tier, the
+//! next tier only after every available backend of the one before, backends whose circuit is
+//! open or that asked to be left alone (`Retry-After`) last.
 
-use super::health::{Health, now_ms};
+use super::health::Health;
+use super::retry::{RetryBudget, RetryRule};
 use crate::limits::policy::{Policy, Price};
 use crate::metrics::{ProviderMetrics, RouteMetrics};
 use http::HeaderValue;
+use std::cell::Cell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use switchboard_config::{Balancing, RouteTimeouts};
 use switchboard_llm::capability::Capabilities;
 
 /// One way to serve a route: a provider and the model id it knows.
@@ -40,21 +44,6 @@ impl Backend {
         let provider_header = HeaderValue::from_str(provider).ok();
         Backend { upstream, model, metrics, provider_header, health, capabilities, price: None }
     }
-
-    /// Records one attempt's outcome: `None` for success, `Some(retryable)` for a failure.
-    /// Failures that are about the request, not the backend, leave its health alone.
-    pub fn record(&self, failure: Option<bool>) {
-        match failure {
-            None => self.health.record_success(),
-            Some(true) => {
-                if self.health.record_failure(now_ms()) {
-                    self.metrics.record_ejection();
-                    tracing::warn!(model = %self.model, "backend ejected after repeated failures; trying it last for 5 s");
-                }
-            }
-            Some(false) => {}
-        }
-    }
 }
 
 impl std::fmt::Debug for Backend {
@@ -85,8 +74,22 @@ pub struct Route {
     /// The highest price of each token class among the backends: what a reservation assumes,
     /// since any backend may end up serving the request.
     pub reserve_price: Price,
+    /// How many attempts a request gets, and the budget retries come out of.
+    pub retry: RetryRule,
+    pub retry_budget: Arc<RetryBudget>,
+    /// The route's own time limits, where it overrides its providers'.
+    pub timeouts: RouteTimeouts,
+    balancing: Balancing,
     tiers: Box<[Tier]>,
     backend_count: usize,
+}
+
+/// The backends one request may try, in order.
+pub struct Attempts<'a> {
+    pub order: Vec<&'a Backend>,
+    /// How many of `order`, from its start, are available now; the rest have an open circuit
+    /// or a cooldown, and are a last resort.
+    pub available: usize,
 }
 
 /// The longest schedule kept per tier; larger weight sums are scaled down proportionally.
@@ -127,32 +130,83 @@ impl Route {
             default_max_tokens: None,
             policies: Arc::from([]),
             reserve_price,
+            retry: RetryRule::from_config(None, backend_count),
+            retry_budget: Arc::default(),
+            timeouts: RouteTimeouts::default(),
+            balancing: Balancing::Weighted,
             tiers: tiers.into_boxed_slice(),
             backend_count,
         }
     }
 
-    /// The backends to try for one request, in order: the weighted pick of the first tier, the
-    /// rest of that tier, then each fallback tier the same way; ejected backends (see
-    /// [`Health`]) keep their relative order but go after every healthy one.
-    pub fn attempts(&self) -> Vec<&Backend> {
+    pub fn with_balancing(mut self, balancing: Balancing) -> Self {
+        self.balancing = balancing;
+        self
+    }
+
+    /// The backends to try for one request, in order: each tier in priority order, starting
+    /// with its weighted pick (or, latency-aware, the better of two random picks, then the rest
+    /// by load score), then the rest of the tier. Backends that are unavailable at `now_ms`
+    /// keep their relative order but go after every available one.
+    pub fn attempts(&self, now_ms: u64) -> Attempts<'_> {
         let mut order = Vec::with_capacity(self.backend_count);
         for tier in &self.tiers {
+            let start = order.len();
             let n = tier.backends.len();
-            let first = if n == 1 {
-                0
-            } else {
-                let slot = tier.cursor.fetch_add(1, Relaxed) % tier.schedule.len();
-                usize::from(tier.schedule[slot])
-            };
-            order.extend((0..n).map(|i| &tier.backends[(first + i) % n]));
+            match self.balancing {
+                _ if n == 1 => order.push(&tier.backends[0]),
+                Balancing::Weighted => {
+                    let slot = tier.cursor.fetch_add(1, Relaxed) % tier.schedule.len();
+                    let first = usize::from(tier.schedule[slot]);
+                    order.extend((0..n).map(|i| &tier.backends[(first + i) % n]));
+                }
+                Balancing::Latency => {
+                    order.extend(tier.backends.iter());
+                    let tier_order = &mut order[start..];
+                    // Cheapest first; an available backend always before an unavailable one,
+                    // so the random pair is drawn from those that can take the request.
+                    let key = |b: &&Backend| (b.health.is_unavailable(now_ms), b.health.load_score());
+                    tier_order.sort_by(|a, b| key(a).partial_cmp(&key(b)).unwrap_or(std::cmp::Ordering::Equal));
+                    let available = tier_order.iter().filter(|b| !b.health.is_unavailable(now_ms)).count();
+                    if available >= 2 {
+                        let (i, j) = two_distinct(available);
+                        // The better of the two random picks leads; the rest stay cheapest first.
+                        let pick = if key(&tier_order[i]).1 <= key(&tier_order[j]).1 { i } else { j };
+                        tier_order[..=pick].rotate_right(1);
+                    }
+                }
+            }
         }
-        let now = now_ms();
-        if order.iter().any(|b| b.health.is_ejected(now)) {
-            order.sort_by_key(|b| b.health.is_ejected(now));
+        let available = order.iter().filter(|b| !b.health.is_unavailable(now_ms)).count();
+        if available < order.len() {
+            order.sort_by_key(|b| b.health.is_unavailable(now_ms));
         }
-        order
+        Attempts { order, available }
     }
+}
+
+/// Two different indices below `n` (n ≥ 2), from a per-thread xorshift generator: selection
+/// needs spread, not unpredictability, and must not contend on a shared generator.
+fn two_distinct(n: usize) -> (usize, usize) {
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new({
+            use std::hash::{BuildHasher, RandomState};
+            RandomState::new().hash_one(0u8) | 1
+        });
+    }
+    let next = || {
+        STATE.with(|state| {
+            let mut x = state.get();
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            state.set(x);
+            x
+        })
+    };
+    let i = (next() % n as u64) as usize;
+    let j = (i + 1 + (next() % (n as u64 - 1)) as usize) % n;
+    (i, j)
 }
 
 fn smooth_weighted_schedule(weights: &[u32]) -> Box<[u16]> {
@@ -207,7 +261,52 @@ mod tests {
             &mut |_| Arc::default(),
         );
         let orders: Vec<Vec<usize>> =
-            (0..4).map(|_| route.attempts().iter().map(|b| b.upstream).collect()).collect();
+            (0..4).map(|_| route.attempts(1).order.iter().map(|b| b.upstream).collect()).collect();
         assert_eq!(orders, vec![vec![0, 1, 9], vec![0, 1, 9], vec![1, 0, 9], vec![0, 1, 9]]);
+    }
+
+    #[test]
+    fn unavailable_backends_go_last_in_their_order() {
+        let route = Route::new(
+            "r",
+            0,
+            Arc::default(),
+            vec![(0, 1, backend(0)), (0, 1, backend(1)), (1, 1, backend(2))],
+            &mut |_| Arc::default(),
+        );
+        let now = 1_000;
+        route.tiers[0].backends[0].health.cool_down(now, std::time::Duration::from_secs(5));
+        for _ in 0..4 {
+            let attempts = route.attempts(now);
+            let order: Vec<usize> = attempts.order.iter().map(|b| b.upstream).collect();
+            assert_eq!(order, vec![1, 2, 0]);
+            assert_eq!(attempts.available, 2);
+        }
+    }
+
+    #[test]
+    fn latency_balancing_prefers_the_faster_backend() {
+        let route = Route::new(
+            "r",
+            0,
+            Arc::default(),
+            vec![(0, 1, backend(0)), (0, 1, backend(1)), (0, 1, backend(2))],
+            &mut |_| Arc::default(),
+        )
+        .with_balancing(Balancing::Latency);
+        let ms = std::time::Duration::from_millis;
+        route.tiers[0].backends[0].health.record_success(1, ms(200));
+        route.tiers[0].backends[1].health.record_success(1, ms(10));
+        route.tiers[0].backends[2].health.record_success(1, ms(20));
+        let mut first = [0usize; 3];
+        for _ in 0..3_000 {
+            first[route.attempts(2).order[0].upstream] += 1;
+        }
+        // Two random picks of three: the slowest only leads if drawn twice, which never
+        // happens; the fastest leads whenever it is drawn (2 pairs of 3).
+        assert_eq!(first[0], 0);
+        assert!(first[1] > 1_800 && first[2] > 700, "{first:?}");
+        let order: Vec<usize> = route.attempts(2).order.iter().map(|b| b.upstream).collect();
+        assert_eq!(order.len(), 3);
     }
 }

@@ -5,6 +5,7 @@ use super::{Existing, age_order, namespace, object_ref, qualified, resolve_polic
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use switchboard_config::{
+    Balancing,
     BackendConfig, CapabilitiesConfig, FailureMode, PolicyConfig, PolicyMode, PolicyScope, PriceConfig,
     RouteConfig, Snapshot, parse_usd,
 };
@@ -164,6 +165,9 @@ pub(super) fn compile_routes(
             // The schema keeps it positive; a negative one (schema bypassed) becomes 0, which
             // the contract refuses by name.
             default_max_tokens: spec.default_max_tokens.map(|n| u32::try_from(n).unwrap_or(0)),
+            balancing: Balancing::default(),
+            retries: None,
+            timeouts: None,
             source: Some(object_ref(Kind::ModelRoute, meta)),
         });
     }
