@@ -73,6 +73,74 @@ pub struct ModelRouteSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 1_000_000))]
     pub default_max_tokens: Option<i32>,
+
+    /// How a backend is picked among those of the same priority: Weighted (default; by weight,
+    /// in a smooth round-robin) or Latency (the faster of two picked at random, by a
+    /// peak-sensitive average of each backend's time to answer, or to the first event of a
+    /// stream, times its requests in flight; weights are ignored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub balancing: Option<Balancing>,
+
+    /// Retries of attempts that failed for the backend's sake (connection error, timeout, 429,
+    /// 5xx, 529; never another 4xx, never after a stream's first event reached the client), each
+    /// to the next backend. Omitted: 3 attempts (or one per backend when there are more), with
+    /// retries at most 20% of requests plus 1 per second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<Retries>,
+
+    /// Time limits for this route's requests. They tighten the providers' timeoutMs (the
+    /// shorter applies); totalMs bounds the whole request, retries and stream included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeouts: Option<Timeouts>,
+}
+
+/// How backends of one priority share traffic.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+pub enum Balancing {
+    /// By weight, in a smooth round-robin order.
+    #[default]
+    Weighted,
+    /// The faster of two random picks (power of two choices over a latency average).
+    Latency,
+}
+
+/// When failed attempts are retried, and how often.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Retries {
+    /// Attempts per request, the first included, 1 to 10 (1: no retries). Default: 3, or the
+    /// number of backends when there are more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 10))]
+    pub max_attempts: Option<i32>,
+    /// Retries as a share of the route's requests over the last 10 seconds, 0 to 100 percent.
+    /// Default 20.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100))]
+    pub budget_percent: Option<i32>,
+    /// Retries always allowed per second, whatever the share, 0 to 1000. Default 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1000))]
+    pub min_per_second: Option<i32>,
+}
+
+/// A route's time limits, each in milliseconds from 1 to 86400000 (a day).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Timeouts {
+    /// Until an attempt has answered (a stream: its first event); past it the next backend is
+    /// tried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 86_400_000))]
+    pub first_byte_ms: Option<i64>,
+    /// The longest silence between two events of a stream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 86_400_000))]
+    pub idle_ms: Option<i64>,
+    /// The whole request, retries and a stream's last event included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 86_400_000))]
+    pub total_ms: Option<i64>,
 }
 
 /// One upstream for a route: a provider and the model id it knows.

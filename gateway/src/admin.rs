@@ -1,5 +1,5 @@
-//! The admin listener: liveness, readiness and Prometheus metrics, on its own port so it can stay
-//! private while the API port is exposed.
+//! The admin listener: liveness, readiness, Prometheus metrics and the backends' state
+//! (`/backends`, JSON), on its own port so it can stay private while the API port is exposed.
 
 use crate::Gateway;
 use crate::body::GatewayBody;
@@ -42,10 +42,19 @@ pub async fn handle(gateway: Arc<Gateway>, request: Request<Incoming>) -> Respon
             }
         }
         "/metrics" => (StatusCode::OK, "text/plain; version=0.0.4", Bytes::from(gateway.metrics.render())),
+        "/backends" => match gateway.tables.load() {
+            Some(table) => {
+                let json = crate::table::backends_json(&table, crate::table::now_ms());
+                (StatusCode::OK, "application/json", Bytes::from(json))
+            }
+            None => {
+                (StatusCode::SERVICE_UNAVAILABLE, "text/plain", Bytes::from_static(b"no config loaded\n"))
+            }
+        },
         _ => (
             StatusCode::NOT_FOUND,
             "text/plain",
-            Bytes::from_static(b"not found: try /healthz, /readyz, /metrics\n"),
+            Bytes::from_static(b"not found: try /healthz, /readyz, /metrics, /backends\n"),
         ),
     };
     let mut response = Response::new(GatewayBody::full(body));

@@ -266,9 +266,13 @@ impl SseRelay {
                     }
                 }
                 Some(Err(err)) => {
-                    return Poll::Ready(Err(StartFailure(format!("the stream broke off before its first event: {err}"))));
+                    return Poll::Ready(Err(StartFailure(format!(
+                        "the stream broke off before its first event: {err}"
+                    ))));
                 }
-                None => return Poll::Ready(Err(StartFailure("the stream ended before its first event".into()))),
+                None => {
+                    return Poll::Ready(Err(StartFailure("the stream ended before its first event".into())));
+                }
             }
         }
     }

@@ -151,9 +151,10 @@ async fn attempt(
                     }
                     Ok(Reply::Stream(relay))
                 }
-                Ok(Err(StartFailure(reason))) => {
-                    Err(UpstreamError { provider: upstream.name().clone(), kind: UpstreamErrorKind::Connect(reason) })
-                }
+                Ok(Err(StartFailure(reason))) => Err(UpstreamError {
+                    provider: upstream.name().clone(),
+                    kind: UpstreamErrorKind::Connect(reason),
+                }),
                 Err(_) if first_event_by == give_up_at => {
                     guard.finish();
                     return Err(Failure::Deadline);

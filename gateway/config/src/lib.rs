@@ -38,7 +38,7 @@ pub use provider::{
     VertexProviderConfig, endpoint_url, vertex_base_url,
 };
 pub use route::{
-    Balancing, BackendConfig, CapabilitiesConfig, PriceConfig, RetryConfig, RouteConfig, RouteTimeouts,
+    BackendConfig, Balancing, CapabilitiesConfig, PriceConfig, RetryConfig, RouteConfig, RouteTimeouts,
 };
 pub use secret::{SecretValue, Secrets};
 pub use source::ObjectRef;

@@ -417,13 +417,28 @@ fn validate_routes<'a>(
 fn validate_resilience(errs: &mut Collector<'_>, i: usize, route: &crate::RouteConfig) {
     if let Some(retries) = &route.retries {
         if retries.max_attempts.is_some_and(|n| !(1..=10).contains(&n)) {
-            errs.entry(Section::Routes, i, format!("routes[{i}].retries.max_attempts"), "must be from 1 to 10");
+            errs.entry(
+                Section::Routes,
+                i,
+                format!("routes[{i}].retries.max_attempts"),
+                "must be from 1 to 10",
+            );
         }
         if retries.budget_percent > 100 {
-            errs.entry(Section::Routes, i, format!("routes[{i}].retries.budget_percent"), "must be at most 100");
+            errs.entry(
+                Section::Routes,
+                i,
+                format!("routes[{i}].retries.budget_percent"),
+                "must be at most 100",
+            );
         }
         if retries.min_per_second > 1000 {
-            errs.entry(Section::Routes, i, format!("routes[{i}].retries.min_per_second"), "must be at most 1000");
+            errs.entry(
+                Section::Routes,
+                i,
+                format!("routes[{i}].retries.min_per_second"),
+                "must be at most 1000",
+            );
         }
     }
     if let Some(timeouts) = &route.timeouts {

@@ -1,7 +1,7 @@
 //! Snapshot → [`RoutingTable`]: the fallible half of a config swap.
 
 use super::state::{BackendState, UsedState};
-use super::{RetryRule, Backend, Route, RoutingTable};
+use super::{Backend, RetryRule, Route, RoutingTable};
 use crate::auth::KeyTable;
 use crate::limits::policy::{Policy, Price};
 use crate::metrics::Metrics;

@@ -150,9 +150,7 @@ impl Health {
         self.window.add(now_ms, 1, 1);
         self.sample_latency(now_ms, latency);
         let failures = self.consecutive_failures.fetch_add(1, Relaxed).saturating_add(1);
-        let should_open = probe
-            || failures >= OPEN_AFTER_FAILURES
-            || self.error_rate_exceeded(now_ms);
+        let should_open = probe || failures >= OPEN_AFTER_FAILURES || self.error_rate_exceeded(now_ms);
         let open_until = self.open_until_ms.load(Relaxed);
         // Already open and not yet due for a probe: nothing new (late failures of attempts that
         // started before it opened).

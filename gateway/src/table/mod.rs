@@ -7,6 +7,7 @@
 
 mod compile;
 mod health;
+mod report;
 mod retry;
 mod route;
 mod state;
@@ -14,6 +15,7 @@ mod window;
 
 pub use compile::{CompileContext, compile, compile_accepted};
 pub use health::{Admission, CircuitState, Health, now_ms};
+pub use report::backends_json;
 pub use retry::{RetryBudget, RetryRule};
 pub use route::{Backend, Route};
 pub use state::{BackendState, UsedState};

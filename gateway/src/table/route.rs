@@ -55,6 +55,7 @@ impl std::fmt::Debug for Backend {
 /// Backends of the same priority, sharing traffic by weight.
 #[derive(Debug)]
 struct Tier {
+    priority: u32,
     backends: Box<[Backend]>,
     /// Backend indices in smooth weighted round-robin order (weights 3:1 give a,a,b,a rather
     /// than a,a,a,b), precomputed so picking a backend is one atomic increment.
@@ -118,6 +119,7 @@ impl Route {
             }
             let weights: Vec<u32> = members.iter().map(|(w, _)| *w).collect();
             tiers.push(Tier {
+                priority,
                 schedule: smooth_weighted_schedule(&weights),
                 backends: members.into_iter().map(|(_, b)| b).collect(),
                 cursor: cursor(priority),
@@ -137,6 +139,15 @@ impl Route {
             tiers: tiers.into_boxed_slice(),
             backend_count,
         }
+    }
+
+    /// Every backend with its priority, in priority order.
+    pub fn backends(&self) -> impl Iterator<Item = (u32, &Backend)> {
+        self.tiers.iter().flat_map(|tier| tier.backends.iter().map(move |b| (tier.priority, b)))
+    }
+
+    pub fn balancing(&self) -> Balancing {
+        self.balancing
     }
 
     pub fn with_balancing(mut self, balancing: Balancing) -> Self {
@@ -166,7 +177,8 @@ impl Route {
                     // Cheapest first; an available backend always before an unavailable one,
                     // so the random pair is drawn from those that can take the request.
                     let key = |b: &&Backend| (b.health.is_unavailable(now_ms), b.health.load_score());
-                    tier_order.sort_by(|a, b| key(a).partial_cmp(&key(b)).unwrap_or(std::cmp::Ordering::Equal));
+                    tier_order
+                        .sort_by(|a, b| key(a).partial_cmp(&key(b)).unwrap_or(std::cmp::Ordering::Equal));
                     let available = tier_order.iter().filter(|b| !b.health.is_unavailable(now_ms)).count();
                     if available >= 2 {
                         let (i, j) = two_distinct(available);

@@ -5,12 +5,11 @@ use super::{Existing, age_order, namespace, object_ref, qualified, resolve_polic
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use switchboard_config::{
-    Balancing,
-    BackendConfig, CapabilitiesConfig, FailureMode, PolicyConfig, PolicyMode, PolicyScope, PriceConfig,
-    RouteConfig, Snapshot, parse_usd,
+    BackendConfig, Balancing, CapabilitiesConfig, FailureMode, PolicyConfig, PolicyMode, PolicyScope,
+    PriceConfig, RetryConfig, RouteConfig, RouteTimeouts, Snapshot, parse_usd,
 };
 use switchboard_crds::condition::Reason;
-use switchboard_crds::model_route::{ModelRoute, Price};
+use switchboard_crds::model_route::{self as crd_route, ModelRoute, Price};
 use switchboard_crds::rate_limit_policy::{self as crd, RateLimitPolicy};
 
 pub(super) fn compile_policies(
@@ -165,9 +164,32 @@ pub(super) fn compile_routes(
             // The schema keeps it positive; a negative one (schema bypassed) becomes 0, which
             // the contract refuses by name.
             default_max_tokens: spec.default_max_tokens.map(|n| u32::try_from(n).unwrap_or(0)),
-            balancing: Balancing::default(),
-            retries: None,
-            timeouts: None,
+            balancing: match spec.balancing.unwrap_or_default() {
+                crd_route::Balancing::Weighted => Balancing::Weighted,
+                crd_route::Balancing::Latency => Balancing::Latency,
+            },
+            retries: spec.retries.map(|r| {
+                // The schema bounds each value; one out of range (schema bypassed) becomes one
+                // the contract refuses by name.
+                let defaults = RetryConfig::default();
+                RetryConfig {
+                    max_attempts: r.max_attempts.map(|n| u32::try_from(n).unwrap_or(0)),
+                    budget_percent: r
+                        .budget_percent
+                        .map_or(defaults.budget_percent, |n| u32::try_from(n).unwrap_or(u32::MAX)),
+                    min_per_second: r
+                        .min_per_second
+                        .map_or(defaults.min_per_second, |n| u32::try_from(n).unwrap_or(u32::MAX)),
+                }
+            }),
+            timeouts: spec.timeouts.map(|t| {
+                let ms = |value: Option<i64>| value.map(|n| u64::try_from(n).unwrap_or(0));
+                RouteTimeouts {
+                    first_byte_ms: ms(t.first_byte_ms),
+                    idle_ms: ms(t.idle_ms),
+                    total_ms: ms(t.total_ms),
+                }
+            }),
             source: Some(object_ref(Kind::ModelRoute, meta)),
         });
     }
