@@ -90,7 +90,12 @@ fn frames(chunks: &[Value]) -> VecDeque<Bytes> {
 }
 
 pub(crate) fn event_stream(frames: VecDeque<Bytes>, cut: bool) -> Response<MockBody> {
-    let mut response = Response::new(MockBody::frames(frames, cut));
+    sse_response(MockBody::frames(frames, cut))
+}
+
+/// A 200 `text/event-stream` response with this body.
+pub(crate) fn sse_response(body: MockBody) -> Response<MockBody> {
+    let mut response = Response::new(body);
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));

@@ -24,9 +24,15 @@ pub(crate) enum MockBody {
     Full(Option<Bytes>),
     /// A chat completion event stream.
     Sse(Box<SseStream>),
-    /// Pre-built frames, one per poll (the less common answers: tool calls, broken answers);
-    /// with `cut`, the body then fails, so hyper drops the connection without ending the body.
-    Frames { frames: VecDeque<Bytes>, cut: bool, pause: Option<Pin<Box<Sleep>>> },
+    /// Pre-built frames, one per poll (the less common answers: tool calls, broken answers,
+    /// Responses event streams); with `cut`, the body then fails, so hyper drops the connection
+    /// without ending the body. `hold` (a slow-first-token fault) delays the first frame.
+    Frames {
+        frames: VecDeque<Bytes>,
+        cut: bool,
+        pause: Option<Pin<Box<Sleep>>>,
+        hold: Option<Pin<Box<Sleep>>>,
+    },
 }
 
 impl MockBody {
@@ -36,14 +42,20 @@ impl MockBody {
 
     /// Pre-built frames; with `cut`, the connection then drops.
     pub(crate) fn frames(frames: VecDeque<Bytes>, cut: bool) -> Self {
-        Self::Frames { frames, cut, pause: None }
+        Self::Frames { frames, cut, pause: None, hold: None }
+    }
+
+    /// Pre-built frames whose first one waits `hold` (counted from now).
+    pub(crate) fn held_frames(frames: VecDeque<Bytes>, cut: bool, hold: Option<Duration>) -> Self {
+        let hold = hold.map(|d| Box::pin(tokio::time::sleep(d)));
+        Self::Frames { frames, cut, pause: None, hold }
     }
 }
 
 /// How long a cut body waits after its last frame before dropping the connection.
 const CUT_PAUSE: Duration = Duration::from_millis(20);
 
-/// The body error that drops the connection mid-answer (`*-disconnect`).
+/// The body error that drops the connection mid-answer (`*-disconnect`, a stream-cut fault).
 #[derive(Debug)]
 pub(crate) struct Cut;
 
@@ -62,8 +74,12 @@ impl Body for MockBody {
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Cut>>> {
         match self.get_mut() {
             Self::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
-            Self::Sse(s) => s.poll_next(cx).map(|o| o.map(|b| Ok(Frame::data(b)))),
-            Self::Frames { frames, cut, pause } => {
+            Self::Sse(s) => s.poll_next(cx).map(|o| o.map(|r| r.map(Frame::data))),
+            Self::Frames { frames, cut, pause, hold } => {
+                if let Some(wait) = hold {
+                    ready!(wait.as_mut().poll(cx));
+                    *hold = None;
+                }
                 if let Some(frame) = frames.pop_front() {
                     return Poll::Ready(Some(Ok(Frame::data(frame))));
                 }
@@ -103,6 +119,10 @@ enum Phase {
     Usage,
     Done,
     Finished,
+    /// A stream-cut fault: waiting for hyper to flush, then the body fails.
+    Cutting,
+    /// Cut (neither completed nor aborted by the client).
+    Cut,
 }
 
 const ROLE_CHOICE: &[u8] =
@@ -133,6 +153,11 @@ pub(crate) struct StreamPlan {
     pub(crate) delay: Option<Duration>,
     /// Send the role chunk and this many content chunks, then an error event and stop.
     pub(crate) fail_after: Option<u32>,
+    /// A stream-cut fault: the role chunk and this many content chunks, then the connection
+    /// drops.
+    pub(crate) cut_after: Option<u32>,
+    /// A slow-first-token fault: the role chunk (so every body byte) waits this long.
+    pub(crate) first_delay: Option<Duration>,
 }
 
 /// `{"prompt_tokens":..,"completion_tokens":..,"total_tokens":..}`, with OpenAI's
@@ -171,6 +196,8 @@ pub(crate) struct SseStream {
     continuous_usage: bool,
     delay: Option<Duration>,
     fail_after: Option<u32>,
+    cut_after: Option<u32>,
+    first_delay: Option<Duration>,
     sleep: Option<Pin<Box<Sleep>>>,
     armed: bool,
     phase: Phase,
@@ -200,6 +227,8 @@ impl SseStream {
             continuous_usage: plan.continuous_usage,
             delay: plan.delay,
             fail_after: plan.fail_after,
+            cut_after: plan.cut_after,
+            first_delay: plan.first_delay,
             sleep: None,
             armed: false,
             phase: Phase::Role,
@@ -259,9 +288,9 @@ impl SseStream {
         Some((start, self.pos))
     }
 
-    /// Waits out the per-chunk delay, if any. `Ready` means "go".
-    fn poll_delay(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        let Some(delay) = self.delay else {
+    /// Waits out `delay`, if any (re-armed after each `Ready`). `Ready` means "go".
+    fn poll_wait(&mut self, cx: &mut Context<'_>, delay: Option<Duration>) -> Poll<()> {
+        let Some(delay) = delay else {
             return Poll::Ready(());
         };
         if !self.armed {
@@ -279,20 +308,25 @@ impl SseStream {
         Poll::Ready(())
     }
 
-    fn finish(&mut self, last: Bytes) -> Poll<Option<Bytes>> {
+    fn finish(&mut self, last: Bytes) -> Poll<Option<Result<Bytes, Cut>>> {
         self.phase = Phase::Finished;
         bump(&self.shared.stats.streams_completed);
-        Poll::Ready(Some(last))
+        Poll::Ready(Some(Ok(last)))
     }
 
-    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Cut>>> {
         loop {
             match self.phase {
                 Phase::Role => {
+                    ready!(self.poll_wait(cx, self.first_delay));
                     self.phase = Phase::Content;
-                    return Poll::Ready(Some(self.event(ROLE_CHOICE, None)));
+                    return Poll::Ready(Some(Ok(self.event(ROLE_CHOICE, None))));
                 }
                 Phase::Content => {
+                    if self.cut_after.is_some_and(|n| self.sent_content >= n) {
+                        self.phase = Phase::Cutting;
+                        continue;
+                    }
                     if self.fail_after.is_some_and(|n| self.sent_content >= n) {
                         return self.finish(Bytes::from_static(MIDSTREAM_ERROR));
                     }
@@ -300,27 +334,38 @@ impl SseStream {
                         self.phase = Phase::Finish;
                         continue;
                     }
-                    ready!(self.poll_delay(cx));
+                    ready!(self.poll_wait(cx, self.delay));
                     let Some((start, end)) = self.next_word() else {
                         self.phase = Phase::Finish;
                         continue;
                     };
                     self.sent_content += 1;
-                    return Poll::Ready(Some(self.event(b"", Some(&self.reply[start..end]))));
+                    return Poll::Ready(Some(Ok(self.event(b"", Some(&self.reply[start..end])))));
                 }
                 Phase::Finish => {
+                    // A cut stream never ends properly, even when the reply is shorter.
+                    if self.cut_after.is_some() {
+                        self.phase = Phase::Cutting;
+                        continue;
+                    }
                     if self.fail_after.is_some() {
                         return self.finish(Bytes::from_static(MIDSTREAM_ERROR));
                     }
                     self.phase = if self.include_usage { Phase::Usage } else { Phase::Done };
-                    return Poll::Ready(Some(self.event(FINISH_CHOICE, None)));
+                    return Poll::Ready(Some(Ok(self.event(FINISH_CHOICE, None))));
                 }
                 Phase::Usage => {
                     self.phase = Phase::Done;
-                    return Poll::Ready(Some(self.usage_event()));
+                    return Poll::Ready(Some(Ok(self.usage_event())));
                 }
                 Phase::Done => return self.finish(Bytes::from_static(DONE)),
-                Phase::Finished => return Poll::Ready(None),
+                Phase::Cutting => {
+                    // Pending first, so hyper flushes the chunks sent before the connection drops.
+                    ready!(self.poll_wait(cx, Some(CUT_PAUSE)));
+                    self.phase = Phase::Cut;
+                    return Poll::Ready(Some(Err(Cut)));
+                }
+                Phase::Finished | Phase::Cut => return Poll::Ready(None),
             }
         }
     }
@@ -328,7 +373,7 @@ impl SseStream {
 
 impl Drop for SseStream {
     fn drop(&mut self) {
-        if self.phase != Phase::Finished {
+        if !matches!(self.phase, Phase::Finished | Phase::Cut) {
             bump(&self.shared.stats.streams_aborted);
         }
     }

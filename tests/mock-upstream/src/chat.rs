@@ -29,6 +29,7 @@ use crate::Shared;
 use crate::answers::{self, Answer};
 use crate::behavior::{Behavior, bad_request, invalid, json_response, status_error};
 use crate::body::{MockBody, SseStream, StreamPlan, push_usage};
+use crate::fault::StreamShape;
 use crate::json::{count_words, push_str, push_u64};
 
 #[derive(Deserialize)]
@@ -205,7 +206,8 @@ pub(crate) fn now_secs() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-pub(crate) async fn handle(shared: &Arc<Shared>, body: &[u8]) -> Response<MockBody> {
+/// `shape`: how an injected fault bends a stream (ignored by plain answers).
+pub(crate) async fn handle(shared: &Arc<Shared>, body: &[u8], shape: StreamShape) -> Response<MockBody> {
     let req: ChatRequest<'_> = match serde_json::from_slice(body) {
         Ok(r) => r,
         Err(e) => {
@@ -313,6 +315,8 @@ pub(crate) async fn handle(shared: &Arc<Shared>, body: &[u8]) -> Response<MockBo
                 _ => None,
             },
             fail_after: (behavior == Behavior::Midstream).then_some(2),
+            cut_after: shape.cut_after,
+            first_delay: shape.first_delay,
         };
         let mut resp = Response::new(MockBody::Sse(Box::new(SseStream::new(Arc::clone(shared), plan))));
         let h = resp.headers_mut();

@@ -11,6 +11,13 @@
 //! `-midstream-error`, `-disconnect`; anything else = default. The reply echoes the request
 //! and the mock refuses what OpenAI refuses where the conformance suite relies on it (`chat.rs`).
 //!
+//! A [`Fault`] set at run time ([`MockUpstream::set_fault`], [`MockUpstream::set_fault_ratio`],
+//! or `POST /_mock/fault` from loopback) overrides the model string for chat completions,
+//! Responses and embeddings requests until cleared: an error status with or without
+//! `Retry-After`, a delay before the head, a TCP reset, a stream cut after N content chunks, or a
+//! slow first token (module `fault`). Requests it hits are counted in
+//! [`StatsSnapshot::faults_injected`].
+//!
 //! [`Options::azure`] switches to Azure OpenAI's URLs, `api-version`, `api-key` / Entra bearer
 //! authentication and error bodies (module `azure`).
 
@@ -20,6 +27,7 @@ mod behavior;
 mod body;
 mod chat;
 mod embeddings;
+mod fault;
 mod json;
 mod responses;
 mod server;
@@ -37,6 +45,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use azure::AzureOptions;
+pub use fault::Fault;
 pub use stats::StatsSnapshot;
 
 /// Server options.
@@ -88,6 +97,7 @@ pub(crate) struct Shared {
     pub(crate) azure: Option<AzureOptions>,
     /// Azure mode: the path and query of the last request, as sent.
     pub(crate) last_azure_uri: ArcSwapOption<String>,
+    pub(crate) faults: fault::Faults,
 }
 
 impl Shared {
@@ -99,6 +109,7 @@ impl Shared {
             next_id: AtomicU64::new(1),
             azure: options.azure,
             last_azure_uri: ArcSwapOption::empty(),
+            faults: fault::Faults::default(),
         }
     }
 
@@ -175,6 +186,18 @@ impl MockUpstream {
     /// Azure mode: the path and query of the last request (`/openai/deployments/d/chat/completions?api-version=…`).
     pub fn last_azure_uri(&self) -> Option<String> {
         self.shared.last_azure_uri.load_full().map(|uri| uri.as_ref().clone())
+    }
+
+    /// Injects `fault` into every chat completions, Responses and embeddings request from now
+    /// on, whatever its model; `None` restores the model-string behaviours.
+    pub fn set_fault(&self, fault: Option<Fault>) {
+        self.shared.faults.set(fault, 1);
+    }
+
+    /// Injects `fault` into one request in `one_in` from now on: the 1st, the `one_in + 1`-th,
+    /// and so on (deterministic, so a test knows how many were hit; `one_in` 0 counts as 1).
+    pub fn set_fault_ratio(&self, fault: Fault, one_in: u32) {
+        self.shared.faults.set(Some(fault), one_in);
     }
 
     /// Polls (every ~5 ms) until `pred(&stats)` holds or `timeout` passes; returns the last

@@ -18,7 +18,11 @@ A fake OpenAI-compatible upstream for Switchboard's tests and benchmarks.
   -h, --help       print this help
 
 Prints `listening IP:PORT` on stdout once bound; serves until SIGTERM or SIGINT.
-Stats: GET /_mock/stats.
+Stats: GET /_mock/stats. Faults (from loopback peers only), answered 204 (400 if refused):
+POST /_mock/fault {\"fault\":\"status\",\"status\":503,\"retry_after\":2} | {\"fault\":\"delay\",\"ms\":N}
+  | {\"fault\":\"reset\"} | {\"fault\":\"stream_cut\",\"after_chunks\":N}
+  | {\"fault\":\"slow_first_token\",\"ms\":N} | {\"fault\":\"none\"}, each optionally with
+  \"one_in\":N (the 1st, N+1-th, ... request gets it).
 ";
 
 struct Args {

@@ -31,10 +31,11 @@ use hyper::{Response, StatusCode};
 use serde_json::{Map, Value, json};
 
 use crate::Shared;
-use crate::answers::{event_stream, sample, split};
+use crate::answers::{sample, split, sse_response};
 use crate::behavior::{Behavior, bad_request, json_response, status_error};
 use crate::body::MockBody;
 use crate::chat::now_secs;
+use crate::fault::StreamShape;
 use crate::json::count_words;
 
 /// Characters of the last user message the reply echoes, as chat's reply does.
@@ -372,13 +373,18 @@ fn echoed_fields(request: &Map<String, Value>, model: &str) -> Map<String, Value
     echoed
 }
 
-pub(crate) async fn handle(shared: &Arc<Shared>, body: &[u8]) -> Response<MockBody> {
-    match answer(shared, body).await {
+/// `shape`: how an injected fault bends a stream (`*.delta` events are its content chunks).
+pub(crate) async fn handle(shared: &Arc<Shared>, body: &[u8], shape: StreamShape) -> Response<MockBody> {
+    match answer(shared, body, shape).await {
         Ok(response) | Err(response) => response,
     }
 }
 
-async fn answer(shared: &Arc<Shared>, body: &[u8]) -> Result<Response<MockBody>, Response<MockBody>> {
+async fn answer(
+    shared: &Arc<Shared>,
+    body: &[u8],
+    shape: StreamShape,
+) -> Result<Response<MockBody>, Response<MockBody>> {
     let request = match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(request)) => request,
         Ok(_) => return Err(bad_request("The request body must be a JSON object.")),
@@ -437,14 +443,35 @@ async fn answer(shared: &Arc<Shared>, body: &[u8]) -> Result<Response<MockBody>,
         tokio::time::sleep(delay).await;
     }
     if request.get("stream").and_then(Value::as_bool) == Some(true) {
-        let frames: VecDeque<Bytes> = answer
-            .events()
+        let mut events = answer.events();
+        if let Some(n) = shape.cut_after {
+            // Up to (not including) the (n+1)-th delta, so exactly n content chunks get out; with
+            // fewer deltas, all but the last event (`response.completed`): a cut stream never
+            // ends properly.
+            let mut deltas = 0;
+            let keep = events
+                .iter()
+                .position(|e| {
+                    deltas += u32::from(is_delta(e));
+                    deltas > n
+                })
+                .unwrap_or(events.len().saturating_sub(1));
+            events.truncate(keep);
+        }
+        let frames: VecDeque<Bytes> = events
             .iter()
             .map(|e| Bytes::from(format!("event: {}\ndata: {e}\n\n", e["type"].as_str().unwrap_or_default())))
             .collect();
-        return Ok(event_stream(frames, false));
+        let cut = shape.cut_after.is_some();
+        return Ok(sse_response(MockBody::held_frames(frames, cut, shape.first_delay)));
     }
     Ok(json_response(MockBody::full(answer.object(true).to_string())))
+}
+
+/// A content chunk of a Responses stream: `response.output_text.delta`,
+/// `response.function_call_arguments.delta`.
+fn is_delta(event: &Value) -> bool {
+    event["type"].as_str().is_some_and(|t| t.ends_with(".delta"))
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ pub(crate) struct Stats {
     pub(crate) streams_aborted: AtomicU64,
     pub(crate) connections_opened: AtomicU64,
     pub(crate) connections_closed: AtomicU64,
+    pub(crate) faults_injected: AtomicU64,
 }
 
 /// Adds one to a counter.
@@ -47,6 +48,10 @@ pub struct StatsSnapshot {
     pub connections_closed: u64,
     /// `connections_opened - connections_closed`.
     pub open_connections: u64,
+    /// Requests that got an injected fault (`MockUpstream::set_fault`; absent from older
+    /// snapshots' JSON: 0).
+    #[serde(default)]
+    pub faults_injected: u64,
 }
 
 impl Stats {
@@ -66,6 +71,7 @@ impl Stats {
             connections_opened,
             connections_closed,
             open_connections: connections_opened.saturating_sub(connections_closed),
+            faults_injected: load(&self.faults_injected),
         }
     }
 }
