@@ -23,9 +23,9 @@ static APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/jso
 /// `max_attempts` and its retry budget allow. A stream counts as answered at its first event:
 /// until then the client has received nothing and a failure can still move on.
 ///
-/// When no backend is available (every circuit open or cooling down), the first one that can
-/// serve the request is tried once, as a last resort, without retries: an outage then costs its
-/// providers one call per request.
+/// Backends whose circuit is open or that are cooling down are a last resort, tried only after
+/// every available one failed: retries are paid from the route's budget, so an outage costs its
+/// providers at most that.
 pub async fn forward(
     table: &RoutingTable,
     admitted: Admitted<'_>,
@@ -53,24 +53,22 @@ pub async fn forward(
         available += usize::from(i < attempts.available);
         capable.push(backend);
     }
-    let plan: &[&Backend] = match available {
-        0 => &capable[..capable.len().min(1)],
-        n => &capable[..n],
-    };
-    let max_attempts = if available == 0 { 1 } else { route.retry.max_attempts as usize };
+    let max_attempts = route.retry.max_attempts as usize;
     let mut last_error: Option<UpstreamError> = None;
     let mut tried = 0;
-    // Each available backend in turn, round again while attempts remain; a backend that has
-    // become unavailable since the order was made (its circuit opened, its probe taken) is
-    // passed by without counting as an attempt.
-    for backend in plan.iter().cycle().take(max_attempts + plan.len()) {
+    // The backends in order, round again while attempts remain. Those that were unavailable
+    // when the order was made come last: they are tried only after every available one failed
+    // (a backend that recovered while its circuit is open can still save the request), each
+    // retry paid from the budget. One that became unavailable since (its circuit opened, its
+    // probe taken by another request) is passed by without counting as an attempt.
+    for (position, backend) in capable.iter().enumerate().cycle().take(max_attempts + capable.len()) {
         if tried == max_attempts {
             break;
         }
         let probe = match backend.health.admit(now_ms()) {
             Admission::Pass => false,
             Admission::Probe => true,
-            Admission::Refused if available == 0 => false,
+            Admission::Refused if position >= available => false,
             Admission::Refused => continue,
         };
         if tried > 0 && !route.retry_budget.withdraw(now_ms(), &route.retry) {
