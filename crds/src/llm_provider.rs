@@ -274,11 +274,27 @@ pub struct Timeouts {
     #[serde(default = "default_request_timeout")]
     #[x_kube(validation = Rule::new(duration_rule("> duration('0s')")).message("must be greater than 0s"))]
     pub request: Duration,
+
+    /// Opening a connection, TCP and TLS. Default 10s, or request when shorter. Example: 2s
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new(duration_rule("> duration('0s')")).message("must be greater than 0s"))]
+    pub connect: Option<Duration>,
+
+    /// The longest silence between two events of a stream. Default: request. Example: 30s
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new(duration_rule("> duration('0s')")).message("must be greater than 0s"))]
+    pub idle: Option<Duration>,
+
+    /// One attempt from start to end, a stream's last event included. Default: no limit beyond
+    /// the request's own. Example: 10m
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new(duration_rule("> duration('0s')")).message("must be greater than 0s"))]
+    pub total: Option<Duration>,
 }
 
 impl Default for Timeouts {
     fn default() -> Self {
-        Self { request: default_request_timeout() }
+        Self { request: default_request_timeout(), connect: None, idle: None, total: None }
     }
 }
 

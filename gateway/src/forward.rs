@@ -130,9 +130,11 @@ async fn attempt(
         client: request.client(),
     };
     let started = Instant::now();
+    // The provider's limit on the whole attempt, if it has one, and the request's.
+    let attempt_by = upstream.total_timeout().map_or(give_up_at, |total| give_up_at.min(started + total));
     let first_byte_by = match route.timeouts.first_byte_ms {
-        Some(ms) => give_up_at.min(started + Duration::from_millis(ms)),
-        None => give_up_at,
+        Some(ms) => attempt_by.min(started + Duration::from_millis(ms)),
+        None => attempt_by,
     };
     let mut guard = InFlight::start(&backend.health, probe);
     let outcome = match timeout_at(first_byte_by, upstream.send(call, request)).await {
@@ -144,8 +146,8 @@ async fn attempt(
             let first_event_by = first_byte_by.min(Instant::now() + relay.idle_timeout());
             match timeout_at(first_event_by, relay.prime()).await {
                 Ok(Ok(())) => {
-                    if route.timeouts.total_ms.is_some() {
-                        relay.end_by(give_up_at);
+                    if route.timeouts.total_ms.is_some() || attempt_by < give_up_at {
+                        relay.end_by(attempt_by);
                     }
                     Ok(Reply::Stream(relay))
                 }

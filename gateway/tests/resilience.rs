@@ -21,13 +21,18 @@ struct Fleet {
 #[expect(clippy::unwrap_used, reason = "test helpers: a failure fails the test")]
 impl Fleet {
     async fn start(backends: usize, routes: &str) -> Fleet {
+        Self::start_with(backends, "", routes).await
+    }
+
+    /// As [`Fleet::start`], with `provider_extra` (`, key: value`) added to every provider.
+    async fn start_with(backends: usize, provider_extra: &str, routes: &str) -> Fleet {
         let mut mocks = Vec::new();
         let mut providers = String::new();
         for i in 0..backends {
             let mock = MockUpstream::start(std::net::SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
             let name = provider_name(i);
             providers.push_str(&format!(
-                "  - {{ name: {name}, type: openai, base_url: {}, timeout_ms: 5000 }}\n",
+                "  - {{ name: {name}, type: openai, base_url: {}, timeout_ms: 5000{provider_extra} }}\n",
                 mock.base_url()
             ));
             mocks.push(mock);
@@ -294,4 +299,27 @@ async fn latency_aware_selection_shifts_traffic_away_from_a_slow_backend() {
     let report = fleet.backends().await;
     assert_eq!(report["routes"][0]["balancing"], "latency");
     assert!(backend(&report, "a")["latency_ms"].as_f64().unwrap() >= 100.0, "{report}");
+}
+
+#[tokio::test]
+async fn a_provider_idle_limit_ends_a_silent_stream() {
+    // The mock's `stream-5-1000`: five words a second apart; the provider allows 300 ms of silence.
+    let routes = "  - { model: m, backends: [{ provider: a, model: stream-5-1000 }] }";
+    let fleet = Fleet::start_with(1, ", timeouts: { idle_ms: 300 }", routes).await;
+    let response = fleet.ask(&client(), "m", true).await;
+    let events = sse_data(&response.text());
+    let last: serde_json::Value = serde_json::from_str(events.last().unwrap()).unwrap();
+    assert!(last["error"]["message"].as_str().unwrap().contains("stalled"), "{events:?}");
+}
+
+#[tokio::test]
+async fn a_provider_total_limit_cuts_a_long_stream() {
+    // Twenty words 100 ms apart take 2 s; the provider allows an attempt 500 ms in all.
+    let routes = "  - { model: m, backends: [{ provider: a, model: stream-20-100 }] }";
+    let fleet = Fleet::start_with(1, ", timeouts: { total_ms: 500 }", routes).await;
+    let response = fleet.ask(&client(), "m", true).await;
+    let events = sse_data(&response.text());
+    let last: serde_json::Value = serde_json::from_str(events.last().unwrap()).unwrap();
+    assert!(last["error"]["message"].as_str().unwrap().contains("time limit"), "{events:?}");
+    assert!(events.len() > 2, "the stream had started: {events:?}");
 }

@@ -2,7 +2,7 @@
 //! <https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_Converse.html>
 
 use crate::ObjectRef;
-use crate::provider::{Credential, HeaderConfig};
+use crate::provider::{Credential, HeaderConfig, ProviderTimeouts};
 use serde::{Deserialize, Serialize};
 
 /// An upstream speaking Bedrock Runtime's Converse and ConverseStream
@@ -25,6 +25,9 @@ pub struct BedrockProviderConfig {
     /// As for OpenAI providers: connect and answer budget, and the longest silence in a stream.
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
+    /// As for OpenAI providers: connecting, stream silence and whole-attempt limits.
+    #[serde(default, skip_serializing_if = "ProviderTimeouts::is_empty")]
+    pub timeouts: ProviderTimeouts,
     /// As for OpenAI providers: allow loopback, link-local and metadata addresses (for the base
     /// URL and the STS endpoint).
     #[serde(default, skip_serializing_if = "is_false")]

@@ -34,7 +34,7 @@ pub use network::AddressRule;
 pub use policy::{BudgetConfig, FailureMode, PolicyConfig, PolicyMode, PolicyScope, parse_usd};
 pub use provider::{
     AnthropicProviderConfig, AzureOpenAiProviderConfig, Credential, EntraConfig, GeminiProviderConfig,
-    HeaderConfig, HttpSettings, MockProviderConfig, OpenAiProviderConfig, ProviderConfig,
+    HeaderConfig, HttpSettings, MockProviderConfig, OpenAiProviderConfig, ProviderConfig, ProviderTimeouts,
     VertexProviderConfig, endpoint_url, vertex_base_url,
 };
 pub use route::{

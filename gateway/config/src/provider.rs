@@ -102,6 +102,7 @@ impl ProviderConfig {
                 api_key_prefix: "Bearer ",
                 headers: &p.headers,
                 timeout_ms: p.timeout_ms,
+                timeouts: p.timeouts,
                 allow_private_network: p.allow_private_network,
             }),
             ProviderConfig::Anthropic(p) => Some(HttpSettings {
@@ -111,6 +112,7 @@ impl ProviderConfig {
                 api_key_prefix: "",
                 headers: &p.headers,
                 timeout_ms: p.timeout_ms,
+                timeouts: p.timeouts,
                 allow_private_network: p.allow_private_network,
             }),
             ProviderConfig::Gemini(p) => Some(HttpSettings {
@@ -122,6 +124,7 @@ impl ProviderConfig {
                 api_key_prefix: "",
                 headers: &p.headers,
                 timeout_ms: p.timeout_ms,
+                timeouts: p.timeouts,
                 allow_private_network: p.allow_private_network,
             }),
             ProviderConfig::Vertex(p) => Some(HttpSettings {
@@ -133,6 +136,7 @@ impl ProviderConfig {
                 api_key_prefix: "",
                 headers: &p.headers,
                 timeout_ms: p.timeout_ms,
+                timeouts: p.timeouts,
                 allow_private_network: p.allow_private_network,
             }),
             ProviderConfig::AzureOpenAi(p) => Some(HttpSettings {
@@ -142,6 +146,7 @@ impl ProviderConfig {
                 api_key_prefix: "",
                 headers: &p.headers,
                 timeout_ms: p.timeout_ms,
+                timeouts: p.timeouts,
                 allow_private_network: p.allow_private_network,
             }),
             // Its base URL has a default per region, so it is not borrowed from the config; its
@@ -163,6 +168,7 @@ pub struct HttpSettings<'a> {
     pub api_key_prefix: &'static str,
     pub headers: &'a [HeaderConfig],
     pub timeout_ms: u64,
+    pub timeouts: ProviderTimeouts,
     pub allow_private_network: bool,
 }
 
@@ -199,6 +205,9 @@ pub struct OpenAiProviderConfig {
     /// A timeout before the first byte becomes a 504 (or a fallback to the next backend).
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
+    /// Connecting, stream silence and whole-attempt limits beyond `timeout_ms`.
+    #[serde(default, skip_serializing_if = "ProviderTimeouts::is_empty")]
+    pub timeouts: ProviderTimeouts,
     /// Ask streams for usage (`stream_options.include_usage`) so tokens are counted. Turn off
     /// only for a server that rejects the option; its streams then report no tokens.
     #[serde(default = "default_true")]
@@ -237,6 +246,9 @@ pub struct AnthropicProviderConfig {
     /// As for OpenAI providers: connect and answer budget, and the longest silence in a stream.
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
+    /// Connecting, stream silence and whole-attempt limits beyond `timeout_ms`.
+    #[serde(default, skip_serializing_if = "ProviderTimeouts::is_empty")]
+    pub timeouts: ProviderTimeouts,
     /// The `anthropic-version` header.
     #[serde(default = "default_anthropic_version")]
     pub version: String,
@@ -275,6 +287,9 @@ pub struct GeminiProviderConfig {
     /// As for OpenAI providers: connect and answer budget, and the longest silence in a stream.
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
+    /// Connecting, stream silence and whole-attempt limits beyond `timeout_ms`.
+    #[serde(default, skip_serializing_if = "ProviderTimeouts::is_empty")]
+    pub timeouts: ProviderTimeouts,
     /// As for OpenAI providers: allow loopback, link-local and metadata addresses.
     #[serde(default, skip_serializing_if = "is_false")]
     pub allow_private_network: bool,
@@ -304,6 +319,30 @@ fn is_false(value: &bool) -> bool {
 
 fn default_true() -> bool {
     true
+}
+
+/// A provider's time limits beyond `timeout_ms` (connecting plus the answer, or a stream's first
+/// event). Each left out keeps its default; a route's `timeouts` may tighten `idle_ms` and
+/// `total_ms` (and `timeout_ms`) for its own requests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderTimeouts {
+    /// Opening a connection, TCP and TLS. Default 10 s (or `timeout_ms` when shorter).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_ms: Option<u64>,
+    /// The longest silence between two events of a stream. Default: `timeout_ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_ms: Option<u64>,
+    /// One attempt from start to end, a stream's last event included. Default: no limit
+    /// beyond the request's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_ms: Option<u64>,
+}
+
+impl ProviderTimeouts {
+    pub fn is_empty(&self) -> bool {
+        *self == ProviderTimeouts::default()
+    }
 }
 
 /// A static header added to upstream requests.

@@ -247,6 +247,21 @@ fn validate_http(errs: &mut Collector<'_>, i: usize, p: HttpSettings<'_>) {
     if p.timeout_ms == 0 {
         errs.entry(Section::Providers, i, format!("providers[{i}].timeout_ms"), "must be greater than 0");
     }
+    let limits = [
+        ("connect_ms", p.timeouts.connect_ms),
+        ("idle_ms", p.timeouts.idle_ms),
+        ("total_ms", p.timeouts.total_ms),
+    ];
+    for (field, value) in limits {
+        if value.is_some_and(|ms| ms == 0 || ms > MAX_TIMEOUT_MS) {
+            errs.entry(
+                Section::Providers,
+                i,
+                format!("providers[{i}].timeouts.{field}"),
+                format!("must be from 1 to {MAX_TIMEOUT_MS} (one day)"),
+            );
+        }
+    }
 }
 
 /// Headers the gateway owns on upstream requests.
@@ -460,7 +475,7 @@ fn validate_resilience(errs: &mut Collector<'_>, i: usize, route: &crate::RouteC
     }
 }
 
-/// The longest time limit a route may set: a day. Anything longer is a typo.
+/// The longest time limit a route or provider may set: a day. Anything longer is a typo.
 const MAX_TIMEOUT_MS: u64 = 86_400_000;
 
 fn check_policy_refs(

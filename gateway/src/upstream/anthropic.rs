@@ -27,7 +27,7 @@ pub struct AnthropicProvider {
     count_tokens_uri: Uri,
     version: HeaderValue,
     default_max_tokens: u32,
-    exec: Executor,
+    pub(super) exec: Executor,
 }
 
 impl AnthropicProvider {
@@ -67,7 +67,7 @@ impl AnthropicProvider {
             count_tokens_uri,
             version,
             default_max_tokens: config.default_max_tokens,
-            exec: Executor::new(name, client, credentials, timeout),
+            exec: Executor::new(name, client, credentials, config.timeout_ms, &config.timeouts),
         })
     }
 }
@@ -119,7 +119,7 @@ impl AnthropicProvider {
                 inbound::stream_error_event("api_error", message)
             }));
             let source = Source::Http(answer.response.into_body());
-            return Ok(Reply::Stream(SseRelay::new(source, translator, self.exec.timeout())));
+            return Ok(Reply::Stream(SseRelay::new(source, translator, self.exec.idle_timeout())));
         }
         let body = self.exec.read_body(answer).await?;
         // Read for its usage; an answer that does not read is the provider's failure.

@@ -28,7 +28,7 @@ static API_KEY: HeaderName = HeaderName::from_static("api-key");
 pub struct AzureOpenAiProvider {
     surface: Surface,
     stream_usage: bool,
-    exec: Executor,
+    pub(super) exec: Executor,
 }
 
 enum Surface {
@@ -72,7 +72,7 @@ impl AzureOpenAiProvider {
         Ok(AzureOpenAiProvider {
             surface,
             stream_usage: config.stream_usage,
-            exec: Executor::new(name, client, credentials, timeout),
+            exec: Executor::new(name, client, credentials, config.timeout_ms, &config.timeouts),
         })
     }
 

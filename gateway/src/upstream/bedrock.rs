@@ -32,7 +32,7 @@ static X_AMZN_REQUEST_ID: &str = "x-amzn-requestid";
 pub struct BedrockProvider {
     /// `{base}/model/`: the model id and the operation follow.
     model_url: String,
-    exec: Executor,
+    pub(super) exec: Executor,
 }
 
 impl BedrockProvider {
@@ -85,7 +85,13 @@ impl BedrockProvider {
         let name = Arc::from(config.name.as_str());
         Ok(BedrockProvider {
             model_url,
-            exec: Executor::new(name, client, Credentials::SigV4(headers, signer), timeout),
+            exec: Executor::new(
+                name,
+                client,
+                Credentials::SigV4(headers, signer),
+                config.timeout_ms,
+                &config.timeouts,
+            ),
         })
     }
 
@@ -206,7 +212,7 @@ impl Provider for BedrockProvider {
             source,
             Framing::AwsEventStream,
             translator,
-            self.exec.timeout(),
+            self.exec.idle_timeout(),
         )))
     }
 }

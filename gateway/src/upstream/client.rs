@@ -7,6 +7,7 @@
 //! provider must never be handed to a provider that is not allowed to reach that address.
 
 use super::resolve::GuardedResolver;
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper_rustls::HttpsConnector;
@@ -15,7 +16,9 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::connect::dns::{GaiResolver, Name};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 use switchboard_config::AddressRule;
 use tower_service::Service;
@@ -23,24 +26,37 @@ use tower_service::Service;
 /// The client a provider sends with: DNS answers filtered by its address rule, then TCP, then TLS.
 pub type HttpClient = Client<HttpsConnector<HttpConnector<GuardedResolver>>, Full<Bytes>>;
 
-/// One pooled client per address rule (each with its own pool), built once per process.
+/// One pooled client per address rule (each with its own pool), built once per process, and
+/// more for providers with their own connect timeout, built when a config first asks.
 #[derive(Clone)]
 pub struct HttpClients {
     allow_all: HttpClient,
     no_link_local: HttpClient,
     no_local: HttpClient,
+    /// Clients by rule and connect timeout in milliseconds, for providers whose connect timeout
+    /// is not [`DEFAULT_CONNECT_TIMEOUT`]. Grown by compiles (the config thread), never per
+    /// request, and kept for the process: their pools outlive reloads as the others' do.
+    custom: Arc<ArcSwap<HashMap<(AddressRule, u64), HttpClient>>>,
+    roots: Roots,
 }
+
+/// How long opening a connection (TCP and TLS) may take, unless a provider says otherwise.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl HttpClients {
     /// Builds the three clients: TCP_NODELAY, keep-alive, rustls with the system's root
     /// certificates (Mozilla's built-in roots when the system has none), HTTP/1.1.
     pub fn new() -> Self {
         let mut roots = Roots::Native;
-        let mut build = |rule| build_client(GuardedResolver::new(GaiResolver::new(), rule), &mut roots);
+        let mut build = |rule| {
+            build_client(GuardedResolver::new(GaiResolver::new(), rule), &mut roots, DEFAULT_CONNECT_TIMEOUT)
+        };
         HttpClients {
             allow_all: build(AddressRule::AllowAll),
             no_link_local: build(AddressRule::NoLinkLocal),
             no_local: build(AddressRule::NoLocal),
+            custom: Arc::default(),
+            roots,
         }
     }
 
@@ -51,6 +67,25 @@ impl HttpClients {
             AddressRule::NoLocal => &self.no_local,
         }
     }
+
+    /// The client for `rule` whose connections time out after `connect`.
+    pub fn with_connect_timeout(&self, rule: AddressRule, connect: Duration) -> HttpClient {
+        if connect == DEFAULT_CONNECT_TIMEOUT {
+            return self.for_rule(rule).clone();
+        }
+        let key = (rule, connect.as_millis() as u64);
+        if let Some(client) = self.custom.load().get(&key) {
+            return client.clone();
+        }
+        let mut roots = self.roots;
+        let client = build_client(GuardedResolver::new(GaiResolver::new(), rule), &mut roots, connect);
+        self.custom.rcu(|clients| {
+            let mut clients = HashMap::clone(clients);
+            clients.entry(key).or_insert_with(|| client.clone());
+            clients
+        });
+        self.custom.load().get(&key).cloned().unwrap_or(client)
+    }
 }
 
 impl Default for HttpClients {
@@ -60,7 +95,7 @@ impl Default for HttpClients {
 }
 
 /// Where TLS trust comes from; decided by the first client built, so the fallback is logged once.
-#[derive(PartialEq)]
+#[derive(Clone, Copy, PartialEq)]
 enum Roots {
     Native,
     Mozilla,
@@ -85,6 +120,7 @@ fn tls(roots: &mut Roots) -> hyper_rustls::HttpsConnectorBuilder<WantsSchemes> {
 fn build_client<R>(
     resolver: GuardedResolver<R>,
     roots: &mut Roots,
+    connect_timeout: Duration,
 ) -> Client<HttpsConnector<HttpConnector<GuardedResolver<R>>>, Full<Bytes>>
 where
     R: Service<Name> + Clone + Send + Sync + 'static,
@@ -96,7 +132,7 @@ where
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_keepalive(Some(Duration::from_secs(60)));
-    http.set_connect_timeout(Some(Duration::from_secs(10)));
+    http.set_connect_timeout(Some(connect_timeout));
     let connector = tls(roots).https_or_http().enable_http1().wrap_connector(http);
     Client::builder(TokioExecutor::new())
         .timer(TokioTimer::new())
@@ -109,6 +145,17 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn providers_with_their_own_connect_timeout_get_their_own_client() {
+        let clients = HttpClients::new();
+        let _ = clients.with_connect_timeout(AddressRule::NoLocal, DEFAULT_CONNECT_TIMEOUT);
+        assert!(clients.custom.load().is_empty(), "the default timeout uses the shared client");
+        let _ = clients.with_connect_timeout(AddressRule::NoLocal, Duration::from_secs(2));
+        let _ = clients.with_connect_timeout(AddressRule::NoLocal, Duration::from_secs(2));
+        let _ = clients.with_connect_timeout(AddressRule::AllowAll, Duration::from_secs(2));
+        assert_eq!(clients.custom.load().len(), 2, "one per rule and timeout, built once");
+    }
     use crate::upstream::resolve::testing::FakeDns;
     use http::{Request, StatusCode};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -172,7 +219,11 @@ mod tests {
     async fn a_name_resolving_to_metadata_fails_with_the_reason() {
         let dns =
             FakeDns::new(&[("metadata.internal", &["169.254.169.254"]), ("models.internal", &["127.0.0.1"])]);
-        let client = build_client(GuardedResolver::new(dns, AddressRule::NoLinkLocal), &mut Roots::Mozilla);
+        let client = build_client(
+            GuardedResolver::new(dns, AddressRule::NoLinkLocal),
+            &mut Roots::Mozilla,
+            DEFAULT_CONNECT_TIMEOUT,
+        );
         let err = client.request(get("http://metadata.internal/latest/meta-data/")).await.unwrap_err();
         assert_eq!(
             chain(&err),

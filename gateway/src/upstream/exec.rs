@@ -13,6 +13,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use std::sync::Arc;
 use std::time::Duration;
+use switchboard_config::ProviderTimeouts;
 use tokio::time::{Instant, timeout_at};
 
 /// The largest non-streaming response accepted from an upstream.
@@ -28,7 +29,12 @@ pub struct Executor {
     provider: Arc<str>,
     client: HttpClient,
     credentials: Credentials,
+    /// Connecting plus the answer (a stream: its head).
     timeout: Duration,
+    /// The longest silence inside a stream.
+    idle: Duration,
+    /// One attempt from start to end.
+    total: Option<Duration>,
 }
 
 /// An answer with a success status, its body not yet read.
@@ -48,17 +54,32 @@ impl Answer {
 }
 
 impl Executor {
-    pub fn new(provider: Arc<str>, client: HttpClient, credentials: Credentials, timeout: Duration) -> Self {
-        Executor { provider, client, credentials, timeout }
+    /// `timeout_ms` and `timeouts` are the provider config's (the connect timeout is the
+    /// client's).
+    pub fn new(
+        provider: Arc<str>,
+        client: HttpClient,
+        credentials: Credentials,
+        timeout_ms: u64,
+        timeouts: &ProviderTimeouts,
+    ) -> Self {
+        let timeout = Duration::from_millis(timeout_ms);
+        let idle = timeouts.idle_ms.map_or(timeout, Duration::from_millis);
+        let total = timeouts.total_ms.map(Duration::from_millis);
+        Executor { provider, client, credentials, timeout, idle, total }
     }
 
     pub fn provider(&self) -> &Arc<str> {
         &self.provider
     }
 
-    /// The provider's timeout: for a stream, also the longest silence between two events.
-    pub fn timeout(&self) -> Duration {
-        self.timeout
+    /// The longest silence allowed between two events of a stream.
+    pub fn idle_timeout(&self) -> Duration {
+        self.idle
+    }
+
+    pub fn total_timeout(&self) -> Option<Duration> {
+        self.total
     }
 
     pub fn error(&self, kind: UpstreamErrorKind) -> UpstreamError {

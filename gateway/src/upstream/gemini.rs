@@ -14,7 +14,6 @@ use crate::inbound::{Api, Inbound};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri};
 use std::fmt::Write;
 use std::sync::Arc;
-use std::time::Duration;
 use switchboard_config::{GeminiProviderConfig, Secrets};
 use switchboard_llm::gemini::{self, GeminiStream};
 use switchboard_llm::openai::RequestError;
@@ -26,7 +25,7 @@ static X_GOOG_API_KEY: HeaderName = HeaderName::from_static("x-goog-api-key");
 pub struct GeminiProvider {
     /// `{base}/models/`: the model and the method follow.
     models_url: String,
-    exec: Executor,
+    pub(super) exec: Executor,
     /// The API's name in messages: `Gemini`, or `Vertex AI`, which serves the same bodies.
     dialect: &'static str,
     /// Whether `:batchEmbedContents` exists (Vertex AI embeds through `:predict` instead).
@@ -54,10 +53,15 @@ impl GeminiProvider {
             secrets,
         )?;
         let name = Arc::from(config.name.as_str());
-        let timeout = Duration::from_millis(config.timeout_ms);
         Ok(GeminiProvider {
             models_url,
-            exec: Executor::new(name, client, Credentials::Static(headers), timeout),
+            exec: Executor::new(
+                name,
+                client,
+                Credentials::Static(headers),
+                config.timeout_ms,
+                &config.timeouts,
+            ),
             dialect: "Gemini",
             embeddings: true,
         })

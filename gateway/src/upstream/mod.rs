@@ -36,7 +36,8 @@ use crate::inbound::{Api, ClientApi, Inbound};
 use bytes::Bytes;
 use http::HeaderValue;
 use std::sync::Arc;
-use switchboard_config::{Origin, ProviderConfig, Secrets};
+use std::time::Duration;
+use switchboard_config::{Origin, ProviderConfig, ProviderTimeouts, Secrets};
 use switchboard_llm::Usage;
 use switchboard_llm::capability::Capabilities;
 
@@ -94,6 +95,12 @@ pub struct CompileError {
     pub reason: String,
 }
 
+/// A provider's connect timeout: its own, else the default or its `timeout_ms` when shorter.
+fn connect_timeout(timeout_ms: u64, timeouts: &ProviderTimeouts) -> Duration {
+    let default = client::DEFAULT_CONNECT_TIMEOUT.min(Duration::from_millis(timeout_ms));
+    timeouts.connect_ms.map_or(default, Duration::from_millis)
+}
+
 impl Upstream {
     pub fn compile(
         config: &ProviderConfig,
@@ -105,31 +112,40 @@ impl Upstream {
             ProviderConfig::OpenAi(c) => {
                 // The client's resolver refuses addresses the provider may not reach, so a host
                 // name cannot lead where a literal address would have been refused.
-                let client = clients.for_rule(origin.address_rule(c.allow_private_network)).clone();
+                let client = clients.with_connect_timeout(
+                    origin.address_rule(c.allow_private_network),
+                    connect_timeout(c.timeout_ms, &c.timeouts),
+                );
                 Upstream::OpenAi(OpenAiProvider::compile(c, secrets, client)?)
             }
             ProviderConfig::Anthropic(c) => {
                 let rule = origin.address_rule(c.allow_private_network);
-                let client = clients.for_rule(rule).clone();
+                let client = clients.with_connect_timeout(rule, connect_timeout(c.timeout_ms, &c.timeouts));
                 Upstream::Anthropic(AnthropicProvider::compile(c, secrets, client, rule)?)
             }
             ProviderConfig::Gemini(c) => {
-                let client = clients.for_rule(origin.address_rule(c.allow_private_network)).clone();
+                let client = clients.with_connect_timeout(
+                    origin.address_rule(c.allow_private_network),
+                    connect_timeout(c.timeout_ms, &c.timeouts),
+                );
                 Upstream::Gemini(GeminiProvider::compile(c, secrets, client)?)
             }
             ProviderConfig::Vertex(c) => {
                 let rule = origin.address_rule(c.allow_private_network);
-                let client = clients.for_rule(rule).clone();
+                let client = clients.with_connect_timeout(rule, connect_timeout(c.timeout_ms, &c.timeouts));
                 Upstream::Vertex(vertex::compile(c, secrets, client, rule)?)
             }
             ProviderConfig::AzureOpenAi(c) => {
                 let rule = origin.address_rule(c.allow_private_network);
-                let client = clients.for_rule(rule).clone();
+                let client = clients.with_connect_timeout(rule, connect_timeout(c.timeout_ms, &c.timeouts));
                 Upstream::AzureOpenAi(AzureOpenAiProvider::compile(c, secrets, client, rule)?)
             }
             ProviderConfig::Bedrock(c) => {
                 // One rule for the Bedrock endpoint and the STS endpoint: both are the provider's.
-                let client = clients.for_rule(origin.address_rule(c.allow_private_network)).clone();
+                let client = clients.with_connect_timeout(
+                    origin.address_rule(c.allow_private_network),
+                    connect_timeout(c.timeout_ms, &c.timeouts),
+                );
                 Upstream::Bedrock(BedrockProvider::compile(c, secrets, client)?)
             }
             ProviderConfig::Mock(c) => Upstream::Mock(MockProvider::compile(c)),
@@ -147,6 +163,19 @@ impl Upstream {
             Upstream::OpenAi(_) | Upstream::AzureOpenAi(_) | Upstream::Gemini(_) | Upstream::Mock(_) => {
                 Capabilities::default()
             }
+        }
+    }
+
+    /// The longest one attempt may take, a stream's last event included (`None`: no limit of
+    /// its own).
+    pub fn total_timeout(&self) -> Option<Duration> {
+        match self {
+            Upstream::OpenAi(p) => p.exec.total_timeout(),
+            Upstream::Anthropic(p) => p.exec.total_timeout(),
+            Upstream::Gemini(p) | Upstream::Vertex(p) => p.exec.total_timeout(),
+            Upstream::AzureOpenAi(p) => p.exec.total_timeout(),
+            Upstream::Bedrock(p) => p.exec.total_timeout(),
+            Upstream::Mock(_) => None,
         }
     }
 

@@ -13,7 +13,6 @@ use crate::inbound::{Api, Inbound, Responses};
 use http::header::AUTHORIZATION;
 use http::{HeaderMap, Uri};
 use std::sync::Arc;
-use std::time::Duration;
 use switchboard_config::{OpenAiProviderConfig, Secrets};
 use switchboard_llm::Usage;
 use switchboard_llm::openai::{self, MaxTokensField, OpenAiStream};
@@ -27,7 +26,7 @@ pub struct OpenAiProvider {
     embeddings_uri: Uri,
     /// Whether streams ask for `stream_options.include_usage`.
     stream_usage: bool,
-    exec: Executor,
+    pub(super) exec: Executor,
 }
 
 impl OpenAiProvider {
@@ -47,13 +46,18 @@ impl OpenAiProvider {
         let headers =
             fixed_headers(config.api_key.as_ref(), AUTHORIZATION, bearer, &config.headers, secrets)?;
         let name = Arc::from(config.name.as_str());
-        let timeout = Duration::from_millis(config.timeout_ms);
         Ok(OpenAiProvider {
             chat_uri: uri("/chat/completions")?,
             responses_uri: if config.responses_api { Some(uri("/responses")?) } else { None },
             embeddings_uri: uri("/embeddings")?,
             stream_usage: config.stream_usage,
-            exec: Executor::new(name, client, Credentials::Static(headers), timeout),
+            exec: Executor::new(
+                name,
+                client,
+                Credentials::Static(headers),
+                config.timeout_ms,
+                &config.timeouts,
+            ),
         })
     }
 }
@@ -105,7 +109,7 @@ pub(super) async fn passthrough(
         // A usage chunk only needs stripping if the gateway asked for one the caller did not.
         let translator = Box::new(OpenAiPassthrough::new(stream_usage && !request.include_usage));
         let source = Source::Http(answer.response.into_body());
-        return Ok(Reply::Stream(SseRelay::new(source, translator, exec.timeout())));
+        return Ok(Reply::Stream(SseRelay::new(source, translator, exec.idle_timeout())));
     }
     let body = exec.read_body(answer).await?;
     if request.stream {
@@ -175,7 +179,7 @@ async fn forward_responses(
             let _ = finished.set(rendered.clone());
         }));
         let source = Source::Http(answer.response.into_body());
-        return Ok(Reply::Stream(SseRelay::new(source, translator, exec.timeout())));
+        return Ok(Reply::Stream(SseRelay::new(source, translator, exec.idle_timeout())));
     }
     let body = exec.read_body(answer).await?;
     let (rendered, usage) = responses::read_answer(&body)

@@ -58,7 +58,7 @@ pub(super) async fn reply<P: ProviderStream + 'static>(
         let renderer = call.client.renderer(call.model, created);
         let translator = Box::new(HubTranslator::new(stream(), renderer));
         let source = Source::Http(answer.response.into_body());
-        return Ok(Reply::Stream(SseRelay::new(source, translator, exec.timeout())));
+        return Ok(Reply::Stream(SseRelay::new(source, translator, exec.idle_timeout())));
     }
     let body = exec.read_body(answer).await?;
     let response = parse(&body).map_err(|reason| exec.error(UpstreamErrorKind::InvalidResponse(reason)))?;

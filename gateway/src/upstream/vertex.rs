@@ -53,5 +53,9 @@ pub fn compile(
     );
     let credentials =
         Credentials::OAuth { fixed: extra_headers(&config.headers, secrets)?, token: Arc::new(token) };
-    Ok(GeminiProvider::with_url(models_url, Executor::new(name, client, credentials, timeout), "Vertex AI"))
+    Ok(GeminiProvider::with_url(
+        models_url,
+        Executor::new(name, client, credentials, config.timeout_ms, &config.timeouts),
+        "Vertex AI",
+    ))
 }

@@ -2,7 +2,7 @@
 //! and the access key's parts resolved from Secrets into the snapshot's `secrets` section (or
 //! web identity, whose role and token stay in each replica's own environment).
 
-use super::provider::{SecretRefs, request_timeout_ms};
+use super::provider::{SecretRefs, provider_timeouts, request_timeout_ms};
 use super::status::{Kind, Verdicts};
 use super::{SecretIndex, namespace};
 use switchboard_config::{
@@ -45,6 +45,7 @@ pub(super) fn compile(
         invalid("spec.timeouts.request", &reason);
         1
     });
+    let timeouts = provider_timeouts(provider, &mut |field, reason| invalid(field, &reason));
     let mut refs = SecretRefs::new(secrets, ns, snapshot);
     let keys = &settings.credentials;
     let credentials = BedrockCredentials {
@@ -76,6 +77,7 @@ pub(super) fn compile(
         credentials,
         headers,
         timeout_ms,
+        timeouts,
         allow_private_network: spec.allow_private_network,
         source,
     });

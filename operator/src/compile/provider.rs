@@ -6,11 +6,11 @@ use super::{SecretIndex, SecretProblem, age_order, namespace, object_ref, qualif
 use std::sync::Arc;
 use switchboard_config::{
     AnthropicProviderConfig, Credential, GeminiProviderConfig, HeaderConfig, MockProviderConfig,
-    OpenAiProviderConfig, ProviderConfig, SecretValue, Snapshot,
+    OpenAiProviderConfig, ProviderConfig, ProviderTimeouts, SecretValue, Snapshot,
 };
-use switchboard_crds::SecretKeyRef;
 use switchboard_crds::condition::Reason;
 use switchboard_crds::llm_provider::{Header, LlmProvider, ProviderType};
+use switchboard_crds::{Duration, SecretKeyRef};
 
 mod cloud;
 
@@ -97,6 +97,7 @@ fn compile_one(
                 invalid("spec.timeouts.request", reason);
                 1
             });
+            let timeouts = provider_timeouts(provider, &mut |field, reason| invalid(field, reason));
             let mut refs = SecretRefs::new(secrets, ns, snapshot);
             let api_key = spec.api_key.as_ref().and_then(|k| refs.credential(&k.secret_key_ref));
             let headers = refs.headers(&spec.headers);
@@ -125,6 +126,7 @@ fn compile_one(
                         api_key,
                         headers,
                         timeout_ms,
+                        timeouts,
                         version: settings.version.unwrap_or_else(|| DEFAULT_ANTHROPIC_VERSION.to_owned()),
                         default_max_tokens,
                         allow_private_network: spec.allow_private_network,
@@ -133,7 +135,7 @@ fn compile_one(
                     })
                 }
                 ProviderType::Vertex | ProviderType::AzureOpenAi => {
-                    let common = cloud::Common { name, api_key, headers, timeout_ms, source };
+                    let common = cloud::Common { name, api_key, headers, timeout_ms, timeouts, source };
                     let mut problems = Vec::new();
                     let config = if spec.type_ == ProviderType::Vertex {
                         cloud::vertex(spec, common, token_secret, &mut problems).map(ProviderConfig::Vertex)
@@ -154,6 +156,7 @@ fn compile_one(
                     api_key,
                     headers,
                     timeout_ms,
+                    timeouts,
                     allow_private_network: spec.allow_private_network,
                     source,
                 }),
@@ -164,6 +167,7 @@ fn compile_one(
                     api_key,
                     headers,
                     timeout_ms,
+                    timeouts,
                     stream_usage: spec.stream_usage,
                     responses_api: spec.responses_api,
                     allow_private_network: spec.allow_private_network,
@@ -173,6 +177,34 @@ fn compile_one(
         }
     };
     ok.then_some(config)
+}
+
+/// An LLMProvider's connect, idle and total limits; a field that is not a positive duration is
+/// reported through `invalid` and left out.
+pub(super) fn provider_timeouts(
+    provider: &LlmProvider,
+    invalid: &mut dyn FnMut(&'static str, String),
+) -> ProviderTimeouts {
+    let t = &provider.spec.timeouts;
+    let mut ms = |field: &'static str, value: &Option<Duration>| {
+        let value = value.as_ref()?;
+        match value.parse() {
+            Ok(d) if d.as_millis() > 0 => Some(d.as_millis() as u64),
+            Ok(_) => {
+                invalid(field, "must be greater than 0s".to_owned());
+                None
+            }
+            Err(err) => {
+                invalid(field, err.to_string());
+                None
+            }
+        }
+    };
+    ProviderTimeouts {
+        connect_ms: ms("spec.timeouts.connect", &t.connect),
+        idle_ms: ms("spec.timeouts.idle", &t.idle),
+        total_ms: ms("spec.timeouts.total", &t.total),
+    }
 }
 
 /// An LLMProvider's request timeout in milliseconds, or why `spec.timeouts.request` is wrong.

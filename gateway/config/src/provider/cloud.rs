@@ -3,7 +3,7 @@
 //! Microsoft Entra ID app through the client-credentials grant). Entra is also an option of the
 //! `anthropic` type, for Claude on Microsoft Foundry.
 
-use super::{HeaderConfig, default_timeout_ms, default_true, is_false};
+use super::{HeaderConfig, ProviderTimeouts, default_timeout_ms, default_true, is_false};
 use crate::{Credential, ObjectRef};
 use serde::{Deserialize, Serialize};
 
@@ -31,6 +31,8 @@ pub struct VertexProviderConfig {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub headers: Vec<HeaderConfig>,
     pub timeout_ms: u64,
+    #[serde(default, skip_serializing_if = "ProviderTimeouts::is_empty")]
+    pub timeouts: ProviderTimeouts,
     #[serde(default, skip_serializing_if = "is_false")]
     pub allow_private_network: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -54,6 +56,8 @@ struct VertexFields {
     #[serde(default = "default_timeout_ms")]
     timeout_ms: u64,
     #[serde(default)]
+    timeouts: ProviderTimeouts,
+    #[serde(default)]
     allow_private_network: bool,
     #[serde(default)]
     source: Option<ObjectRef>,
@@ -70,6 +74,7 @@ impl From<VertexFields> for VertexProviderConfig {
             token_url: f.token_url,
             headers: f.headers,
             timeout_ms: f.timeout_ms,
+            timeouts: f.timeouts,
             allow_private_network: f.allow_private_network,
             source: f.source,
         }
@@ -113,6 +118,8 @@ pub struct AzureOpenAiProviderConfig {
     pub headers: Vec<HeaderConfig>,
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
+    #[serde(default, skip_serializing_if = "ProviderTimeouts::is_empty")]
+    pub timeouts: ProviderTimeouts,
     /// As for OpenAI providers: ask streams for usage.
     #[serde(default = "default_true")]
     pub stream_usage: bool,

@@ -17,6 +17,7 @@ pub(super) fn validate(errs: &mut Collector<'_>, i: usize, p: &BedrockProviderCo
         api_key_prefix: "",
         headers: &p.headers,
         timeout_ms: p.timeout_ms,
+        timeouts: p.timeouts,
         allow_private_network: p.allow_private_network,
     };
     // A model id is percent-encoded into one path segment, so any stands for all.

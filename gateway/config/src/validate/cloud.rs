@@ -4,7 +4,10 @@
 
 use super::{Collector, check_base_url, check_credential};
 use crate::error::Section;
-use crate::{AzureOpenAiProviderConfig, Credential, EntraConfig, HttpSettings, Origin, VertexProviderConfig};
+use crate::{
+    AzureOpenAiProviderConfig, Credential, EntraConfig, HttpSettings, Origin, ProviderTimeouts,
+    VertexProviderConfig,
+};
 
 pub(super) fn vertex(errs: &mut Collector<'_>, i: usize, p: &VertexProviderConfig) {
     let at = |field: &str| format!("providers[{i}].{field}");
@@ -140,6 +143,7 @@ fn token_url(errs: &mut Collector<'_>, i: usize, path: String, url: &str, allow_
         api_key_prefix: "",
         headers: &[],
         timeout_ms: 1,
+        timeouts: ProviderTimeouts::default(),
         allow_private_network,
     };
     if let Err(reason) = check_base_url(settings, rule) {

@@ -3,8 +3,8 @@
 //! Their secrets are resolved by the caller like any other credential.
 
 use switchboard_config::{
-    AzureOpenAiProviderConfig, Credential, EntraConfig, HeaderConfig, ObjectRef, VertexProviderConfig,
-    vertex_base_url,
+    AzureOpenAiProviderConfig, Credential, EntraConfig, HeaderConfig, ObjectRef, ProviderTimeouts,
+    VertexProviderConfig, vertex_base_url,
 };
 use switchboard_crds::SecretKeyRef;
 use switchboard_crds::llm_provider::{LlmProviderSpec, ProviderType};
@@ -55,6 +55,7 @@ pub(super) struct Common {
     pub api_key: Option<Credential>,
     pub headers: Vec<HeaderConfig>,
     pub timeout_ms: u64,
+    pub timeouts: ProviderTimeouts,
     pub source: Option<ObjectRef>,
 }
 
@@ -86,6 +87,7 @@ pub(super) fn vertex(
         token_url: settings.token_url.clone(),
         headers: common.headers,
         timeout_ms: common.timeout_ms,
+        timeouts: common.timeouts,
         allow_private_network: spec.allow_private_network,
         source: common.source,
     })
@@ -109,6 +111,7 @@ pub(super) fn azure_openai(
         entra,
         headers: common.headers,
         timeout_ms: common.timeout_ms,
+        timeouts: common.timeouts,
         stream_usage: spec.stream_usage,
         allow_private_network: spec.allow_private_network,
         source: common.source,
