@@ -15,10 +15,10 @@ use std::sync::atomic::Ordering::Relaxed;
 /// serving its last snapshot through an operator outage says so (it stays ready: that is the
 /// point of static stability).
 fn ready_detail(gateway: &Gateway, generation: u64) -> String {
-    if !gateway.settings.follows_operator || gateway.metrics.operator_connected.load(Relaxed) == 1 {
+    if !gateway.settings.follows_operator || gateway.metrics.operator_connected.get() == 1 {
         return "ready\n".to_owned();
     }
-    match gateway.metrics.operator_last_contact_unix.load(Relaxed) {
+    match gateway.metrics.operator_last_contact_unix.get() {
         0 => format!(
             "ready: serving the cached snapshot (generation {generation}); the operator has not answered yet\n"
         ),
@@ -41,7 +41,7 @@ pub async fn handle(gateway: Arc<Gateway>, request: Request<Incoming>) -> Respon
                 (StatusCode::SERVICE_UNAVAILABLE, "text/plain", Bytes::from_static(b"no config loaded\n"))
             }
         }
-        "/metrics" => (StatusCode::OK, "text/plain; version=0.0.4", Bytes::from(gateway.metrics.render())),
+        "/metrics" => (StatusCode::OK, crate::metrics::CONTENT_TYPE, Bytes::from(gateway.metrics.render())),
         "/backends" => match gateway.tables.load() {
             Some(table) => {
                 let json = crate::table::backends_json(&table, crate::table::now_ms());

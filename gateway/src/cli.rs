@@ -39,7 +39,8 @@ pub struct ServeOptions {
     pub log_level: String,
     /// Worker threads; `None` means one per CPU.
     pub threads: Option<usize>,
-    pub access_log: bool,
+    /// The access log, with the fraction of successful requests it keeps; `None`: off.
+    pub access_log: Option<f64>,
     pub operator: Option<OperatorOptions>,
     /// Where redis-mode limits and budgets count and stored responses live (`--redis-url`);
     /// `None`: per replica.
@@ -146,9 +147,15 @@ struct ServeArgs {
     #[arg(long, env = "SWITCHBOARD_LOG", default_value = "info", value_name = "LEVEL",
           value_parser = ["error", "warn", "info", "debug", "trace"])]
     log_level: String,
-    /// Log one line per request (request id, route, key id, provider, status, duration, tokens).
+    /// Write one JSON line per request on stdout (request id, key id, team, route, provider,
+    /// attempts, status, error type, tokens, cost, latency, time to first token).
     #[arg(long, env = "SWITCHBOARD_ACCESS_LOG")]
     access_log: bool,
+    /// The fraction (0 to 1) of successful requests the access log keeps; errors (status 400
+    /// and up) are always written.
+    #[arg(long, env = "SWITCHBOARD_ACCESS_LOG_SAMPLE", default_value_t = 1.0, value_name = "FRACTION",
+          value_parser = parse_fraction, requires = "access_log")]
+    access_log_sample: f64,
     /// Follow the operator's snapshot stream at this URL (https://...) instead of a config file.
     #[arg(long, env = "SWITCHBOARD_OPERATOR", value_name = "URL", conflicts_with = "config")]
     operator: Option<http::Uri>,
@@ -257,7 +264,7 @@ impl TryFrom<ServeArgs> for ServeOptions {
             drain_timeout: Duration::from_secs(args.drain_timeout),
             log_level: args.log_level,
             threads: args.threads.map(usize::from),
-            access_log: args.access_log,
+            access_log: args.access_log.then_some(args.access_log_sample),
             operator,
             redis,
             key_metrics: !args.no_key_metrics,
@@ -289,6 +296,14 @@ where
         Some(Sub::Check { files }) => Command::Check(files),
         Some(Sub::HashKey) => Command::HashKey,
     })
+}
+
+/// A number from 0 to 1.
+fn parse_fraction(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(value) if (0.0..=1.0).contains(&value) => Ok(value),
+        _ => Err(format!("{text:?} is not a number from 0 to 1")),
+    }
 }
 
 #[cfg(test)]

@@ -29,7 +29,6 @@ use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 use switchboard_llm::depth::{MAX_DEPTH, nests_deeper_than};
 
@@ -64,7 +63,7 @@ impl Edge {
     /// open), so two requests arriving together at the bound may both be refused; the bound
     /// itself is never exceeded.
     pub fn admit(&self) -> Result<(), GatewayError> {
-        let in_flight = usize::try_from(self.metrics.in_flight.load(Relaxed)).unwrap_or(0);
+        let in_flight = usize::try_from(self.metrics.in_flight.get()).unwrap_or(0);
         if in_flight > self.limits.max_in_flight {
             return Err(GatewayError::Overloaded(Overload::InFlight));
         }
@@ -123,9 +122,10 @@ impl Edge {
     /// Takes `bytes` more of the buffer budget for `body`, or refuses the request.
     fn charge(&self, body: &mut BufferedBody<'_>, bytes: usize) -> Result<(), GatewayError> {
         let buffered = &self.metrics.buffered_body_bytes;
-        let before = buffered.fetch_add(bytes, Relaxed);
-        if before + bytes > self.limits.max_buffered_body_bytes {
-            buffered.fetch_sub(bytes, Relaxed);
+        let charged = i64::try_from(bytes).unwrap_or(i64::MAX);
+        let before = usize::try_from(buffered.inc_by(charged)).unwrap_or(0);
+        if before.saturating_add(bytes) > self.limits.max_buffered_body_bytes {
+            buffered.dec_by(charged);
             return Err(GatewayError::Overloaded(Overload::BufferedBytes));
         }
         body.held += bytes;
@@ -158,7 +158,7 @@ impl BufferedBody<'_> {
 
 impl Drop for BufferedBody<'_> {
     fn drop(&mut self) {
-        self.edge.metrics.buffered_body_bytes.fetch_sub(self.held, Relaxed);
+        self.edge.metrics.buffered_body_bytes.dec_by(i64::try_from(self.held).unwrap_or(i64::MAX));
     }
 }
 
@@ -186,7 +186,7 @@ mod tests {
             edge.charge(&mut second, 5),
             Err(GatewayError::Overloaded(Overload::BufferedBytes))
         ));
-        let buffered = || edge.metrics.buffered_body_bytes.load(Relaxed);
+        let buffered = || edge.metrics.buffered_body_bytes.get();
         assert_eq!(buffered(), 6, "a refused charge takes nothing");
         edge.charge(&mut second, 4).unwrap();
         drop(first);
@@ -198,9 +198,9 @@ mod tests {
     #[test]
     fn in_flight_requests_are_bounded() {
         let edge = edge(10);
-        edge.metrics.in_flight.store(2, Relaxed);
+        edge.metrics.in_flight.set(2);
         assert!(edge.admit().is_ok());
-        edge.metrics.in_flight.store(3, Relaxed);
+        edge.metrics.in_flight.set(3);
         assert!(matches!(edge.admit(), Err(GatewayError::Overloaded(Overload::InFlight))));
     }
 

@@ -81,7 +81,7 @@ pub async fn forward(
         match outcome {
             Ok(reply) => {
                 let upstream = &table.upstreams[backend.upstream];
-                ledger.set_provider(upstream.name(), backend.price);
+                ledger.set_provider(upstream.name(), backend.price, &backend.stream_metrics);
                 let mut response = respond(reply, backend.provider_header.as_ref(), ledger);
                 reply::write(&admitted.headroom, response.headers_mut());
                 return Ok(response);

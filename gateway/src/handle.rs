@@ -11,6 +11,7 @@ use crate::error::{Dialect, GatewayError};
 use crate::inbound::{Api, Inbound};
 use crate::ledger::Ledger;
 use crate::limits::reply;
+use crate::metrics::ErrorType;
 use crate::request_id::RequestId;
 use crate::table::RoutingTable;
 use crate::{Gateway, admission, count_tokens, forward, responses};
@@ -44,6 +45,7 @@ pub async fn handle(gateway: Arc<Gateway>, request: Request<Incoming>) -> Respon
         }
     };
     let mut response = outcome.unwrap_or_else(|err| {
+        ledger.set_error(ErrorType::of(&err));
         let rendered = err.render();
         if rendered.status.is_server_error() {
             tracing::warn!(request_id = %request_id, status = rendered.status.as_u16(), error = %err, "request failed");

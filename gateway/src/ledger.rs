@@ -11,13 +11,13 @@
 //! settled from what is known: the prompt estimate for the input, and at least one token per
 //! stream event relayed for the output (providers stream about a token per event).
 
+use crate::access_log;
 use crate::limits::policy::{Demand, Price};
 use crate::limits::{Charge, Limits};
-use crate::metrics::{Metrics, RouteMetrics};
+use crate::metrics::{ErrorType, Metrics, RouteMetrics, StreamMetrics};
 use crate::spend::Labels;
 use http::{HeaderValue, Method};
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 use switchboard_llm::Usage;
 
@@ -29,6 +29,15 @@ pub struct Ledger {
     usage: Usage,
     /// Stream events relayed to the client.
     relayed: u64,
+    /// When the first and the latest stream events were relayed.
+    first_event: Option<Instant>,
+    last_event: Option<Instant>,
+    /// Backends tried: 0 until one is; forward.rs sets the count when it tries more.
+    attempts: u32,
+    /// What the client was answered with, when it was an error.
+    error: Option<ErrorType>,
+    /// The serving provider's latencies on this route.
+    stream_metrics: Option<Arc<StreamMetrics>>,
     finished: bool,
     key: Option<Arc<str>>,
     team: Option<Arc<str>>,
@@ -42,8 +51,6 @@ pub struct Ledger {
     limits: Option<Arc<Limits>>,
     /// Estimated prompt tokens, for a request whose usage never arrived.
     prompt_estimate: u64,
-    /// Upstream attempts made (retries included).
-    attempts: u32,
     /// Only allocated when access logging is on.
     log: Option<Box<AccessLog>>,
 }
@@ -54,14 +61,21 @@ struct AccessLog {
     request_id: HeaderValue,
     method: Method,
     path: Box<str>,
+    /// Whether the line is written if the request succeeds (errors always are).
+    sampled: bool,
 }
 
 impl Ledger {
     /// Starts accounting for one request.
     pub fn open(metrics: &Arc<Metrics>, request_id: &HeaderValue, method: &Method, path: &str) -> Self {
-        metrics.in_flight.fetch_add(1, Relaxed);
-        let log = metrics.access_log.then(|| {
-            Box::new(AccessLog { request_id: request_id.clone(), method: method.clone(), path: path.into() })
+        metrics.in_flight.inc();
+        let log = metrics.access_log.enabled().then(|| {
+            Box::new(AccessLog {
+                request_id: request_id.clone(),
+                method: method.clone(),
+                path: path.into(),
+                sampled: metrics.access_log.sample(),
+            })
         });
         Ledger {
             metrics: metrics.clone(),
@@ -70,6 +84,11 @@ impl Ledger {
             start: Instant::now(),
             usage: Usage::default(),
             relayed: 0,
+            first_event: None,
+            last_event: None,
+            attempts: 0,
+            error: None,
+            stream_metrics: None,
             finished: false,
             key: None,
             team: None,
@@ -80,7 +99,6 @@ impl Ledger {
             reserved: Demand::default(),
             limits: None,
             prompt_estimate: 0,
-            attempts: 0,
             log,
         }
     }
@@ -95,10 +113,30 @@ impl Ledger {
         self.route_metrics = metrics;
     }
 
-    /// The backend that answered, and what its tokens cost.
-    pub fn set_provider(&mut self, name: &Arc<str>, price: Option<Price>) {
+    /// The backend that answered, what its tokens cost, and its latency series on this route.
+    pub fn set_provider(
+        &mut self,
+        name: &Arc<str>,
+        price: Option<Price>,
+        stream_metrics: &Arc<StreamMetrics>,
+    ) {
         self.provider = Some(name.clone());
         self.price = price;
+        self.stream_metrics = Some(stream_metrics.clone());
+        self.attempts = self.attempts.max(1);
+    }
+
+    /// How many backends this request tried (the one that answered included).
+    pub fn set_attempts(&mut self, attempts: u32) {
+        self.attempts = attempts;
+    }
+
+    /// The error the client is answered with.
+    pub fn set_error(&mut self, error: ErrorType) {
+        self.error = Some(error);
+        if error.is_upstream() {
+            self.attempts = self.attempts.max(1);
+        }
     }
 
     /// Takes over admission's charges; from now on they settle with this ledger.
@@ -108,10 +146,6 @@ impl Ledger {
             self.charges = charges;
         }
         self.reserved = reserved;
-    }
-
-    pub fn set_attempts(&mut self, attempts: u32) {
-        self.attempts = attempts;
     }
 
     pub fn set_prompt_estimate(&mut self, tokens: u64) {
@@ -127,9 +161,23 @@ impl Ledger {
         self.usage = usage;
     }
 
-    /// Counts stream events relayed to the client.
+    /// Counts stream events relayed to the client, and times them: the first one's delay is
+    /// the time to first token, later ones the gaps between tokens (one clock read per
+    /// upstream read that carried events; events read together are one gap).
     pub fn relayed(&mut self, events: u64) {
+        if events == 0 {
+            return;
+        }
         self.relayed += events;
+        let now = Instant::now();
+        if let Some(metrics) = &self.stream_metrics {
+            match self.last_event {
+                None => metrics.first_token(now - self.start),
+                Some(last) => metrics.between_tokens(now - last),
+            }
+        }
+        self.first_event.get_or_insert(now);
+        self.last_event = Some(now);
     }
 
     /// The body reached its end; anything else at drop time means the client went away.
@@ -158,10 +206,10 @@ impl Ledger {
 
 impl Drop for Ledger {
     fn drop(&mut self) {
-        self.metrics.in_flight.fetch_sub(1, Relaxed);
+        self.metrics.in_flight.dec();
         let status = if self.finished || self.status != 200 { self.status } else { 499 };
         let elapsed = self.start.elapsed();
-        self.route_metrics.record(status, elapsed, !self.finished);
+        self.route_metrics.record(status, elapsed, !self.finished, self.error);
         let usage = self.settled_usage();
         let cost = self.price.map_or(0, |price| price.cost_nano_usd(&usage));
         if let (Some(route), Some(provider)) = (&self.route, &self.provider) {
@@ -178,23 +226,29 @@ impl Drop for Ledger {
                 Demand { requests: 1, input: usage.input, output: usage.output, cost_nano_usd: cost };
             limits.settle(std::mem::take(&mut self.charges), &self.reserved, &actual);
         }
-        if let Some(log) = self.log.take() {
-            tracing::info!(
-                target: "access",
-                request_id = %log.request_id.to_str().unwrap_or("?"),
-                method = %log.method,
-                path = %log.path,
-                route = %self.route.as_deref().unwrap_or("-"),
-                key = %self.key.as_deref().unwrap_or("-"),
-                provider = %self.provider.as_deref().unwrap_or("-"),
+        if let Some(log) = self.log.take()
+            && (log.sampled || status >= 400)
+        {
+            let millis = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+            access_log::Line {
+                ts_ms: crate::unix_now_ms(),
+                request_id: log.request_id.to_str().unwrap_or("?"),
+                method: log.method.as_str(),
+                path: &log.path,
+                key: self.key.as_deref(),
+                team: self.team.as_deref(),
+                route: self.route.as_deref(),
+                provider: self.provider.as_deref(),
+                attempts: self.attempts,
                 status,
-                attempts = self.attempts,
-                duration_ms = elapsed.as_secs_f64() * 1000.0,
-                tokens_in = usage.input,
-                tokens_out = usage.output,
-                cost_usd = cost as f64 / 1e9,
-                "access"
-            );
+                error: self.error.map(ErrorType::as_str),
+                tokens_in: usage.input,
+                tokens_out: usage.output,
+                cost_usd: cost as f64 / 1e9,
+                latency_ms: millis(elapsed),
+                ttft_ms: self.first_event.map(|first| millis(first - self.start)),
+            }
+            .write();
         }
     }
 }

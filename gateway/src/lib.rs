@@ -3,6 +3,7 @@
 //! `main.rs` parses flags and calls [`run`]. The request path is [`handle`]; the config path is
 //! [`reload`] → [`table`]; the error edge is [`error`]. See `docs/architecture.md`.
 
+pub mod access_log;
 pub mod admin;
 pub mod admission;
 pub mod auth;
@@ -77,7 +78,13 @@ pub async fn run(options: cli::ServeOptions) -> Result<(), String> {
     let terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| format!("cannot listen for SIGTERM: {e}"))?;
     let source = options.config.clone().map_or(ConfigSource::Embedded, ConfigSource::File);
-    let metrics = Arc::new(Metrics::new(options.access_log, options.key_metrics));
+    let metrics = Arc::new(Metrics::new(
+        match options.access_log {
+            Some(rate) => access_log::Sampler::new(rate),
+            None => access_log::Sampler::off(),
+        },
+        options.key_metrics,
+    ));
     let ctx = CompileContext::new(metrics.clone());
     let redis = match &options.redis {
         Some(settings) => Some(limits::redis::RedisStore::connect(settings).await?),

@@ -14,7 +14,6 @@ use sha2::{Digest, Sha256};
 use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 use switchboard_config::{ConfigErrors, EMBEDDED_DEFAULT_YAML, Format, Origin, Rejection, Snapshot};
 
@@ -141,7 +140,7 @@ pub fn apply(gateway: &Gateway, prepared: Prepared) -> Result<Applied, Stale> {
     let applied = Applied { generation: table.generation, hash: table.hash.clone(), rejected };
     gateway.metrics.config_applied(table.generation, &table.hash);
     let counted_locally = if gateway.limits.redis().is_none() { table.redis_policies } else { 0 };
-    gateway.metrics.policies_counted_locally.store(counted_locally as u64, Relaxed);
+    gateway.metrics.policies_counted_locally.set(counted_locally as u64);
     let routes: HashSet<&str> = table.routes.iter().map(|r| &*r.model).collect();
     let providers: HashSet<&str> = table.upstreams.iter().map(|u| &**u.name()).collect();
     gateway.metrics.retain(&routes, &providers);
@@ -344,27 +343,27 @@ pub async fn watch_file(
             return;
         };
         // Counted once the files were read: whoever sees the count knows what the look saw.
-        gateway.metrics.config_checks.fetch_add(1, Relaxed);
+        gateway.metrics.config_checks.inc();
         match change {
             Change::Unchanged => {}
             Change::Unreadable { marker, error } => {
-                gateway.metrics.config_reload_failures.fetch_add(1, Relaxed);
+                gateway.metrics.config_reload_failures.inc();
                 tracing::error!(path = %path.display(), error = %error, "config file unreadable; still serving the previous config");
                 last_seen = marker;
             }
             Change::Valid { fingerprint, prepared } => match apply(&gateway, *prepared) {
                 Ok(_) => {
-                    gateway.metrics.config_reloads.fetch_add(1, Relaxed);
+                    gateway.metrics.config_reloads.inc();
                     last_seen = fingerprint;
                 }
                 Err(stale) => {
-                    gateway.metrics.config_reload_failures.fetch_add(1, Relaxed);
+                    gateway.metrics.config_reload_failures.inc();
                     tracing::error!(path = %path.display(), error = %stale, "config rejected; still serving the previous config");
                     last_seen = fingerprint;
                 }
             },
             Change::Invalid { fingerprint, errors } => {
-                gateway.metrics.config_reload_failures.fetch_add(1, Relaxed);
+                gateway.metrics.config_reload_failures.inc();
                 let serving = gateway.tables.load().map(|t| t.hash.clone()).unwrap_or_default();
                 tracing::error!(
                     path = %path.display(),

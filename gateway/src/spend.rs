@@ -7,11 +7,12 @@
 //! so the lookup, a hash of four names into a sharded copy-on-write map, is off the hot path.
 
 use arc_swap::ArcSwap;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use std::collections::{HashMap, HashSet};
-use std::fmt::Write as _;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use switchboard_config::counters::NANO_USD_PER_USD;
 use switchboard_llm::Usage;
 
@@ -27,11 +28,12 @@ pub struct Labels {
 #[derive(Default)]
 struct Series {
     labels: Labels,
-    input: AtomicU64,
-    output: AtomicU64,
-    cache_read: AtomicU64,
-    cache_write: AtomicU64,
-    cost_nano_usd: AtomicU64,
+    input: Counter,
+    output: Counter,
+    cache_read: Counter,
+    cache_write: Counter,
+    /// Nano-dollars: integer adds, exact; a float only when written.
+    cost_nano_usd: Counter,
 }
 
 const SHARDS: usize = 16;
@@ -80,7 +82,7 @@ impl SpendMetrics {
             (&series.cost_nano_usd, cost_nano_usd),
         ] {
             if value > 0 {
-                counter.fetch_add(value, Relaxed);
+                counter.inc_by(value);
             }
         }
     }
@@ -99,43 +101,40 @@ impl SpendMetrics {
         }
     }
 
-    pub fn render(&self, out: &mut String) {
+    /// Writes `switchboard_tokens_total` and `switchboard_cost_usd_total`.
+    pub fn encode(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let mut all: Vec<Arc<Series>> =
             self.shards.iter().flat_map(|s| s.load().values().cloned().collect::<Vec<_>>()).collect();
-        all.sort_by_cached_key(|series| label_text(&series.labels));
-        let _ = writeln!(
-            out,
-            "# HELP switchboard_tokens_total Tokens by route, provider, team and key; type input counts every prompt token (cache_read and cache_write are parts of it), output every generated one. Streams cut short count what was relayed.\n# TYPE switchboard_tokens_total counter"
-        );
+        all.sort_by(|a, b| label_order(&a.labels).cmp(&label_order(&b.labels)));
+        let mut family = encoder.encode_descriptor(
+            "switchboard_tokens",
+            "Tokens by route, provider, team and key; type input counts every prompt token (cache_read and cache_write are parts of it), output every generated one. Streams cut short count what was relayed.",
+            None,
+            MetricType::Counter,
+        )?;
         for series in &all {
-            let labels = label_text(&series.labels);
             for (kind, counter) in [
                 ("input", &series.input),
                 ("output", &series.output),
                 ("cache_read", &series.cache_read),
                 ("cache_write", &series.cache_write),
             ] {
-                let _ = writeln!(
-                    out,
-                    "switchboard_tokens_total{{{labels},type=\"{kind}\"}} {}",
-                    counter.load(Relaxed)
-                );
+                let mut labels = label_set(&series.labels);
+                labels.push(("type", kind));
+                counter.encode(family.encode_family(&labels)?)?;
             }
         }
-        let _ = writeln!(
-            out,
-            "# HELP switchboard_cost_usd_total Spend in US dollars from exact usage and the serving backend's prices.\n# TYPE switchboard_cost_usd_total counter"
-        );
+        let mut family = encoder.encode_descriptor(
+            "switchboard_cost_usd",
+            "Spend in US dollars from exact usage and the serving backend's prices.",
+            None,
+            MetricType::Counter,
+        )?;
         for series in &all {
-            let nano = series.cost_nano_usd.load(Relaxed);
-            let dollars = nano / NANO_USD_PER_USD;
-            let fraction = nano % NANO_USD_PER_USD;
-            let _ = writeln!(
-                out,
-                "switchboard_cost_usd_total{{{}}} {dollars}.{fraction:09}",
-                label_text(&series.labels)
-            );
+            let dollars = series.cost_nano_usd.get() as f64 / NANO_USD_PER_USD as f64;
+            ConstCounter::new(dollars).encode(family.encode_family(&label_set(&series.labels))?)?;
         }
+        Ok(())
     }
 }
 
@@ -143,15 +142,24 @@ fn keep(series: &Series, keys: &HashSet<&str>, routes: &HashSet<&str>) -> bool {
     routes.contains(&*series.labels.route) && series.labels.key.as_deref().is_none_or(|k| keys.contains(k))
 }
 
-fn label_text(labels: &Labels) -> String {
-    let mut text = format!(
-        "route=\"{}\",provider=\"{}\",team=\"{}\"",
-        crate::metrics::escape(&labels.route),
-        crate::metrics::escape(&labels.provider),
-        crate::metrics::escape(labels.team.as_deref().unwrap_or(""))
-    );
+/// The series' labels in exposition order: route, provider, team, and the key when kept.
+fn label_set(labels: &Labels) -> Vec<(&'static str, &str)> {
+    let mut set = vec![
+        ("route", &*labels.route),
+        ("provider", &*labels.provider),
+        ("team", labels.team.as_deref().unwrap_or("")),
+    ];
     if let Some(key) = &labels.key {
-        let _ = write!(text, ",key=\"{}\"", crate::metrics::escape(key));
+        set.push(("key", key));
     }
-    text
+    set
+}
+
+fn label_order(labels: &Labels) -> (&str, &str, &str, &str) {
+    (
+        &labels.route,
+        &labels.provider,
+        labels.team.as_deref().unwrap_or(""),
+        labels.key.as_deref().unwrap_or(""),
+    )
 }

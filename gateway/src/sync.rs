@@ -18,7 +18,6 @@ use hyper::body::Frame;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 use switchboard_config::SUPPORTED_SCHEMA_VERSIONS;
 use switchboard_config::stream::{
@@ -66,7 +65,7 @@ pub async fn follow(link: OperatorLink, gateway: Arc<Gateway>, config_thread: Co
     loop {
         let started = Instant::now();
         let outcome = session(&link, &gateway, &config_thread).await;
-        gateway.metrics.operator_connected.store(0, Relaxed);
+        gateway.metrics.operator_connected.set(0);
         match outcome {
             Ok(()) => tracing::info!(operator = %link.url, "the operator closed the stream; reconnecting"),
             Err(err) => {
@@ -134,7 +133,7 @@ async fn session(link: &OperatorLink, gateway: &Gateway, config_thread: &ConfigT
                 let Some(frame) = frame else { return Ok(()) };
                 let frame = frame.map_err(|e| format!("reading the stream: {e}"))?;
                 silent_until = Instant::now() + Duration::from_millis(PEER_DEAD_AFTER_MS);
-                gateway.metrics.operator_last_contact_unix.store(crate::unix_now() as u64, Relaxed);
+                gateway.metrics.operator_last_contact_unix.set(crate::unix_now() as u64);
                 let Ok(data) = frame.into_data() else { continue };
                 for line in lines.push(&data)? {
                     let message: OperatorMessage =
@@ -159,7 +158,7 @@ async fn handle(
 ) -> Result<(), String> {
     match message {
         OperatorMessage::Welcome { operator, version } => {
-            gateway.metrics.operator_connected.store(1, Relaxed);
+            gateway.metrics.operator_connected.set(1);
             tracing::info!(operator = %operator, schema_version = version, "following the operator");
         }
         OperatorMessage::Refused { reason } => {
@@ -193,7 +192,7 @@ async fn push(
     let reply = match config_thread.push(push, link.snapshot_cache.is_some()).await {
         Ok(PushPrepared { prepared, text }) => match apply(gateway, prepared) {
             Ok(applied) => {
-                gateway.metrics.config_reloads.fetch_add(1, Relaxed);
+                gateway.metrics.config_reloads.inc();
                 cached = text;
                 let rejected = applied.rejected.iter().map(WireRejection::from).collect();
                 ReplicaMessage::Ack { generation: applied.generation, hash: applied.hash, rejected }
@@ -237,7 +236,7 @@ pub fn read_cache(path: &std::path::Path) -> Option<String> {
 }
 
 fn nack(gateway: &Gateway, generation: u64, reasons: Vec<WireProblem>) -> ReplicaMessage {
-    gateway.metrics.config_reload_failures.fetch_add(1, Relaxed);
+    gateway.metrics.config_reload_failures.inc();
     let shown: Vec<String> = reasons.iter().map(|r| format!("{}: {}", r.path, r.reason)).collect();
     tracing::error!(generation, reasons = %shown.join("; "), "pushed snapshot refused; still serving the previous one");
     ReplicaMessage::Nack { generation, reasons }

@@ -2,6 +2,7 @@
 
 pub mod support;
 
+use std::time::Duration;
 use support::*;
 
 const KEY: &str = "sk-test-full";
@@ -191,13 +192,27 @@ async fn keys_never_reach_the_logs() {
     send("POST", &chat, &[("x-api-key", KEY)], stream).await;
     let log = gateway.log();
     assert!(log.contains("request refused"), "trace logging should show refusals:\n{log}");
-    // The access log names the key by its label.
-    let access: Vec<&str> = log.lines().filter(|l| l.contains(" INFO access ")).collect();
-    assert_eq!(access.len(), 4, "{log}");
-    assert!(access[0].contains("route=mock key=full provider=mock status=200"), "{}", access[0]);
-    assert!(access[1].contains("status=401"), "{}", access[1]);
+    // The access log (stdout, one JSON object a line) names the key by its id.
+    let mut access = Vec::new();
+    assert!(
+        eventually(Duration::from_secs(5), async || {
+            access = gateway.access_log();
+            access.len() == 4
+        })
+        .await
+    );
+    assert_eq!(
+        (access[0]["route"].as_str(), access[0]["key"].as_str()),
+        (Some("mock"), Some("full")),
+        "{}",
+        access[0]
+    );
+    assert_eq!((access[0]["provider"].as_str(), access[0]["status"].as_u64()), (Some("mock"), Some(200)));
+    assert_eq!(access[1]["status"], 401, "{}", access[1]);
+    let stdout = std::fs::read_to_string(&gateway.stdout_path).unwrap();
     for secret in [KEY, "sk-wrong-secret", "sk-test-disabled"] {
         assert!(!log.contains(secret), "{secret} leaked into the log:\n{log}");
+        assert!(!stdout.contains(secret), "{secret} leaked into the access log:\n{stdout}");
     }
 }
 

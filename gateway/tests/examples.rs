@@ -120,6 +120,7 @@ fn every_serve_flag_has_an_environment_variable_and_help_shows_it() {
         ("--threads", "SWITCHBOARD_THREADS"),
         ("--log-level", "SWITCHBOARD_LOG"),
         ("--access-log", "SWITCHBOARD_ACCESS_LOG"),
+        ("--access-log-sample", "SWITCHBOARD_ACCESS_LOG_SAMPLE"),
     ] {
         assert!(help.contains(flag) && help.contains(&format!("[env: {env}")), "{flag} / {env} in:\n{help}");
     }

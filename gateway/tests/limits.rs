@@ -151,5 +151,5 @@ async fn key_labels_can_be_left_out_of_usage_metrics() {
     assert_eq!(ask(&gateway, "m").await.status, 200);
     let metrics = send("GET", &gateway.admin_url("/metrics"), &[], "").await.text();
     let cost = metrics.lines().find(|l| l.starts_with("switchboard_cost_usd_total{")).unwrap_or_default();
-    assert_eq!(cost, r#"switchboard_cost_usd_total{route="m",provider="mock",team="search"} 0.050000000"#);
+    assert_eq!(cost, r#"switchboard_cost_usd_total{route="m",provider="mock",team="search"} 0.05"#);
 }

@@ -87,6 +87,7 @@ fn compile_valid(
     let mut routes = Vec::with_capacity(snapshot.routes.len());
     let mut route_index = HashMap::with_capacity(snapshot.routes.len());
     for (index, route) in snapshot.routes.iter().enumerate() {
+        let route_metrics = ctx.metrics.route(&route.model);
         let backends = route
             .backends
             .iter()
@@ -100,6 +101,7 @@ fn compile_valid(
                 let mut backend =
                     Backend::new(upstream, Arc::from(model), &b.provider, metrics, health, capabilities);
                 backend.price = b.price.as_ref().map(Price::from_config);
+                backend.stream_metrics = route_metrics.stream(&b.provider);
                 Some((b.priority, b.weight, backend))
             })
             .collect();
@@ -107,9 +109,8 @@ fn compile_valid(
             used.cursor(&route.model, priority);
             ctx.state.cursor(&route.model, priority)
         };
-        let mut compiled =
-            Route::new(&route.model, index, ctx.metrics.route(&route.model), backends, &mut cursor)
-                .with_balancing(route.balancing);
+        let mut compiled = Route::new(&route.model, index, route_metrics, backends, &mut cursor)
+            .with_balancing(route.balancing);
         compiled.default_max_tokens = route.default_max_tokens;
         compiled.retry = RetryRule::from_config(route.retries.as_ref(), route.backends.len());
         used.retry_budget(&route.model);

@@ -5,7 +5,7 @@
 use super::health::Health;
 use super::retry::{RetryBudget, RetryRule};
 use crate::limits::policy::{Policy, Price};
-use crate::metrics::{ProviderMetrics, RouteMetrics};
+use crate::metrics::{ProviderMetrics, RouteMetrics, StreamMetrics};
 use http::HeaderValue;
 use std::cell::Cell;
 use std::sync::Arc;
@@ -30,6 +30,8 @@ pub struct Backend {
     pub capabilities: Capabilities,
     /// What its tokens cost; `None`: nothing (no price configured).
     pub price: Option<Price>,
+    /// Its provider's stream latencies on this route (set by the compile).
+    pub stream_metrics: Arc<StreamMetrics>,
 }
 
 impl Backend {
@@ -42,7 +44,16 @@ impl Backend {
         capabilities: Capabilities,
     ) -> Self {
         let provider_header = HeaderValue::from_str(provider).ok();
-        Backend { upstream, model, metrics, provider_header, health, capabilities, price: None }
+        Backend {
+            upstream,
+            model,
+            metrics,
+            provider_header,
+            health,
+            capabilities,
+            price: None,
+            stream_metrics: Arc::default(),
+        }
     }
 }
 

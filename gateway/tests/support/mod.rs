@@ -102,6 +102,8 @@ pub struct Gateway {
     pub admin: SocketAddr,
     pub config_path: PathBuf,
     pub log_path: PathBuf,
+    /// What the process wrote to stdout after its listening line.
+    pub stdout_path: PathBuf,
     /// Holds the config file and nothing else: the gateway watches this directory, and its own
     /// log lines must not be events there.
     pub dir: TempDir,
@@ -130,7 +132,12 @@ impl Gateway {
         let log = std::fs::File::create(&log_path).unwrap();
         let mut child = command.stdout(Stdio::piped()).stderr(log).spawn().expect("spawn the gateway binary");
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        stdout.read_line(&mut line).unwrap();
+        // The rest of stdout (the access log) goes to a file, and the pipe stays open.
+        let stdout_path = log_dir.0.join("stdout.log");
+        let mut copy = std::fs::File::create(&stdout_path).unwrap();
+        std::thread::spawn(move || std::io::copy(&mut stdout, &mut copy));
         let addr = |key: &str| -> SocketAddr {
             let Some(value) = line.split_whitespace().find_map(|w| w.strip_prefix(key)) else {
                 let log = std::fs::read_to_string(&log_path).unwrap_or_default();
@@ -139,7 +146,7 @@ impl Gateway {
             value.parse().unwrap()
         };
         let (api, admin) = (addr("api="), addr("admin="));
-        Gateway { child, api, admin, config_path, log_path, dir, log_dir }
+        Gateway { child, api, admin, config_path, log_path, stdout_path, dir, log_dir }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -160,6 +167,14 @@ impl Gateway {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// The access log so far: the JSON lines on stdout.
+    pub fn access_log(&self) -> Vec<serde_json::Value> {
+        let text = std::fs::read_to_string(&self.stdout_path).unwrap_or_default();
+        text.lines()
+            .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
+            .collect()
     }
 
     pub fn sigterm(&self) {
@@ -364,4 +379,26 @@ pub async fn run_python_check(script: &str, args: &[String], marker: &str, gatew
             logs.join("\n")
         );
     }
+}
+
+/// Runs `tests/py/<script>` with `args` under SWITCHBOARD_PYTHON and returns its stdout; fails
+/// the test with its output unless it exits 0 having printed `marker`.
+pub async fn python_output(script: &str, args: &[String], marker: &str) -> String {
+    let python = std::env::var("SWITCHBOARD_PYTHON").unwrap_or_else(|_| "python3".to_owned());
+    let output = tokio::process::Command::new(&python)
+        .arg(repo_root().join("tests/py").join(script))
+        .args(args)
+        .output()
+        .await
+        .unwrap_or_else(|e| {
+            panic!("cannot run {python}: {e}; run scripts/test, which provisions the Python tools")
+        });
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success() && stdout.contains(marker),
+        "{script} failed (SWITCHBOARD_PYTHON={python}; scripts/test provisions tests/py/requirements.txt):\n{}\n{}",
+        stdout.lines().rev().take(20).collect::<Vec<_>>().join("\n"),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
 }
