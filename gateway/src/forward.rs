@@ -71,9 +71,13 @@ pub async fn forward(
             Admission::Refused if position >= available => false,
             Admission::Refused => continue,
         };
-        if tried > 0 && !route.retry_budget.withdraw(now_ms(), &route.retry) {
-            tracing::debug!(route = %route.model, "retry budget spent; not retrying");
-            break;
+        if tried > 0 {
+            let granted = route.retry_budget.withdraw(now_ms(), &route.retry);
+            route.metrics.record_retry(granted);
+            if !granted {
+                tracing::debug!(route = %route.model, "retry budget spent; not retrying");
+                break;
+            }
         }
         tried += 1;
         ledger.set_attempts(tried as u32);

@@ -104,6 +104,7 @@ pub async fn run(options: cli::ServeOptions) -> Result<(), String> {
     };
     let limits = Arc::new(limits::Limits::new(redis));
     metrics.watch_limits(limits.clone());
+    metrics.watch_backends(ctx.state.clone());
     tokio::spawn(sweep_local_limits(limits.clone()));
     let edge_limits = edge::EdgeLimits {
         max_body_bytes: options.max_body_bytes,

@@ -113,6 +113,14 @@ async fn one_failing_backend_is_invisible_to_clients() {
     let report = fleet.backends().await;
     assert_eq!(backend(&report, "a")["circuit"], "open", "{report}");
     assert_eq!(backend(&report, "b")["circuit"], "closed");
+    let circuit = |provider: &str, state: &str| {
+        format!(r#"switchboard_backend_circuit_state{{provider="{provider}",backend="m",state="{state}"}}"#)
+    };
+    assert_eq!(fleet.gateway.metric(&circuit("a", "open")).await, 1.0);
+    assert_eq!(fleet.gateway.metric(&circuit("a", "closed")).await, 0.0);
+    assert_eq!(fleet.gateway.metric(&circuit("b", "closed")).await, 1.0);
+    let retried = r#"switchboard_retries_total{route="m",outcome="retried"}"#;
+    assert_eq!(fleet.gateway.metric(retried).await, calls[0] as f64, "each failure of a was retried on b");
 }
 
 #[tokio::test]

@@ -23,6 +23,8 @@ pub(super) struct Series {
     pub limits: ArcSwapOption<crate::limits::Limits>,
     pub config_hash: ArcSwap<String>,
     pub operator_last_contact_unix: UGauge,
+    /// Every backend's circuit (`table/health.rs`), kept across reloads.
+    pub backends: ArcSwapOption<crate::table::BackendState>,
 }
 
 impl std::fmt::Debug for Series {
@@ -129,6 +131,20 @@ impl Collector for Series {
         for (provider, m) in &providers {
             m.ejections.encode(family.encode_family(&[("provider", &**provider)])?)?;
         }
+        let mut family = encoder.encode_descriptor(
+            "switchboard_retries",
+            "Retries of failed attempts by route: made, or refused by the route's retry budget.",
+            None,
+            MetricType::Counter,
+        )?;
+        for (route, m) in all.iter().skip(1) {
+            m.retries.encode(family.encode_family(&[("route", *route), ("outcome", "retried")])?)?;
+            m.retries_refused
+                .encode(family.encode_family(&[("route", *route), ("outcome", "budget_exhausted")])?)?;
+        }
+        if let Some(backends) = self.backends.load_full() {
+            encode_circuits(&mut encoder, &backends)?;
+        }
         let hash = self.config_hash.load();
         encoder
             .encode_descriptor(
@@ -152,6 +168,44 @@ impl Collector for Series {
         }
         Ok(())
     }
+}
+
+/// Per backend (provider and upstream model): 1 for its circuit's state, 0 for the others, and
+/// how often it opened.
+fn encode_circuits(
+    encoder: &mut DescriptorEncoder,
+    backends: &crate::table::BackendState,
+) -> Result<(), Error> {
+    use crate::table::CircuitState;
+    let now = crate::table::now_ms();
+    let mut states = Vec::new();
+    backends.each_health(|provider, model, health| {
+        states.push((provider.to_owned(), model.to_owned(), health.state(now), health.opened_total()));
+    });
+    let mut family = encoder.encode_descriptor(
+        "switchboard_backend_circuit_state",
+        "Circuit breaker state per backend: 1 for the current state (closed, open, half_open).",
+        None,
+        MetricType::Gauge,
+    )?;
+    for (provider, model, state, _) in &states {
+        for candidate in [CircuitState::Closed, CircuitState::Open, CircuitState::HalfOpen] {
+            let labels =
+                [("provider", provider.as_str()), ("backend", model.as_str()), ("state", candidate.as_str())];
+            ConstGauge::new(i64::from(*state == candidate)).encode(family.encode_family(&labels)?)?;
+        }
+    }
+    let mut family = encoder.encode_descriptor(
+        "switchboard_backend_circuit_openings",
+        "Times a backend's circuit opened (repeated failures, an error rate, or a failed probe).",
+        None,
+        MetricType::Counter,
+    )?;
+    for (provider, model, _, opened) in &states {
+        let labels = [("provider", provider.as_str()), ("backend", model.as_str())];
+        ConstCounter::new(*opened).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
 }
 
 fn encode_limits(encoder: &mut DescriptorEncoder, limits: &crate::limits::Limits) -> Result<(), Error> {

@@ -75,6 +75,7 @@ impl Metrics {
             limits: ArcSwapOption::empty(),
             config_hash: ArcSwap::from_pointee(String::new()),
             operator_last_contact_unix: operator_last_contact_unix.clone(),
+            backends: ArcSwapOption::empty(),
         });
         let metrics = Metrics {
             registry: prometheus_client::registry::Registry::default(),
@@ -183,6 +184,11 @@ impl Metrics {
         self.config_generation.set(generation);
         self.series.config_hash.store(Arc::new(hash.to_owned()));
         self.config_loaded_unix.set(crate::unix_now() as u64);
+    }
+
+    /// Gives `/metrics` the backends' circuits to report on.
+    pub fn watch_backends(&self, backends: Arc<crate::table::BackendState>) {
+        self.series.backends.store(Some(backends));
     }
 
     /// Gives `/metrics` the limits to report on.

@@ -20,6 +20,9 @@ pub struct RouteMetrics {
     pub(super) duration: Latency,
     pub(super) streams_aborted: Counter,
     pub(super) errors: [Counter; ErrorType::ALL.len()],
+    /// Retries made, and retries the budget refused.
+    pub(super) retries: Counter,
+    pub(super) retries_refused: Counter,
     /// Per provider serving the route: first-token and between-token latencies.
     pub(super) streams: Registry<StreamMetrics>,
 }
@@ -45,6 +48,15 @@ impl RouteMetrics {
         if let Some(error) = error {
             self.errors[error as usize].inc();
         }
+    }
+
+    /// One retry: made (`true`) or refused by the retry budget.
+    pub fn record_retry(&self, granted: bool) {
+        if granted {
+            self.retries.inc()
+        } else {
+            self.retries_refused.inc()
+        };
     }
 
     /// The stream latencies of `provider` serving this route, created on first use. Called
