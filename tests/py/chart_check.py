@@ -19,6 +19,8 @@ Policy (each derived from the rendering itself, so it holds for every value set)
 - requests (cpu, memory) and a memory limit on every container;
 - ServiceMonitors or PodMonitors (never both: every pod would be scraped twice) select the
   operator's and the gateway's pods by their selector labels and scrape /metrics on `admin`;
+- a Grafana dashboard ConfigMap holds JSON with panels, each with a query; every PrometheusRule
+  alert has an expression scoped to the release's namespace, a `for` and a summary;
 - RBAC: the (scope, apiGroup, resource, verb) grants equal LEAST_PRIVILEGE exactly, the scope
   being the cluster when the operator watches every namespace, else each namespace it names;
   the gateway's ServiceAccount is bound to nothing.
@@ -36,7 +38,11 @@ import yaml
 KUBERNETES_VERSIONS = ["1.33.0", "1.36.0"]
 # The Prometheus Operator's kinds: their CRDs are not in the bundled schemas; check_monitors
 # checks what matters in them instead.
-SKIP_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor"), ("monitoring.coreos.com/v1", "PodMonitor")}
+SKIP_KINDS = {
+    ("monitoring.coreos.com/v1", "ServiceMonitor"),
+    ("monitoring.coreos.com/v1", "PodMonitor"),
+    ("monitoring.coreos.com/v1", "PrometheusRule"),
+}
 MONITOR_ENDPOINTS = {"ServiceMonitor": "endpoints", "PodMonitor": "podMetricsEndpoints"}
 
 # What operator/src calls in each watched namespace (see the comment in templates/rbac.yaml).
@@ -162,6 +168,30 @@ def check_monitors(docs, deployments, failures):
     return len(kinds)
 
 
+def check_dashboards_and_rules(docs, namespace, failures):
+    for doc in docs:
+        name = doc["metadata"]["name"]
+        if doc["kind"] == "ConfigMap" and doc["metadata"].get("labels", {}).get("grafana_dashboard"):
+            for key, text in doc.get("data", {}).items():
+                try:
+                    dashboard = json.loads(text)
+                except json.JSONDecodeError as err:
+                    failures.append(f"dashboard {name}/{key} is not JSON: {err}")
+                    continue
+                panels = dashboard.get("panels", [])
+                if not panels or not all(t.get("expr") for p in panels for t in p.get("targets", [None]) if t):
+                    failures.append(f"dashboard {name}/{key}: no panels, or a panel without a query")
+        if doc["kind"] == "PrometheusRule":
+            rules = [r for g in doc["spec"]["groups"] for r in g["rules"]]
+            if not rules:
+                failures.append(f"PrometheusRule {name} has no rules")
+            for rule in rules:
+                scoped = f'namespace="{namespace}"' in rule.get("expr", "")
+                if not (rule.get("alert") and scoped and rule.get("for") and rule.get("annotations", {}).get("summary")):
+                    failures.append(f"PrometheusRule {name}: {rule.get('alert')} needs an expr scoped to "
+                                    f"namespace {namespace}, a for and a summary")
+
+
 def rbac_grants(docs, failures):
     """(scope, apiGroup, resource, verb, resourceName) of every rule bound to a ServiceAccount."""
     roles = {}
@@ -258,6 +288,7 @@ def main():
     if not policies and "--operator-insecure" not in gateway["spec"]["template"]["spec"]["containers"][0]["args"]:
         failures.append("no NetworkPolicy (only the development value set may go without)")
     check_monitors(docs, {"operator": operator, "gateway": gateway}, failures)
+    check_dashboards_and_rules(docs, args.namespace, failures)
     grants = check_rbac(docs, operator, gateway, args.namespace, failures)
     if args.out:
         write_out(args.out, docs, operator, gateway)
