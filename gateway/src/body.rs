@@ -72,10 +72,11 @@ impl Body for GatewayBody {
             Kind::Full(bytes) => bytes.take(),
             Kind::Relay(relay) => ready!(relay.poll_event(cx, this.ledger.as_mut())),
         };
-        if next.is_none()
-            && let Some(ledger) = &mut this.ledger
-        {
-            ledger.finish();
+        if let Some(ledger) = &mut this.ledger {
+            match &next {
+                Some(bytes) => ledger.observe(bytes),
+                None => ledger.finish(),
+            }
         }
         Poll::Ready(next.map(|bytes| Ok(Frame::data(bytes))))
     }

@@ -49,6 +49,9 @@ pub struct ServeOptions {
     pub responses: crate::conversations::StoreLimits,
     /// Whether usage and cost metrics carry a `key` label (off for very many keys).
     pub key_metrics: bool,
+    /// OpenTelemetry traces over OTLP; the standard `OTEL_*` variables are read at start
+    /// (`telemetry::settings`).
+    pub traces: crate::telemetry::TraceFlags,
 }
 
 /// Where the operator's snapshot stream is (`--operator`).
@@ -207,6 +210,19 @@ struct ServeArgs {
     /// beyond it the client is told to start a new one.
     #[arg(long, env = "SWITCHBOARD_RESPONSES_MAX_CONVERSATION_BYTES", default_value_t = 4 << 20, value_name = "BYTES")]
     responses_max_conversation_bytes: usize,
+    /// Export OpenTelemetry traces over OTLP to this collector base URL (http://host:4317 for
+    /// gRPC, http://host:4318 for HTTP) [default: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or
+    /// OTEL_EXPORTER_OTLP_ENDPOINT; with none of them tracing is off].
+    #[arg(long, env = "SWITCHBOARD_OTLP_ENDPOINT", value_name = "URL")]
+    otlp_endpoint: Option<String>,
+    /// OTLP transport: grpc or http/protobuf [default: OTEL_EXPORTER_OTLP_TRACES_PROTOCOL,
+    /// OTEL_EXPORTER_OTLP_PROTOCOL, else http/protobuf].
+    #[arg(long, env = "SWITCHBOARD_OTLP_PROTOCOL", value_name = "PROTOCOL", value_parser = ["grpc", "http/protobuf"])]
+    otlp_protocol: Option<String>,
+    /// Record prompts and completions in trace spans (gen_ai.input.messages,
+    /// gen_ai.output.messages); also OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true.
+    #[arg(long, env = "SWITCHBOARD_OTLP_CAPTURE_CONTENT")]
+    otlp_capture_content: bool,
 }
 
 impl TryFrom<ServeArgs> for ServeOptions {
@@ -268,6 +284,11 @@ impl TryFrom<ServeArgs> for ServeOptions {
             operator,
             redis,
             key_metrics: !args.no_key_metrics,
+            traces: crate::telemetry::TraceFlags {
+                endpoint: args.otlp_endpoint,
+                protocol: args.otlp_protocol,
+                capture_content: args.otlp_capture_content,
+            },
             responses: crate::conversations::StoreLimits {
                 ttl: Duration::from_secs(args.responses_ttl_seconds),
                 memory_bytes: args.responses_memory_bytes,

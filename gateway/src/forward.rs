@@ -9,6 +9,7 @@ use crate::inbound::Inbound;
 use crate::ledger::Ledger;
 use crate::limits::reply;
 use crate::table::{Admission, Backend, Health, Route, RoutingTable, now_ms};
+use crate::telemetry;
 use crate::upstream::{Call, Reply};
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, Response};
@@ -81,7 +82,27 @@ pub async fn forward(
         }
         tried += 1;
         ledger.set_attempts(tried as u32);
-        let outcome = attempt(table, route, backend, request, request_id, give_up_at, probe).await;
+        // The attempt's span (when tracing), whose context goes upstream in `traceparent`.
+        let span =
+            ledger.trace_mut().map(|trace| trace.attempt(&table.upstreams[backend.upstream], &backend.model));
+        let outcome = telemetry::propagate(
+            span.as_ref(),
+            attempt(table, route, backend, request, request_id, give_up_at, probe),
+        )
+        .await;
+        if let (Some(span), Some(trace)) = (span, ledger.trace_mut()) {
+            let deadline;
+            let ended = match &outcome {
+                Ok(_) => Ok(()),
+                Err(Failure::Upstream(err)) => Err(err),
+                Err(Failure::Deadline) => {
+                    let provider = table.upstreams[backend.upstream].name().clone();
+                    deadline = UpstreamError { provider, kind: UpstreamErrorKind::Timeout(limit) };
+                    Err(&deadline)
+                }
+            };
+            trace.attempted(span, ended);
+        }
         match outcome {
             Ok(reply) => {
                 let upstream = &table.upstreams[backend.upstream];

@@ -27,6 +27,9 @@ pub async fn handle(gateway: Arc<Gateway>, request: Request<Incoming>) -> Respon
     let request_id = RequestId::from_headers(request.headers());
     let mut ledger =
         Ledger::open(&gateway.metrics, request_id.header_ref(), request.method(), request.uri().path());
+    if let Some(telemetry) = &gateway.telemetry {
+        ledger.trace(telemetry.request(request.method(), request.headers()));
+    }
     // Loaded once: this request is served by this table from start to end, whatever reloads do.
     let table = gateway.tables.load();
     let target = target(request.method(), request.uri().path());
@@ -47,6 +50,9 @@ pub async fn handle(gateway: Arc<Gateway>, request: Request<Incoming>) -> Respon
     let mut response = outcome.unwrap_or_else(|err| {
         ledger.set_error(ErrorType::of(&err));
         let rendered = err.render();
+        if let Some(trace) = ledger.trace_mut() {
+            trace.failed(rendered.code.as_deref().unwrap_or(&rendered.kind));
+        }
         if rendered.status.is_server_error() {
             tracing::warn!(request_id = %request_id, status = rendered.status.as_u16(), error = %err, "request failed");
         } else {
@@ -147,6 +153,9 @@ async fn dispatch(
     let buffered = gateway.edge.read_body(body).await?;
     let body = buffered.check_depth()?;
     let mut inbound = Inbound::parse(api, body, &parts.headers)?;
+    if let Some(trace) = ledger.trace_mut() {
+        trace.request(&inbound, body);
+    }
     if let Inbound::Responses(request) = &mut inbound {
         responses::continue_conversation(&gateway.conversations, key, request).await?;
     }

@@ -16,6 +16,7 @@ use crate::limits::policy::{Demand, Price};
 use crate::limits::{Charge, Limits};
 use crate::metrics::{ErrorType, Metrics, RouteMetrics, StreamMetrics};
 use crate::spend::Labels;
+use crate::telemetry::{RequestSpan, Settled};
 use http::{HeaderValue, Method};
 use std::sync::Arc;
 use std::time::Instant;
@@ -53,6 +54,8 @@ pub struct Ledger {
     prompt_estimate: u64,
     /// Only allocated when access logging is on.
     log: Option<Box<AccessLog>>,
+    /// The request's trace span, only when tracing is on (ends when the ledger settles).
+    trace: Option<Box<RequestSpan>>,
 }
 
 /// What one access log line says beyond the ledger's fields. Names only: the key's id, never
@@ -100,6 +103,22 @@ impl Ledger {
             limits: None,
             prompt_estimate: 0,
             log,
+            trace: None,
+        }
+    }
+
+    pub fn trace(&mut self, span: Box<RequestSpan>) {
+        self.trace = Some(span);
+    }
+
+    pub fn trace_mut(&mut self) -> Option<&mut RequestSpan> {
+        self.trace.as_deref_mut()
+    }
+
+    /// A piece of the answer on its way to the client, for the trace.
+    pub fn observe(&mut self, frame: &[u8]) {
+        if let Some(trace) = &mut self.trace {
+            trace.observe(frame);
         }
     }
 
@@ -225,6 +244,15 @@ impl Drop for Ledger {
             let actual =
                 Demand { requests: 1, input: usage.input, output: usage.output, cost_nano_usd: cost };
             limits.settle(std::mem::take(&mut self.charges), &self.reserved, &actual);
+        }
+        if let Some(trace) = self.trace.take() {
+            trace.end(&Settled {
+                status,
+                usage: self.provider.as_ref().map(|_| &usage),
+                route: self.route.as_deref(),
+                key: self.key.as_deref(),
+                backend: self.provider.as_deref(),
+            });
         }
         if let Some(log) = self.log.take()
             && (log.sampled || status >= 400)

@@ -29,6 +29,7 @@ pub mod server;
 pub mod spend;
 pub mod sync;
 pub mod table;
+pub mod telemetry;
 pub mod upstream;
 
 use metrics::Metrics;
@@ -61,6 +62,8 @@ pub struct Gateway {
     pub conversations: conversations::Store,
     /// Set on SIGTERM: `/readyz` fails so load balancers stop sending new work.
     pub draining: AtomicBool,
+    /// OpenTelemetry traces; `None` (the default) when no OTLP endpoint is configured.
+    pub telemetry: Option<telemetry::Telemetry>,
 }
 
 pub fn unix_now_ms() -> u64 {
@@ -113,6 +116,7 @@ pub async fn run(options: cli::ServeOptions) -> Result<(), String> {
         request_deadline: options.request_deadline,
     };
     let edge = edge::Edge::new(edge_limits, metrics.clone());
+    let telemetry = telemetry::Telemetry::start(&options.traces)?;
     let gateway = Arc::new(Gateway {
         tables: TableHolder::default(),
         metrics,
@@ -122,6 +126,7 @@ pub async fn run(options: cli::ServeOptions) -> Result<(), String> {
         limits,
         conversations,
         draining: AtomicBool::new(false),
+        telemetry,
     });
     // With an operator the first table arrives on its stream (until then /readyz says so and
     // requests get 503); never the embedded default, whose development key would then open a
@@ -217,6 +222,10 @@ pub async fn run(options: cli::ServeOptions) -> Result<(), String> {
     let drained = api_task.await.unwrap_or(false);
     let _ = stop_admin_tx.send(true);
     let _ = admin_task.await;
+    if let Some(telemetry) = &gateway.telemetry {
+        // The last requests' spans; a collector that does not answer does not hold the exit.
+        telemetry.flush(std::time::Duration::from_secs(2)).await;
+    }
     if drained {
         tracing::info!("drained; exiting");
     } else {

@@ -39,6 +39,7 @@ fn gateway(ctx: &CompileContext) -> Gateway {
                 max_conversation_bytes: 1 << 20,
             },
         ),
+        telemetry: None,
         draining: AtomicBool::new(false),
     }
 }

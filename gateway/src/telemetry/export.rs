@@ -1,0 +1,189 @@
+//! Batched export off the request path: a span processor whose `on_end` is one `try_send` into a
+//! bounded queue, and a tokio task that gathers spans into batches and exports them.
+//!
+//! The SDK's own batch processor runs its exporter on a thread of its own with a blocking
+//! executor; the OTLP exporters here (tonic, hyper) need the tokio runtime, and a drop on a full
+//! queue must be counted where we can report it. So the queue and its task are ours; the
+//! exporters are the SDK's.
+
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{SpanData, SpanExporter, SpanProcessor};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{Instant, timeout, timeout_at};
+
+/// The queue's and batches' bounds, from the SDK's standard `OTEL_BSP_*` variables.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Spans waiting for export; beyond it new spans are dropped (`OTEL_BSP_MAX_QUEUE_SIZE`).
+    pub queue: usize,
+    /// Spans per export request (`OTEL_BSP_MAX_EXPORT_BATCH_SIZE`).
+    pub batch: usize,
+    /// How long a partial batch waits for more spans (`OTEL_BSP_SCHEDULE_DELAY`, ms).
+    pub delay: Duration,
+    /// One export's limit (`OTEL_BSP_EXPORT_TIMEOUT`, ms).
+    pub export_timeout: Duration,
+}
+
+impl Limits {
+    pub fn from_env() -> Limits {
+        let number = |name: &str, default: u64| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .filter(|&n| n > 0)
+                .unwrap_or(default)
+        };
+        let queue = number("OTEL_BSP_MAX_QUEUE_SIZE", 2048) as usize;
+        Limits {
+            queue,
+            batch: (number("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512) as usize).min(queue),
+            delay: Duration::from_millis(number("OTEL_BSP_SCHEDULE_DELAY", 1000)),
+            export_timeout: Duration::from_millis(number("OTEL_BSP_EXPORT_TIMEOUT", 10_000)),
+        }
+    }
+}
+
+/// The span processor registered with the tracer provider.
+#[derive(Debug)]
+pub struct Batcher {
+    spans: mpsc::Sender<SpanData>,
+    dropped: Arc<AtomicU64>,
+}
+
+/// Asks the export task to send what is queued now.
+pub struct Flush {
+    requests: mpsc::Sender<oneshot::Sender<()>>,
+}
+
+impl Flush {
+    pub async fn flush(&self, limit: Duration) {
+        let (done, exported) = oneshot::channel();
+        if self.requests.send(done).await.is_ok() {
+            let _ = timeout(limit, exported).await;
+        }
+    }
+}
+
+impl Batcher {
+    /// Spawns the export task (inside the runtime) and returns the processor and its flush handle.
+    pub fn start<E: SpanExporter + 'static>(exporter: E, limits: Limits) -> (Batcher, Flush) {
+        let (spans, queue) = mpsc::channel(limits.queue);
+        let (requests, flushes) = mpsc::channel(4);
+        let dropped = Arc::new(AtomicU64::new(0));
+        tokio::spawn(run(exporter, queue, flushes, dropped.clone(), limits));
+        (Batcher { spans, dropped }, Flush { requests })
+    }
+}
+
+impl SpanProcessor for Batcher {
+    fn on_start(&self, _span: &mut opentelemetry_sdk::trace::Span, _cx: &opentelemetry::Context) {}
+
+    fn on_end(&self, span: SpanData) {
+        if !span.span_context.is_sampled() {
+            return;
+        }
+        // Never waits: a collector that cannot keep up costs spans, not requests.
+        if self.spans.try_send(span).is_err() {
+            self.dropped.fetch_add(1, Relaxed);
+        }
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        // Flushing is asynchronous here (`Flush::flush`, awaited at shutdown); a synchronous
+        // caller would block a runtime thread.
+        Ok(())
+    }
+
+    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
+        Ok(())
+    }
+}
+
+async fn run<E: SpanExporter>(
+    exporter: E,
+    mut queue: mpsc::Receiver<SpanData>,
+    mut flushes: mpsc::Receiver<oneshot::Sender<()>>,
+    dropped: Arc<AtomicU64>,
+    limits: Limits,
+) {
+    let mut batch = Vec::with_capacity(limits.batch);
+    let mut failing = false;
+    let mut reported_drops = 0;
+    loop {
+        // The first span of a batch (or a flush request) starts the clock.
+        let mut flushed = None;
+        tokio::select! {
+            received = queue.recv_many(&mut batch, limits.batch) => if received == 0 { return },
+            Some(done) = flushes.recv() => flushed = Some(done),
+        }
+        let until = Instant::now() + limits.delay;
+        while flushed.is_none() && batch.len() < limits.batch {
+            let room = limits.batch - batch.len();
+            tokio::select! {
+                received = timeout_at(until, queue.recv_many(&mut batch, room)) => match received {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                },
+                Some(done) = flushes.recv() => flushed = Some(done),
+            }
+        }
+        if flushed.is_some() {
+            // Everything queued goes, in as many batches as it takes.
+            while let Ok(span) = queue.try_recv() {
+                batch.push(span);
+                if batch.len() >= limits.batch {
+                    failing = export(&exporter, &mut batch, limits, failing).await;
+                }
+            }
+        }
+        if !batch.is_empty() {
+            failing = export(&exporter, &mut batch, limits, failing).await;
+        }
+        let drops = dropped.load(Relaxed);
+        if drops > reported_drops {
+            tracing::warn!(
+                dropped = drops - reported_drops,
+                total = drops,
+                "trace export queue full: spans dropped"
+            );
+            reported_drops = drops;
+        }
+        if let Some(done) = flushed {
+            let _ = done.send(());
+        }
+    }
+}
+
+/// Exports and empties `batch`; returns whether export is failing (logged once per outage).
+async fn export<E: SpanExporter>(
+    exporter: &E,
+    batch: &mut Vec<SpanData>,
+    limits: Limits,
+    failing: bool,
+) -> bool {
+    let spans = std::mem::replace(batch, Vec::with_capacity(limits.batch));
+    let count = spans.len();
+    let failure = match timeout(limits.export_timeout, exporter.export(spans)).await {
+        Ok(Ok(())) => None,
+        Ok(Err(err)) => Some(err.to_string()),
+        Err(_) => Some(format!("no answer within {} ms", limits.export_timeout.as_millis())),
+    };
+    match failure {
+        None if failing => {
+            tracing::info!("trace export recovered");
+            false
+        }
+        None => false,
+        Some(error) => {
+            if failing {
+                tracing::debug!(spans = count, error = %error, "trace export failed");
+            } else {
+                tracing::warn!(spans = count, error = %error, "trace export failed; spans dropped until the collector answers");
+            }
+            true
+        }
+    }
+}

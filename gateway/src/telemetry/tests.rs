@@ -1,0 +1,106 @@
+use super::scan::{Output, RequestParams, finish_reasons, input_messages, response_model};
+use super::{Protocol, Settings, TraceFlags, settings};
+use std::collections::HashMap;
+
+fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    move |name| map.get(name).cloned()
+}
+
+#[test]
+fn tracing_is_off_unless_an_endpoint_is_configured() {
+    let none = TraceFlags::default();
+    assert_eq!(settings(&none, env(&[])).unwrap(), None);
+    assert_eq!(settings(&none, env(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")])).unwrap(), None);
+    let from_env = settings(&none, env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318")])).unwrap();
+    assert_eq!(
+        from_env,
+        Some(Settings { endpoint: None, protocol: Protocol::HttpProtobuf, capture_content: false }),
+        "the exporter reads the variable itself; HTTP/protobuf is the specification's default"
+    );
+    let traces_only = env(&[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://c:4318/v1/traces")]);
+    assert!(settings(&none, traces_only).unwrap().is_some());
+}
+
+#[test]
+fn disabled_wins_over_every_endpoint() {
+    let flags = TraceFlags { endpoint: Some("http://c:4317".into()), ..TraceFlags::default() };
+    assert_eq!(settings(&flags, env(&[("OTEL_SDK_DISABLED", "true")])).unwrap(), None);
+    assert_eq!(settings(&flags, env(&[("OTEL_TRACES_EXPORTER", "none")])).unwrap(), None);
+    assert!(settings(&flags, env(&[("OTEL_SDK_DISABLED", "false")])).unwrap().is_some());
+}
+
+#[test]
+fn the_flag_is_a_base_url_and_wins_over_the_variables() {
+    let http = TraceFlags { endpoint: Some("http://c:4318/".into()), ..TraceFlags::default() };
+    let resolved = settings(&http, env(&[])).unwrap().unwrap();
+    assert_eq!(resolved.endpoint.as_deref(), Some("http://c:4318/v1/traces"));
+    let grpc = TraceFlags {
+        endpoint: Some("http://c:4317".into()),
+        protocol: Some("grpc".into()),
+        capture_content: false,
+    };
+    let resolved =
+        settings(&grpc, env(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")])).unwrap().unwrap();
+    assert_eq!((resolved.endpoint.as_deref(), resolved.protocol), (Some("http://c:4317"), Protocol::Grpc));
+    let by_env = settings(&http, env(&[("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc")])).unwrap().unwrap();
+    assert_eq!(by_env.protocol, Protocol::Grpc, "the per-signal variable");
+    assert!(settings(&http, env(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")])).is_err());
+}
+
+#[test]
+fn content_capture_is_explicit() {
+    let flags = TraceFlags { endpoint: Some("http://c".into()), ..TraceFlags::default() };
+    assert!(!settings(&flags, env(&[])).unwrap().unwrap().capture_content);
+    let on = env(&[("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "true")]);
+    assert!(settings(&flags, on).unwrap().unwrap().capture_content);
+    let off = env(&[("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "false")]);
+    assert!(!settings(&flags, off).unwrap().unwrap().capture_content);
+}
+
+#[test]
+fn answers_are_read_in_every_client_dialect() {
+    let chunk = br#"data: {"id":"c","object":"chat.completion.chunk","model":"gpt-4o-2024","choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}"#;
+    assert_eq!(response_model(chunk), Some("gpt-4o-2024"));
+    let mut reasons = Vec::new();
+    finish_reasons(chunk, &mut reasons);
+    finish_reasons(br#"data: {"choices":[{"delta":{"content":"x"},"finish_reason":null}]}"#, &mut reasons);
+    finish_reasons(br#"{"type":"message_delta","delta":{"stop_reason":"end_turn"}}"#, &mut reasons);
+    finish_reasons(br#"{"stop_reason":"max_tokens"}"#, &mut reasons);
+    assert_eq!(reasons, ["tool_calls", "stop", "length"]);
+    let start = br#"event: message_start
+data: {"type":"message_start","message":{"id":"m","type":"message","model":"claude-x","content":[]}}"#;
+    assert_eq!(response_model(start), Some("claude-x"));
+    // Content that mentions the field names is escaped, so it never matches.
+    let mut none = Vec::new();
+    finish_reasons(br#"{"content":"say \"finish_reason\":\"stop\""}"#, &mut none);
+    assert!(none.is_empty());
+}
+
+#[test]
+fn request_parameters_under_each_api_name() {
+    let chat =
+        RequestParams::read(br#"{"model":"m","max_completion_tokens":9,"temperature":0.5,"messages":[]}"#);
+    assert_eq!((chat.max_tokens(), chat.temperature), (Some(9), Some(0.5)));
+    assert_eq!(RequestParams::read(br#"{"max_output_tokens":7}"#).max_tokens(), Some(7));
+    assert_eq!(RequestParams::read(b"not json"), RequestParams::default());
+}
+
+#[test]
+fn content_in_the_conventions_shape() {
+    let messages = input_messages(
+        br#"{"system":"be brief","messages":[{"role":"user","content":[{"type":"text","text":"hi"}]}]}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        messages,
+        r#"[{"parts":[{"content":"be brief","type":"text"}],"role":"system"},{"parts":[{"content":"hi","type":"text"}],"role":"user"}]"#
+    );
+    let mut output = Output::default();
+    output.read(br#"data: {"choices":[{"delta":{"content":"Hel"}}]}"#);
+    output.read(b"data: {\"choices\":[{\"delta\":{\"content\":\"lo\"}}]}\n\ndata: [DONE]\n\n");
+    assert_eq!(
+        output.messages(Some("stop")),
+        r#"[{"finish_reason":"stop","parts":[{"content":"Hello","type":"text"}],"role":"assistant"}]"#
+    );
+}
