@@ -78,6 +78,14 @@ impl Batcher {
     }
 }
 
+#[cfg(test)]
+impl Batcher {
+    /// Spans dropped on a full queue so far (the export task logs them as they happen).
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Relaxed)
+    }
+}
+
 impl SpanProcessor for Batcher {
     fn on_start(&self, _span: &mut opentelemetry_sdk::trace::Span, _cx: &opentelemetry::Context) {}
 

@@ -104,3 +104,81 @@ fn content_in_the_conventions_shape() {
         r#"[{"finish_reason":"stop","parts":[{"content":"Hello","type":"text"}],"role":"assistant"}]"#
     );
 }
+
+mod export {
+    use super::super::export::{Batcher, Limits};
+    use opentelemetry::trace::{SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState};
+    use opentelemetry_sdk::error::OTelSdkResult;
+    use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanExporter, SpanLinks, SpanProcessor};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+    use std::time::{Duration, SystemTime};
+
+    /// Counts what it is sent; with `hang` it never answers (a collector that accepted the
+    /// connection and went silent).
+    #[derive(Debug, Default)]
+    struct Recorder {
+        spans: Arc<AtomicUsize>,
+        hang: bool,
+    }
+
+    impl SpanExporter for Recorder {
+        async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+            if self.hang {
+                std::future::pending::<()>().await;
+            }
+            self.spans.fetch_add(batch.len(), Relaxed);
+            Ok(())
+        }
+    }
+
+    fn span(n: u64) -> SpanData {
+        SpanData {
+            span_context: SpanContext::new(
+                TraceId::from_bytes([1; 16]),
+                SpanId::from_bytes((n + 1).to_be_bytes()),
+                TraceFlags::SAMPLED,
+                false,
+                TraceState::default(),
+            ),
+            parent_span_id: SpanId::INVALID,
+            parent_span_is_remote: false,
+            span_kind: SpanKind::Internal,
+            name: "span".into(),
+            start_time: SystemTime::now(),
+            end_time: SystemTime::now(),
+            attributes: Vec::new(),
+            dropped_attributes_count: 0,
+            events: SpanEvents::default(),
+            links: SpanLinks::default(),
+            status: Status::Unset,
+            instrumentation_scope: Default::default(),
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_full_queue_drops_and_counts_instead_of_waiting() {
+        let limits =
+            Limits { queue: 4, batch: 2, delay: Duration::from_secs(3600), export_timeout: Duration::MAX };
+        let (batcher, _flush) = Batcher::start(Recorder { hang: true, ..Recorder::default() }, limits);
+        // No await in between: the export task has not run, so the queue takes four.
+        for n in 0..100 {
+            batcher.on_end(span(n));
+        }
+        assert_eq!(batcher.dropped(), 96);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn flush_exports_what_is_queued_in_batches() {
+        let spans = Arc::new(AtomicUsize::new(0));
+        let limits =
+            Limits { queue: 64, batch: 2, delay: Duration::from_secs(3600), export_timeout: Duration::MAX };
+        let (batcher, flush) = Batcher::start(Recorder { spans: spans.clone(), hang: false }, limits);
+        for n in 0..5 {
+            batcher.on_end(span(n));
+        }
+        flush.flush(Duration::from_secs(10)).await;
+        assert_eq!(spans.load(Relaxed), 5, "the schedule delay is an hour: only the flush sent them");
+        assert_eq!(batcher.dropped(), 0);
+    }
+}
