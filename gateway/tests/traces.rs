@@ -162,11 +162,19 @@ async fn plain_streamed_and_tool_call_requests_over_grpc() {
     assert_eq!(seen.header("tracestate"), Some("vendor=x"));
 
     // Streamed: usage from the stream, finish reason from its chunks.
-    let body = r#"{"model":"gpt","stream":true,"messages":[{"role":"user","content":"hi there"}]}"#;
+    let body = r#"{"model":"gpt","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi there"}]}"#;
     let response = chat(&gateway, &[], body).await;
     assert_eq!(response.status, 200);
+    let events = sse_data(&response.text());
+    let usage_chunk =
+        events.iter().rev().find_map(|d| serde_json::from_str::<serde_json::Value>(d).ok()).unwrap();
     let (server, clients) = trace_of(&receiver, 4, "gpt").await;
     assert_answered(&server, "gpt", &mock);
+    assert_eq!(server.int_attr("gen_ai.usage.input_tokens"), usage_chunk["usage"]["prompt_tokens"].as_i64());
+    assert_eq!(
+        server.int_attr("gen_ai.usage.output_tokens"),
+        usage_chunk["usage"]["completion_tokens"].as_i64()
+    );
     assert_eq!(server.parent_span_id, "", "no client context: a root span");
     assert_ne!(server.trace_id, CLIENT_TRACE);
     assert_eq!(clients.len(), 1);
