@@ -9,10 +9,11 @@
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter, SpanProcessor};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
-use tokio::time::{Instant, timeout, timeout_at};
+use tokio::sync::mpsc::error::TryRecvError;
+use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::time::timeout;
 
 /// The queue's and batches' bounds, from the SDK's standard `OTEL_BSP_*` variables.
 #[derive(Debug, Clone, Copy)]
@@ -21,7 +22,8 @@ pub struct Limits {
     pub queue: usize,
     /// Spans per export request (`OTEL_BSP_MAX_EXPORT_BATCH_SIZE`).
     pub batch: usize,
-    /// How long a partial batch waits for more spans (`OTEL_BSP_SCHEDULE_DELAY`, ms).
+    /// The interval between two exports of what is queued (`OTEL_BSP_SCHEDULE_DELAY`, ms); a
+    /// full batch goes at once.
     pub delay: Duration,
     /// One export's limit (`OTEL_BSP_EXPORT_TIMEOUT`, ms).
     pub export_timeout: Duration,
@@ -50,6 +52,11 @@ impl Limits {
 #[derive(Debug)]
 pub struct Batcher {
     spans: mpsc::Sender<SpanData>,
+    /// Spans in the queue, so a full batch can be announced without waking the export task for
+    /// every span: a cross-thread wake-up per span costs more than the span itself.
+    queued: Arc<AtomicUsize>,
+    full: Arc<Notify>,
+    batch: usize,
     dropped: Arc<AtomicU64>,
 }
 
@@ -72,9 +79,23 @@ impl Batcher {
     pub fn start<E: SpanExporter + 'static>(exporter: E, limits: Limits) -> (Batcher, Flush) {
         let (spans, queue) = mpsc::channel(limits.queue);
         let (requests, flushes) = mpsc::channel(4);
-        let dropped = Arc::new(AtomicU64::new(0));
-        tokio::spawn(run(exporter, queue, flushes, dropped.clone(), limits));
-        (Batcher { spans, dropped }, Flush { requests })
+        let batcher = Batcher {
+            spans,
+            queued: Arc::default(),
+            full: Arc::default(),
+            batch: limits.batch,
+            dropped: Arc::default(),
+        };
+        let task = Task {
+            queue,
+            flushes,
+            queued: batcher.queued.clone(),
+            full: batcher.full.clone(),
+            dropped: batcher.dropped.clone(),
+            limits,
+        };
+        tokio::spawn(task.run(exporter));
+        (batcher, Flush { requests })
     }
 }
 
@@ -93,9 +114,13 @@ impl SpanProcessor for Batcher {
         if !span.span_context.is_sampled() {
             return;
         }
-        // Never waits: a collector that cannot keep up costs spans, not requests.
+        // Never waits: a collector that cannot keep up costs spans, not requests. The export
+        // task does not listen on the queue (that would wake it for every span); it wakes on
+        // its schedule, or here when a batch is full.
         if self.spans.try_send(span).is_err() {
             self.dropped.fetch_add(1, Relaxed);
+        } else if (self.queued.fetch_add(1, Relaxed) + 1).is_multiple_of(self.batch) {
+            self.full.notify_one();
         }
     }
 
@@ -110,69 +135,71 @@ impl SpanProcessor for Batcher {
     }
 }
 
-async fn run<E: SpanExporter>(
-    exporter: E,
-    mut queue: mpsc::Receiver<SpanData>,
-    mut flushes: mpsc::Receiver<oneshot::Sender<()>>,
+/// The export task's side of the queue.
+struct Task {
+    queue: mpsc::Receiver<SpanData>,
+    flushes: mpsc::Receiver<oneshot::Sender<()>>,
+    queued: Arc<AtomicUsize>,
+    full: Arc<Notify>,
     dropped: Arc<AtomicU64>,
     limits: Limits,
-) {
-    let mut batch = Vec::with_capacity(limits.batch);
-    let mut failing = false;
-    let mut reported_drops = 0;
-    loop {
-        // The first span of a batch (or a flush request) starts the clock.
-        let mut flushed = None;
-        tokio::select! {
-            received = queue.recv_many(&mut batch, limits.batch) => if received == 0 { return },
-            Some(done) = flushes.recv() => flushed = Some(done),
-        }
-        let until = Instant::now() + limits.delay;
-        while flushed.is_none() && batch.len() < limits.batch {
-            let room = limits.batch - batch.len();
+}
+
+impl Task {
+    /// Every `delay` (or when a batch is full, or a flush asks), exports what is queued in
+    /// batches; ends when the processor is gone and the queue is empty.
+    async fn run<E: SpanExporter>(mut self, exporter: E) {
+        let mut failing = false;
+        let mut reported_drops = 0;
+        loop {
+            let mut flushed = None;
             tokio::select! {
-                received = timeout_at(until, queue.recv_many(&mut batch, room)) => match received {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {}
-                },
-                Some(done) = flushes.recv() => flushed = Some(done),
+                _ = tokio::time::sleep(self.limits.delay) => {}
+                _ = self.full.notified() => {}
+                Some(done) = self.flushes.recv() => flushed = Some(done),
             }
-        }
-        if flushed.is_some() {
-            // Everything queued goes, in as many batches as it takes.
-            while let Ok(span) = queue.try_recv() {
-                batch.push(span);
-                if batch.len() >= limits.batch {
-                    failing = export(&exporter, &mut batch, limits, failing).await;
+            let closed = loop {
+                let mut batch = Vec::with_capacity(self.limits.batch);
+                let closed = loop {
+                    if batch.len() >= self.limits.batch {
+                        break false;
+                    }
+                    match self.queue.try_recv() {
+                        Ok(span) => batch.push(span),
+                        Err(TryRecvError::Empty) => break false,
+                        Err(TryRecvError::Disconnected) => break true,
+                    }
+                };
+                self.queued.fetch_sub(batch.len(), Relaxed);
+                let full = batch.len() >= self.limits.batch;
+                if !batch.is_empty() {
+                    failing = export(&exporter, batch, self.limits, failing).await;
                 }
+                if closed || !full {
+                    break closed;
+                }
+            };
+            let drops = self.dropped.load(Relaxed);
+            if drops > reported_drops {
+                tracing::warn!(
+                    dropped = drops - reported_drops,
+                    total = drops,
+                    "trace export queue full: spans dropped"
+                );
+                reported_drops = drops;
             }
-        }
-        if !batch.is_empty() {
-            failing = export(&exporter, &mut batch, limits, failing).await;
-        }
-        let drops = dropped.load(Relaxed);
-        if drops > reported_drops {
-            tracing::warn!(
-                dropped = drops - reported_drops,
-                total = drops,
-                "trace export queue full: spans dropped"
-            );
-            reported_drops = drops;
-        }
-        if let Some(done) = flushed {
-            let _ = done.send(());
+            if let Some(done) = flushed {
+                let _ = done.send(());
+            }
+            if closed {
+                return;
+            }
         }
     }
 }
 
-/// Exports and empties `batch`; returns whether export is failing (logged once per outage).
-async fn export<E: SpanExporter>(
-    exporter: &E,
-    batch: &mut Vec<SpanData>,
-    limits: Limits,
-    failing: bool,
-) -> bool {
-    let spans = std::mem::replace(batch, Vec::with_capacity(limits.batch));
+/// Exports `spans`; returns whether export is failing (logged once per outage).
+async fn export<E: SpanExporter>(exporter: &E, spans: Vec<SpanData>, limits: Limits, failing: bool) -> bool {
     let count = spans.len();
     let failure = match timeout(limits.export_timeout, exporter.export(spans)).await {
         Ok(Ok(())) => None,
