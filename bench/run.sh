@@ -12,6 +12,10 @@
 #   BENCH_GATEWAY_ARGS  extra gateway flags, e.g. "--threads 1" (default none)
 #   BENCH_GATEWAY_BIN  another gateway binary to measure (an older build, for an A/B run
 #                      against the same mocks and load generator); default: the one built here
+#   BENCH_TRACES    1 (default): also run closed_c1 through a second gateway exporting OTLP
+#                   traces to the in-repo receiver (tests/otlp-receiver), tracing on vs off
+#                   side by side; 0 skips it
+#   BENCH_TRACES_PROTOCOL  grpc (default) or http/protobuf
 #   CARGO_TARGET_DIR  respected when locating the binaries
 set -euo pipefail
 
@@ -23,6 +27,8 @@ KEYS=${BENCH_KEYS:-10000}
 LOADGEN_THREADS=${BENCH_LOADGEN_THREADS:-1}
 GATEWAY_ARGS=${BENCH_GATEWAY_ARGS:-}
 GATEWAY_BIN=${BENCH_GATEWAY_BIN:-}
+TRACES=${BENCH_TRACES:-1}
+TRACES_PROTOCOL=${BENCH_TRACES_PROTOCOL:-grpc}
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO"
@@ -41,10 +47,11 @@ done
 # --- 1. build --------------------------------------------------------------------------------
 log "building (release)"
 cargo build --release -p switchboard-gateway -p switchboard-mock-upstream -p switchboard-loadgen \
-    -p switchboard-mock-providers
+    -p switchboard-mock-providers -p switchboard-otlp-receiver
 
 LOADGEN=$BIN/switchboard-loadgen
-for b in switchboard-gateway switchboard-mock-upstream switchboard-loadgen switchboard-mock-providers; do
+for b in switchboard-gateway switchboard-mock-upstream switchboard-loadgen switchboard-mock-providers \
+    switchboard-otlp-receiver; do
     [[ -x $BIN/$b ]] || die "missing binary $BIN/$b"
 done
 GATEWAY_BIN=${GATEWAY_BIN:-$BIN/switchboard-gateway}
@@ -55,9 +62,11 @@ MOCK_PID=
 ANTHROPIC_PID=
 GATEWAY_PID=
 REDIS_PID=
+TRACED_PID=
+RECEIVER_PID=
 cleanup() {
     local pid
-    for pid in $GATEWAY_PID $MOCK_PID $ANTHROPIC_PID $REDIS_PID; do
+    for pid in $GATEWAY_PID $TRACED_PID $RECEIVER_PID $MOCK_PID $ANTHROPIC_PID $REDIS_PID; do
         if kill -0 "$pid" 2>/dev/null; then
             kill "$pid" 2>/dev/null || true
             wait "$pid" 2>/dev/null || true
@@ -197,6 +206,38 @@ done
 (( ready )) || { tail -n 30 "$TMP/gateway.err" >&2 || true; die "gateway never became ready"; }
 log "gateway api=$API_ADDR admin=$ADMIN_ADDR (pid $GATEWAY_PID)"
 
+# --- 4b. a second gateway with tracing on, exporting to the in-repo OTLP receiver ----------------
+# Same binary, config and flags; only --otlp-endpoint differs. The receiver decodes every export
+# request (protobuf) and counts the spans; it runs on the same two cores, as a collector agent
+# on the node would.
+if [[ $TRACES == 1 ]]; then
+    "$BIN/switchboard-otlp-receiver" >"$TMP/receiver.out" 2>"$TMP/receiver.err" &
+    RECEIVER_PID=$!
+    for _ in $(seq 1 200); do
+        grep -q '^http ' "$TMP/receiver.out" 2>/dev/null && break
+        kill -0 "$RECEIVER_PID" 2>/dev/null || die "the OTLP receiver exited: $(cat "$TMP/receiver.err")"
+        sleep 0.05
+    done
+    case $TRACES_PROTOCOL in
+        grpc) OTLP_ENDPOINT=$(sed -n 's/^grpc //p' "$TMP/receiver.out") ;;
+        http/protobuf) OTLP_ENDPOINT=$(sed -n 's/^http //p' "$TMP/receiver.out") ;;
+        *) die "BENCH_TRACES_PROTOCOL must be grpc or http/protobuf" ;;
+    esac
+    # shellcheck disable=SC2086 # BENCH_GATEWAY_ARGS is a list of flags, split on purpose
+    "$GATEWAY_BIN" --config "$CONFIG" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 "${REDIS_ARGS[@]}" $GATEWAY_ARGS \
+        --otlp-endpoint "$OTLP_ENDPOINT" --otlp-protocol "$TRACES_PROTOCOL" \
+        >"$TMP/traced.out" 2>"$TMP/traced.err" &
+    TRACED_PID=$!
+    line=$(wait_listening "$TRACED_PID" "$TMP/traced.out" traced) || die "the traced gateway did not start"
+    TRACED_API=$(sed -n 's/.*api=\([^ ]*\).*/\1/p' <<<"$line")
+    TRACED_ADMIN=$(sed -n 's/.*admin=\([^ ]*\).*/\1/p' <<<"$line")
+    for _ in $(seq 1 200); do
+        [[ $(curl -s -o /dev/null -w '%{http_code}' "http://$TRACED_ADMIN/readyz" || true) == 200 ]] && break
+        sleep 0.05
+    done
+    log "traced gateway api=$TRACED_API (pid $TRACED_PID) exporting over $TRACES_PROTOCOL to $OTLP_ENDPOINT"
+fi
+
 # --- 7a. RSS after loading the keys, before any traffic ----------------------------------------
 status_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
 STARTUP_RSS_KB=$(status_kb "$GATEWAY_PID" VmRSS)
@@ -252,6 +293,24 @@ scenario() {
 }
 
 scenario closed_c1 --concurrency 1
+TRACED=()
+if [[ $TRACES == 1 ]]; then
+    # Tracing on vs off: the same scenario through the traced gateway, right after the untraced one.
+    UNTRACED=("$GATEWAY_URL" "$GATEWAY_PID")
+    GATEWAY_URL=http://$TRACED_API/v1/chat/completions
+    GATEWAY_PID=$TRACED_PID
+    scenario closed_c1_traced --concurrency 1
+    GATEWAY_URL=${UNTRACED[0]}
+    GATEWAY_PID=${UNTRACED[1]}
+    TRACED=(closed_c1_traced)
+    # The spans the receiver got (it reports them on SIGTERM), once the last batch is out: the
+    # gateway exports at least every second (OTEL_BSP_SCHEDULE_DELAY's default).
+    sleep 1.5
+    kill -TERM "$RECEIVER_PID" && wait "$RECEIVER_PID" 2>/dev/null || true
+    RECEIVER_PID=
+    SPANS_RECEIVED=$(sed -n 's/^spans //p' "$TMP/receiver.out")
+    log "the OTLP receiver got ${SPANS_RECEIVED:-0} spans"
+fi
 scenario "rate_${RATE}" --rate "$RATE" --connections "$CONNECTIONS"
 # Saturation: per-request CPU once wakeups are amortized over many requests in flight.
 scenario closed_c32 --concurrency 32
@@ -319,9 +378,10 @@ mkdir -p "$REPO/bench/results"
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 RESULTS=$REPO/bench/results/$STAMP.json
 RELOAD_RSS_KB=$RELOAD_RSS_KB RELOAD_PEAK_KB=$RELOAD_PEAK_KB REDIS_RTT_P50_US=$REDIS_RTT_P50_US \
+SPANS_RECEIVED=${SPANS_RECEIVED:-} TRACES_PROTOCOL=$TRACES_PROTOCOL \
 python3 - "$TMP" "$RESULTS" "$STAMP" "$CLK_TCK" "$STARTUP_RSS_KB" "$PEAK_RSS_KB" \
     "$DURATION" "$WARMUP" "$RATE" "$CONNECTIONS" "$KEYS" "$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
-    closed_c1 "rate_${RATE}" closed_c32 anthropic_c1 anthropic_c32 "${GOVERNED[@]}" <<'PY'
+    closed_c1 "${TRACED[@]}" "rate_${RATE}" closed_c32 anthropic_c1 anthropic_c32 "${GOVERNED[@]}" <<'PY'
 import json
 import os
 import sys
@@ -334,6 +394,7 @@ gateway_bin = os.environ.get("BENCH_GATEWAY_BIN", "")
 clk_tck = int(clk_tck)
 labels = {
     "closed_c1": "closed loop, concurrency 1",
+    "closed_c1_traced": "conc. 1, tracing on (OTLP)",
     f"rate_{rate}": f"fixed rate {rate} req/s",
     "closed_c32": "closed loop, concurrency 32",
     "anthropic_c1": "Anthropic translation, conc. 1",
@@ -422,6 +483,19 @@ if redis:
                                                   - (base["gateway_cpu_us_per_request"] or 0))
     governed["redis_round_trip_p50_us"] = float(rtt) if rtt else None
 out["governance"] = governed
+# What tracing costs: the traced gateway's CPU per request (every request a SERVER and a CLIENT
+# span, exported in batches) minus the untraced one's, same scenario, same run.
+tracing = {}
+traced = out["scenarios"].get("closed_c1_traced")
+if traced and traced["gateway_cpu_us_per_request"] is not None and base["gateway_cpu_us_per_request"] is not None:
+    tracing = {
+        "protocol": os.environ.get("TRACES_PROTOCOL"),
+        "extra_cpu_us_per_request": traced["gateway_cpu_us_per_request"] - base["gateway_cpu_us_per_request"],
+        "extra_p50_us": traced["gateway"]["p50_us"] - base["gateway"]["p50_us"],
+        "extra_p99_us": traced["gateway"]["p99_us"] - base["gateway"]["p99_us"],
+        "spans_received": int(os.environ["SPANS_RECEIVED"]) if os.environ.get("SPANS_RECEIVED") else None,
+    }
+out["tracing"] = tracing
 peak_mib = int(peak_kb) / 1024
 targets = [
     ("added p99 @ concurrency 1 <= 100 us", closed["added_p99_us"], 100),
@@ -429,6 +503,7 @@ targets = [
     (f"added p99 @ {rate} req/s <= 300 us", fixed["added_p99_us"], 300),
     ("gateway CPU per request <= 40 us", max(c for c in cpu if c is not None) if any(c is not None for c in cpu) else None, 40),
     ("local limits add <= 10 us CPU per request", governed.get("local_extra_cpu_us_per_request"), 10),
+    ("tracing on adds <= 10 us CPU per request", tracing.get("extra_cpu_us_per_request"), 10),
     ("Redis limits add <= one Redis round trip at p50 (us beyond it)",
      governed["redis_extra_p50_us"] - governed["redis_round_trip_p50_us"]
      if governed.get("redis_round_trip_p50_us") is not None else None, 0),
@@ -475,6 +550,10 @@ for name, extra in translation.items():
           f"({labels[name]})")
 for name, value in governed.items():
     print(f"governance: {name} = {fmt(value, '.1f')}")
+if tracing:
+    print(f"tracing (OTLP {tracing['protocol']}) costs {fmt(tracing['extra_cpu_us_per_request'], '.1f')} us of gateway"
+          f" CPU per request, p50 {tracing['extra_p50_us']:+} us, p99 {tracing['extra_p99_us']:+} us"
+          f" (concurrency 1; {fmt(tracing['spans_received'])} spans received)")
 print()
 print(f"gateway RSS at startup ({keys} keys, no traffic): {int(startup_kb) / 1024:.1f} MiB")
 print(f"gateway peak RSS (VmHWM, after all runs):      {peak_mib:.1f} MiB")
