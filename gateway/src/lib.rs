@@ -116,7 +116,7 @@ pub async fn run(options: cli::ServeOptions) -> Result<(), String> {
         request_deadline: options.request_deadline,
     };
     let edge = edge::Edge::new(edge_limits, metrics.clone());
-    let telemetry = telemetry::Telemetry::start(&options.traces)?;
+    let telemetry = telemetry::Telemetry::start(&options.traces, metrics.trace_spans_dropped.clone())?;
     let gateway = Arc::new(Gateway {
         tables: TableHolder::default(),
         metrics,

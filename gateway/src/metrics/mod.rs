@@ -55,6 +55,8 @@ pub struct Metrics {
     pub operator_last_contact_unix: UGauge,
     /// Which requests also produce an access log line (`--access-log`).
     pub(crate) access_log: crate::access_log::Sampler,
+    /// Trace spans lost because the export queue was full (a slow or absent collector).
+    pub trace_spans_dropped: Counter,
 }
 
 impl Default for Metrics {
@@ -92,6 +94,7 @@ impl Metrics {
             operator_connected: UGauge::default(),
             operator_last_contact_unix,
             access_log,
+            trace_spans_dropped: Counter::default(),
         };
         metrics.registered()
     }
@@ -149,6 +152,11 @@ impl Metrics {
             "switchboard_operator_last_contact_timestamp_seconds",
             "When the operator was last heard from (0: never)",
             self.operator_last_contact_unix.clone(),
+        );
+        r.register(
+            "switchboard_trace_spans_dropped",
+            "Trace spans dropped because the export queue was full (the collector is slow or down)",
+            self.trace_spans_dropped.clone(),
         );
         r.register_collector(Box::new(self.series.clone()));
         self

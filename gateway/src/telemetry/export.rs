@@ -8,8 +8,9 @@
 
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter, SpanProcessor};
+use prometheus_client::metrics::counter::Counter;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{Notify, mpsc, oneshot};
@@ -57,7 +58,8 @@ pub struct Batcher {
     queued: Arc<AtomicUsize>,
     full: Arc<Notify>,
     batch: usize,
-    dropped: Arc<AtomicU64>,
+    /// Spans lost: the queue was full. (`switchboard_trace_spans_dropped_total`.)
+    dropped: Counter,
 }
 
 /// Asks the export task to send what is queued now.
@@ -76,16 +78,16 @@ impl Flush {
 
 impl Batcher {
     /// Spawns the export task (inside the runtime) and returns the processor and its flush handle.
-    pub fn start<E: SpanExporter + 'static>(exporter: E, limits: Limits) -> (Batcher, Flush) {
+    /// `dropped` counts spans lost to a full queue (it is a `/metrics` counter).
+    pub fn start<E: SpanExporter + 'static>(
+        exporter: E,
+        limits: Limits,
+        dropped: Counter,
+    ) -> (Batcher, Flush) {
         let (spans, queue) = mpsc::channel(limits.queue);
         let (requests, flushes) = mpsc::channel(4);
-        let batcher = Batcher {
-            spans,
-            queued: Arc::default(),
-            full: Arc::default(),
-            batch: limits.batch,
-            dropped: Arc::default(),
-        };
+        let batcher =
+            Batcher { spans, queued: Arc::default(), full: Arc::default(), batch: limits.batch, dropped };
         let task = Task {
             queue,
             flushes,
@@ -103,7 +105,7 @@ impl Batcher {
 impl Batcher {
     /// Spans dropped on a full queue so far (the export task logs them as they happen).
     pub fn dropped(&self) -> u64 {
-        self.dropped.load(Relaxed)
+        self.dropped.get()
     }
 }
 
@@ -118,7 +120,7 @@ impl SpanProcessor for Batcher {
         // task does not listen on the queue (that would wake it for every span); it wakes on
         // its schedule, or here when a batch is full.
         if self.spans.try_send(span).is_err() {
-            self.dropped.fetch_add(1, Relaxed);
+            self.dropped.inc();
         } else if (self.queued.fetch_add(1, Relaxed) + 1).is_multiple_of(self.batch) {
             self.full.notify_one();
         }
@@ -141,7 +143,7 @@ struct Task {
     flushes: mpsc::Receiver<oneshot::Sender<()>>,
     queued: Arc<AtomicUsize>,
     full: Arc<Notify>,
-    dropped: Arc<AtomicU64>,
+    dropped: Counter,
     limits: Limits,
 }
 
@@ -179,7 +181,7 @@ impl Task {
                     break closed;
                 }
             };
-            let drops = self.dropped.load(Relaxed);
+            let drops = self.dropped.get();
             if drops > reported_drops {
                 tracing::warn!(
                     dropped = drops - reported_drops,

@@ -25,6 +25,7 @@ use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig as _;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider, SpanExporter as _};
+use prometheus_client::metrics::counter::Counter;
 use std::time::Duration;
 
 /// The trace settings given as flags (the standard `OTEL_*` variables are read at start).
@@ -109,7 +110,8 @@ pub struct Telemetry {
 impl Telemetry {
     /// Builds the exporter and starts the export task; `None` when tracing is off. Must run
     /// inside the tokio runtime.
-    pub fn start(flags: &TraceFlags) -> Result<Option<Telemetry>, String> {
+    /// `dropped` counts spans lost to a full export queue.
+    pub fn start(flags: &TraceFlags, dropped: Counter) -> Result<Option<Telemetry>, String> {
         let Some(settings) = settings(flags, |name| std::env::var(name).ok())? else { return Ok(None) };
         let resource = resource();
         let invalid = |err: opentelemetry_otlp::ExporterBuildError| format!("OTLP exporter: {err}");
@@ -121,7 +123,7 @@ impl Telemetry {
                 }
                 let mut exporter = builder.build().map_err(invalid)?;
                 exporter.set_resource(&resource);
-                export::Batcher::start(exporter, export::Limits::from_env())
+                export::Batcher::start(exporter, export::Limits::from_env(), dropped.clone())
             }
             Protocol::HttpProtobuf => {
                 let mut builder = opentelemetry_otlp::SpanExporter::builder()
@@ -132,7 +134,7 @@ impl Telemetry {
                 }
                 let mut exporter = builder.build().map_err(invalid)?;
                 exporter.set_resource(&resource);
-                export::Batcher::start(exporter, export::Limits::from_env())
+                export::Batcher::start(exporter, export::Limits::from_env(), dropped.clone())
             }
         };
         let (processor, flush) = batcher;

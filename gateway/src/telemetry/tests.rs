@@ -160,7 +160,8 @@ mod export {
     async fn a_full_queue_drops_and_counts_instead_of_waiting() {
         let limits =
             Limits { queue: 4, batch: 2, delay: Duration::from_secs(3600), export_timeout: Duration::MAX };
-        let (batcher, _flush) = Batcher::start(Recorder { hang: true, ..Recorder::default() }, limits);
+        let (batcher, _flush) =
+            Batcher::start(Recorder { hang: true, ..Recorder::default() }, limits, Default::default());
         // No await in between: the export task has not run, so the queue takes four.
         for n in 0..100 {
             batcher.on_end(span(n));
@@ -173,7 +174,8 @@ mod export {
         let spans = Arc::new(AtomicUsize::new(0));
         let limits =
             Limits { queue: 64, batch: 2, delay: Duration::from_secs(3600), export_timeout: Duration::MAX };
-        let (batcher, flush) = Batcher::start(Recorder { spans: spans.clone(), hang: false }, limits);
+        let (batcher, flush) =
+            Batcher::start(Recorder { spans: spans.clone(), hang: false }, limits, Default::default());
         for n in 0..5 {
             batcher.on_end(span(n));
         }
