@@ -360,6 +360,15 @@ pub async fn eventually(timeout: Duration, mut check: impl AsyncFnMut() -> bool)
 /// provisions); fails the test with the script's output and every gateway's log unless it exits
 /// 0 having printed `marker`.
 pub async fn run_python_check(script: &str, args: &[String], marker: &str, gateways: &[&Gateway]) {
+    run_python(script, args, marker, gateways).await;
+}
+
+/// [`run_python_check`] without gateway logs, returning the script's stdout.
+pub async fn python_output(script: &str, args: &[String], marker: &str) -> String {
+    run_python(script, args, marker, &[]).await
+}
+
+async fn run_python(script: &str, args: &[String], marker: &str, gateways: &[&Gateway]) -> String {
     let python = std::env::var("SWITCHBOARD_PYTHON").unwrap_or_else(|_| "python3".to_owned());
     let output = tokio::process::Command::new(&python)
         .arg(repo_root().join("tests/py").join(script))
@@ -369,36 +378,18 @@ pub async fn run_python_check(script: &str, args: &[String], marker: &str, gatew
         .unwrap_or_else(|e| {
             panic!("cannot run {python}: {e}; run scripts/test, which provisions the Python clients")
         });
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     if !output.status.success() || !stdout.contains(marker) {
+        // The end of stdout says what went wrong; a scrape dump before it would bury it.
+        let tail: Vec<&str> = stdout.lines().rev().take(40).collect();
         let logs: Vec<String> =
             gateways.iter().enumerate().map(|(i, g)| format!("gateway {i} log:\n{}", g.log())).collect();
         panic!(
-            "{script} failed (SWITCHBOARD_PYTHON={python}; scripts/test provisions tests/py/requirements.txt):\n{stdout}\n{}\n{}",
+            "{script} failed (SWITCHBOARD_PYTHON={python}; scripts/test provisions tests/py/requirements.txt):\n{}\n{}\n{}",
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
             String::from_utf8_lossy(&output.stderr),
             logs.join("\n")
         );
     }
-}
-
-/// Runs `tests/py/<script>` with `args` under SWITCHBOARD_PYTHON and returns its stdout; fails
-/// the test with its output unless it exits 0 having printed `marker`.
-pub async fn python_output(script: &str, args: &[String], marker: &str) -> String {
-    let python = std::env::var("SWITCHBOARD_PYTHON").unwrap_or_else(|_| "python3".to_owned());
-    let output = tokio::process::Command::new(&python)
-        .arg(repo_root().join("tests/py").join(script))
-        .args(args)
-        .output()
-        .await
-        .unwrap_or_else(|e| {
-            panic!("cannot run {python}: {e}; run scripts/test, which provisions the Python tools")
-        });
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success() && stdout.contains(marker),
-        "{script} failed (SWITCHBOARD_PYTHON={python}; scripts/test provisions tests/py/requirements.txt):\n{}\n{}",
-        stdout.lines().rev().take(20).collect::<Vec<_>>().join("\n"),
-        String::from_utf8_lossy(&output.stderr)
-    );
     stdout
 }
