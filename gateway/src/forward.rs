@@ -43,17 +43,21 @@ pub async fn forward(
     let needs = request.needs();
     let mut lacking = None;
     let attempts = route.attempts(now);
-    let mut capable = Vec::with_capacity(attempts.order.len());
+    let mut capable = attempts.order;
     let mut available = 0;
-    for (i, backend) in attempts.order.into_iter().enumerate() {
+    let mut position = 0;
+    // In place: the order's own allocation is the only one a request makes here.
+    capable.retain(|backend| {
+        let was_available = position < attempts.available;
+        position += 1;
         // Not tried at all: the backend would refuse it with an error that rarely says why.
         if let Some(capability) = backend.capabilities.missing(&needs) {
             lacking.get_or_insert(capability);
-            continue;
+            return false;
         }
-        available += usize::from(i < attempts.available);
-        capable.push(backend);
-    }
+        available += usize::from(was_available);
+        true
+    });
     let max_attempts = route.retry.max_attempts as usize;
     let mut last_error: Option<UpstreamError> = None;
     let mut tried = 0;
