@@ -355,3 +355,46 @@ async fn a_collector_that_is_down_fails_no_request() {
         }
     }
 }
+
+#[tokio::test]
+async fn sampling_follows_the_client_and_the_sampler_and_export_carries_the_configured_headers() {
+    let mock = upstream().await;
+    let receiver = Receiver::start().await.unwrap();
+    let body = r#"{"model":"gpt","messages":[{"role":"user","content":"x"}]}"#;
+    // The default sampler (parentbased_always_on), and the collector's credentials.
+    let gateway = traced(
+        &mock,
+        &receiver,
+        "http/protobuf",
+        &[("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "authorization=Bearer%20collector-token")],
+    );
+    let unsampled = "0af7651916cd43dd8448eb211c80319c";
+    let response =
+        chat(&gateway, &[("traceparent", &format!("00-{unsampled}-{CLIENT_SPAN}-00"))], body).await;
+    assert_eq!(response.status, 200);
+    let propagated = mock.last_request().unwrap().header("traceparent").unwrap().to_owned();
+    assert!(
+        propagated.starts_with(&format!("00-{unsampled}-")) && propagated.ends_with("-00"),
+        "the client's decision travels on: {propagated}"
+    );
+    let response =
+        chat(&gateway, &[("traceparent", &format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-01"))], body).await;
+    assert_eq!(response.status, 200);
+    let spans = receiver.wait_for(2, WAIT).await;
+    assert_eq!(spans.len(), 2, "only the sampled request's two spans: {spans:#?}");
+    assert!(spans.iter().all(|s| s.trace_id == CLIENT_TRACE));
+    let headers = receiver.last_headers().await.unwrap();
+    assert_eq!(headers.get("authorization").unwrap(), "Bearer collector-token");
+    assert!(!gateway.log().contains("collector-token"), "the credential is never logged: {}", gateway.log());
+
+    // A sampler that records nothing still propagates context, unsampled.
+    let receiver = Receiver::start().await.unwrap();
+    let mut off = traced(&mock, &receiver, "grpc", &[("OTEL_TRACES_SAMPLER", "always_off")]);
+    let response = chat(&off, &[], body).await;
+    assert_eq!(response.status, 200);
+    assert!(mock.last_request().unwrap().header("traceparent").unwrap().ends_with("-00"));
+    // A drained gateway has exported everything it recorded (shutdown flushes the queue).
+    off.sigterm();
+    assert!(off.wait_exit(Duration::from_secs(10)).is_some());
+    assert_eq!(receiver.count(), 0);
+}

@@ -1,20 +1,23 @@
-//! Batched export off the request path: a span processor whose `on_end` is one `try_send` into a
-//! bounded queue, and a tokio task that gathers spans into batches and exports them.
-//!
-//! The SDK's own batch processor runs its exporter on a thread of its own with a blocking
-//! executor; the OTLP exporters here (tonic, hyper) need the tokio runtime, and a drop on a full
-//! queue must be counted where we can report it. So the queue and its task are ours; the
-//! exporters are the SDK's.
+//! Batched export off the request path: a finished span (already encoded, [`super::otlp`]) is
+//! one `try_send` into a bounded queue, and a tokio task gathers spans into batches and sends
+//! each as one OTLP export request ([`super::transport`]).
 
-use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{SpanData, SpanExporter, SpanProcessor};
+use super::otlp::Envelope;
 use prometheus_client::metrics::counter::Counter;
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::timeout;
+
+/// Where an export request goes: the collector ([`super::transport::Exporter`]), or a test's
+/// recorder.
+pub trait Sink: Send + Sync + 'static {
+    /// Sends one encoded `ExportTraceServiceRequest`.
+    fn send(&self, request: Vec<u8>) -> impl Future<Output = Result<(), String>> + Send;
+}
 
 /// The queue's and batches' bounds, from the SDK's standard `OTEL_BSP_*` variables.
 #[derive(Debug, Clone, Copy)]
@@ -49,10 +52,10 @@ impl Limits {
     }
 }
 
-/// The span processor registered with the tracer provider.
+/// The request path's end of the queue.
 #[derive(Debug)]
 pub struct Batcher {
-    spans: mpsc::Sender<SpanData>,
+    spans: mpsc::Sender<Vec<u8>>,
     /// Spans in the queue, so a full batch can be announced without waking the export task for
     /// every span: a cross-thread wake-up per span costs more than the span itself.
     queued: Arc<AtomicUsize>,
@@ -79,11 +82,7 @@ impl Flush {
 impl Batcher {
     /// Spawns the export task (inside the runtime) and returns the processor and its flush handle.
     /// `dropped` counts spans lost to a full queue (it is a `/metrics` counter).
-    pub fn start<E: SpanExporter + 'static>(
-        exporter: E,
-        limits: Limits,
-        dropped: Counter,
-    ) -> (Batcher, Flush) {
+    pub fn start<S: Sink>(sink: S, envelope: Envelope, limits: Limits, dropped: Counter) -> (Batcher, Flush) {
         let (spans, queue) = mpsc::channel(limits.queue);
         let (requests, flushes) = mpsc::channel(4);
         let batcher =
@@ -96,7 +95,7 @@ impl Batcher {
             dropped: batcher.dropped.clone(),
             limits,
         };
-        tokio::spawn(task.run(exporter));
+        tokio::spawn(task.run(sink, envelope));
         (batcher, Flush { requests })
     }
 }
@@ -109,37 +108,24 @@ impl Batcher {
     }
 }
 
-impl SpanProcessor for Batcher {
-    fn on_start(&self, _span: &mut opentelemetry_sdk::trace::Span, _cx: &opentelemetry::Context) {}
-
-    fn on_end(&self, span: SpanData) {
-        if !span.span_context.is_sampled() {
-            return;
-        }
+impl Batcher {
+    /// Queues a finished span (an encoded `Span` message).
+    pub fn push(&self, span: Vec<u8>) {
         // Never waits: a collector that cannot keep up costs spans, not requests. The export
-        // task does not listen on the queue (that would wake it for every span); it wakes on
-        // its schedule, or here when a batch is full.
+        // task does not listen on the queue (that would wake it for every span: a cross-thread
+        // wake-up costs more than the span itself); it wakes on its schedule, or here when a
+        // batch is full.
         if self.spans.try_send(span).is_err() {
             self.dropped.inc();
         } else if (self.queued.fetch_add(1, Relaxed) + 1).is_multiple_of(self.batch) {
             self.full.notify_one();
         }
     }
-
-    fn force_flush(&self) -> OTelSdkResult {
-        // Flushing is asynchronous here (`Flush::flush`, awaited at shutdown); a synchronous
-        // caller would block a runtime thread.
-        Ok(())
-    }
-
-    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
-        Ok(())
-    }
 }
 
 /// The export task's side of the queue.
 struct Task {
-    queue: mpsc::Receiver<SpanData>,
+    queue: mpsc::Receiver<Vec<u8>>,
     flushes: mpsc::Receiver<oneshot::Sender<()>>,
     queued: Arc<AtomicUsize>,
     full: Arc<Notify>,
@@ -150,7 +136,7 @@ struct Task {
 impl Task {
     /// Every `delay` (or when a batch is full, or a flush asks), exports what is queued in
     /// batches; ends when the processor is gone and the queue is empty.
-    async fn run<E: SpanExporter>(mut self, exporter: E) {
+    async fn run<S: Sink>(mut self, sink: S, envelope: Envelope) {
         let mut failing = false;
         let mut reported_drops = 0;
         loop {
@@ -175,7 +161,7 @@ impl Task {
                 self.queued.fetch_sub(batch.len(), Relaxed);
                 let full = batch.len() >= self.limits.batch;
                 if !batch.is_empty() {
-                    failing = export(&exporter, batch, self.limits, failing).await;
+                    failing = export(&sink, &envelope, &batch, self.limits, failing).await;
                 }
                 if closed || !full {
                     break closed;
@@ -200,12 +186,17 @@ impl Task {
     }
 }
 
-/// Exports `spans`; returns whether export is failing (logged once per outage).
-async fn export<E: SpanExporter>(exporter: &E, spans: Vec<SpanData>, limits: Limits, failing: bool) -> bool {
-    let count = spans.len();
-    let failure = match timeout(limits.export_timeout, exporter.export(spans)).await {
+/// Exports `spans` as one request; returns whether export is failing (logged once per outage).
+async fn export<S: Sink>(
+    sink: &S,
+    envelope: &Envelope,
+    spans: &[Vec<u8>],
+    limits: Limits,
+    failing: bool,
+) -> bool {
+    let failure = match timeout(limits.export_timeout, sink.send(envelope.request(spans))).await {
         Ok(Ok(())) => None,
-        Ok(Err(err)) => Some(err.to_string()),
+        Ok(Err(err)) => Some(err),
         Err(_) => Some(format!("no answer within {} ms", limits.export_timeout.as_millis())),
     };
     match failure {
@@ -216,9 +207,9 @@ async fn export<E: SpanExporter>(exporter: &E, spans: Vec<SpanData>, limits: Lim
         None => false,
         Some(error) => {
             if failing {
-                tracing::debug!(spans = count, error = %error, "trace export failed");
+                tracing::debug!(spans = spans.len(), error = %error, "trace export failed");
             } else {
-                tracing::warn!(spans = count, error = %error, "trace export failed; spans dropped until the collector answers");
+                tracing::warn!(spans = spans.len(), error = %error, "trace export failed; spans dropped until the collector answers");
             }
             true
         }

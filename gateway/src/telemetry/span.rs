@@ -1,27 +1,62 @@
 //! The spans: a request's SERVER span ([`RequestSpan`], held by its ledger) and a CLIENT span
 //! per upstream attempt ([`Attempt`]), with the GenAI semantic conventions' attributes
 //! (<https://opentelemetry.io/docs/specs/semconv/gen-ai/gen-ai-spans/>).
+//!
+//! A span is its OTLP `Span` message being written ([`otlp`]): ids, kind and start time when it
+//! starts, each attribute when the request learns it (nothing is copied to be kept for later),
+//! the rest when it ends; then the buffer goes to the export queue as it is. A trace the sampler
+//! does not record has no buffer, and only its context travels.
 
 use super::Telemetry;
+use super::export::Batcher;
+use super::otlp::{self, Value, span as field};
+use super::sampler::Sampler;
 use super::scan::{self, Output, RequestParams};
 use crate::error::{UpstreamError, UpstreamErrorKind};
 use crate::inbound::{Api, Inbound};
 use crate::upstream::Upstream;
-use http::{HeaderMap, HeaderValue, Uri};
+use http::{HeaderMap, HeaderValue, Method, Uri};
 use opentelemetry::propagation::{Extractor, TextMapPropagator as _};
-use opentelemetry::trace::{Span as _, SpanKind, Status, TraceContextExt as _, Tracer as _};
-use opentelemetry::{Array, Context, KeyValue, StringValue, Value};
+use opentelemetry::trace::{TraceContextExt as _, TraceId};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::trace::{SdkTracer, Span};
+use opentelemetry_sdk::trace::{IdGenerator as _, RandomIdGenerator};
 use std::future::Future;
+use std::io::Write as _;
 use std::sync::{Arc, OnceLock};
+use std::time::{SystemTime, UNIX_EPOCH};
 use switchboard_llm::Usage;
+
+/// What every span shares: where finished ones go and which traces are recorded.
+pub(super) struct Recorder {
+    batcher: Batcher,
+    sampler: Sampler,
+    capture: bool,
+}
+
+impl Recorder {
+    pub(super) fn new(batcher: Batcher, sampler: Sampler, capture: bool) -> Recorder {
+        Recorder { batcher, sampler, capture }
+    }
+}
+
+/// Room for a span's fields without growing: a request span with every attribute is ~600 bytes.
+const REQUEST_SPAN_CAPACITY: usize = 768;
+const ATTEMPT_SPAN_CAPACITY: usize = 384;
 
 /// A request's SERVER span and what it learns before it ends (in the ledger's drop).
 pub struct RequestSpan {
-    span: Span,
-    tracer: SdkTracer,
-    capture: bool,
+    recorder: Arc<Recorder>,
+    /// The `Span` message so far; `None` when the trace is not sampled.
+    buf: Option<Vec<u8>>,
+    trace_id: [u8; 16],
+    span_id: [u8; 8],
+    /// W3C trace flags: sampled or not.
+    flags: u8,
+    /// The client's `tracestate`, passed on to every attempt.
+    trace_state: Option<HeaderValue>,
+    /// The span's name until the body says what the request is.
+    method: &'static str,
+    named: bool,
     operation: &'static str,
     attempts: i64,
     response_model: bool,
@@ -44,24 +79,59 @@ impl Extractor for Headers<'_> {
     }
 }
 
+fn now_unix_nanos() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+}
+
 impl Telemetry {
     /// Starts a request's span: a child of the client's `traceparent` when it sent one.
-    pub fn request(&self, method: &http::Method, headers: &HeaderMap) -> Box<RequestSpan> {
-        let parent = if headers.contains_key("traceparent") {
-            TraceContextPropagator::new().extract(&Headers(headers))
-        } else {
-            Context::new()
+    pub fn request(&self, method: &Method, headers: &HeaderMap) -> Box<RequestSpan> {
+        let parent = headers
+            .contains_key("traceparent")
+            .then(|| TraceContextPropagator::new().extract(&Headers(headers)).span().span_context().clone())
+            .filter(|parent| parent.is_valid());
+        let ids = RandomIdGenerator::default();
+        let trace_id = parent.as_ref().map_or_else(|| ids.new_trace_id(), |p| p.trace_id()).to_bytes();
+        let span_id = ids.new_span_id().to_bytes();
+        let recorder = &self.recorder;
+        let sampled = recorder.sampler.sampled(parent.as_ref().map(|p| p.is_sampled()), &trace_id);
+        let trace_state = parent
+            .as_ref()
+            .map(|p| p.trace_state().header())
+            .filter(|state| !state.is_empty())
+            .and_then(|state| HeaderValue::from_str(&state).ok());
+        let buf = sampled.then(|| {
+            let mut buf = Vec::with_capacity(REQUEST_SPAN_CAPACITY);
+            otlp::put_bytes(&mut buf, field::TRACE_ID, &trace_id);
+            otlp::put_bytes(&mut buf, field::SPAN_ID, &span_id);
+            let mut flags = u32::from(sampled) | field::FLAGS_HAS_IS_REMOTE;
+            if let Some(parent) = &parent {
+                otlp::put_bytes(&mut buf, field::PARENT_SPAN_ID, &parent.span_id().to_bytes());
+                flags |= field::FLAGS_IS_REMOTE;
+            }
+            if let Some(state) = &trace_state {
+                otlp::put_bytes(&mut buf, field::TRACE_STATE, state.as_bytes());
+            }
+            otlp::put_fixed32(&mut buf, field::FLAGS, flags);
+            otlp::put_varint(&mut buf, field::KIND, field::KIND_SERVER);
+            otlp::put_fixed64(&mut buf, field::START_TIME, now_unix_nanos());
+            buf
+        });
+        let method = match *method {
+            Method::GET => "GET",
+            Method::POST => "POST",
+            Method::DELETE => "DELETE",
+            _ => "HTTP",
         };
-        // Renamed `{operation} {model}` once the body says what it is.
-        let span = self
-            .tracer()
-            .span_builder(method.as_str().to_owned())
-            .with_kind(SpanKind::Server)
-            .start_with_context(self.tracer(), &parent);
         Box::new(RequestSpan {
-            span,
-            tracer: self.tracer().clone(),
-            capture: self.capture_content(),
+            recorder: recorder.clone(),
+            buf,
+            trace_id,
+            span_id,
+            flags: u8::from(sampled),
+            trace_state,
+            method,
+            named: false,
             operation: "",
             attempts: 0,
             response_model: false,
@@ -82,6 +152,10 @@ pub struct Settled<'a> {
     pub backend: Option<&'a str>,
 }
 
+fn attribute(buf: &mut Vec<u8>, key: &str, value: Value<'_>) {
+    otlp::put_attribute(buf, field::ATTRIBUTES, key, value);
+}
+
 impl RequestSpan {
     /// The parsed request: the span's name and the request attributes.
     pub fn request(&mut self, inbound: &Inbound<'_>, body: &[u8]) {
@@ -89,23 +163,25 @@ impl RequestSpan {
             Api::Embeddings => "embeddings",
             Api::ChatCompletions | Api::Messages | Api::Responses => "chat",
         };
+        let Some(buf) = &mut self.buf else { return };
         let model = inbound.model();
-        self.span.update_name(format!("{} {model}", self.operation));
-        self.span.set_attribute(KeyValue::new("gen_ai.operation.name", self.operation));
-        self.span.set_attribute(KeyValue::new("gen_ai.request.model", model.to_owned()));
+        otlp::put_name(buf, &[self.operation, " ", model]);
+        self.named = true;
+        attribute(buf, "gen_ai.operation.name", Value::Str(self.operation));
+        attribute(buf, "gen_ai.request.model", Value::Str(model));
         let params = RequestParams::read(body);
         if let Some(max_tokens) = params.max_tokens() {
-            self.span.set_attribute(KeyValue::new("gen_ai.request.max_tokens", max_tokens as i64));
+            attribute(buf, "gen_ai.request.max_tokens", Value::Int(max_tokens as i64));
         }
         if let Some(temperature) = params.temperature {
-            self.span.set_attribute(KeyValue::new("gen_ai.request.temperature", temperature));
+            attribute(buf, "gen_ai.request.temperature", Value::Double(temperature));
         }
         if let Some(top_p) = params.top_p {
-            self.span.set_attribute(KeyValue::new("gen_ai.request.top_p", top_p));
+            attribute(buf, "gen_ai.request.top_p", Value::Double(top_p));
         }
-        if self.capture {
+        if self.recorder.capture {
             if let Some(messages) = scan::input_messages(body) {
-                self.span.set_attribute(KeyValue::new("gen_ai.input.messages", messages));
+                attribute(buf, "gen_ai.input.messages", Value::Str(&messages));
             }
             self.output = Some(Box::default());
         }
@@ -118,11 +194,12 @@ impl RequestSpan {
 
     /// A piece of the answer as the client receives it (the whole body, or a stream frame).
     pub fn observe(&mut self, frame: &[u8]) {
+        let Some(buf) = &mut self.buf else { return };
         if !self.response_model
             && let Some(model) = scan::response_model(frame)
         {
             self.response_model = true;
-            self.span.set_attribute(KeyValue::new("gen_ai.response.model", model.to_owned()));
+            attribute(buf, "gen_ai.response.model", Value::Str(model));
         }
         scan::finish_reasons(frame, &mut self.finish_reasons);
         if let Some(output) = &mut self.output {
@@ -133,92 +210,102 @@ impl RequestSpan {
     /// Starts the CLIENT span of one attempt at `upstream`, for the backend's `model`.
     pub fn attempt(&mut self, upstream: &Upstream, model: &str) -> Attempt {
         self.attempts += 1;
-        let parent = Context::new().with_remote_span_context(self.span.span_context().clone());
+        let span_id = RandomIdGenerator::default().new_span_id();
         let provider = provider_name(upstream);
-        let mut span = self
-            .tracer
-            .span_builder(format!("{} {model}", self.operation))
-            .with_kind(SpanKind::Client)
-            .start_with_context(&self.tracer, &parent);
-        span.set_attributes([
-            KeyValue::new("gen_ai.operation.name", self.operation),
-            KeyValue::new("gen_ai.provider.name", provider),
-            KeyValue::new("gen_ai.request.model", model.to_owned()),
-            KeyValue::new("switchboard.backend", upstream.name().to_string()),
-        ]);
-        let context = span.span_context();
-        let traceparent =
-            format!("00-{}-{}-{:02x}", context.trace_id(), context.span_id(), context.trace_flags());
-        let tracestate = context.trace_state().header();
+        let buf = self.buf.is_some().then(|| {
+            let mut buf = Vec::with_capacity(ATTEMPT_SPAN_CAPACITY);
+            otlp::put_bytes(&mut buf, field::TRACE_ID, &self.trace_id);
+            otlp::put_bytes(&mut buf, field::SPAN_ID, &span_id.to_bytes());
+            otlp::put_bytes(&mut buf, field::PARENT_SPAN_ID, &self.span_id);
+            otlp::put_fixed32(&mut buf, field::FLAGS, u32::from(self.flags) | field::FLAGS_HAS_IS_REMOTE);
+            otlp::put_varint(&mut buf, field::KIND, field::KIND_CLIENT);
+            otlp::put_fixed64(&mut buf, field::START_TIME, now_unix_nanos());
+            otlp::put_name(&mut buf, &[self.operation, " ", model]);
+            attribute(&mut buf, "gen_ai.operation.name", Value::Str(self.operation));
+            attribute(&mut buf, "gen_ai.provider.name", Value::Str(provider));
+            attribute(&mut buf, "gen_ai.request.model", Value::Str(model));
+            attribute(&mut buf, "switchboard.backend", Value::Str(upstream.name()));
+            buf
+        });
+        // 00-{trace id}-{span id}-{flags}: 55 bytes, written without a String.
+        let mut traceparent = [0u8; 55];
+        let written = write!(
+            &mut traceparent[..],
+            "00-{:032x}-{:016x}-{:02x}",
+            TraceId::from_bytes(self.trace_id),
+            span_id,
+            self.flags
+        );
         let local = AttemptLocal {
-            traceparent: HeaderValue::from_str(&traceparent).ok(),
-            tracestate: (!tracestate.is_empty()).then(|| HeaderValue::from_str(&tracestate).ok()).flatten(),
+            traceparent: written.ok().and_then(|()| HeaderValue::from_bytes(&traceparent).ok()),
+            tracestate: self.trace_state.clone(),
             server: Arc::default(),
         };
-        Attempt { span: Some(span), provider, local }
+        Attempt { recorder: self.recorder.clone(), buf, provider, local }
     }
 
     /// Ends `attempt` with its outcome; a reply makes its provider and server the request's.
     pub fn attempted(&mut self, mut attempt: Attempt, outcome: Result<(), &UpstreamError>) {
-        let Some(mut span) = attempt.span.take() else { return };
+        let (Some(mut buf), Some(request)) = (attempt.buf.take(), &mut self.buf) else { return };
         let server = attempt.local.server.get();
         if let Some((address, port)) = server {
-            span.set_attribute(KeyValue::new("server.address", address.to_string()));
-            span.set_attribute(KeyValue::new("server.port", i64::from(*port)));
+            attribute(&mut buf, "server.address", Value::Str(address));
+            attribute(&mut buf, "server.port", Value::Int(i64::from(*port)));
         }
         match outcome {
             Ok(_) => {
-                span.set_attribute(KeyValue::new("switchboard.outcome", "ok"));
-                self.span.set_attribute(KeyValue::new("gen_ai.provider.name", attempt.provider));
+                attribute(&mut buf, "switchboard.outcome", Value::Str("ok"));
+                attribute(request, "gen_ai.provider.name", Value::Str(attempt.provider));
                 if let Some((address, port)) = server {
-                    self.span.set_attribute(KeyValue::new("server.address", address.to_string()));
-                    self.span.set_attribute(KeyValue::new("server.port", i64::from(*port)));
+                    attribute(request, "server.address", Value::Str(address));
+                    attribute(request, "server.port", Value::Int(i64::from(*port)));
                 }
             }
             Err(err) => {
                 let outcome = if err.is_retryable() { "retryable_error" } else { "error" };
-                span.set_attribute(KeyValue::new("switchboard.outcome", outcome));
+                attribute(&mut buf, "switchboard.outcome", Value::Str(outcome));
                 let error_type = match &err.kind {
                     UpstreamErrorKind::Status { status, .. } => {
-                        span.set_attribute(KeyValue::new(
+                        attribute(
+                            &mut buf,
                             "http.response.status_code",
-                            i64::from(status.as_u16()),
-                        ));
-                        status.as_str().to_owned()
+                            Value::Int(i64::from(status.as_u16())),
+                        );
+                        status.as_str()
                     }
-                    UpstreamErrorKind::Connect(_) => "connect_error".to_owned(),
-                    UpstreamErrorKind::Timeout(_) => "timeout".to_owned(),
-                    UpstreamErrorKind::InvalidResponse(_) => "invalid_response".to_owned(),
-                    UpstreamErrorKind::Token(_) => "token_error".to_owned(),
+                    UpstreamErrorKind::Connect(_) => "connect_error",
+                    UpstreamErrorKind::Timeout(_) => "timeout",
+                    UpstreamErrorKind::InvalidResponse(_) => "invalid_response",
+                    UpstreamErrorKind::Token(_) => "token_error",
                 };
-                span.set_attribute(KeyValue::new("error.type", error_type));
-                span.set_status(Status::error(err.to_string()));
+                attribute(&mut buf, "error.type", Value::Str(error_type));
+                otlp::put_error_status(&mut buf, &err.to_string());
             }
         }
-        span.end();
+        otlp::put_fixed64(&mut buf, field::END_TIME, now_unix_nanos());
+        self.recorder.batcher.push(buf);
     }
 
     /// Ends the span with what the ledger settled.
     pub fn end(mut self, settled: &Settled<'_>) {
-        let span = &mut self.span;
-        span.set_attribute(KeyValue::new("http.response.status_code", i64::from(settled.status)));
+        let Some(mut buf) = self.buf.take() else { return };
+        let buf = &mut buf;
+        if !self.named {
+            otlp::put_name(buf, &[self.method]);
+        }
+        attribute(buf, "http.response.status_code", Value::Int(i64::from(settled.status)));
         if let Some(usage) = settled.usage {
-            span.set_attribute(KeyValue::new("gen_ai.usage.input_tokens", usage.input as i64));
-            span.set_attribute(KeyValue::new("gen_ai.usage.output_tokens", usage.output as i64));
+            attribute(buf, "gen_ai.usage.input_tokens", Value::Int(usage.input as i64));
+            attribute(buf, "gen_ai.usage.output_tokens", Value::Int(usage.output as i64));
         }
         if !self.finish_reasons.is_empty() {
-            let reasons: Vec<StringValue> =
-                self.finish_reasons.iter().map(|r| StringValue::from(*r)).collect();
-            span.set_attribute(KeyValue::new(
-                "gen_ai.response.finish_reasons",
-                Value::Array(Array::String(reasons)),
-            ));
+            attribute(buf, "gen_ai.response.finish_reasons", Value::Strs(&self.finish_reasons));
         }
         if let Some(output) = &self.output
             && settled.usage.is_some()
         {
             let messages = output.messages(self.finish_reasons.first().copied());
-            span.set_attribute(KeyValue::new("gen_ai.output.messages", messages));
+            attribute(buf, "gen_ai.output.messages", Value::Str(&messages));
         }
         for (key, value) in [
             ("switchboard.route", settled.route),
@@ -226,24 +313,29 @@ impl RequestSpan {
             ("switchboard.backend", settled.backend),
         ] {
             if let Some(value) = value {
-                span.set_attribute(KeyValue::new(key, value.to_owned()));
+                attribute(buf, key, Value::Str(value));
             }
         }
         if self.attempts > 0 {
-            span.set_attribute(KeyValue::new("switchboard.attempts", self.attempts));
+            attribute(buf, "switchboard.attempts", Value::Int(self.attempts));
         }
-        let error_type = match (self.error_type.take(), settled.status) {
-            (Some(error), _) => Some(error.into_string()),
+        let status_text;
+        let error_type = match (&self.error_type, settled.status) {
+            (Some(error), _) => Some(&**error),
             // The client went away before the last byte.
-            (None, 499) => Some("client_closed".to_owned()),
-            (None, status) if status >= 500 => Some(status.to_string()),
+            (None, 499) => Some("client_closed"),
+            (None, status) if status >= 500 => {
+                status_text = status.to_string();
+                Some(status_text.as_str())
+            }
             _ => None,
         };
         if let Some(error_type) = error_type {
-            span.set_status(Status::error(error_type.clone()));
-            span.set_attribute(KeyValue::new("error.type", error_type));
+            otlp::put_error_status(buf, error_type);
+            attribute(buf, "error.type", Value::Str(error_type));
         }
-        span.end();
+        otlp::put_fixed64(buf, field::END_TIME, now_unix_nanos());
+        self.recorder.batcher.push(std::mem::take(buf));
     }
 }
 
@@ -263,7 +355,9 @@ fn provider_name(upstream: &Upstream) -> &'static str {
 
 /// One attempt's CLIENT span, and the context its upstream request carries.
 pub struct Attempt {
-    span: Option<Span>,
+    recorder: Arc<Recorder>,
+    /// The `Span` message so far; `None` when the trace is not sampled.
+    buf: Option<Vec<u8>>,
     provider: &'static str,
     local: AttemptLocal,
 }
@@ -271,11 +365,12 @@ pub struct Attempt {
 impl Drop for Attempt {
     fn drop(&mut self) {
         // Dropped unended: the request's deadline passed during the attempt.
-        if let Some(span) = &mut self.span {
-            span.set_attribute(KeyValue::new("switchboard.outcome", "deadline"));
-            span.set_attribute(KeyValue::new("error.type", "timeout"));
-            span.set_status(Status::error("the request's deadline passed"));
-            span.end();
+        if let Some(mut buf) = self.buf.take() {
+            attribute(&mut buf, "switchboard.outcome", Value::Str("deadline"));
+            attribute(&mut buf, "error.type", Value::Str("timeout"));
+            otlp::put_error_status(&mut buf, "the request's deadline passed");
+            otlp::put_fixed64(&mut buf, field::END_TIME, now_unix_nanos());
+            self.recorder.batcher.push(buf);
         }
     }
 }

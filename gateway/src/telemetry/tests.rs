@@ -1,5 +1,6 @@
+use super::sampler::Sampler;
 use super::scan::{Output, RequestParams, finish_reasons, input_messages, response_model};
-use super::{Protocol, Settings, TraceFlags, settings};
+use super::{ExportHeaders, Protocol, Settings, TraceFlags, settings};
 use std::collections::HashMap;
 
 fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
@@ -15,11 +16,57 @@ fn tracing_is_off_unless_an_endpoint_is_configured() {
     let from_env = settings(&none, env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318")])).unwrap();
     assert_eq!(
         from_env,
-        Some(Settings { endpoint: None, protocol: Protocol::HttpProtobuf, capture_content: false }),
-        "the exporter reads the variable itself; HTTP/protobuf is the specification's default"
+        Some(Settings {
+            endpoint: "http://c:4318/v1/traces".into(),
+            protocol: Protocol::HttpProtobuf,
+            headers: ExportHeaders::default(),
+            timeout: std::time::Duration::from_secs(10),
+            sampler: Sampler::default(),
+            capture_content: false,
+        }),
+        "HTTP/protobuf is the specification's default; the base URL gets the signal's path"
     );
-    let traces_only = env(&[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://c:4318/v1/traces")]);
-    assert!(settings(&none, traces_only).unwrap().is_some());
+    let traces_only = env(&[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://c:4318/custom")]);
+    assert_eq!(
+        settings(&none, traces_only).unwrap().unwrap().endpoint,
+        "http://c:4318/custom",
+        "used as it is"
+    );
+}
+
+#[test]
+fn exporter_variables_headers_timeout_compression_sampler() {
+    let flags = TraceFlags { endpoint: Some("http://c:4318".into()), ..TraceFlags::default() };
+    let resolved = settings(
+        &flags,
+        env(&[
+            ("OTEL_EXPORTER_OTLP_HEADERS", "x-general=1"),
+            ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "Authorization=Bearer%20secret-token, x-tenant = a%2Cb"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "2500"),
+            ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "0.5"),
+        ]),
+    )
+    .unwrap()
+    .unwrap();
+    let headers: Vec<_> = resolved.headers.iter().cloned().collect();
+    assert_eq!(
+        headers,
+        [("authorization".to_owned(), "Bearer secret-token".to_owned()), ("x-tenant".into(), "a,b".into())],
+        "the per-signal variable wins; values are percent-decoded"
+    );
+    let shown = format!("{resolved:?}");
+    assert!(shown.contains("authorization") && !shown.contains("secret-token"), "{shown}");
+    assert_eq!(resolved.timeout, std::time::Duration::from_millis(2500));
+    assert_eq!(resolved.sampler, Sampler::from_env(Some("parentbased_traceidratio"), Some("0.5")).unwrap());
+    for bad in [
+        ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "soon"),
+        ("OTEL_EXPORTER_OTLP_HEADERS", "no-equals-sign"),
+        ("OTEL_TRACES_SAMPLER", "xray"),
+    ] {
+        assert!(settings(&flags, env(&[bad])).is_err(), "{bad:?}");
+    }
 }
 
 #[test]
@@ -34,7 +81,7 @@ fn disabled_wins_over_every_endpoint() {
 fn the_flag_is_a_base_url_and_wins_over_the_variables() {
     let http = TraceFlags { endpoint: Some("http://c:4318/".into()), ..TraceFlags::default() };
     let resolved = settings(&http, env(&[])).unwrap().unwrap();
-    assert_eq!(resolved.endpoint.as_deref(), Some("http://c:4318/v1/traces"));
+    assert_eq!(resolved.endpoint, "http://c:4318/v1/traces");
     let grpc = TraceFlags {
         endpoint: Some("http://c:4317".into()),
         protocol: Some("grpc".into()),
@@ -42,7 +89,7 @@ fn the_flag_is_a_base_url_and_wins_over_the_variables() {
     };
     let resolved =
         settings(&grpc, env(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")])).unwrap().unwrap();
-    assert_eq!((resolved.endpoint.as_deref(), resolved.protocol), (Some("http://c:4317"), Protocol::Grpc));
+    assert_eq!((resolved.endpoint.as_str(), resolved.protocol), ("http://c:4317", Protocol::Grpc));
     let by_env = settings(&http, env(&[("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc")])).unwrap().unwrap();
     assert_eq!(by_env.protocol, Protocol::Grpc, "the per-signal variable");
     assert!(settings(&http, env(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")])).is_err());
@@ -106,81 +153,71 @@ fn content_in_the_conventions_shape() {
 }
 
 mod export {
-    use super::super::export::{Batcher, Limits};
-    use opentelemetry::trace::{SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState};
-    use opentelemetry_sdk::error::OTelSdkResult;
-    use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanExporter, SpanLinks, SpanProcessor};
+    use super::super::export::{Batcher, Limits, Sink};
+    use super::super::otlp::Envelope;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
-    use std::time::{Duration, SystemTime};
+    use std::time::Duration;
 
-    /// Counts what it is sent; with `hang` it never answers (a collector that accepted the
-    /// connection and went silent).
+    /// Counts the export requests it is sent; with `hang` it never answers (a collector that
+    /// accepted the connection and went silent).
     #[derive(Debug, Default)]
     struct Recorder {
-        spans: Arc<AtomicUsize>,
+        requests: Arc<AtomicUsize>,
         hang: bool,
     }
 
-    impl SpanExporter for Recorder {
-        async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+    impl Sink for Recorder {
+        async fn send(&self, _request: Vec<u8>) -> Result<(), String> {
             if self.hang {
                 std::future::pending::<()>().await;
             }
-            self.spans.fetch_add(batch.len(), Relaxed);
+            self.requests.fetch_add(1, Relaxed);
             Ok(())
         }
     }
 
-    fn span(n: u64) -> SpanData {
-        SpanData {
-            span_context: SpanContext::new(
-                TraceId::from_bytes([1; 16]),
-                SpanId::from_bytes((n + 1).to_be_bytes()),
-                TraceFlags::SAMPLED,
-                false,
-                TraceState::default(),
-            ),
-            parent_span_id: SpanId::INVALID,
-            parent_span_is_remote: false,
-            span_kind: SpanKind::Internal,
-            name: "span".into(),
-            start_time: SystemTime::now(),
-            end_time: SystemTime::now(),
-            attributes: Vec::new(),
-            dropped_attributes_count: 0,
-            events: SpanEvents::default(),
-            links: SpanLinks::default(),
-            status: Status::Unset,
-            instrumentation_scope: Default::default(),
-        }
+    fn envelope() -> Envelope {
+        Envelope::new([], "test", "0")
     }
 
     #[tokio::test(flavor = "current_thread")]
     async fn a_full_queue_drops_and_counts_instead_of_waiting() {
         let limits =
             Limits { queue: 4, batch: 2, delay: Duration::from_secs(3600), export_timeout: Duration::MAX };
-        let (batcher, _flush) =
-            Batcher::start(Recorder { hang: true, ..Recorder::default() }, limits, Default::default());
+        let (batcher, _flush) = Batcher::start(
+            Recorder { hang: true, ..Recorder::default() },
+            envelope(),
+            limits,
+            Default::default(),
+        );
         // No await in between: the export task has not run, so the queue takes four.
-        for n in 0..100 {
-            batcher.on_end(span(n));
+        for n in 0..100u8 {
+            batcher.push(vec![n]);
         }
         assert_eq!(batcher.dropped(), 96);
     }
 
     #[tokio::test(flavor = "current_thread")]
     async fn flush_exports_what_is_queued_in_batches() {
-        let spans = Arc::new(AtomicUsize::new(0));
+        let requests = Arc::new(AtomicUsize::new(0));
         let limits =
             Limits { queue: 64, batch: 2, delay: Duration::from_secs(3600), export_timeout: Duration::MAX };
-        let (batcher, flush) =
-            Batcher::start(Recorder { spans: spans.clone(), hang: false }, limits, Default::default());
-        for n in 0..5 {
-            batcher.on_end(span(n));
+        let (batcher, flush) = Batcher::start(
+            Recorder { requests: requests.clone(), hang: false },
+            envelope(),
+            limits,
+            Default::default(),
+        );
+        for n in 0..5u8 {
+            batcher.push(vec![n]);
         }
         flush.flush(Duration::from_secs(10)).await;
-        assert_eq!(spans.load(Relaxed), 5, "the schedule delay is an hour: only the flush sent them");
+        assert_eq!(
+            requests.load(Relaxed),
+            3,
+            "5 spans in batches of 2; the schedule delay is an hour: only the flush sent them"
+        );
         assert_eq!(batcher.dropped(), 0);
     }
 }

@@ -116,6 +116,30 @@ fn tls(roots: &mut Roots) -> hyper_rustls::HttpsConnectorBuilder<WantsSchemes> {
     hyper_rustls::HttpsConnectorBuilder::new().with_webpki_roots()
 }
 
+/// The client trace export uses ([`crate::telemetry`]): the collector is the operator's own
+/// endpoint (a flag or `OTEL_*` variable, never a custom resource), so no address rule applies.
+pub type CollectorClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// HTTP/1.1 for OTLP/HTTP; HTTP/2 only for OTLP/gRPC (prior knowledge over plain TCP, ALPN `h2`
+/// over TLS).
+pub fn collector_client(http2_only: bool) -> CollectorClient {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(DEFAULT_CONNECT_TIMEOUT));
+    let builder = tls(&mut Roots::Native).https_or_http();
+    let connector = if http2_only {
+        builder.enable_http2().wrap_connector(http)
+    } else {
+        builder.enable_http1().wrap_connector(http)
+    };
+    Client::builder(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .pool_timer(TokioTimer::new())
+        .http2_only(http2_only)
+        .build(connector)
+}
+
 /// Generic over the inner resolver so tests can put a fixed name → address map under the guard.
 fn build_client<R>(
     resolver: GuardedResolver<R>,

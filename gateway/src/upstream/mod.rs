@@ -25,7 +25,7 @@ mod vertex;
 pub use anthropic::AnthropicProvider;
 pub use azure::AzureOpenAiProvider;
 pub use bedrock::BedrockProvider;
-pub use client::{HttpClient, HttpClients};
+pub use client::{CollectorClient, HttpClient, HttpClients, collector_client};
 pub use gemini::GeminiProvider;
 pub use mock::{MockProvider, MockStream};
 pub use openai::OpenAiProvider;

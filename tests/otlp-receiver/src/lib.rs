@@ -33,10 +33,13 @@ pub(crate) struct Store {
     grpc_exports: AtomicU64,
     http_exports: AtomicU64,
     arrived: Notify,
+    /// The headers of the last export request (collector credentials, user agent).
+    headers: Mutex<Option<http::HeaderMap>>,
 }
 
 impl Store {
-    pub(crate) async fn add(&self, spans: Vec<ReceivedSpan>, grpc: bool) {
+    pub(crate) async fn add(&self, spans: Vec<ReceivedSpan>, grpc: bool, headers: http::HeaderMap) {
+        *self.headers.lock().await = Some(headers);
         let exports = if grpc { &self.grpc_exports } else { &self.http_exports };
         exports.fetch_add(1, Relaxed);
         self.count.fetch_add(spans.len() as u64, Relaxed);
@@ -96,6 +99,11 @@ impl Receiver {
     /// Export requests received over gRPC and over HTTP.
     pub fn exports(&self) -> (u64, u64) {
         (self.store.grpc_exports.load(Relaxed), self.store.http_exports.load(Relaxed))
+    }
+
+    /// The headers the last export request came with.
+    pub async fn last_headers(&self) -> Option<http::HeaderMap> {
+        self.store.headers.lock().await.clone()
     }
 
     /// The spans kept so far.

@@ -97,13 +97,14 @@ async fn read(request: Request<Incoming>) -> Option<Bytes> {
 }
 
 async fn export_grpc(store: &Store, request: Request<Incoming>) -> Response<Answer> {
+    let headers = request.headers().clone();
     let status = if request.uri().path() != GRPC_EXPORT {
         12 // UNIMPLEMENTED
     } else {
         match read(request).await.as_deref().and_then(grpc_message) {
             Some(message) => match ExportTraceServiceRequest::decode(message) {
                 Ok(decoded) => {
-                    store.add(spans(decoded), true).await;
+                    store.add(spans(decoded), true, headers).await;
                     0
                 }
                 Err(_) => 3, // INVALID_ARGUMENT
@@ -136,9 +137,10 @@ async fn export_http(store: &Store, request: Request<Incoming>) -> Response<Answ
     if !protobuf {
         return plain(StatusCode::UNSUPPORTED_MEDIA_TYPE, Bytes::new());
     }
+    let headers = request.headers().clone();
     match read(request).await.map(ExportTraceServiceRequest::decode) {
         Some(Ok(decoded)) => {
-            store.add(spans(decoded), false).await;
+            store.add(spans(decoded), false, headers).await;
             // An empty ExportTraceServiceResponse encodes to no bytes.
             plain(StatusCode::OK, BytesMut::new().freeze())
         }

@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# Instructions the gateway executes per request, counted by callgrind: a figure that does not
+# move with the machine's load, for changes too small for bench/run.sh's CPU-time differences
+# (tracing on vs off, limits, a new header). See bench/README.md "Counting instructions".
+#
+# usage: bench/instructions.sh [MODE...]      (default: plain traced)
+#   plain    one key, one OpenAI-compatible route to the mock upstream, nothing else
+#   traced   the same, exporting OTLP traces to the in-repo receiver (BENCH_TRACES_PROTOCOL)
+#   local    the same route with a local request and token limit (as bench/run.sh's governed row)
+# Environment:
+#   BENCH_DURATION  measured duration per mode, seconds (default 10)
+#   BENCH_TRACES_PROTOCOL  grpc (default) or http/protobuf
+#   BENCH_GATEWAY_ARGS  extra gateway flags
+#   BENCH_CALLGRIND_KEEP  a directory to keep each mode's callgrind.out in (for callgrind_annotate)
+#   CARGO_TARGET_DIR  respected when locating the binaries
+set -euo pipefail
+
+DURATION=${BENCH_DURATION:-10}
+PROTOCOL=${BENCH_TRACES_PROTOCOL:-grpc}
+GATEWAY_ARGS=${BENCH_GATEWAY_ARGS:-}
+KEEP=${BENCH_CALLGRIND_KEEP:-}
+MODES=("$@")
+(( ${#MODES[@]} )) || MODES=(plain traced)
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$REPO"
+TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
+case $TARGET_DIR in /*) ;; *) TARGET_DIR=$REPO/$TARGET_DIR ;; esac
+BIN=$TARGET_DIR/release
+
+log() { echo "instructions: $*" >&2; }
+die() { log "error: $*"; exit 1; }
+for tool in valgrind callgrind_control python3 curl; do
+    command -v "$tool" >/dev/null || die "$tool is required (apt-get install -y valgrind)"
+done
+
+cargo build --release -p switchboard-gateway -p switchboard-mock-upstream -p switchboard-loadgen \
+    -p switchboard-otlp-receiver
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/switchboard-instructions.XXXXXX")
+PIDS=()
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+# Prints the first stdout line of a background process that starts with $3.
+# usage: first_line PID OUTFILE PREFIX
+first_line() {
+    local line
+    for _ in $(seq 1 600); do
+        line=$(grep -m1 "^$3" "$2" 2>/dev/null || true)
+        [[ -n $line ]] && { echo "$line"; return 0; }
+        kill -0 "$1" 2>/dev/null || return 1
+        sleep 0.05
+    done
+    return 1
+}
+
+"$BIN/switchboard-mock-upstream" --listen 127.0.0.1:0 --threads 1 >"$TMP/mock.out" 2>"$TMP/mock.err" &
+PIDS+=($!)
+MOCK=$(first_line "${PIDS[-1]}" "$TMP/mock.out" listening) || die "mock upstream did not start"
+MOCK=${MOCK#listening }
+
+"$BIN/switchboard-otlp-receiver" >"$TMP/receiver.out" 2>"$TMP/receiver.err" &
+PIDS+=($!)
+first_line "${PIDS[-1]}" "$TMP/receiver.out" http >/dev/null || die "the OTLP receiver did not start"
+case $PROTOCOL in
+    grpc) OTLP=$(sed -n 's/^grpc //p' "$TMP/receiver.out") ;;
+    http/protobuf) OTLP=$(sed -n 's/^http //p' "$TMP/receiver.out") ;;
+    *) die "BENCH_TRACES_PROTOCOL must be grpc or http/protobuf" ;;
+esac
+
+KEY_HASH=$(printf '%s' sk-instructions | sha256sum | cut -d' ' -f1)
+cat >"$TMP/gateway.yaml" <<EOF
+version: 2
+generation: 0
+providers:
+  - name: upstream
+    type: openai
+    base_url: http://$MOCK/v1
+routes:
+  - model: plain
+    backends: [{ provider: upstream, model: bench-upstream }]
+  - model: local
+    backends: [{ provider: upstream, model: bench-upstream }]
+    policies: [local-limits]
+policies:
+  - { name: local-limits, scope: key_route, window_seconds: 60, requests: 1000000000, total_tokens: 1000000000000, mode: local }
+keys:
+  - id: bench
+    hash: sha256:$KEY_HASH
+EOF
+
+# usage: measure MODE  -> prints "MODE instructions-per-request requests"
+measure() {
+    local mode=$1 model=plain extra=()
+    case $mode in
+        plain) ;;
+        traced) extra=(--otlp-endpoint "$OTLP" --otlp-protocol "$PROTOCOL") ;;
+        local) model=local ;;
+        *) die "unknown mode $mode (plain, traced, local)" ;;
+    esac
+    printf '{"model":"%s","messages":[{"role":"user","content":"Say hello to the benchmark."}],"max_tokens":16}' \
+        "$model" >"$TMP/body.json"
+    local out=$TMP/callgrind.$mode
+    # One runtime thread: callgrind serializes threads anyway, and a second worker would only
+    # add wake-ups that depend on scheduling.
+    # shellcheck disable=SC2086 # BENCH_GATEWAY_ARGS is a list of flags, split on purpose
+    valgrind --tool=callgrind --dump-instr=no --callgrind-out-file="$out" \
+        "$BIN/switchboard-gateway" --config "$TMP/gateway.yaml" --listen 127.0.0.1:0 \
+        --admin-listen 127.0.0.1:0 --threads 1 "${extra[@]}" $GATEWAY_ARGS \
+        >"$TMP/gateway.$mode.out" 2>"$TMP/gateway.$mode.err" &
+    local pid=$!
+    PIDS+=("$pid")
+    local line api
+    line=$(first_line "$pid" "$TMP/gateway.$mode.out" listening) \
+        || { tail -n 20 "$TMP/gateway.$mode.err" >&2; die "gateway ($mode) did not start"; }
+    api=$(sed -n 's/.*api=\([^ ]*\).*/\1/p' <<<"$line")
+    local load=("$BIN/switchboard-loadgen" --url "http://$api/v1/chat/completions" --method POST
+        --body-file "$TMP/body.json" -H 'Content-Type: application/json'
+        -H 'Authorization: Bearer sk-instructions' --concurrency 1 --threads 1 --warmup 0s --json)
+    "${load[@]}" --duration 3s >/dev/null
+    callgrind_control -z "$pid" >/dev/null
+    "${load[@]}" --duration "${DURATION}s" >"$TMP/load.$mode.json"
+    # The export task runs on its schedule (OTEL_BSP_SCHEDULE_DELAY, 1 s): let it run inside the
+    # counted window, so the export's cost is charged to the requests that caused it.
+    sleep 1.5
+    callgrind_control -d "$pid" >/dev/null
+    kill "$pid"
+    wait "$pid" 2>/dev/null || true
+    python3 - "$mode" "$TMP/load.$mode.json" "$out".* <<'PY'
+import json
+import sys
+
+mode, load, dumps = sys.argv[1], sys.argv[2], sys.argv[3:]
+with open(load) as f:
+    report = json.load(f)
+requests = report["requests"]
+errors = report["errors"] + report["transport_errors"]
+# The dump taken by `callgrind_control -d` is the one with the highest part number.
+dump = sorted(dumps, key=lambda p: int(p.rsplit(".", 1)[1]) if p.rsplit(".", 1)[1].isdigit() else 0)[-1]
+with open(dump) as f:
+    total = next(int(line.split()[1]) for line in f if line.startswith(("summary:", "totals:")))
+print(f"{mode:8} {total / requests:10.0f} instructions per request  ({requests} requests, {errors} errors)")
+PY
+    if [[ -n $KEEP ]]; then
+        mkdir -p "$KEEP"
+        cp "$out".* "$KEEP/" 2>/dev/null || true
+    fi
+}
+
+for mode in "${MODES[@]}"; do
+    measure "$mode"
+done
