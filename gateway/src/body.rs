@@ -295,7 +295,7 @@ impl SseRelay {
         {
             tracing::warn!("stream cut at the route's total time limit");
             self.end_by = None;
-            self.fail(StreamFailure::TimeLimit);
+            self.fail(StreamFailure::TimeLimit, ledger.as_deref_mut());
         }
         loop {
             if let Some(closing) = self.closing.as_mut() {
@@ -315,7 +315,7 @@ impl SseRelay {
                 Poll::Pending => {
                     ready!(self.idle.as_mut().poll(cx));
                     tracing::warn!(idle_ms = self.idle_timeout.as_millis() as u64, "upstream stream stalled");
-                    self.fail(StreamFailure::Stalled);
+                    self.fail(StreamFailure::Stalled, ledger.as_deref_mut());
                     continue;
                 }
             };
@@ -331,12 +331,12 @@ impl SseRelay {
                             self.translator.event(event, &mut self.out);
                         }
                     }
-                    Err(failure) => self.fail(failure),
+                    Err(failure) => self.fail(failure, ledger.as_deref_mut()),
                 },
                 Some(Err(err)) => {
                     // The status line is long gone; the client is told in-band, in its dialect.
                     tracing::warn!(error = %err, "upstream stream broke off");
-                    self.fail(StreamFailure::BrokenOff);
+                    self.fail(StreamFailure::BrokenOff, ledger.as_deref_mut());
                 }
                 None => {
                     self.done = true;
@@ -359,7 +359,12 @@ impl SseRelay {
         }
     }
 
-    fn fail(&mut self, failure: StreamFailure) {
+    /// Ends the stream with an error event in the client's dialect (its status went out with the
+    /// first event), and makes it the request's error for metrics, the access log and the trace.
+    fn fail(&mut self, failure: StreamFailure, ledger: Option<&mut Ledger>) {
+        if let Some(ledger) = ledger {
+            ledger.stream_failed(failure);
+        }
         self.done = true;
         self.translator.fail(failure, &mut self.out);
     }

@@ -21,6 +21,7 @@ use http::{HeaderValue, Method};
 use std::sync::Arc;
 use std::time::Instant;
 use switchboard_llm::Usage;
+use switchboard_llm::stream::StreamFailure;
 
 pub struct Ledger {
     metrics: Arc<Metrics>,
@@ -148,6 +149,20 @@ impl Ledger {
     /// How many backends this request tried (the one that answered included).
     pub fn set_attempts(&mut self, attempts: u32) {
         self.attempts = attempts;
+    }
+
+    /// The stream broke off after its first event: the client got an error event in-band.
+    pub fn stream_failed(&mut self, failure: StreamFailure) {
+        let error = match failure {
+            StreamFailure::Stalled => ErrorType::UpstreamTimeout,
+            StreamFailure::TimeLimit => ErrorType::Timeout,
+            StreamFailure::BrokenOff => ErrorType::UpstreamUnreachable,
+            StreamFailure::EventTooLarge | StreamFailure::InvalidFrame => ErrorType::UpstreamInvalidResponse,
+        };
+        self.set_error(error);
+        if let Some(trace) = &mut self.trace {
+            trace.failed(error.as_str());
+        }
     }
 
     /// The error the client is answered with.

@@ -256,6 +256,9 @@ async fn a_stream_is_not_retried_after_its_first_event() {
     assert_eq!(last["error"]["code"], "upstream_stream_error", "{events:?}");
     assert!(events.len() >= 3, "the role chunk and two content chunks came first: {events:?}");
     assert_eq!(fleet.calls(), vec![1, 0], "b was never asked: the client already had the stream");
+    // The status said 200, but the request failed: its error is counted.
+    let broken = [("route", "m"), ("type", "upstream_unreachable")];
+    assert_eq!(fleet.gateway.metric_sum("switchboard_errors_total", &broken).await, 1.0);
 }
 
 #[tokio::test]

@@ -398,3 +398,21 @@ async fn sampling_follows_the_client_and_the_sampler_and_export_carries_the_conf
     assert!(off.wait_exit(Duration::from_secs(10)).is_some());
     assert_eq!(receiver.count(), 0);
 }
+
+#[tokio::test]
+async fn a_stream_broken_after_its_first_event_is_a_failed_span() {
+    let mock = upstream().await;
+    let receiver = Receiver::start().await.unwrap();
+    let gateway = traced(&mock, &receiver, "grpc", &[]);
+    mock.set_fault(Some(switchboard_mock_upstream::Fault::StreamCut { after_chunks: 2 }));
+    let body = r#"{"model":"gpt","stream":true,"messages":[{"role":"user","content":"x"}]}"#;
+    let response = chat(&gateway, &[], body).await;
+    assert_eq!(response.status, 200, "the status went out with the first event");
+    assert!(response.text().contains("upstream_stream_error"), "{}", response.text());
+    let (server, clients) = trace_of(&receiver, 2, "gpt").await;
+    assert_eq!(server.str_attr("error.type"), Some("upstream_unreachable"), "{server:#?}");
+    assert_eq!(server.status, StatusCode::Error);
+    assert_eq!(server.int_attr("http.response.status_code"), Some(200));
+    assert_eq!(clients.len(), 1);
+    assert_eq!(clients[0].str_attr("switchboard.outcome"), Some("ok"), "the attempt itself answered");
+}

@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# What a Redis admission adds to a request's latency, measured interleaved so the machine's
+# drift lands on both sides: one gateway, two routes with the same request and token limits,
+# one counted in the gateway (`local`) and one in Redis (`redis`); each round runs a closed
+# loop at concurrency 1 through each route, then measures one loopback round trip to the same
+# Redis (`redis-benchmark -t ping_mbulk -c 1`). See bench/README.md "Governed requests".
+#
+# usage: bench/governed.sh
+# Environment:
+#   BENCH_ROUNDS    rounds (default 5)
+#   BENCH_DURATION  each route's run per round, seconds (default 5)
+#   BENCH_GATEWAY_ARGS  extra gateway flags
+#   CARGO_TARGET_DIR  respected when locating the binaries
+set -euo pipefail
+
+ROUNDS=${BENCH_ROUNDS:-5}
+DURATION=${BENCH_DURATION:-5}
+GATEWAY_ARGS=${BENCH_GATEWAY_ARGS:-}
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$REPO"
+TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
+case $TARGET_DIR in /*) ;; *) TARGET_DIR=$REPO/$TARGET_DIR ;; esac
+BIN=$TARGET_DIR/release
+
+log() { echo "governed: $*" >&2; }
+die() { log "error: $*"; exit 1; }
+for tool in redis-server redis-benchmark redis-cli python3; do
+    command -v "$tool" >/dev/null || die "$tool is required (apt-get install -y redis-server)"
+done
+
+cargo build --release -p switchboard-gateway -p switchboard-mock-upstream -p switchboard-loadgen
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/switchboard-governed.XXXXXX")
+PIDS=()
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+# Prints the first stdout line of a background process that starts with $3.
+first_line() {
+    local line
+    for _ in $(seq 1 200); do
+        line=$(grep -m1 "^$3" "$2" 2>/dev/null || true)
+        [[ -n $line ]] && { echo "$line"; return 0; }
+        kill -0 "$1" 2>/dev/null || return 1
+        sleep 0.05
+    done
+    return 1
+}
+
+"$BIN/switchboard-mock-upstream" --listen 127.0.0.1:0 --threads 1 >"$TMP/mock.out" 2>"$TMP/mock.err" &
+PIDS+=($!)
+MOCK=$(first_line "${PIDS[-1]}" "$TMP/mock.out" listening) || die "mock upstream did not start"
+MOCK=${MOCK#listening }
+
+REDIS_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$TMP" \
+    >"$TMP/redis.out" 2>&1 &
+PIDS+=($!)
+first_line "${PIDS[-1]}" "$TMP/redis.out" '.*Ready to accept' >/dev/null || die "redis-server did not start"
+
+KEY_HASH=$(printf '%s' sk-governed | sha256sum | cut -d' ' -f1)
+LIMITS="window_seconds: 60, requests: 1000000000, total_tokens: 1000000000000"
+cat >"$TMP/gateway.yaml" <<EOF
+version: 2
+providers:
+  - name: upstream
+    type: openai
+    base_url: http://$MOCK/v1
+routes:
+  - model: local
+    backends: [{ provider: upstream, model: bench-upstream }]
+    policies: [local-limits]
+  - model: redis
+    backends: [{ provider: upstream, model: bench-upstream }]
+    policies: [redis-limits]
+policies:
+  - { name: local-limits, scope: key_route, $LIMITS, mode: local }
+  - { name: redis-limits, scope: key_route, $LIMITS, mode: redis, failure_mode: closed }
+keys:
+  - id: bench
+    hash: sha256:$KEY_HASH
+EOF
+# shellcheck disable=SC2086 # BENCH_GATEWAY_ARGS is a list of flags, split on purpose
+"$BIN/switchboard-gateway" --config "$TMP/gateway.yaml" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
+    --redis-url "redis://127.0.0.1:$REDIS_PORT" $GATEWAY_ARGS >"$TMP/gateway.out" 2>"$TMP/gateway.err" &
+PIDS+=($!)
+LINE=$(first_line "${PIDS[-1]}" "$TMP/gateway.out" listening) || die "gateway did not start: $(tail -5 "$TMP/gateway.err")"
+API=$(sed -n 's/.*api=\([^ ]*\).*/\1/p' <<<"$LINE")
+
+for route in local redis; do
+    printf '{"model":"%s","messages":[{"role":"user","content":"Say hello to the benchmark."}],"max_tokens":16}' \
+        "$route" >"$TMP/$route.json"
+done
+# usage: run ROUTE DURATION OUT
+run() {
+    "$BIN/switchboard-loadgen" --url "http://$API/v1/chat/completions" --method POST \
+        --body-file "$TMP/$1.json" -H 'Content-Type: application/json' -H 'Authorization: Bearer sk-governed' \
+        --concurrency 1 --threads 1 --warmup 0s --duration "$2" --json >"$3"
+}
+run local 2s /dev/null
+run redis 2s /dev/null
+
+# The admission call itself, as the gateway sends it: one EVALSHA captured with MONITOR, to be
+# replayed by redis-benchmark beside the PING (the round trip an admission cannot avoid).
+redis-cli -p "$REDIS_PORT" monitor >"$TMP/monitor.txt" &
+MONITOR_PID=$!
+PIDS+=("$MONITOR_PID")
+first_line "$MONITOR_PID" "$TMP/monitor.txt" OK >/dev/null || die "redis-cli monitor did not start"
+run redis 1s /dev/null
+kill "$MONITOR_PID" 2>/dev/null || true
+python3 - "$TMP/monitor.txt" >"$TMP/evalsha.args" <<'PY'
+import shlex
+import sys
+
+for line in open(sys.argv[1]):
+    if '"evalsha"' in line.lower():
+        # 1701.2 [0 127.0.0.1:5] "evalsha" "sha" "5" "key" ... : the quoted words are the call.
+        print("\n".join(shlex.split(line.split("]", 1)[1])))
+        break
+else:
+    sys.exit("no EVALSHA seen: is the redis route's policy in redis mode?")
+PY
+mapfile -t EVALSHA <"$TMP/evalsha.args"
+
+for round in $(seq 1 "$ROUNDS"); do
+    run local "${DURATION}s" "$TMP/local.$round.json"
+    redis-cli -p "$REDIS_PORT" config resetstat >/dev/null
+    run redis "${DURATION}s" "$TMP/redis.$round.json"
+    redis-cli -p "$REDIS_PORT" info commandstats >"$TMP/stats.$round.txt"
+    redis-benchmark -p "$REDIS_PORT" -t ping_mbulk -n 20000 -c 1 --csv >"$TMP/ping.$round.csv"
+    redis-benchmark -p "$REDIS_PORT" -n 20000 -c 1 --csv "${EVALSHA[@]}" >"$TMP/evalsha.$round.csv"
+    log "round $round of $ROUNDS done"
+done
+
+python3 - "$TMP" "$ROUNDS" <<'PY'
+import csv
+import json
+import re
+import statistics
+import sys
+
+tmp, rounds = sys.argv[1], int(sys.argv[2])
+rows = []
+for r in range(1, rounds + 1):
+    local = json.load(open(f"{tmp}/local.{r}.json"))
+    redis = json.load(open(f"{tmp}/redis.{r}.json"))
+    for name, report in (("local", local), ("redis", redis)):
+        bad = report["errors"] + report["transport_errors"]
+        if bad:
+            sys.exit(f"round {r}: {bad} failed requests on the {name} route")
+    def p50(name):
+        with open(f"{tmp}/{name}.{r}.csv") as f:
+            header, values = list(csv.reader(f))[:2]
+        return float(values[header.index("p50_latency_ms")]) * 1000
+    ping_p50, evalsha_p50 = p50("ping"), p50("evalsha")
+    stats = open(f"{tmp}/stats.{r}.txt").read()
+    # Redis's own time per admission script call (evalsha, or eval on the first call).
+    script = [float(m.group(1)) for m in re.finditer(r"cmdstat_evalsha?:calls=\d+,usec=\d+,usec_per_call=([\d.]+)", stats)]
+    rows.append((local["p50_us"], redis["p50_us"], ping_p50, evalsha_p50, script[0] if script else float("nan")))
+
+print(f"{'round':>5} {'local p50':>10} {'redis p50':>10} {'added':>8} {'PING p50':>9} {'EVALSHA p50':>12} {'script in Redis':>16}   (us)")
+for i, (local, redis, ping, evalsha, script) in enumerate(rows, 1):
+    print(f"{i:>5} {local:>10.0f} {redis:>10.0f} {redis - local:>8.0f} {ping:>9.0f} {evalsha:>12.0f} {script:>16.1f}")
+added = statistics.median(r[1] - r[0] for r in rows)
+ping = statistics.median(r[2] for r in rows)
+evalsha = statistics.median(r[3] for r in rows)
+def verdict(rtt):
+    return f"{'within' if added <= rtt else 'over'} it by {abs(added - rtt):.0f} us"
+print(f"median: Redis limits add {added:.0f} us at p50 over local limits; a PING round trip is {ping:.0f} us "
+      f"({verdict(ping)}); the admission EVALSHA's own round trip is {evalsha:.0f} us ({verdict(evalsha)})")
+PY
