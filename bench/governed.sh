@@ -13,50 +13,19 @@
 #   CARGO_TARGET_DIR  respected when locating the binaries
 set -euo pipefail
 
+NAME=governed
 ROUNDS=${BENCH_ROUNDS:-5}
 DURATION=${BENCH_DURATION:-5}
 GATEWAY_ARGS=${BENCH_GATEWAY_ARGS:-}
-
-REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$REPO"
-TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
-case $TARGET_DIR in /*) ;; *) TARGET_DIR=$REPO/$TARGET_DIR ;; esac
-BIN=$TARGET_DIR/release
-
-log() { echo "governed: $*" >&2; }
-die() { log "error: $*"; exit 1; }
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 for tool in redis-server redis-benchmark redis-cli python3; do
     command -v "$tool" >/dev/null || die "$tool is required (apt-get install -y redis-server)"
 done
 
 cargo build --release -p switchboard-gateway -p switchboard-mock-upstream -p switchboard-loadgen
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/switchboard-governed.XXXXXX")
-PIDS=()
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-# Prints the first stdout line of a background process that starts with $3.
-first_line() {
-    local line
-    for _ in $(seq 1 200); do
-        line=$(grep -m1 "^$3" "$2" 2>/dev/null || true)
-        [[ -n $line ]] && { echo "$line"; return 0; }
-        kill -0 "$1" 2>/dev/null || return 1
-        sleep 0.05
-    done
-    return 1
-}
-
-"$BIN/switchboard-mock-upstream" --listen 127.0.0.1:0 --threads 1 >"$TMP/mock.out" 2>"$TMP/mock.err" &
-PIDS+=($!)
-MOCK=$(first_line "${PIDS[-1]}" "$TMP/mock.out" listening) || die "mock upstream did not start"
-MOCK=${MOCK#listening }
+start_mock
 
 REDIS_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$TMP" \
@@ -87,11 +56,7 @@ keys:
     hash: sha256:$KEY_HASH
 EOF
 # shellcheck disable=SC2086 # BENCH_GATEWAY_ARGS is a list of flags, split on purpose
-"$BIN/switchboard-gateway" --config "$TMP/gateway.yaml" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
-    --redis-url "redis://127.0.0.1:$REDIS_PORT" $GATEWAY_ARGS >"$TMP/gateway.out" 2>"$TMP/gateway.err" &
-PIDS+=($!)
-LINE=$(first_line "${PIDS[-1]}" "$TMP/gateway.out" listening) || die "gateway did not start: $(tail -5 "$TMP/gateway.err")"
-API=$(sed -n 's/.*api=\([^ ]*\).*/\1/p' <<<"$LINE")
+start_gateway gateway "$TMP/gateway.yaml" --redis-url "redis://127.0.0.1:$REDIS_PORT" $GATEWAY_ARGS
 
 for route in local redis; do
     printf '{"model":"%s","messages":[{"role":"user","content":"Say hello to the benchmark."}],"max_tokens":16}' \

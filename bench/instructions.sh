@@ -15,56 +15,24 @@
 #   CARGO_TARGET_DIR  respected when locating the binaries
 set -euo pipefail
 
+NAME=instructions
 DURATION=${BENCH_DURATION:-10}
 PROTOCOL=${BENCH_TRACES_PROTOCOL:-grpc}
 GATEWAY_ARGS=${BENCH_GATEWAY_ARGS:-}
 KEEP=${BENCH_CALLGRIND_KEEP:-}
 MODES=("$@")
 (( ${#MODES[@]} )) || MODES=(plain traced)
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$REPO"
-TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
-case $TARGET_DIR in /*) ;; *) TARGET_DIR=$REPO/$TARGET_DIR ;; esac
-BIN=$TARGET_DIR/release
-
-log() { echo "instructions: $*" >&2; }
-die() { log "error: $*"; exit 1; }
-for tool in valgrind callgrind_control python3 curl; do
+for tool in valgrind callgrind_control python3; do
     command -v "$tool" >/dev/null || die "$tool is required (apt-get install -y valgrind)"
 done
 
 cargo build --release -p switchboard-gateway -p switchboard-mock-upstream -p switchboard-loadgen \
     -p switchboard-otlp-receiver
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/switchboard-instructions.XXXXXX")
-PIDS=()
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-# Prints the first stdout line of a background process that starts with $3.
-# usage: first_line PID OUTFILE PREFIX
-first_line() {
-    local line
-    for _ in $(seq 1 600); do
-        line=$(grep -m1 "^$3" "$2" 2>/dev/null || true)
-        [[ -n $line ]] && { echo "$line"; return 0; }
-        kill -0 "$1" 2>/dev/null || return 1
-        sleep 0.05
-    done
-    return 1
-}
-
-"$BIN/switchboard-mock-upstream" --listen 127.0.0.1:0 --threads 1 >"$TMP/mock.out" 2>"$TMP/mock.err" &
-PIDS+=($!)
-MOCK=$(first_line "${PIDS[-1]}" "$TMP/mock.out" listening) || die "mock upstream did not start"
-MOCK=${MOCK#listening }
-
+start_mock
 "$BIN/switchboard-otlp-receiver" >"$TMP/receiver.out" 2>"$TMP/receiver.err" &
 PIDS+=($!)
 first_line "${PIDS[-1]}" "$TMP/receiver.out" http >/dev/null || die "the OTLP receiver did not start"

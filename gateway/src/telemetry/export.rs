@@ -15,7 +15,10 @@ use tokio::time::timeout;
 /// Where an export request goes: the collector ([`super::transport::Exporter`]), or a test's
 /// recorder.
 pub trait Sink: Send + Sync + 'static {
-    /// Sends one encoded `ExportTraceServiceRequest`.
+    /// Bytes to leave free before the message for the sink to fill (gRPC's message prefix).
+    const PREFIX: usize = 0;
+
+    /// Sends one encoded `ExportTraceServiceRequest`, after [`Sink::PREFIX`] free bytes.
     fn send(&self, request: Vec<u8>) -> impl Future<Output = Result<(), String>> + Send;
 }
 
@@ -194,7 +197,7 @@ async fn export<S: Sink>(
     limits: Limits,
     failing: bool,
 ) -> bool {
-    let failure = match timeout(limits.export_timeout, sink.send(envelope.request(spans))).await {
+    let failure = match timeout(limits.export_timeout, sink.send(envelope.request(spans, S::PREFIX))).await {
         Ok(Ok(())) => None,
         Ok(Err(err)) => Some(err),
         Err(_) => Some(format!("no answer within {} ms", limits.export_timeout.as_millis())),

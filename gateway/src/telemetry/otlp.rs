@@ -14,7 +14,23 @@
 //! `collector/trace/v1/trace_service.proto`); the tests decode what is written here with
 //! `opentelemetry-proto`'s generated types.
 
-use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, key_len};
+use prost::encoding::{WireType, encode_varint, encoded_len_varint, key_len};
+
+/// A varint: one byte for the small numbers nearly every key and length here is, prost's
+/// general encoder for the rest.
+#[inline]
+fn varint(buf: &mut Vec<u8>, value: u64) {
+    if value < 0x80 {
+        buf.push(value as u8);
+    } else {
+        encode_varint(value, buf);
+    }
+}
+
+#[inline]
+fn encode_key(tag: u32, wire_type: WireType, buf: &mut Vec<u8>) {
+    varint(buf, u64::from(tag << 3 | wire_type as u32));
+}
 
 /// `Span` fields.
 pub mod span {
@@ -99,23 +115,27 @@ pub fn delimited_len(tag: u32, len: usize) -> usize {
 }
 
 /// The key and length of a length-delimited field; its `len` bytes follow.
+#[inline]
 pub fn put_len(buf: &mut Vec<u8>, tag: u32, len: usize) {
     encode_key(tag, WireType::LengthDelimited, buf);
-    encode_varint(len as u64, buf);
+    varint(buf, len as u64);
 }
 
+#[inline]
 pub fn put_bytes(buf: &mut Vec<u8>, tag: u32, bytes: &[u8]) {
     put_len(buf, tag, bytes.len());
     buf.extend_from_slice(bytes);
 }
 
+#[inline]
 pub fn put_str(buf: &mut Vec<u8>, tag: u32, s: &str) {
     put_bytes(buf, tag, s.as_bytes());
 }
 
+#[inline]
 pub fn put_varint(buf: &mut Vec<u8>, tag: u32, value: u64) {
     encode_key(tag, WireType::Varint, buf);
-    encode_varint(value, buf);
+    varint(buf, value);
 }
 
 pub fn put_fixed64(buf: &mut Vec<u8>, tag: u32, value: u64) {
@@ -131,7 +151,9 @@ pub fn put_fixed32(buf: &mut Vec<u8>, tag: u32, value: u32) {
 /// A `KeyValue` as field `tag` (a span's or a resource's attributes).
 pub fn put_attribute(buf: &mut Vec<u8>, tag: u32, key: &str, value: Value<'_>) {
     let value_len = value.len();
-    put_len(buf, tag, delimited_len(1, key.len()) + delimited_len(2, value_len));
+    let len = delimited_len(1, key.len()) + delimited_len(2, value_len);
+    buf.reserve(delimited_len(tag, len));
+    put_len(buf, tag, len);
     put_str(buf, 1, key);
     put_len(buf, 2, value_len);
     value.write(buf);
@@ -184,12 +206,15 @@ impl Envelope {
         Envelope { resource, scope }
     }
 
-    /// An `ExportTraceServiceRequest` carrying `spans` (each an encoded `Span` message).
-    pub fn request(&self, spans: &[Vec<u8>]) -> Vec<u8> {
+    /// An `ExportTraceServiceRequest` carrying `spans` (each an encoded `Span` message), after
+    /// `prefix` zero bytes the transport fills in (gRPC's message prefix), so the request is
+    /// never copied again.
+    pub fn request(&self, spans: &[Vec<u8>], prefix: usize) -> Vec<u8> {
         let spans_len: usize = spans.iter().map(|s| delimited_len(2, s.len())).sum();
         let scope_spans_len = self.scope.len() + spans_len;
         let resource_spans_len = self.resource.len() + delimited_len(2, scope_spans_len);
-        let mut buf = Vec::with_capacity(delimited_len(1, resource_spans_len));
+        let mut buf = Vec::with_capacity(prefix + delimited_len(1, resource_spans_len));
+        buf.resize(prefix, 0);
         // ExportTraceServiceRequest.resource_spans
         put_len(&mut buf, 1, resource_spans_len);
         buf.extend_from_slice(&self.resource);
@@ -250,7 +275,7 @@ mod tests {
             other
         };
 
-        let request = ExportTraceServiceRequest::decode(&envelope.request(&[span, other])[..]).unwrap();
+        let request = ExportTraceServiceRequest::decode(&envelope.request(&[span, other], 0)[..]).unwrap();
         let [resource_spans] = &request.resource_spans[..] else { panic!("one ResourceSpans") };
         let resource = resource_spans.resource.as_ref().unwrap();
         let keys: Vec<_> = resource.attributes.iter().map(|a| a.key.as_str()).collect();
@@ -290,7 +315,7 @@ mod tests {
     #[test]
     fn an_empty_batch_is_a_valid_request() {
         let envelope = Envelope::new([], "s", "v");
-        let request = ExportTraceServiceRequest::decode(&envelope.request(&[])[..]).unwrap();
+        let request = ExportTraceServiceRequest::decode(&envelope.request(&[], 3)[3..]).unwrap();
         assert!(request.resource_spans[0].scope_spans[0].spans.is_empty());
     }
 }

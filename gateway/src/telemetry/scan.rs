@@ -8,14 +8,20 @@
 //! gateway's renderers and OpenAI-compatible servers write compact JSON, and a quote inside a
 //! JSON string is escaped, so `"finish_reason":"` cannot match inside content.
 
+use memchr::memmem::Finder;
 use serde::Deserialize;
 use serde_json::Value;
+use std::sync::LazyLock;
 
 /// Finish reasons in OpenAI's words (the vocabulary the GenAI conventions' examples use);
 /// Anthropic's are mapped onto them.
 pub fn finish_reasons(frame: &[u8], found: &mut Vec<&'static str>) {
-    for pattern in [&b"\"finish_reason\":\""[..], b"\"stop_reason\":\""] {
-        for at in memchr::memmem::find_iter(frame, pattern) {
+    // Searchers built once: building one costs more than searching a frame with it.
+    static FINDERS: LazyLock<[Finder<'static>; 2]> =
+        LazyLock::new(|| [Finder::new(b"\"finish_reason\":\""), Finder::new(b"\"stop_reason\":\"")]);
+    for finder in &*FINDERS {
+        let pattern = finder.needle();
+        for at in finder.find_iter(frame) {
             let rest = &frame[at + pattern.len()..];
             let Some(end) = memchr::memchr(b'"', rest) else { continue };
             if let Some(reason) = normalize(&rest[..end]) {
@@ -38,9 +44,9 @@ fn normalize(reason: &[u8]) -> Option<&'static str> {
 /// The first `"model":"..."` of an answer: the top-level model of a chat completion or chunk,
 /// the `message.model` of Anthropic's `message_start`, the `response.model` of Responses.
 pub fn response_model(frame: &[u8]) -> Option<&str> {
-    const PATTERN: &[u8] = b"\"model\":\"";
-    let at = memchr::memmem::find(frame, PATTERN)?;
-    let rest = &frame[at + PATTERN.len()..];
+    static FINDER: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"model\":\""));
+    let at = FINDER.find(frame)?;
+    let rest = &frame[at + FINDER.needle().len()..];
     let end = memchr::memchr(b'"', rest)?;
     std::str::from_utf8(&rest[..end]).ok()
 }
@@ -65,6 +71,20 @@ pub struct RequestParams {
 impl RequestParams {
     pub fn read(body: &[u8]) -> RequestParams {
         serde_json::from_slice(body).unwrap_or_default()
+    }
+
+    /// The same from a body already split into members (`member` gives one's raw JSON text),
+    /// so the body is not read a second time.
+    pub fn from_members<'m>(member: impl Fn(&str) -> Option<&'m str>) -> RequestParams {
+        let count = |key: &str| member(key).and_then(|raw| raw.trim().parse::<u64>().ok());
+        let real = |key: &str| member(key).and_then(|raw| raw.trim().parse::<f64>().ok());
+        RequestParams {
+            max_tokens: count("max_tokens"),
+            max_completion_tokens: count("max_completion_tokens"),
+            max_output_tokens: count("max_output_tokens"),
+            temperature: real("temperature"),
+            top_p: real("top_p"),
+        }
     }
 
     pub fn max_tokens(&self) -> Option<u64> {

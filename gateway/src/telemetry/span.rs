@@ -17,11 +17,10 @@ use crate::inbound::{Api, Inbound};
 use crate::upstream::Upstream;
 use http::{HeaderMap, HeaderValue, Method, Uri};
 use opentelemetry::propagation::{Extractor, TextMapPropagator as _};
-use opentelemetry::trace::{TraceContextExt as _, TraceId};
+use opentelemetry::trace::TraceContextExt as _;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{IdGenerator as _, RandomIdGenerator};
 use std::future::Future;
-use std::io::Write as _;
 use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 use switchboard_llm::Usage;
@@ -169,7 +168,12 @@ impl RequestSpan {
         self.named = true;
         attribute(buf, "gen_ai.operation.name", Value::Str(self.operation));
         attribute(buf, "gen_ai.request.model", Value::Str(model));
-        let params = RequestParams::read(body);
+        let params = match inbound {
+            Inbound::OpenAi { request, .. } => {
+                RequestParams::from_members(|key| request.body.get(key).map(|raw| raw.get()))
+            }
+            Inbound::Messages(_) | Inbound::Responses(_) => RequestParams::read(body),
+        };
         if let Some(max_tokens) = params.max_tokens() {
             attribute(buf, "gen_ai.request.max_tokens", Value::Int(max_tokens as i64));
         }
@@ -227,17 +231,8 @@ impl RequestSpan {
             attribute(&mut buf, "switchboard.backend", Value::Str(upstream.name()));
             buf
         });
-        // 00-{trace id}-{span id}-{flags}: 55 bytes, written without a String.
-        let mut traceparent = [0u8; 55];
-        let written = write!(
-            &mut traceparent[..],
-            "00-{:032x}-{:016x}-{:02x}",
-            TraceId::from_bytes(self.trace_id),
-            span_id,
-            self.flags
-        );
         let local = AttemptLocal {
-            traceparent: written.ok().and_then(|()| HeaderValue::from_bytes(&traceparent).ok()),
+            traceparent: Some(traceparent(&self.trace_id, &span_id.to_bytes(), self.flags)),
             tracestate: self.trace_state.clone(),
             server: Arc::default(),
         };
@@ -339,6 +334,25 @@ impl RequestSpan {
     }
 }
 
+/// `00-{trace id}-{span id}-{flags}` in lowercase hex (W3C Trace Context), written without
+/// the formatting machinery: this runs for every attempt.
+fn traceparent(trace_id: &[u8; 16], span_id: &[u8; 8], flags: u8) -> HeaderValue {
+    fn hex(out: &mut [u8], bytes: &[u8]) {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        for (pair, byte) in out.chunks_exact_mut(2).zip(bytes) {
+            pair[0] = DIGITS[usize::from(byte >> 4)];
+            pair[1] = DIGITS[usize::from(byte & 0xf)];
+        }
+    }
+    let mut out = [b'-'; 55];
+    out[..2].copy_from_slice(b"00");
+    hex(&mut out[3..35], trace_id);
+    hex(&mut out[36..52], span_id);
+    hex(&mut out[53..], &[flags]);
+    // Hex digits and dashes are always a valid header value.
+    HeaderValue::from_bytes(&out).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
 /// The conventions' well-known `gen_ai.provider.name` for each provider type. The built-in mock
 /// speaks OpenAI's API but is no OpenAI service: `switchboard.mock`, in our own namespace.
 fn provider_name(upstream: &Upstream) -> &'static str {
@@ -412,4 +426,21 @@ pub fn stamp(uri: &Uri, headers: &mut HeaderMap) {
             let _ = attempt.server.set((host.into(), port));
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn traceparent_is_the_w3c_header() {
+        let trace_id =
+            [0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36];
+        let span_id = [0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7];
+        assert_eq!(
+            super::traceparent(&trace_id, &span_id, 1),
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        );
+        assert!(
+            super::traceparent(&[0xff; 16], &[0; 8], 0).to_str().unwrap().ends_with("-0000000000000000-00")
+        );
+    }
 }

@@ -15,6 +15,9 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri};
 use http_body_util::{BodyExt as _, Full};
 use std::time::Duration;
 
+/// gRPC's message prefix: a compression flag and the message's length.
+const GRPC_PREFIX: usize = 5;
+
 /// The gRPC method an OTLP trace export calls.
 const GRPC_EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
@@ -70,17 +73,17 @@ impl Exporter {
         })
     }
 
-    async fn send_once(&self, message: Vec<u8>) -> Result<(), String> {
+    /// `request_bytes` is the export message after [`GRPC_PREFIX`] free bytes.
+    async fn send_once(&self, mut request_bytes: Vec<u8>) -> Result<(), String> {
         let body = match self.protocol {
-            Protocol::HttpProtobuf => Bytes::from(message),
+            Protocol::HttpProtobuf => Bytes::from(request_bytes).slice(GRPC_PREFIX..),
             Protocol::Grpc => {
                 // Length-prefixed message: not compressed (0), then the length, big-endian.
-                let len = u32::try_from(message.len()).map_err(|_| "export request over 4 GiB".to_owned())?;
-                let mut framed = Vec::with_capacity(5 + message.len());
-                framed.push(0);
-                framed.extend_from_slice(&len.to_be_bytes());
-                framed.extend_from_slice(&message);
-                Bytes::from(framed)
+                let len = u32::try_from(request_bytes.len() - GRPC_PREFIX)
+                    .map_err(|_| "export request over 4 GiB".to_owned())?;
+                request_bytes[0] = 0;
+                request_bytes[1..GRPC_PREFIX].copy_from_slice(&len.to_be_bytes());
+                Bytes::from(request_bytes)
             }
         };
         let mut request = Request::new(Full::new(body));
@@ -110,6 +113,9 @@ impl Exporter {
 }
 
 impl super::export::Sink for Exporter {
+    // Left for the gRPC prefix whatever the protocol: HTTP sends the bytes after it.
+    const PREFIX: usize = GRPC_PREFIX;
+
     async fn send(&self, message: Vec<u8>) -> Result<(), String> {
         match tokio::time::timeout(self.timeout, self.send_once(message)).await {
             Ok(outcome) => outcome,

@@ -1,0 +1,62 @@
+# Shared by bench/instructions.sh, bench/governed.sh and bench/traced.sh: locating the release
+# binaries, a temporary directory and the processes to stop on exit, and waiting for a process's
+# first line. Source it after `set -euo pipefail`, with NAME set to the script's name for logs.
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$REPO"
+TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
+case $TARGET_DIR in /*) ;; *) TARGET_DIR=$REPO/$TARGET_DIR ;; esac
+BIN=$TARGET_DIR/release
+
+log() { echo "$NAME: $*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/switchboard-$NAME.XXXXXX")
+PIDS=()
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+# Prints the first line of a background process's output file that starts with PREFIX (a grep
+# pattern), waiting up to 30 s; fails if the process exits first.
+# usage: first_line PID OUTFILE PREFIX
+first_line() {
+    local line
+    for _ in $(seq 1 600); do
+        line=$(grep -m1 "^$3" "$2" 2>/dev/null || true)
+        [[ -n $line ]] && { echo "$line"; return 0; }
+        kill -0 "$1" 2>/dev/null || return 1
+        sleep 0.05
+    done
+    return 1
+}
+
+# Starts the mock upstream on an ephemeral port; sets MOCK (host:port).
+start_mock() {
+    "$BIN/switchboard-mock-upstream" --listen 127.0.0.1:0 --threads 1 >"$TMP/mock.out" 2>"$TMP/mock.err" &
+    PIDS+=($!)
+    MOCK=$(first_line "${PIDS[-1]}" "$TMP/mock.out" listening) || die "mock upstream did not start"
+    MOCK=${MOCK#listening }
+}
+
+# Starts a gateway; sets API (host:port) and GATEWAY_PID. Extra arguments are gateway flags.
+# usage: start_gateway LABEL CONFIG FLAGS...
+start_gateway() {
+    local label=$1 config=$2 line
+    shift 2
+    "$BIN/switchboard-gateway" --config "$config" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 "$@" \
+        >"$TMP/$label.out" 2>"$TMP/$label.err" &
+    GATEWAY_PID=$!
+    PIDS+=("$GATEWAY_PID")
+    line=$(first_line "$GATEWAY_PID" "$TMP/$label.out" listening) \
+        || die "gateway $label did not start: $(tail -n 5 "$TMP/$label.err")"
+    API=$(sed -n 's/.*api=\([^ ]*\).*/\1/p' <<<"$line")
+}
+
+# utime + stime of a process, in clock ticks (fields 14 and 15 of /proc/PID/stat; the command
+# name in field 2 may contain spaces, so count from the closing parenthesis).
+cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }

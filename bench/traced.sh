@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Tracing's cost in gateway CPU per request, measured interleaved: two gateways, same binary and
+# config, one exporting OTLP traces to the in-repo receiver; each round runs a closed loop at
+# concurrency 1 through each, the order alternating, and reads each gateway's CPU ticks. See
+# bench/README.md "Tracing on vs off"; bench/instructions.sh counts the same in instructions.
+#
+# usage: bench/traced.sh
+# Environment:
+#   BENCH_ROUNDS    rounds (default 6)
+#   BENCH_DURATION  each gateway's run per round, seconds (default 5)
+#   BENCH_TRACES_PROTOCOL  grpc (default) or http/protobuf
+set -euo pipefail
+
+NAME=traced
+ROUNDS=${BENCH_ROUNDS:-6}
+DURATION=${BENCH_DURATION:-5}
+PROTOCOL=${BENCH_TRACES_PROTOCOL:-grpc}
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+cargo build --release -p switchboard-gateway -p switchboard-mock-upstream -p switchboard-loadgen \
+    -p switchboard-otlp-receiver
+
+start_mock
+"$BIN/switchboard-otlp-receiver" >"$TMP/receiver.out" 2>"$TMP/receiver.err" &
+PIDS+=($!)
+RECEIVER_PID=$!
+first_line "$RECEIVER_PID" "$TMP/receiver.out" http >/dev/null || die "the OTLP receiver did not start"
+case $PROTOCOL in
+    grpc) OTLP=$(sed -n 's/^grpc //p' "$TMP/receiver.out") ;;
+    http/protobuf) OTLP=$(sed -n 's/^http //p' "$TMP/receiver.out") ;;
+    *) die "BENCH_TRACES_PROTOCOL must be grpc or http/protobuf" ;;
+esac
+
+KEY_HASH=$(printf '%s' sk-traced | sha256sum | cut -d' ' -f1)
+cat >"$TMP/gateway.yaml" <<EOF
+version: 2
+providers:
+  - name: upstream
+    type: openai
+    base_url: http://$MOCK/v1
+routes:
+  - model: plain
+    backends: [{ provider: upstream, model: bench-upstream }]
+keys:
+  - id: bench
+    hash: sha256:$KEY_HASH
+EOF
+start_gateway off "$TMP/gateway.yaml"
+OFF_API=$API OFF_PID=$GATEWAY_PID
+start_gateway on "$TMP/gateway.yaml" --otlp-endpoint "$OTLP" --otlp-protocol "$PROTOCOL"
+ON_API=$API ON_PID=$GATEWAY_PID
+
+printf '%s' '{"model":"plain","messages":[{"role":"user","content":"Say hello to the benchmark."}],"max_tokens":16}' \
+    >"$TMP/body.json"
+# usage: run API DURATION OUT
+run() {
+    "$BIN/switchboard-loadgen" --url "http://$1/v1/chat/completions" --method POST \
+        --body-file "$TMP/body.json" -H 'Content-Type: application/json' -H 'Authorization: Bearer sk-traced' \
+        --concurrency 1 --threads 1 --warmup 0s --duration "$2" --json >"$3"
+}
+# usage: measure LABEL API PID ROUND  -> writes "ticks" beside the load report
+measure() {
+    local before after
+    before=$(cpu_ticks "$3")
+    run "$2" "${DURATION}s" "$TMP/$1.$4.json"
+    after=$(cpu_ticks "$3")
+    echo $((after - before)) >"$TMP/$1.$4.ticks"
+}
+run "$OFF_API" 2s /dev/null
+run "$ON_API" 2s /dev/null
+for round in $(seq 1 "$ROUNDS"); do
+    if (( round % 2 )); then
+        measure off "$OFF_API" "$OFF_PID" "$round"
+        measure on "$ON_API" "$ON_PID" "$round"
+    else
+        measure on "$ON_API" "$ON_PID" "$round"
+        measure off "$OFF_API" "$OFF_PID" "$round"
+    fi
+    log "round $round of $ROUNDS done"
+done
+kill -TERM "$RECEIVER_PID" && wait "$RECEIVER_PID" 2>/dev/null || true
+SPANS=$(sed -n 's/^spans //p' "$TMP/receiver.out")
+
+python3 - "$TMP" "$ROUNDS" "$(getconf CLK_TCK)" "${SPANS:-0}" "$PROTOCOL" <<'PY'
+import json
+import statistics
+import sys
+
+tmp, rounds, clk_tck, spans, protocol = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+
+def cpu_us(label, r):
+    report = json.load(open(f"{tmp}/{label}.{r}.json"))
+    if report["errors"] + report["transport_errors"]:
+        sys.exit(f"round {r}: failed requests through the {label} gateway")
+    ticks = int(open(f"{tmp}/{label}.{r}.ticks").read())
+    return ticks / clk_tck * 1e6 / report["requests"], report["p50_us"]
+
+print(f"{'round':>5} {'off CPU/req':>12} {'on CPU/req':>11} {'extra':>7} {'off p50':>8} {'on p50':>7}   (us)")
+extras = []
+for r in range(1, rounds + 1):
+    (off, off_p50), (on, on_p50) = cpu_us("off", r), cpu_us("on", r)
+    extras.append(on - off)
+    print(f"{r:>5} {off:>12.1f} {on:>11.1f} {on - off:>7.1f} {off_p50:>8} {on_p50:>7}")
+print(f"median: tracing on (OTLP {protocol}, {spans} spans received) adds {statistics.median(extras):.1f} us "
+      f"of gateway CPU per request (target <= 10)")
+PY
