@@ -29,8 +29,7 @@ for tool in valgrind callgrind_control python3; do
     command -v "$tool" >/dev/null || die "$tool is required (apt-get install -y valgrind)"
 done
 
-cargo build --release -p switchboard-gateway -p switchboard-mock-upstream -p switchboard-loadgen \
-    -p switchboard-otlp-receiver
+build_release
 
 start_mock
 "$BIN/switchboard-otlp-receiver" >"$TMP/receiver.out" 2>"$TMP/receiver.err" &

@@ -35,6 +35,13 @@ first_line() {
     return 1
 }
 
+# The release binaries every bench script uses, built with one package set (as bench/run.sh
+# does): another set would unify features differently and rebuild the gateway.
+build_release() {
+    cargo build --release -p switchboard-gateway -p switchboard-mock-upstream -p switchboard-loadgen \
+        -p switchboard-mock-providers -p switchboard-otlp-receiver
+}
+
 # Starts the mock upstream on an ephemeral port; sets MOCK (host:port).
 start_mock() {
     "$BIN/switchboard-mock-upstream" --listen 127.0.0.1:0 --threads 1 >"$TMP/mock.out" 2>"$TMP/mock.err" &
@@ -43,7 +50,7 @@ start_mock() {
     MOCK=${MOCK#listening }
 }
 
-# Starts a gateway; sets API (host:port) and GATEWAY_PID. Extra arguments are gateway flags.
+# Starts a gateway; sets API and ADMIN (host:port) and GATEWAY_PID. Extra arguments are gateway flags.
 # usage: start_gateway LABEL CONFIG FLAGS...
 start_gateway() {
     local label=$1 config=$2 line
@@ -55,6 +62,7 @@ start_gateway() {
     line=$(first_line "$GATEWAY_PID" "$TMP/$label.out" listening) \
         || die "gateway $label did not start: $(tail -n 5 "$TMP/$label.err")"
     API=$(sed -n 's/.*api=\([^ ]*\).*/\1/p' <<<"$line")
+    ADMIN=$(sed -n 's/.*admin=\([^ ]*\).*/\1/p' <<<"$line")
 }
 
 # utime + stime of a process, in clock ticks (fields 14 and 15 of /proc/PID/stat; the command

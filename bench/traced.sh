@@ -18,8 +18,7 @@ PROTOCOL=${BENCH_TRACES_PROTOCOL:-grpc}
 # shellcheck source=bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-cargo build --release -p switchboard-gateway -p switchboard-mock-upstream -p switchboard-loadgen \
-    -p switchboard-otlp-receiver
+build_release
 
 start_mock
 "$BIN/switchboard-otlp-receiver" >"$TMP/receiver.out" 2>"$TMP/receiver.err" &

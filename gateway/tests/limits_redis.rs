@@ -253,6 +253,9 @@ async fn redis_going_away_follows_the_failure_mode_and_enforcement_comes_back() 
     }
     assert_eq!(ask(&replicas[0], KEY, "m").await.status, 429, "enforced while Redis is up");
 
+    // Each admission call is timed as the request waited for it.
+    let timed = replicas[0].metric("switchboard_redis_admission_duration_seconds_count").await;
+    assert!(timed >= 1.0, "{timed} admission calls timed");
     redis.kill();
     for gateway in &replicas {
         let started = Instant::now();

@@ -20,6 +20,7 @@
 use super::policy::{Demand, Policy};
 use super::window::WindowPosition;
 use super::{Headroom, Period, Refusal};
+use crate::metrics::{AtomicHistogram, REDIS_BOUNDS};
 use ::redis::Pipeline;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -148,6 +149,8 @@ struct Inner {
     pub settle_errors: AtomicU64,
     /// Settlements dropped because the queue was full.
     pub settle_dropped: AtomicU64,
+    /// How long each admission call took, as the request path waited for it.
+    admit_latency: AtomicHistogram<{ REDIS_BOUNDS.len() }>,
 }
 
 impl RedisStore {
@@ -170,6 +173,7 @@ impl RedisStore {
                 admit_errors: AtomicU64::new(0),
                 settle_errors: AtomicU64::new(0),
                 settle_dropped: AtomicU64::new(0),
+                admit_latency: AtomicHistogram::new(&REDIS_BOUNDS),
             }),
         };
         tokio::spawn(settler(store.clone(), receiver));
@@ -186,6 +190,10 @@ impl RedisStore {
 
     pub fn settle_errors(&self) -> u64 {
         self.inner.settle_errors.load(Relaxed)
+    }
+
+    pub fn admit_latency(&self) -> &AtomicHistogram<{ REDIS_BOUNDS.len() }> {
+        &self.inner.admit_latency
     }
 
     pub fn settle_dropped(&self) -> u64 {
@@ -221,14 +229,16 @@ impl RedisStore {
         call.arg(limit(policy.daily)).arg(limit(policy.monthly)).arg(demand.cost_nano_usd);
         call.arg(limit(policy.concurrent)).arg(member.as_deref().unwrap_or("")).arg(IN_FLIGHT_LEASE_MS);
         call.arg(now_ms);
-        let reply: Vec<i64> =
-            match self.run(|mut conn| async move { call.invoke_async(&mut conn).await }).await {
-                Ok(reply) => reply,
-                Err(()) => {
-                    inner.admit_errors.fetch_add(1, Relaxed);
-                    return Err(AdmitError::Unavailable);
-                }
-            };
+        let started = std::time::Instant::now();
+        let reply = self.run(|mut conn| async move { call.invoke_async(&mut conn).await }).await;
+        inner.admit_latency.observe(started.elapsed());
+        let reply: Vec<i64> = match reply {
+            Ok(reply) => reply,
+            Err(()) => {
+                inner.admit_errors.fetch_add(1, Relaxed);
+                return Err(AdmitError::Unavailable);
+            }
+        };
         let field = |i: usize| reply.get(i).copied().unwrap_or(0);
         let refused = field(0);
         let mut headroom = Vec::with_capacity(policy.windowed.len());

@@ -243,6 +243,13 @@ fn encode_limits(encoder: &mut DescriptorEncoder, limits: &crate::limits::Limits
         )?;
         ConstCounter::new(redis.admit_errors()).encode(family.encode_family(&[("op", "admit")])?)?;
         ConstCounter::new(redis.settle_errors()).encode(family.encode_family(&[("op", "settle")])?)?;
+        let family = encoder.encode_descriptor(
+            "switchboard_redis_admission_duration_seconds",
+            "Admission calls to Redis (one round trip each, failures included), as the request waited for them.",
+            None,
+            MetricType::Histogram,
+        )?;
+        redis.admit_latency().encode(family)?;
         counter(
             encoder,
             "switchboard_redis_settlements_dropped",

@@ -19,6 +19,11 @@ pub const LATENCY_BOUNDS: [f64; 17] =
 pub const GAP_BOUNDS: [f64; 14] =
     [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
 
+/// Upper bounds in seconds for calls to Redis: a loopback round trip is tens of microseconds, a
+/// cross-zone one a millisecond or two, the admission timeout at most a few hundred ms.
+pub const REDIS_BOUNDS: [f64; 12] =
+    [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25];
+
 #[derive(Debug)]
 pub struct AtomicHistogram<const N: usize> {
     bounds: &'static [f64; N],

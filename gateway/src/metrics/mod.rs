@@ -19,6 +19,7 @@ mod series;
 use crate::registry::Registry;
 use crate::spend::SpendMetrics;
 use arc_swap::{ArcSwap, ArcSwapOption};
+pub use histogram::{AtomicHistogram, REDIS_BOUNDS};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 pub use series::{ErrorType, ProviderMetrics, RouteMetrics, StreamMetrics};
