@@ -33,15 +33,8 @@ redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --d
 PIDS+=($!)
 first_line "${PIDS[-1]}" "$TMP/redis.out" '.*Ready to accept' >/dev/null || die "redis-server did not start"
 
-KEY_HASH=$(printf '%s' sk-governed | sha256sum | cut -d' ' -f1)
 LIMITS="window_seconds: 60, requests: 1000000000, total_tokens: 1000000000000"
-cat >"$TMP/gateway.yaml" <<EOF
-version: 2
-providers:
-  - name: upstream
-    type: openai
-    base_url: http://$MOCK/v1
-routes:
+write_config "$TMP/gateway.yaml" sk-governed "routes:
   - model: local
     backends: [{ provider: upstream, model: bench-upstream }]
     policies: [local-limits]
@@ -50,11 +43,7 @@ routes:
     policies: [redis-limits]
 policies:
   - { name: local-limits, scope: key_route, $LIMITS, mode: local }
-  - { name: redis-limits, scope: key_route, $LIMITS, mode: redis, failure_mode: closed }
-keys:
-  - id: bench
-    hash: sha256:$KEY_HASH
-EOF
+  - { name: redis-limits, scope: key_route, $LIMITS, mode: redis, failure_mode: closed }"
 # shellcheck disable=SC2086 # BENCH_GATEWAY_ARGS is a list of flags, split on purpose
 start_gateway gateway "$TMP/gateway.yaml" --redis-url "redis://127.0.0.1:$REDIS_PORT" $GATEWAY_ARGS
 

@@ -32,35 +32,16 @@ done
 build_release
 
 start_mock
-"$BIN/switchboard-otlp-receiver" >"$TMP/receiver.out" 2>"$TMP/receiver.err" &
-PIDS+=($!)
-first_line "${PIDS[-1]}" "$TMP/receiver.out" http >/dev/null || die "the OTLP receiver did not start"
-case $PROTOCOL in
-    grpc) OTLP=$(sed -n 's/^grpc //p' "$TMP/receiver.out") ;;
-    http/protobuf) OTLP=$(sed -n 's/^http //p' "$TMP/receiver.out") ;;
-    *) die "BENCH_TRACES_PROTOCOL must be grpc or http/protobuf" ;;
-esac
+start_receiver "$PROTOCOL"
 
-KEY_HASH=$(printf '%s' sk-instructions | sha256sum | cut -d' ' -f1)
-cat >"$TMP/gateway.yaml" <<EOF
-version: 2
-generation: 0
-providers:
-  - name: upstream
-    type: openai
-    base_url: http://$MOCK/v1
-routes:
+write_config "$TMP/gateway.yaml" sk-instructions "routes:
   - model: plain
     backends: [{ provider: upstream, model: bench-upstream }]
   - model: local
     backends: [{ provider: upstream, model: bench-upstream }]
     policies: [local-limits]
 policies:
-  - { name: local-limits, scope: key_route, window_seconds: 60, requests: 1000000000, total_tokens: 1000000000000, mode: local }
-keys:
-  - id: bench
-    hash: sha256:$KEY_HASH
-EOF
+  - { name: local-limits, scope: key_route, window_seconds: 60, requests: 1000000000, total_tokens: 1000000000000, mode: local }"
 
 # usage: measure MODE  -> prints "MODE instructions-per-request requests"
 measure() {

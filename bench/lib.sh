@@ -50,6 +50,34 @@ start_mock() {
     MOCK=${MOCK#listening }
 }
 
+# Starts the in-repo OTLP receiver; sets RECEIVER_PID and OTLP, its endpoint for PROTOCOL
+# (grpc or http/protobuf).
+# usage: start_receiver PROTOCOL
+start_receiver() {
+    "$BIN/switchboard-otlp-receiver" >"$TMP/receiver.out" 2>"$TMP/receiver.err" &
+    RECEIVER_PID=$!
+    PIDS+=("$RECEIVER_PID")
+    first_line "$RECEIVER_PID" "$TMP/receiver.out" http >/dev/null || die "the OTLP receiver did not start"
+    case $1 in
+        grpc) OTLP=$(sed -n 's/^grpc //p' "$TMP/receiver.out") ;;
+        http/protobuf) OTLP=$(sed -n 's/^http //p' "$TMP/receiver.out") ;;
+        *) die "BENCH_TRACES_PROTOCOL must be grpc or http/protobuf" ;;
+    esac
+}
+
+# Writes a gateway config: the mock upstream as provider `upstream`, ROUTES (the routes: and
+# policies: sections), and one key with id `bench` whose secret is KEY.
+# usage: write_config FILE KEY ROUTES
+write_config() {
+    local hash
+    hash=$(printf '%s' "$2" | sha256sum | cut -d' ' -f1)
+    {
+        printf 'version: 2\nproviders:\n  - name: upstream\n    type: openai\n    base_url: http://%s/v1\n' "$MOCK"
+        printf '%s\n' "$3"
+        printf 'keys:\n  - id: bench\n    hash: sha256:%s\n' "$hash"
+    } >"$1"
+}
+
 # Starts a gateway; sets API and ADMIN (host:port) and GATEWAY_PID. Extra arguments are gateway flags.
 # usage: start_gateway LABEL CONFIG FLAGS...
 start_gateway() {

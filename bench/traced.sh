@@ -21,30 +21,11 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 build_release
 
 start_mock
-"$BIN/switchboard-otlp-receiver" >"$TMP/receiver.out" 2>"$TMP/receiver.err" &
-PIDS+=($!)
-RECEIVER_PID=$!
-first_line "$RECEIVER_PID" "$TMP/receiver.out" http >/dev/null || die "the OTLP receiver did not start"
-case $PROTOCOL in
-    grpc) OTLP=$(sed -n 's/^grpc //p' "$TMP/receiver.out") ;;
-    http/protobuf) OTLP=$(sed -n 's/^http //p' "$TMP/receiver.out") ;;
-    *) die "BENCH_TRACES_PROTOCOL must be grpc or http/protobuf" ;;
-esac
+start_receiver "$PROTOCOL"
 
-KEY_HASH=$(printf '%s' sk-traced | sha256sum | cut -d' ' -f1)
-cat >"$TMP/gateway.yaml" <<EOF
-version: 2
-providers:
-  - name: upstream
-    type: openai
-    base_url: http://$MOCK/v1
-routes:
+write_config "$TMP/gateway.yaml" sk-traced "routes:
   - model: plain
-    backends: [{ provider: upstream, model: bench-upstream }]
-keys:
-  - id: bench
-    hash: sha256:$KEY_HASH
-EOF
+    backends: [{ provider: upstream, model: bench-upstream }]"
 start_gateway off "$TMP/gateway.yaml"
 OFF_API=$API OFF_PID=$GATEWAY_PID
 start_gateway on "$TMP/gateway.yaml" --otlp-endpoint "$OTLP" --otlp-protocol "$PROTOCOL"
