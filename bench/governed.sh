@@ -3,7 +3,10 @@
 # drift lands on both sides: one gateway, two routes with the same request and token limits,
 # one counted in the gateway (`local`) and one in Redis (`redis`); each round runs a closed
 # loop at concurrency 1 through each route, then measures one loopback round trip to the same
-# Redis (`redis-benchmark -t ping_mbulk -c 1`). See bench/README.md "Governed requests".
+# Redis: sampled once per request period while the local route serves the same load
+# (`switchboard-redis-rtt`, Redis idle in between as it is between admissions), and back to back
+# (`redis-benchmark -t ping_mbulk -c 1`, and the admission EVALSHA replayed). See
+# bench/README.md "Governed requests".
 #
 # usage: bench/governed.sh
 # Environment:
@@ -65,8 +68,11 @@ run() {
         --body-file "$TMP/$1.json" -H 'Content-Type: application/json' -H 'Authorization: Bearer sk-governed' \
         --concurrency 1 --threads 1 --warmup 0s --duration "$2" --json >"$3"
 }
-run local 2s /dev/null
+run local 2s "$TMP/warmup.json"
 run redis 2s /dev/null
+# One request's period at concurrency 1 through the local route: the paced round trip below
+# samples Redis at this interval, so Redis idles between samples as it does between admissions.
+INTERVAL_US=$(python3 -c 'import json, sys; print(int(1e6 / json.load(open(sys.argv[1]))["rps"]))' "$TMP/warmup.json")
 
 # The admission call itself, as the gateway sends it: one EVALSHA captured with MONITOR, to be
 # replayed by redis-benchmark beside the PING (the round trip an admission cannot avoid).
@@ -97,6 +103,12 @@ for round in $(seq 1 "$ROUNDS"); do
     run redis "${DURATION}s" "$TMP/redis.$round.json"
     admission_seconds >"$TMP/admission.$round.after"
     redis-cli -p "$REDIS_PORT" info commandstats >"$TMP/stats.$round.txt"
+    # A PING every request period, while the local route serves the same load: one round trip
+    # to a Redis that is idle in between, on a machine as busy as during the Redis run.
+    "$BIN/switchboard-redis-rtt" "127.0.0.1:$REDIS_PORT" "$INTERVAL_US" "$DURATION" >"$TMP/paced.$round.json" &
+    PACED_PID=$!
+    run local "${DURATION}s" /dev/null
+    wait "$PACED_PID" || die "the paced round trip probe failed"
     redis-benchmark -p "$REDIS_PORT" -t ping_mbulk -n 20000 -c 1 --csv >"$TMP/ping.$round.csv"
     redis-benchmark -p "$REDIS_PORT" -n 20000 -c 1 --csv "${EVALSHA[@]}" >"$TMP/evalsha.$round.csv"
     log "round $round of $ROUNDS done"
@@ -132,21 +144,23 @@ for r in range(1, rounds + 1):
     # The mean admission call as the gateway timed it, and the mean latency it added.
     admission_mean = (sum1 - sum0) / max(count1 - count0, 1) * 1e6
     added_mean = redis["mean_us"] - local["mean_us"]
+    paced = json.load(open(f"{tmp}/paced.{r}.json"))
     rows.append((local["p50_us"], redis["p50_us"], ping_p50, evalsha_p50, script[0] if script else float("nan"),
-                 added_mean, admission_mean))
+                 added_mean, admission_mean, paced["p50_us"]))
 
-print(f"{'round':>5} {'local p50':>10} {'redis p50':>10} {'added':>8} {'PING p50':>9} {'EVALSHA p50':>12} "
-      f"{'script in Redis':>16} {'added mean':>11} {'call mean':>10}   (us)")
-for i, (local, redis, ping, evalsha, script, added_mean, call_mean) in enumerate(rows, 1):
-    print(f"{i:>5} {local:>10.0f} {redis:>10.0f} {redis - local:>8.0f} {ping:>9.0f} {evalsha:>12.0f} "
-          f"{script:>16.1f} {added_mean:>11.0f} {call_mean:>10.0f}")
+print(f"{'round':>5} {'local p50':>10} {'redis p50':>10} {'added':>8} {'paced PING p50':>15} {'PING p50':>9} "
+      f"{'EVALSHA p50':>12} {'script in Redis':>16} {'added mean':>11} {'call mean':>10}   (us)")
+for i, (local, redis, ping, evalsha, script, added_mean, call_mean, paced) in enumerate(rows, 1):
+    print(f"{i:>5} {local:>10.0f} {redis:>10.0f} {redis - local:>8.0f} {paced:>15.0f} {ping:>9.0f} "
+          f"{evalsha:>12.0f} {script:>16.1f} {added_mean:>11.0f} {call_mean:>10.0f}")
 added = statistics.median(r[1] - r[0] for r in rows)
 ping = statistics.median(r[2] for r in rows)
 evalsha = statistics.median(r[3] for r in rows)
+paced = statistics.median(r[7] for r in rows)
 def verdict(rtt):
     return f"{'within' if added <= rtt else 'over'} it by {abs(added - rtt):.0f} us"
-print(f"median: Redis limits add {added:.0f} us at p50 over local limits; a PING round trip is {ping:.0f} us "
-      f"({verdict(ping)}); the admission EVALSHA's own round trip is {evalsha:.0f} us ({verdict(evalsha)}). "
+print(f"median: Redis limits add {added:.0f} us at p50 over local limits; a PING round trip at the request "
+      f"rate is {paced:.0f} us ({verdict(paced)}); back to back it is {ping:.0f} us ({verdict(ping)}); the admission EVALSHA's own round trip is {evalsha:.0f} us ({verdict(evalsha)}). "
       f"Means: {statistics.median(r[5] for r in rows):.0f} us added, of which the admission call as the gateway "
       f"timed it: {statistics.median(r[6] for r in rows):.0f} us")
 PY

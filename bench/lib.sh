@@ -96,3 +96,5 @@ start_gateway() {
 # utime + stime of a process, in clock ticks (fields 14 and 15 of /proc/PID/stat; the command
 # name in field 2 may contain spaces, so count from the closing parenthesis).
 cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
+# The same, user and system time apart: "utime stime".
+cpu_ticks_split() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12, $13 }'; }

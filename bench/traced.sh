@@ -42,10 +42,10 @@ run() {
 # usage: measure LABEL API PID ROUND  -> writes "ticks" beside the load report
 measure() {
     local before after
-    before=$(cpu_ticks "$3")
+    before=$(cpu_ticks_split "$3")
     run "$2" "${DURATION}s" "$TMP/$1.$4.json"
-    after=$(cpu_ticks "$3")
-    echo $((after - before)) >"$TMP/$1.$4.ticks"
+    after=$(cpu_ticks_split "$3")
+    echo "$before $after" >"$TMP/$1.$4.ticks"
 }
 run "$OFF_API" 2s /dev/null
 run "$ON_API" 2s /dev/null
@@ -70,18 +70,25 @@ import sys
 tmp, rounds, clk_tck, spans, protocol = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
 
 def cpu_us(label, r):
+    """(CPU, user, system) in us per request, and the p50."""
     report = json.load(open(f"{tmp}/{label}.{r}.json"))
     if report["errors"] + report["transport_errors"]:
         sys.exit(f"round {r}: failed requests through the {label} gateway")
-    ticks = int(open(f"{tmp}/{label}.{r}.ticks").read())
-    return ticks / clk_tck * 1e6 / report["requests"], report["p50_us"]
+    user0, sys0, user1, sys1 = map(int, open(f"{tmp}/{label}.{r}.ticks").read().split())
+    per = lambda ticks: ticks / clk_tck * 1e6 / report["requests"]
+    return per(user1 - user0 + sys1 - sys0), per(user1 - user0), per(sys1 - sys0), report["p50_us"]
 
-print(f"{'round':>5} {'off CPU/req':>12} {'on CPU/req':>11} {'extra':>7} {'off p50':>8} {'on p50':>7}   (us)")
-extras = []
+print(f"{'round':>5} {'off CPU/req':>12} {'on CPU/req':>11} {'extra':>7} {'extra user':>11} {'extra sys':>10} "
+      f"{'off p50':>8} {'on p50':>7}   (us)")
+extras, users, systems = [], [], []
 for r in range(1, rounds + 1):
-    (off, off_p50), (on, on_p50) = cpu_us("off", r), cpu_us("on", r)
+    (off, off_user, off_sys, off_p50), (on, on_user, on_sys, on_p50) = cpu_us("off", r), cpu_us("on", r)
     extras.append(on - off)
-    print(f"{r:>5} {off:>12.1f} {on:>11.1f} {on - off:>7.1f} {off_p50:>8} {on_p50:>7}")
+    users.append(on_user - off_user)
+    systems.append(on_sys - off_sys)
+    print(f"{r:>5} {off:>12.1f} {on:>11.1f} {on - off:>7.1f} {on_user - off_user:>11.1f} {on_sys - off_sys:>10.1f} "
+          f"{off_p50:>8} {on_p50:>7}")
 print(f"median: tracing on (OTLP {protocol}, {spans} spans received) adds {statistics.median(extras):.1f} us "
-      f"of gateway CPU per request (target <= 10)")
+      f"of gateway CPU per request (user {statistics.median(users):.1f}, system {statistics.median(systems):.1f}; "
+      f"target <= 10)")
 PY

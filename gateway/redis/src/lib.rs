@@ -104,6 +104,10 @@ impl RedisClient {
 fn connection_info(url: &str, settings: &RedisSettings) -> Result<ConnectionInfo, String> {
     let info =
         redis::IntoConnectionInfo::into_connection_info(url).map_err(|err| format!("--redis-url: {err}"))?;
+    // redis-rs leaves Nagle's algorithm on; an admission is a small write a request waits for,
+    // which must never be held back behind an unacknowledged settlement pipeline.
+    let tcp = info.tcp_settings().clone().set_nodelay(true);
+    let info = info.set_tcp_settings(tcp);
     Ok(match &settings.password {
         Some(password) => {
             let redis = info.redis_settings().clone().set_password(password);
