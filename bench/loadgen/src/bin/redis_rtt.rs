@@ -4,33 +4,33 @@
 //! round trip, which on a VM whose idle vCPUs halt is several times shorter than a round trip
 //! that has to wake Redis (bench/README.md "Governed requests").
 //!
-//! usage: switchboard-redis-rtt ADDR INTERVAL_US DURATION_S
+//! usage: switchboard-redis-rtt ADDR INTERVAL_US DURATION_S [COMMAND ARG...]
+//! (the command defaults to `PING`; bench/governed.sh also replays the gateway's admission
+//! `EVALSHA`)
 //! prints: {"samples":N,"p50_us":..,"mean_us":..,"p99_us":..}
 
 use hdrhistogram::Histogram;
-use std::io::{Read as _, Write as _};
+use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::TcpStream;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-const PING: &[u8] = b"*1\r\n$4\r\nPING\r\n";
-const PONG: &[u8] = b"+PONG\r\n";
-
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let parsed = match argv.as_slice() {
-        [addr, interval, duration] => {
+        [addr, interval, duration, command @ ..] => {
             interval.parse::<u64>().ok().zip(duration.parse::<f64>().ok()).map(|(interval, duration)| {
-                (addr.clone(), Duration::from_micros(interval), Duration::from_secs_f64(duration))
+                (addr.clone(), Duration::from_micros(interval), Duration::from_secs_f64(duration), command)
             })
         }
         _ => None,
     };
-    let Some((addr, interval, duration)) = parsed else {
-        eprintln!("usage: switchboard-redis-rtt ADDR INTERVAL_US DURATION_S");
+    let Some((addr, interval, duration, command)) = parsed else {
+        eprintln!("usage: switchboard-redis-rtt ADDR INTERVAL_US DURATION_S [COMMAND ARG...]");
         return ExitCode::from(2);
     };
-    match sample(&addr, interval, duration) {
+    let command = if command.is_empty() { resp(&["PING".to_owned()]) } else { resp(command) };
+    match sample(&addr, interval, duration, &command) {
         Ok(line) => match writeln!(std::io::stdout().lock(), "{line}") {
             Ok(()) => ExitCode::SUCCESS,
             Err(_) => ExitCode::FAILURE,
@@ -42,23 +42,60 @@ fn main() -> ExitCode {
     }
 }
 
-fn sample(addr: &str, interval: Duration, duration: Duration) -> Result<String, String> {
-    let mut stream = TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
+/// A command as RESP: an array of bulk strings.
+fn resp(args: &[String]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for arg in args {
+        out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+        out.extend_from_slice(arg.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+/// Reads one whole RESP reply; an error reply fails.
+fn read_reply(reader: &mut BufReader<TcpStream>, line: &mut String) -> Result<(), String> {
+    line.clear();
+    reader.read_line(line).map_err(|e| e.to_string())?;
+    let (kind, rest) = line.split_at_checked(1).ok_or("connection closed")?;
+    let count = || rest.trim_end().parse::<i64>().map_err(|e| format!("bad reply {line:?}: {e}"));
+    match kind {
+        "+" | ":" => Ok(()),
+        "-" => Err(format!("Redis answered {}", line.trim_end())),
+        "$" => {
+            let len = count()?;
+            if len >= 0 {
+                // The bulk string and its CRLF.
+                let mut skip = vec![0u8; len as usize + 2];
+                std::io::Read::read_exact(reader, &mut skip).map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        }
+        "*" => {
+            for _ in 0..count()?.max(0) {
+                read_reply(reader, &mut String::new())?;
+            }
+            Ok(())
+        }
+        _ => Err(format!("unexpected reply {line:?}")),
+    }
+}
+
+fn sample(addr: &str, interval: Duration, duration: Duration, command: &[u8]) -> Result<String, String> {
+    let stream = TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
     stream.set_nodelay(true).map_err(|e| e.to_string())?;
+    let mut writer = stream.try_clone().map_err(|e| e.to_string())?;
+    let mut reader = BufReader::new(stream);
     let mut histogram = Histogram::<u64>::new(3).map_err(|e| e.to_string())?;
-    let mut reply = [0u8; PONG.len()];
+    let mut line = String::new();
     let end = Instant::now() + duration;
     while Instant::now() < end {
         // The pause is the point: Redis goes idle between samples, as between admissions.
         std::thread::sleep(interval);
         let started = Instant::now();
-        stream.write_all(PING).map_err(|e| e.to_string())?;
-        stream.read_exact(&mut reply).map_err(|e| e.to_string())?;
-        let elapsed = started.elapsed();
-        if reply != PONG {
-            return Err(format!("unexpected reply {:?}", String::from_utf8_lossy(&reply)));
-        }
-        histogram.record(elapsed.as_micros() as u64).map_err(|e| e.to_string())?;
+        writer.write_all(command).map_err(|e| e.to_string())?;
+        read_reply(&mut reader, &mut line)?;
+        histogram.record(started.elapsed().as_micros() as u64).map_err(|e| e.to_string())?;
     }
     Ok(format!(
         r#"{{"samples":{},"p50_us":{},"mean_us":{:.1},"p99_us":{}}}"#,
