@@ -150,6 +150,21 @@ pub fn put_fixed32(buf: &mut Vec<u8>, tag: u32, value: u32) {
 
 /// A `KeyValue` as field `tag` (a span's or a resource's attributes).
 pub fn put_attribute(buf: &mut Vec<u8>, tag: u32, key: &str, value: Value<'_>) {
+    // Most attributes are a short key and a short string: every length is then one byte and
+    // known here, and the message is four slices.
+    if let Value::Str(text) = value
+        && tag < 16
+        && key.len() + text.len() + 6 < 0x80
+    {
+        let (k, v) = (key.len() as u8, text.len() as u8);
+        // KeyValue { 1: key, 2: AnyValue { 1: string_value } }
+        buf.reserve(2 + 6 + key.len() + text.len());
+        buf.extend_from_slice(&[(tag << 3) as u8 | 2, 6 + k + v, 0x0a, k]);
+        buf.extend_from_slice(key.as_bytes());
+        buf.extend_from_slice(&[0x12, 2 + v, 0x0a, v]);
+        buf.extend_from_slice(text.as_bytes());
+        return;
+    }
     let value_len = value.len();
     let len = delimited_len(1, key.len()) + delimited_len(2, value_len);
     buf.reserve(delimited_len(tag, len));
