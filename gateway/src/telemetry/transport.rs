@@ -138,8 +138,35 @@ fn grpc_outcome(headers: &HeaderMap) -> Option<Result<(), String>> {
 
 #[cfg(test)]
 mod tests {
-    use super::grpc_outcome;
+    use super::{Exporter, grpc_outcome};
+    use crate::telemetry::{ExportHeaders, Protocol, Settings};
     use http::HeaderMap;
+
+    fn settings(endpoint: &str, headers: &str) -> Settings {
+        Settings {
+            endpoint: endpoint.to_owned(),
+            protocol: Protocol::Grpc,
+            headers: ExportHeaders::parse(headers).unwrap(),
+            timeout: std::time::Duration::from_secs(1),
+            sampler: Default::default(),
+            capture_content: false,
+        }
+    }
+
+    #[test]
+    fn a_bad_endpoint_or_header_is_refused_at_start_without_echoing_the_value() {
+        assert!(Exporter::new(&settings("http://collector:4317", "authorization=Bearer x")).is_ok());
+        assert!(Exporter::new(&settings("https://collector:4317/", "")).is_ok(), "TLS, a trailing slash");
+        for endpoint in ["collector:4317", "ftp://collector", "http://"] {
+            let err =
+                Exporter::new(&settings(endpoint, "")).err().unwrap_or_else(|| panic!("{endpoint} accepted"));
+            assert!(err.contains("OTLP endpoint"), "{err}");
+        }
+        let err = Exporter::new(&settings("http://c:4317", "bad name=v")).err().unwrap();
+        assert!(err.contains("not a valid header name"), "{err}");
+        let err = Exporter::new(&settings("http://c:4317", "x-key=secret%0A")).err().unwrap();
+        assert!(err.contains("x-key") && !err.contains("secret"), "{err}");
+    }
 
     #[test]
     fn grpc_status_and_message() {
