@@ -254,16 +254,7 @@ fn validate_http(errs: &mut Collector<'_>, i: usize, p: HttpSettings<'_>) {
         ("idle_ms", p.timeouts.idle_ms),
         ("total_ms", p.timeouts.total_ms),
     ];
-    for (field, value) in limits {
-        if value.is_some_and(|ms| ms == 0 || ms > MAX_TIMEOUT_MS) {
-            errs.entry(
-                Section::Providers,
-                i,
-                format!("providers[{i}].timeouts.{field}"),
-                format!("must be from 1 to {MAX_TIMEOUT_MS} (one day)"),
-            );
-        }
-    }
+    check_time_limits(errs, Section::Providers, i, &format!("providers[{i}].timeouts"), limits);
 }
 
 /// Headers the gateway owns on upstream requests.
@@ -353,6 +344,26 @@ fn check_credential(errs: &mut Collector<'_>, i: usize, path: String, credential
 
 /// The longest time limit a route or provider may set: a day. Anything longer is a typo.
 const MAX_TIMEOUT_MS: u64 = 86_400_000;
+
+/// Each time limit that is set (`(field, milliseconds)` under `path`) is from 1 ms to a day.
+fn check_time_limits<const N: usize>(
+    errs: &mut Collector<'_>,
+    section: Section,
+    i: usize,
+    path: &str,
+    limits: [(&str, Option<u64>); N],
+) {
+    for (field, value) in limits {
+        if value.is_some_and(|ms| ms == 0 || ms > MAX_TIMEOUT_MS) {
+            errs.entry(
+                section,
+                i,
+                format!("{path}.{field}"),
+                format!("must be from 1 to {MAX_TIMEOUT_MS} (one day)"),
+            );
+        }
+    }
+}
 
 fn check_policy_refs(
     errs: &mut Collector<'_>,

@@ -1,6 +1,6 @@
 //! The checks of `routes`: names, backends and their references, prices, retries and time limits.
 
-use super::{Collector, MAX_TIMEOUT_MS, check_policy_refs, validate_name, validate_price};
+use super::{Collector, check_policy_refs, check_time_limits, validate_name, validate_price};
 use crate::error::Section;
 use std::collections::{HashMap, HashSet};
 
@@ -118,15 +118,6 @@ fn validate_resilience(errs: &mut Collector<'_>, i: usize, route: &crate::RouteC
             ("idle_ms", timeouts.idle_ms),
             ("total_ms", timeouts.total_ms),
         ];
-        for (field, value) in limits {
-            if value.is_some_and(|ms| ms == 0 || ms > MAX_TIMEOUT_MS) {
-                errs.entry(
-                    Section::Routes,
-                    i,
-                    format!("routes[{i}].timeouts.{field}"),
-                    format!("must be from 1 to {MAX_TIMEOUT_MS} (one day)"),
-                );
-            }
-        }
+        check_time_limits(errs, Section::Routes, i, &format!("routes[{i}].timeouts"), limits);
     }
 }
