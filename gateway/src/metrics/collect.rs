@@ -1,7 +1,7 @@
 //! The collector that writes the series resolved per config (routes, providers, spend) and
 //! the limits' counters at scrape time, through prometheus-client's encoder.
 
-use super::series::{ErrorType, OUTCOMES, RouteMetrics, STATUS_CODES};
+use super::series::{ErrorType, OUTCOMES, RouteMetrics, STATUS_CODES, StreamMetrics};
 use super::{ProviderMetrics, UGauge};
 use crate::registry::Registry;
 use crate::spend::SpendMetrics;
@@ -76,30 +76,20 @@ impl Collector for Series {
             }
         }
         let streams: Vec<_> = routes.iter().map(|(route, m)| (route, m.streams.sorted())).collect();
-        let mut family = encoder.encode_descriptor(
+        stream_histogram(
+            &mut encoder,
             "switchboard_time_to_first_token_seconds",
             "Streamed responses: time from request received to the first event relayed to the client.",
-            None,
-            MetricType::Histogram,
+            &streams,
+            |m| &m.first_token,
         )?;
-        for (route, per_provider) in &streams {
-            for (provider, m) in per_provider {
-                let labels = [("route", &***route), ("provider", &**provider)];
-                m.first_token.encode(family.encode_family(&labels)?)?;
-            }
-        }
-        let mut family = encoder.encode_descriptor(
+        stream_histogram(
+            &mut encoder,
             "switchboard_time_between_tokens_seconds",
             "Streamed responses: time between consecutive upstream reads that relayed events to the client.",
-            None,
-            MetricType::Histogram,
+            &streams,
+            |m| &m.between_tokens,
         )?;
-        for (route, per_provider) in &streams {
-            for (provider, m) in per_provider {
-                let labels = [("route", &***route), ("provider", &**provider)];
-                m.between_tokens.encode(family.encode_family(&labels)?)?;
-            }
-        }
         self.spend.encode(&mut encoder)?;
         let mut family = encoder.encode_descriptor(
             "switchboard_streams_aborted",
@@ -264,6 +254,27 @@ fn encode_limits(encoder: &mut DescriptorEncoder, limits: &crate::limits::Limits
 fn counter(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: u64) -> Result<(), Error> {
     let metric = ConstCounter::new(value);
     metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
+}
+
+/// Each route's stream metrics per provider, sorted by route and provider.
+type RouteStreams<'a> = [(&'a Arc<str>, Vec<(Arc<str>, Arc<StreamMetrics>)>)];
+
+/// One of each route's per-provider stream histograms (`histogram` picks it), labelled by both.
+fn stream_histogram<H: EncodeMetric>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    streams: &RouteStreams<'_>,
+    histogram: impl Fn(&StreamMetrics) -> &H,
+) -> Result<(), Error> {
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Histogram)?;
+    for (route, per_provider) in streams {
+        for (provider, m) in per_provider {
+            let labels = [("route", &***route), ("provider", &**provider)];
+            histogram(m).encode(family.encode_family(&labels)?)?;
+        }
+    }
+    Ok(())
 }
 
 /// One unlabelled gauge read from state kept elsewhere.
