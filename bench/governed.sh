@@ -5,7 +5,7 @@
 # loop at concurrency 1 through each route, then measures one loopback round trip to the same
 # Redis: sampled once per request period while the local route serves the same load
 # (`switchboard-redis-rtt`, Redis idle in between as it is between admissions), and back to back
-# (`redis-benchmark -t ping_mbulk -c 1`, and the admission EVALSHA replayed). See
+# (`redis-benchmark -t ping_mbulk -c 1`, and the admission transaction replayed). See
 # bench/README.md "Governed requests".
 #
 # usage: bench/governed.sh
@@ -74,27 +74,30 @@ run redis 2s /dev/null
 # samples Redis at this interval, so Redis idles between samples as it does between admissions.
 INTERVAL_US=$(python3 -c 'import json, sys; print(int(1e6 / json.load(open(sys.argv[1]))["rps"]))' "$TMP/warmup.json")
 
-# The admission call itself, as the gateway sends it: one EVALSHA captured with MONITOR, to be
-# replayed by redis-benchmark beside the PING (the round trip an admission cannot avoid).
+# The admission call itself, as the gateway sends it: one MULTI … EXEC transaction captured with
+# MONITOR, to be replayed beside the PING (the round trip an admission cannot avoid).
 redis-cli -p "$REDIS_PORT" monitor >"$TMP/monitor.txt" &
 MONITOR_PID=$!
 PIDS+=("$MONITOR_PID")
 first_line "$MONITOR_PID" "$TMP/monitor.txt" OK >/dev/null || die "redis-cli monitor did not start"
 run redis 1s /dev/null
 kill "$MONITOR_PID" 2>/dev/null || true
-python3 - "$TMP/monitor.txt" >"$TMP/evalsha.args" <<'PY'
+python3 - "$TMP/monitor.txt" >"$TMP/admission.args" <<'PY'
 import shlex
 import sys
 
-for line in open(sys.argv[1]):
-    if '"evalsha"' in line.lower():
-        # 1701.2 [0 127.0.0.1:5] "evalsha" "sha" "5" "key" ... : the quoted words are the call.
-        print("\n".join(shlex.split(line.split("]", 1)[1])))
+# 1701.2 [0 127.0.0.1:5] "INCRBY" "key" "1": the quoted words are one command.
+commands = [shlex.split(line.split("]", 1)[1]) for line in open(sys.argv[1]) if "]" in line]
+for i, command in enumerate(commands):
+    if command[0].upper() == "MULTI":
+        end = next(j for j in range(i, len(commands)) if commands[j][0].upper() == "EXEC")
+        # One argument per line, ';' between commands (switchboard-redis-rtt's pipeline syntax).
+        print("\n;\n".join("\n".join(c) for c in commands[i : end + 1]))
         break
 else:
-    sys.exit("no EVALSHA seen: is the redis route's policy in redis mode?")
+    sys.exit("no MULTI seen: is the redis route's policy in redis mode?")
 PY
-mapfile -t EVALSHA <"$TMP/evalsha.args"
+mapfile -t ADMISSION <"$TMP/admission.args"
 
 for round in $(seq 1 "$ROUNDS"); do
     run local "${DURATION}s" "$TMP/local.$round.json"
@@ -110,13 +113,13 @@ for round in $(seq 1 "$ROUNDS"); do
     run local "${DURATION}s" /dev/null
     wait "$PACED_PID" || die "the paced round trip probe failed"
     # The admission itself at the same pace, from a plain socket.
-    "$BIN/switchboard-redis-rtt" "127.0.0.1:$REDIS_PORT" "$INTERVAL_US" "$DURATION" "${EVALSHA[@]}" \
-        >"$TMP/paced-evalsha.$round.json" &
+    "$BIN/switchboard-redis-rtt" "127.0.0.1:$REDIS_PORT" "$INTERVAL_US" "$DURATION" "${ADMISSION[@]}" \
+        >"$TMP/paced-admission.$round.json" &
     PACED_PID=$!
     run local "${DURATION}s" /dev/null
     wait "$PACED_PID" || die "the paced admission probe failed"
     redis-benchmark -p "$REDIS_PORT" -t ping_mbulk -n 20000 -c 1 --csv >"$TMP/ping.$round.csv"
-    redis-benchmark -p "$REDIS_PORT" -n 20000 -c 1 --csv "${EVALSHA[@]}" >"$TMP/evalsha.$round.csv"
+    "$BIN/switchboard-redis-rtt" "127.0.0.1:$REDIS_PORT" 0 2 "${ADMISSION[@]}" >"$TMP/admission.$round.json"
     log "round $round of $ROUNDS done"
 done
 
@@ -140,10 +143,14 @@ for r in range(1, rounds + 1):
         with open(f"{tmp}/{name}.{r}.csv") as f:
             header, values = list(csv.reader(f))[:2]
         return float(values[header.index("p50_latency_ms")]) * 1000
-    ping_p50, evalsha_p50 = p50("ping"), p50("evalsha")
+    ping_p50 = p50("ping")
+    admission_p50 = json.load(open(f"{tmp}/admission.{r}.json"))["p50_us"]
     stats = open(f"{tmp}/stats.{r}.txt").read()
-    # Redis's own time per admission script call (evalsha, or eval on the first call).
-    script = [float(m.group(1)) for m in re.finditer(r"cmdstat_evalsha?:calls=\d+,usec=\d+,usec_per_call=([\d.]+)", stats)]
+    # Redis's own time per admission transaction: EXEC's time includes the commands it runs.
+    usec = {m.group(1): (int(m.group(2)), int(m.group(3)))
+            for m in re.finditer(r"cmdstat_(multi|exec):calls=(\d+),usec=(\d+)", stats)}
+    transactions = usec.get("exec", (0, 0))[0]
+    in_redis = sum(u for _, u in usec.values()) / transactions if transactions else float("nan")
     (sum0, count0), (sum1, count1) = (
         map(float, open(f"{tmp}/admission.{r}.{when}").read().split()) for when in ("before", "after")
     )
@@ -151,26 +158,27 @@ for r in range(1, rounds + 1):
     admission_mean = (sum1 - sum0) / max(count1 - count0, 1) * 1e6
     added_mean = redis["mean_us"] - local["mean_us"]
     paced = json.load(open(f"{tmp}/paced.{r}.json"))
-    paced_evalsha = json.load(open(f"{tmp}/paced-evalsha.{r}.json"))
-    rows.append((local["p50_us"], redis["p50_us"], ping_p50, evalsha_p50, script[0] if script else float("nan"),
-                 added_mean, admission_mean, paced["p50_us"], paced_evalsha["p50_us"], paced_evalsha["mean_us"]))
+    paced_admission = json.load(open(f"{tmp}/paced-admission.{r}.json"))
+    rows.append((local["p50_us"], redis["p50_us"], ping_p50, admission_p50, in_redis, added_mean,
+                 admission_mean, paced["p50_us"], paced_admission["p50_us"], paced_admission["mean_us"]))
 
 print(f"{'round':>5} {'local p50':>10} {'redis p50':>10} {'added':>8} {'paced PING p50':>15} "
-      f"{'paced EVALSHA p50/mean':>23} {'PING p50':>9} {'EVALSHA p50':>12} {'script in Redis':>16} "
+      f"{'paced admission p50/mean':>25} {'PING p50':>9} {'admission p50':>14} {'in Redis':>9} "
       f"{'added mean':>11} {'call mean':>10}   (us)")
-for i, (local, redis, ping, evalsha, script, added_mean, call_mean, paced, pe50, pemean) in enumerate(rows, 1):
-    print(f"{i:>5} {local:>10.0f} {redis:>10.0f} {redis - local:>8.0f} {paced:>15.0f} {pe50:>15.0f}/{pemean:<7.0f} "
-          f"{ping:>9.0f} {evalsha:>12.0f} {script:>16.1f} {added_mean:>11.0f} {call_mean:>10.0f}")
+for i, (local, redis, ping, admission, in_redis, added_mean, call_mean, paced, pa50, pamean) in enumerate(rows, 1):
+    print(f"{i:>5} {local:>10.0f} {redis:>10.0f} {redis - local:>8.0f} {paced:>15.0f} {pa50:>17.0f}/{pamean:<7.0f} "
+          f"{ping:>9.0f} {admission:>14.0f} {in_redis:>9.1f} {added_mean:>11.0f} {call_mean:>10.0f}")
 added = statistics.median(r[1] - r[0] for r in rows)
 ping = statistics.median(r[2] for r in rows)
-evalsha = statistics.median(r[3] for r in rows)
+admission = statistics.median(r[3] for r in rows)
 paced = statistics.median(r[7] for r in rows)
-paced_evalsha = statistics.median(r[8] for r in rows)
+paced_admission = statistics.median(r[8] for r in rows)
 def verdict(rtt):
     return f"{'within' if added <= rtt else 'over'} it by {abs(added - rtt):.0f} us"
 print(f"median: Redis limits add {added:.0f} us at p50 over local limits; a PING round trip at the request "
-      f"rate is {paced:.0f} us ({verdict(paced)}), the admission EVALSHA at that rate {paced_evalsha:.0f} us "
-      f"({verdict(paced_evalsha)}); back to back it is {ping:.0f} us ({verdict(ping)}); the admission EVALSHA's own round trip is {evalsha:.0f} us ({verdict(evalsha)}). "
+      f"rate is {paced:.0f} us ({verdict(paced)}), the admission transaction at that rate {paced_admission:.0f} us "
+      f"({verdict(paced_admission)}); back to back a PING is {ping:.0f} us ({verdict(ping)}), the admission "
+      f"transaction {admission:.0f} us ({verdict(admission)}). "
       f"Means: {statistics.median(r[5] for r in rows):.0f} us added, of which the admission call as the gateway "
       f"timed it: {statistics.median(r[6] for r in rows):.0f} us")
 PY

@@ -1,13 +1,25 @@
 //! Counters in Redis (`mode: redis`): limits and budgets that hold across the fleet.
 //!
-//! Admission is one script call per counter subject ([`ADMIT`]): it reads the subject's
-//! windows, budget days and in-flight set, decides, and charges, atomically, in one round trip.
-//! Every key a call touches shares the subject's hash tag (`switchboard_config::counters`), so
-//! the same script works on a single Redis and on Redis Cluster. Each fixed window of each limit
-//! is one integer key (`…:tot:<window index>`) that expires two windows after it starts, so the
-//! script does little besides one `MGET` and an `INCRBY` per limit (a script's Redis time is
-//! what an admission adds beyond the round trip). Window indices come from the replica's clock:
-//! replicas a few milliseconds apart disagree only about requests at a window's edge.
+//! Admission is one transaction per counter subject (`MULTI` … `EXEC`, one round trip). It
+//! charges the request to each of the subject's counters first: an `INCRBY` on the current fixed
+//! window of each windowed limit (one integer key per window, `…:tot:<window index>`), on today's
+//! and this month's spend, a `ZADD` to the in-flight set. In the same transaction it reads what
+//! the decision needs: the previous windows (one `MGET`) and the number in flight. The gateway then
+//! decides from the counts that include its own charge, and a refused request's charges are given
+//! back by the settler like any settlement. Every key shares the subject's hash tag
+//! (`switchboard_config::counters`), so the same transaction works on a single Redis and on Redis
+//! Cluster. Window indices come from the replica's clock: replicas a few milliseconds apart
+//! disagree only about requests at a window's edge.
+//!
+//! Why charge first and decide after, instead of a script deciding inside Redis: a Lua script took
+//! 20–40 µs of Redis's time per admission on the benchmark VM, these plain commands ~5 µs, and
+//! what an admission asks of Redis adds to every governed request's latency (bench/README.md
+//! "Governed requests"). Exactness holds: each count a request sees includes every charge made
+//! before its own, so the admitted never exceed a limit (a refused charge not yet given back only
+//! makes counts larger). For one-unit charges (requests, places in flight) the first refusal comes
+//! only once the limit is reached; after that, or for amounts (tokens, dollars), a refused
+//! request's charge can refuse another during the millisecond or so before it is given back: an
+//! error on the side of the limit.
 //!
 //! Settlements never wait on the response path: the ledger queues them ([`RedisStore::settle`])
 //! and one task sends them, many at once over the multiplexed connection, each subject's
@@ -39,71 +51,10 @@ const IN_FLIGHT_LEASE_MS: u64 = 600_000;
 /// allowed to hold memory or the response path.
 const SETTLE_QUEUE: usize = 65_536;
 
-/// The admission script. KEYS: each windowed limit's previous and current window counters, then
-/// today's and this month's spend counters and the in-flight set (one hash tag). ARGV: window
-/// length and ms left in it, the number of windowed limits, (limit, amount) for each; the daily
-/// limit, monthly limit (-1: none) and the reserved cost; the concurrency limit (-1: none), this
-/// request's member, the lease, and now (ms). Returns {refused (0: admitted; i: the i-th windowed
-/// limit; -1 day; -2 month; -3 concurrency), spent today, spent this month, in flight, then the
-/// previous and current count of each windowed limit (after the charge)}.
-const ADMIT: &str = r"
-local window, left, n = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local values = {}
-if n > 0 then values = redis.call('MGET', unpack(KEYS, 1, 2 * n)) end
-local refused = 0
-local counts = {}
-for i = 1, n do
-  local limit, amount = tonumber(ARGV[2 + 2 * i]), tonumber(ARGV[3 + 2 * i])
-  local prev = tonumber(values[2 * i - 1] or '0')
-  local cur = tonumber(values[2 * i] or '0')
-  local used = math.ceil(math.max(prev, 0) * left / window) + math.max(cur, 0)
-  if refused == 0 and used + amount > limit then refused = i end
-  counts[i] = {amount, prev, cur}
-end
-local a = 4 + 2 * n
-local k = 2 * n
-local day_limit, month_limit, cost = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
-local day, month = 0, 0
-if day_limit >= 0 then day = tonumber(redis.call('GET', KEYS[k + 1]) or '0') end
-if month_limit >= 0 then month = tonumber(redis.call('GET', KEYS[k + 2]) or '0') end
-if refused == 0 and day_limit >= 0 and math.max(day, 0) + cost > day_limit then refused = -1 end
-if refused == 0 and month_limit >= 0 and math.max(month, 0) + cost > month_limit then refused = -2 end
-local cc_limit, member, lease, now = tonumber(ARGV[a + 3]), ARGV[a + 4], tonumber(ARGV[a + 5]), tonumber(ARGV[a + 6])
-local flying = 0
-if cc_limit >= 0 then
-  redis.call('ZREMRANGEBYSCORE', KEYS[k + 3], '-inf', now)
-  flying = redis.call('ZCARD', KEYS[k + 3])
-  if refused == 0 and flying + 1 > cc_limit then refused = -3 end
-end
-if refused == 0 then
-  for i = 1, n do
-    local c = counts[i]
-    if c[1] ~= 0 then
-      c[3] = redis.call('INCRBY', KEYS[2 * i], c[1])
-      if c[3] == c[1] then redis.call('PEXPIRE', KEYS[2 * i], window * 2) end
-    end
-  end
-  if day_limit >= 0 and cost ~= 0 then
-    day = redis.call('INCRBY', KEYS[k + 1], cost)
-    redis.call('PEXPIRE', KEYS[k + 1], 172800000)
-  end
-  if month_limit >= 0 and cost ~= 0 then
-    month = redis.call('INCRBY', KEYS[k + 2], cost)
-    redis.call('PEXPIRE', KEYS[k + 2], 2764800000)
-  end
-  if cc_limit >= 0 then
-    redis.call('ZADD', KEYS[k + 3], now + lease, member)
-    redis.call('PEXPIRE', KEYS[k + 3], lease)
-    flying = flying + 1
-  end
-end
-local out = {refused, day, month, flying}
-for i = 1, n do
-  out[#out + 1] = counts[i][2]
-  out[#out + 1] = counts[i][3]
-end
-return out
-";
+/// Budget counters outlive their day and month by a day, so a settlement that arrives after
+/// midnight still finds the counter it corrects.
+const DAY_COUNTER_TTL_MS: i64 = 2 * 86_400_000;
+const MONTH_COUNTER_TTL_MS: i64 = 32 * 86_400_000;
 
 /// Where a Redis charge went, so its settlement corrects the same counters.
 pub struct RedisCharge {
@@ -138,7 +89,6 @@ struct Inner {
     client: RedisClient,
     timeout: Duration,
     prefix: String,
-    script: ::redis::Script,
     queue: mpsc::Sender<Settlement>,
     /// Distinguishes this process's in-flight members from other replicas'.
     replica: String,
@@ -165,7 +115,6 @@ impl RedisStore {
                 client,
                 timeout: settings.timeout,
                 prefix: settings.prefix.clone(),
-                script: ::redis::Script::new(ADMIT),
                 queue,
                 replica: replica_nonce(),
                 sequence: AtomicU64::new(0),
@@ -200,7 +149,7 @@ impl RedisStore {
         self.inner.settle_dropped.load(Relaxed)
     }
 
-    /// Runs the admission script for one subject.
+    /// Charges one subject's counters and decides (see the module's documentation).
     pub async fn admit(
         &self,
         policy: Arc<Policy>,
@@ -208,72 +157,89 @@ impl RedisStore {
         demand: Demand,
     ) -> Result<(RedisCharge, Vec<Headroom>), AdmitError> {
         let inner = &self.inner;
-        let name = |counter: &str| counters::counter(&inner.prefix, &tag, counter);
-        let (day, month) = counters::spend_counters(crate::unix_now());
-        let budget = policy.daily.is_some() || policy.monthly.is_some();
-        let member =
-            policy.concurrent.map(|_| format!("{}:{}", inner.replica, inner.sequence.fetch_add(1, Relaxed)));
         let now_ms = crate::unix_now_ms();
         let at = WindowPosition::at(now_ms, policy.window_ms);
-        let mut call = inner.script.prepare_invoke();
-        for &(what, _) in &policy.windowed {
-            call.key(name(&window_counter(what, at.index.wrapping_sub(1))));
-            call.key(name(&window_counter(what, at.index)));
-        }
-        call.key(name(&day)).key(name(&month)).key(name("flying"));
-        call.arg(at.window_ms).arg(at.left_ms).arg(policy.windowed.len());
-        for &(what, limit) in &policy.windowed {
-            call.arg(limit).arg(what.of(&demand));
-        }
-        let limit = |limit: Option<u64>| limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
-        call.arg(limit(policy.daily)).arg(limit(policy.monthly)).arg(demand.cost_nano_usd);
-        call.arg(limit(policy.concurrent)).arg(member.as_deref().unwrap_or("")).arg(IN_FLIGHT_LEASE_MS);
-        call.arg(now_ms);
-        let started = std::time::Instant::now();
-        let reply = self.run(|mut conn| async move { call.invoke_async(&mut conn).await }).await;
-        inner.admit_latency.observe(started.elapsed());
-        let reply: Vec<i64> = match reply {
-            Ok(reply) => reply,
-            Err(()) => {
-                inner.admit_errors.fetch_add(1, Relaxed);
-                return Err(AdmitError::Unavailable);
-            }
-        };
-        let field = |i: usize| reply.get(i).copied().unwrap_or(0);
-        let refused = field(0);
-        let mut headroom = Vec::with_capacity(policy.windowed.len());
-        for (i, &(what, limit)) in policy.windowed.iter().enumerate() {
-            let (previous, current) = (field(4 + 2 * i), field(5 + 2 * i));
-            if refused == i as i64 + 1 {
-                let reset = at.reset_ms(previous, current, limit, what.of(&demand).min(limit));
-                return Err(AdmitError::Refused(Refusal::over(&policy, what, limit, reset)));
-            }
-            let used = at.count(previous, current);
-            let reset_ms = at.reset_ms(previous, current, limit, 1);
-            headroom.push(Headroom { what, limit, remaining: limit.saturating_sub(used), reset_ms });
-        }
-        match refused {
-            0 => {}
-            -1 => return Err(AdmitError::Refused(Refusal::budget(&policy, Period::Day, now_ms))),
-            -2 => return Err(AdmitError::Refused(Refusal::budget(&policy, Period::Month, now_ms))),
-            _ => {
-                let limit = policy.concurrent.unwrap_or(0);
-                return Err(AdmitError::Refused(Refusal::concurrent(&policy, limit)));
-            }
-        }
+        let (day, month) = counters::spend_counters(crate::unix_now());
+        let name = |counter: &str| counters::counter(&inner.prefix, &tag, counter);
         let charge = RedisCharge {
             window: at.index,
-            day: (budget && policy.daily.is_some()).then(|| name(&day)),
-            month: (budget && policy.monthly.is_some()).then(|| name(&month)),
-            member,
-            tag,
+            day: policy.daily.map(|_| name(&day)),
+            month: policy.monthly.map(|_| name(&month)),
+            member: policy
+                .concurrent
+                .map(|_| format!("{}:{}", inner.replica, inner.sequence.fetch_add(1, Relaxed))),
+            tag: tag.clone(),
         };
-        Ok((charge, headroom))
+        let tx = self.charge_transaction(&policy, &charge, at, &demand, now_ms);
+        let started = std::time::Instant::now();
+        let reply =
+            self.run(|mut conn| async move { tx.query_async::<Vec<::redis::Value>>(&mut conn).await }).await;
+        inner.admit_latency.observe(started.elapsed());
+        let Some(counts) = reply.ok().and_then(|reply| Counts::parse(reply, &policy)) else {
+            inner.admit_errors.fetch_add(1, Relaxed);
+            return Err(AdmitError::Unavailable);
+        };
+        match counts.decide(&policy, at, &demand, now_ms) {
+            Ok(headroom) => Ok((charge, headroom)),
+            Err(refusal) => {
+                // Give back everything this request was charged: settled at nothing, like any
+                // request that did not happen.
+                self.settle(policy, charge, demand, Demand::default());
+                Err(AdmitError::Refused(refusal))
+            }
+        }
+    }
+
+    /// The admission transaction: charge every counter `charge` names, and read the previous
+    /// windows and the number in flight. The replies [`Counts::parse`] expects are the ones not
+    /// ignored here, in this order.
+    fn charge_transaction(
+        &self,
+        policy: &Policy,
+        charge: &RedisCharge,
+        at: WindowPosition,
+        demand: &Demand,
+        now_ms: u64,
+    ) -> Pipeline {
+        let name = |counter: &str| counters::counter(&self.inner.prefix, &charge.tag, counter);
+        let mut tx = ::redis::pipe();
+        tx.atomic();
+        if !policy.windowed.is_empty() {
+            let previous = tx.cmd("MGET");
+            for &(what, _) in &policy.windowed {
+                previous.arg(name(&window_counter(what, at.index.wrapping_sub(1))));
+            }
+        }
+        let expires_at = window_expiry(at.index, policy.window_ms);
+        for &(what, _) in &policy.windowed {
+            let counter = name(&window_counter(what, at.index));
+            tx.incr(&counter, signed(what.of(demand)));
+            tx.pexpire_at(counter, expires_at).ignore();
+        }
+        for (counter, ttl) in [(&charge.day, DAY_COUNTER_TTL_MS), (&charge.month, MONTH_COUNTER_TTL_MS)] {
+            if let Some(counter) = counter {
+                tx.incr(counter, signed(demand.cost_nano_usd));
+                tx.pexpire(counter, ttl).ignore();
+            }
+        }
+        if let Some(member) = &charge.member {
+            let flying = name("flying");
+            tx.zrembyscore(&flying, "-inf", now_ms).ignore();
+            tx.zadd(&flying, member, now_ms + IN_FLIGHT_LEASE_MS).ignore();
+            tx.zcard(&flying);
+            tx.pexpire(flying, signed(IN_FLIGHT_LEASE_MS)).ignore();
+        }
+        tx
     }
 
     /// Queues a settlement; never waits (a full queue drops it and counts the drop).
     pub fn settle(&self, policy: Arc<Policy>, charge: RedisCharge, reserved: Demand, actual: Demand) {
         let settlement = Settlement { policy, charge, reserved, actual };
+        if settlement.changes_nothing() {
+            // A request limit, say, whose reservation was the request: no need to wake the
+            // settler (and share two cores with it) for nothing.
+            return;
+        }
         if self.inner.queue.try_send(settlement).is_err()
             && self.inner.settle_dropped.fetch_add(1, Relaxed) == 0
         {
@@ -366,6 +332,17 @@ async fn settler(store: RedisStore, mut queue: mpsc::Receiver<Settlement>) {
     }
 }
 
+impl Settlement {
+    /// Whether the reservation was exactly what the request took and no place in flight is held.
+    fn changes_nothing(&self) -> bool {
+        let same = |what: super::policy::Counted| what.of(&self.reserved) == what.of(&self.actual);
+        self.charge.member.is_none()
+            && self.policy.windowed.iter().all(|&(what, _)| same(what))
+            && (self.charge.day.is_none() && self.charge.month.is_none()
+                || self.reserved.cost_nano_usd == self.actual.cost_nano_usd)
+    }
+}
+
 /// Adds the commands that turn one reservation into what the request took (none if nothing
 /// changes).
 fn corrections(pipeline: &mut Pipeline, prefix: &str, s: &Settlement, now_index: u64) {
@@ -377,7 +354,7 @@ fn corrections(pipeline: &mut Pipeline, prefix: &str, s: &Settlement, now_index:
             if delta != 0 {
                 let counter = name(&window_counter(what, s.charge.window));
                 pipeline.incr(&counter, delta).ignore();
-                pipeline.pexpire(counter, s.policy.window_ms.saturating_mul(2) as i64).ignore();
+                pipeline.pexpire_at(counter, window_expiry(s.charge.window, s.policy.window_ms)).ignore();
             }
         }
     }
@@ -390,6 +367,106 @@ fn corrections(pipeline: &mut Pipeline, prefix: &str, s: &Settlement, now_index:
     if let Some(member) = &s.charge.member {
         pipeline.zrem(name("flying"), member).ignore();
     }
+}
+
+/// What one admission transaction answered, in the order it asked (see [`RedisStore::admit`]).
+struct Counts {
+    /// Each windowed limit's count in the previous and in the current window, the latter with
+    /// this request's charge.
+    previous: Vec<i64>,
+    current: Vec<i64>,
+    /// Today's and this month's spend and the number in flight, this request included; `None`
+    /// where the policy has no such limit.
+    day: Option<i64>,
+    month: Option<i64>,
+    flying: Option<u64>,
+}
+
+impl Counts {
+    /// `None` if the reply does not have the transaction's shape (it always has, from a Redis).
+    fn parse(reply: Vec<::redis::Value>, policy: &Policy) -> Option<Self> {
+        use ::redis::from_redis_value;
+        let n = policy.windowed.len();
+        let mut values = reply.into_iter();
+        let previous: Vec<Option<i64>> = match n {
+            0 => Vec::new(),
+            _ => from_redis_value(values.next()?).ok()?,
+        };
+        let previous: Vec<i64> = previous.into_iter().map(Option::unwrap_or_default).collect();
+        let mut next_int = |wanted: bool| -> Option<Option<i64>> {
+            if !wanted {
+                return Some(None);
+            }
+            from_redis_value::<i64>(values.next()?).ok().map(Some)
+        };
+        let mut current = Vec::with_capacity(n);
+        for _ in 0..n {
+            current.push(next_int(true)??);
+        }
+        let counts = Counts {
+            day: next_int(policy.daily.is_some())?,
+            month: next_int(policy.monthly.is_some())?,
+            flying: next_int(policy.concurrent.is_some())?.map(|flying| flying.max(0) as u64),
+            previous,
+            current,
+        };
+        (counts.previous.len() == n).then_some(counts)
+    }
+
+    /// Admits if every count, this request's charge included, is within its limit; the
+    /// headroom left under each windowed limit, or why not.
+    fn decide(
+        &self,
+        policy: &Policy,
+        at: WindowPosition,
+        demand: &Demand,
+        now_ms: u64,
+    ) -> Result<Vec<Headroom>, Refusal> {
+        let mut headroom = Vec::with_capacity(policy.windowed.len());
+        for (i, &(what, limit)) in policy.windowed.iter().enumerate() {
+            let (previous, current) = (self.previous[i], self.current[i]);
+            let amount = what.of(demand);
+            let before = current.saturating_sub(signed(amount));
+            if at.count(previous, before).saturating_add(amount) > limit {
+                let reset = at.reset_ms(previous, before, limit, amount.min(limit));
+                return Err(Refusal::over(policy, what, limit, reset));
+            }
+            let used = at.count(previous, current);
+            let reset_ms = at.reset_ms(previous, current, limit, 1);
+            headroom.push(Headroom { what, limit, remaining: limit.saturating_sub(used), reset_ms });
+        }
+        let over_budget = |spent: Option<i64>, limit: Option<u64>| match (spent, limit) {
+            (Some(spent), Some(limit)) => {
+                let before = spent.saturating_sub(signed(demand.cost_nano_usd)).max(0) as u64;
+                before.saturating_add(demand.cost_nano_usd) > limit
+            }
+            _ => false,
+        };
+        if over_budget(self.day, policy.daily) {
+            return Err(Refusal::budget(policy, Period::Day, now_ms));
+        }
+        if over_budget(self.month, policy.monthly) {
+            return Err(Refusal::budget(policy, Period::Month, now_ms));
+        }
+        if let (Some(flying), Some(limit)) = (self.flying, policy.concurrent)
+            && flying > limit
+        {
+            return Err(Refusal::concurrent(policy, limit));
+        }
+        Ok(headroom)
+    }
+}
+
+/// An amount as Redis's signed integers.
+fn signed(amount: u64) -> i64 {
+    i64::try_from(amount).unwrap_or(i64::MAX)
+}
+
+/// When a window's counter expires: once its window and the next are over (it is the previous
+/// window while the next one runs), plus one more window so a replica whose clock is a little
+/// behind still reads it. The same instant for every charge to it, from every replica.
+fn window_expiry(index: u64, window_ms: u64) -> i64 {
+    i64::try_from(index.saturating_add(3).saturating_mul(window_ms)).unwrap_or(i64::MAX)
 }
 
 /// A windowed limit's counter for one fixed window: `tot:29459220`.
@@ -408,7 +485,43 @@ fn replica_nonce() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::limits::RefusalReason;
     use crate::limits::policy::Counted;
+
+    #[test]
+    fn admission_decides_from_the_counts_that_include_its_own_charge() {
+        use ::redis::Value::{Array, BulkString, Int, Nil};
+        let policy = Policy {
+            name: "p".into(),
+            scope: switchboard_config::PolicyScope::Key,
+            window_ms: 60_000,
+            windowed: vec![(Counted::Requests, 2)],
+            daily: Some(100),
+            monthly: None,
+            concurrent: Some(2),
+            mode: switchboard_config::PolicyMode::Redis,
+            failure: switchboard_config::FailureMode::Closed,
+        };
+        let demand = Demand { requests: 1, input: 0, output: 0, cost_nano_usd: 40 };
+        let at = WindowPosition::at(60_000 * 10, 60_000); // a fresh window: the previous one weighs fully
+        // The transaction's replies: MGET of the previous windows, each INCRBY, the day's INCRBY,
+        // ZCARD.
+        let decide = |previous: ::redis::Value, current: i64, day: i64, flying: i64| {
+            let reply = vec![Array(vec![previous]), Int(current), Int(day), Int(flying)];
+            Counts::parse(reply, &policy).unwrap().decide(&policy, at, &demand, 0)
+        };
+        let headroom = decide(Nil, 2, 80, 2).unwrap();
+        assert_eq!((headroom[0].limit, headroom[0].remaining), (2, 0), "the second request fits exactly");
+        assert!(matches!(decide(Nil, 3, 80, 1).unwrap_err().reason, RefusalReason::Window { .. }));
+        let previous = BulkString(b"1".to_vec());
+        assert!(decide(previous, 2, 80, 1).is_err(), "the previous window still counts");
+        let budget = decide(Nil, 1, 120, 1).unwrap_err();
+        assert_eq!(budget.reason, RefusalReason::Budget { period: Period::Day });
+        assert_eq!(decide(Nil, 1, 80, 3).unwrap_err().reason, RefusalReason::Concurrent { limit: 2 });
+        // A spend counter driven below zero by settlements counts as nothing spent.
+        assert!(decide(Nil, 1, -500, 1).is_ok());
+        assert!(Counts::parse(vec![Int(1)], &policy).is_none(), "a reply of another shape");
+    }
 
     #[test]
     fn a_settlement_corrects_only_what_changed() {
@@ -452,7 +565,7 @@ mod tests {
             commands(&pipeline),
             [
                 "INCRBY sb:{k p key}:tot:7 -480",
-                "PEXPIRE sb:{k p key}:tot:7 120000",
+                "PEXPIREAT sb:{k p key}:tot:7 600000",
                 "INCRBY sb:{k p key}:usd:d:20261202 -6",
                 "ZREM sb:{k p key}:flying r:1"
             ]
@@ -460,5 +573,10 @@ mod tests {
         let mut late = ::redis::pipe();
         corrections(&mut late, "sb", &settlement, 9);
         assert_eq!(commands(&late).len(), 2, "a window that slid out is left alone");
+        assert!(!settlement.changes_nothing());
+        let Settlement { policy, mut charge, .. } = settlement;
+        charge.member = None;
+        let exact = Settlement { policy, charge, reserved: actual, actual };
+        assert!(exact.changes_nothing(), "nothing to send: the settler is not woken");
     }
 }

@@ -1,12 +1,13 @@
-//! `switchboard-redis-rtt`: one Redis `PING` round trip, sampled at a set interval instead of
-//! back to back, so Redis (and the CPU it runs on) is as idle between calls as it is between a
-//! gateway's admissions at the same request rate. `redis-benchmark` measures the back-to-back
-//! round trip, which on a VM whose idle vCPUs halt is several times shorter than a round trip
-//! that has to wake Redis (bench/README.md "Governed requests").
+//! `switchboard-redis-rtt`: one Redis round trip (a `PING`, or any pipeline of commands sent in
+//! one write), sampled at a set interval instead of back to back, so Redis (and the CPU it runs
+//! on) is as idle between calls as it is between a gateway's admissions at the same request
+//! rate. A back-to-back round trip (interval 0, or `redis-benchmark`) is, on a VM whose idle
+//! vCPUs halt, several times shorter than one that has to wake Redis (bench/README.md
+//! "Governed requests").
 //!
-//! usage: switchboard-redis-rtt ADDR INTERVAL_US DURATION_S [COMMAND ARG...]
+//! usage: switchboard-redis-rtt ADDR INTERVAL_US DURATION_S [COMMAND ARG... [';' COMMAND ARG...]...]
 //! (the command defaults to `PING`; bench/governed.sh also replays the gateway's admission
-//! `EVALSHA`)
+//! transaction, `MULTI ; … ; EXEC`)
 //! prints: {"samples":N,"p50_us":..,"mean_us":..,"p99_us":..}
 
 use hdrhistogram::Histogram;
@@ -26,11 +27,19 @@ fn main() -> ExitCode {
         _ => None,
     };
     let Some((addr, interval, duration, command)) = parsed else {
-        eprintln!("usage: switchboard-redis-rtt ADDR INTERVAL_US DURATION_S [COMMAND ARG...]");
+        eprintln!(
+            "usage: switchboard-redis-rtt ADDR INTERVAL_US DURATION_S [COMMAND ARG... [';' COMMAND ARG...]...]"
+        );
         return ExitCode::from(2);
     };
-    let command = if command.is_empty() { resp(&["PING".to_owned()]) } else { resp(command) };
-    match sample(&addr, interval, duration, &command) {
+    let commands: Vec<&[String]> = match command {
+        [] => Vec::new(),
+        _ => command.split(|arg| arg == ";").collect(),
+    };
+    let ping = ["PING".to_owned()];
+    let commands = if commands.is_empty() { vec![&ping[..]] } else { commands };
+    let pipeline: Vec<u8> = commands.iter().flat_map(|args| resp(args)).collect();
+    match sample(&addr, interval, duration, &pipeline, commands.len()) {
         Ok(line) => match writeln!(std::io::stdout().lock(), "{line}") {
             Ok(()) => ExitCode::SUCCESS,
             Err(_) => ExitCode::FAILURE,
@@ -81,7 +90,15 @@ fn read_reply(reader: &mut BufReader<TcpStream>, line: &mut String) -> Result<()
     }
 }
 
-fn sample(addr: &str, interval: Duration, duration: Duration, command: &[u8]) -> Result<String, String> {
+/// Sends `pipeline` (`replies` commands) every `interval` for `duration`; the round trip ends
+/// with the last reply.
+fn sample(
+    addr: &str,
+    interval: Duration,
+    duration: Duration,
+    pipeline: &[u8],
+    replies: usize,
+) -> Result<String, String> {
     let stream = TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
     stream.set_nodelay(true).map_err(|e| e.to_string())?;
     let mut writer = stream.try_clone().map_err(|e| e.to_string())?;
@@ -91,10 +108,14 @@ fn sample(addr: &str, interval: Duration, duration: Duration, command: &[u8]) ->
     let end = Instant::now() + duration;
     while Instant::now() < end {
         // The pause is the point: Redis goes idle between samples, as between admissions.
-        std::thread::sleep(interval);
+        if !interval.is_zero() {
+            std::thread::sleep(interval);
+        }
         let started = Instant::now();
-        writer.write_all(command).map_err(|e| e.to_string())?;
-        read_reply(&mut reader, &mut line)?;
+        writer.write_all(pipeline).map_err(|e| e.to_string())?;
+        for _ in 0..replies {
+            read_reply(&mut reader, &mut line)?;
+        }
         histogram.record(started.elapsed().as_micros() as u64).map_err(|e| e.to_string())?;
     }
     Ok(format!(
