@@ -4,7 +4,8 @@
 # one counted in the gateway (`local`) and one in Redis (`redis`); each round runs a closed
 # loop at concurrency 1 through each route, then measures one loopback round trip to the same
 # Redis: sampled once per request period while the local route serves the same load
-# (`switchboard-redis-rtt`, Redis idle in between as it is between admissions), and back to back
+# (`switchboard-redis-rtt`, Redis idle in between as it is between admissions: from a blocking
+# socket, and through the gateway's own Redis client and runtime), and back to back
 # (`redis-benchmark -t ping_mbulk -c 1`, and the admission transaction replayed). See
 # bench/README.md "Governed requests".
 #
@@ -118,6 +119,13 @@ for round in $(seq 1 "$ROUNDS"); do
     PACED_PID=$!
     run local "${DURATION}s" /dev/null
     wait "$PACED_PID" || die "the paced admission probe failed"
+    # The same PING through the gateway's own Redis client and runtime, at the same pace: one
+    # round trip as the gateway makes it.
+    "$BIN/switchboard-redis-rtt" --gateway-client "127.0.0.1:$REDIS_PORT" "$INTERVAL_US" "$DURATION" \
+        >"$TMP/client-ping.$round.json" &
+    PACED_PID=$!
+    run local "${DURATION}s" /dev/null
+    wait "$PACED_PID" || die "the paced round trip probe through the gateway's client failed"
     redis-benchmark -p "$REDIS_PORT" -t ping_mbulk -n 20000 -c 1 --csv >"$TMP/ping.$round.csv"
     "$BIN/switchboard-redis-rtt" "127.0.0.1:$REDIS_PORT" 0 2 "${ADMISSION[@]}" >"$TMP/admission.$round.json"
     log "round $round of $ROUNDS done"
@@ -159,25 +167,30 @@ for r in range(1, rounds + 1):
     added_mean = redis["mean_us"] - local["mean_us"]
     paced = json.load(open(f"{tmp}/paced.{r}.json"))
     paced_admission = json.load(open(f"{tmp}/paced-admission.{r}.json"))
+    client_ping = json.load(open(f"{tmp}/client-ping.{r}.json"))
     rows.append((local["p50_us"], redis["p50_us"], ping_p50, admission_p50, in_redis, added_mean,
-                 admission_mean, paced["p50_us"], paced_admission["p50_us"], paced_admission["mean_us"]))
+                 admission_mean, paced["p50_us"], paced_admission["p50_us"], paced_admission["mean_us"],
+                 client_ping["p50_us"], client_ping["mean_us"]))
 
 print(f"{'round':>5} {'local p50':>10} {'redis p50':>10} {'added':>8} {'paced PING p50':>15} "
-      f"{'paced admission p50/mean':>25} {'PING p50':>9} {'admission p50':>14} {'in Redis':>9} "
+      f"{'paced admission p50/mean':>25} {'client PING p50/mean':>21} {'PING p50':>9} {'admission p50':>14} {'in Redis':>9} "
       f"{'added mean':>11} {'call mean':>10}   (us)")
-for i, (local, redis, ping, admission, in_redis, added_mean, call_mean, paced, pa50, pamean) in enumerate(rows, 1):
+for i, (local, redis, ping, admission, in_redis, added_mean, call_mean, paced, pa50, pamean, cp50, cpmean) in enumerate(rows, 1):
     print(f"{i:>5} {local:>10.0f} {redis:>10.0f} {redis - local:>8.0f} {paced:>15.0f} {pa50:>17.0f}/{pamean:<7.0f} "
+          f"{cp50:>13.0f}/{cpmean:<7.0f} "
           f"{ping:>9.0f} {admission:>14.0f} {in_redis:>9.1f} {added_mean:>11.0f} {call_mean:>10.0f}")
 added = statistics.median(r[1] - r[0] for r in rows)
 ping = statistics.median(r[2] for r in rows)
 admission = statistics.median(r[3] for r in rows)
 paced = statistics.median(r[7] for r in rows)
 paced_admission = statistics.median(r[8] for r in rows)
+client_ping = statistics.median(r[10] for r in rows)
 def verdict(rtt):
     return f"{'within' if added <= rtt else 'over'} it by {abs(added - rtt):.0f} us"
 print(f"median: Redis limits add {added:.0f} us at p50 over local limits; a PING round trip at the request "
       f"rate is {paced:.0f} us ({verdict(paced)}), the admission transaction at that rate {paced_admission:.0f} us "
-      f"({verdict(paced_admission)}); back to back a PING is {ping:.0f} us ({verdict(ping)}), the admission "
+      f"({verdict(paced_admission)}); a PING through the gateway's own client and runtime at that rate {client_ping:.0f} us "
+      f"({verdict(client_ping)}); back to back a PING is {ping:.0f} us ({verdict(ping)}), the admission "
       f"transaction {admission:.0f} us ({verdict(admission)}). "
       f"Means: {statistics.median(r[5] for r in rows):.0f} us added, of which the admission call as the gateway "
       f"timed it: {statistics.median(r[6] for r in rows):.0f} us")
