@@ -87,10 +87,10 @@ pub async fn forward(
         tried += 1;
         ledger.set_attempts(tried as u32);
         // The attempt's span (when tracing), whose context goes upstream in `traceparent`.
-        let span =
+        let mut span =
             ledger.trace_mut().map(|trace| trace.attempt(&table.upstreams[backend.upstream], &backend.model));
         let outcome = telemetry::propagate(
-            span.as_ref(),
+            span.as_mut(),
             attempt(table, route, backend, request, request_id, give_up_at, probe),
         )
         .await;

@@ -15,7 +15,7 @@ use super::scan::{self, Output, RequestParams};
 use crate::error::{UpstreamError, UpstreamErrorKind};
 use crate::inbound::{Api, Inbound};
 use crate::upstream::Upstream;
-use http::{HeaderMap, HeaderValue, Method, Uri};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 use opentelemetry::propagation::{Extractor, TextMapPropagator as _};
 use opentelemetry::trace::TraceContextExt as _;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
@@ -86,7 +86,7 @@ impl Telemetry {
     /// Starts a request's span: a child of the client's `traceparent` when it sent one.
     pub fn request(&self, method: &Method, headers: &HeaderMap) -> Box<RequestSpan> {
         let parent = headers
-            .contains_key("traceparent")
+            .contains_key(&TRACEPARENT)
             .then(|| TraceContextPropagator::new().extract(&Headers(headers)).span().span_context().clone())
             .filter(|parent| parent.is_valid());
         let ids = RandomIdGenerator::default();
@@ -232,17 +232,17 @@ impl RequestSpan {
             buf
         });
         let local = AttemptLocal {
-            traceparent: Some(traceparent(&self.trace_id, &span_id.to_bytes(), self.flags)),
+            traceparent: traceparent(&self.trace_id, &span_id.to_bytes(), self.flags),
             tracestate: self.trace_state.clone(),
-            server: Arc::default(),
+            server: OnceLock::new(),
         };
-        Attempt { recorder: self.recorder.clone(), buf, provider, local }
+        Attempt { recorder: self.recorder.clone(), buf, provider, local: Some(local) }
     }
 
     /// Ends `attempt` with its outcome; a reply makes its provider and server the request's.
     pub fn attempted(&mut self, mut attempt: Attempt, outcome: Result<(), &UpstreamError>) {
         let (Some(mut buf), Some(request)) = (attempt.buf.take(), &mut self.buf) else { return };
-        let server = attempt.local.server.get();
+        let server = attempt.local.as_ref().and_then(|local| local.server.get());
         if let Some((address, port)) = server {
             attribute(&mut buf, "server.address", Value::Str(address));
             attribute(&mut buf, "server.port", Value::Int(i64::from(*port)));
@@ -336,7 +336,7 @@ impl RequestSpan {
 
 /// `00-{trace id}-{span id}-{flags}` in lowercase hex (W3C Trace Context), written without
 /// the formatting machinery: this runs for every attempt.
-fn traceparent(trace_id: &[u8; 16], span_id: &[u8; 8], flags: u8) -> HeaderValue {
+fn traceparent(trace_id: &[u8; 16], span_id: &[u8; 8], flags: u8) -> [u8; 55] {
     fn hex(out: &mut [u8], bytes: &[u8]) {
         const DIGITS: &[u8; 16] = b"0123456789abcdef";
         for (pair, byte) in out.chunks_exact_mut(2).zip(bytes) {
@@ -349,8 +349,7 @@ fn traceparent(trace_id: &[u8; 16], span_id: &[u8; 8], flags: u8) -> HeaderValue
     hex(&mut out[3..35], trace_id);
     hex(&mut out[36..52], span_id);
     hex(&mut out[53..], &[flags]);
-    // Hex digits and dashes are always a valid header value.
-    HeaderValue::from_bytes(&out).unwrap_or_else(|_| HeaderValue::from_static(""))
+    out
 }
 
 /// The conventions' well-known `gen_ai.provider.name` for each provider type. The built-in mock
@@ -373,7 +372,9 @@ pub struct Attempt {
     /// The `Span` message so far; `None` when the trace is not sampled.
     buf: Option<Vec<u8>>,
     provider: &'static str,
-    local: AttemptLocal,
+    /// Lent to the executor while the attempt is sent ([`propagate`]); `None` only if that
+    /// was cut short.
+    local: Option<AttemptLocal>,
 }
 
 impl Drop for Attempt {
@@ -391,35 +392,45 @@ impl Drop for Attempt {
 
 /// What the executor sees of the attempt it sends for: the headers to add, and where it
 /// records the server it reached.
-#[derive(Clone)]
 struct AttemptLocal {
-    traceparent: Option<HeaderValue>,
+    /// The `traceparent` header's value.
+    traceparent: [u8; 55],
     tracestate: Option<HeaderValue>,
-    server: Arc<OnceLock<(Box<str>, u16)>>,
+    server: OnceLock<(Box<str>, u16)>,
 }
+
+static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+static TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 
 tokio::task_local! {
     static ATTEMPT: AttemptLocal;
 }
 
 /// Runs `send` (one attempt's `upstream.send`) with the attempt's context visible to the
-/// executor; without an attempt (tracing off) it is `send` itself.
-pub async fn propagate<F: Future>(attempt: Option<&Attempt>, send: F) -> F::Output {
-    match attempt {
-        Some(attempt) => ATTEMPT.scope(attempt.local.clone(), send).await,
-        None => send.await,
-    }
+/// executor, lent to it and taken back after (so what the executor noted stays with the
+/// attempt, with nothing shared); without an attempt (tracing off) it is `send` itself.
+pub async fn propagate<F: Future>(attempt: Option<&mut Attempt>, send: F) -> F::Output {
+    let Some((attempt, local)) =
+        attempt.and_then(|attempt| attempt.local.take().map(|local| (attempt, local)))
+    else {
+        return send.await;
+    };
+    let mut scoped = std::pin::pin!(ATTEMPT.scope(local, send));
+    let output = scoped.as_mut().await;
+    attempt.local = scoped.as_mut().take_value();
+    output
 }
 
 /// Called by the executor for every provider request: adds the attempt's `traceparent` (and
 /// `tracestate`) and notes the server. Nothing when no attempt is being traced.
 pub fn stamp(uri: &Uri, headers: &mut HeaderMap) {
     let _ = ATTEMPT.try_with(|attempt| {
-        if let Some(value) = &attempt.traceparent {
-            headers.insert("traceparent", value.clone());
+        // Hex digits and dashes are always a valid header value.
+        if let Ok(value) = HeaderValue::from_bytes(&attempt.traceparent) {
+            headers.insert(TRACEPARENT.clone(), value);
         }
         if let Some(value) = &attempt.tracestate {
-            headers.insert("tracestate", value.clone());
+            headers.insert(TRACESTATE.clone(), value.clone());
         }
         if let Some(host) = uri.host() {
             let port = uri.port_u16().unwrap_or(if uri.scheme_str() == Some("http") { 80 } else { 443 });
@@ -436,11 +447,9 @@ mod tests {
             [0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36];
         let span_id = [0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7];
         assert_eq!(
-            super::traceparent(&trace_id, &span_id, 1),
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+            &super::traceparent(&trace_id, &span_id, 1)[..],
+            b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
         );
-        assert!(
-            super::traceparent(&[0xff; 16], &[0; 8], 0).to_str().unwrap().ends_with("-0000000000000000-00")
-        );
+        assert!(super::traceparent(&[0xff; 16], &[0; 8], 0).ends_with(b"-0000000000000000-00"));
     }
 }
