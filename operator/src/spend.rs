@@ -134,7 +134,8 @@ impl SpendReader {
         let timeout = self.timeout;
         let late = move || format!("no answer within {} ms", timeout.as_millis());
         let mut counts: Vec<(Option<i64>, Option<i64>)> = Vec::with_capacity(targets.len());
-        let connection = self.client.connection().ok_or("the cluster has not answered yet")?;
+        let connect = || self.client.connection().ok_or("the cluster has not answered yet");
+        connect()?;
         match self.client.is_cluster() {
             false => {
                 for chunk in targets.chunks(PIPELINE_KEYS) {
@@ -143,7 +144,7 @@ impl SpendReader {
                         let (day, month) = names(target);
                         pipeline.cmd("MGET").arg(day).arg(month);
                     }
-                    let mut conn = connection.clone();
+                    let mut conn = connect()?;
                     let reply: Vec<(Option<i64>, Option<i64>)> =
                         tokio::time::timeout(timeout, pipeline.query_async(&mut conn))
                             .await
@@ -155,8 +156,9 @@ impl SpendReader {
             true => {
                 let requests: Vec<(String, String)> = targets.iter().map(names).collect();
                 let calls = requests.into_iter().map(|(day, month)| {
-                    let mut conn = connection.clone();
+                    let conn = connect();
                     async move {
+                        let mut conn = conn.map_err(String::from)?;
                         let mget = ::redis::cmd("MGET").arg(day).arg(month).clone();
                         tokio::time::timeout(
                             timeout,

@@ -7,7 +7,10 @@
 //! lazily by a connection manager that reconnects by itself, a cluster by a background task that
 //! retries every second. Only settings that cannot work (a malformed URL) are errors.
 
+mod direct;
+
 use arc_swap::ArcSwapOption;
+use direct::{DirectPool, Lease};
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
@@ -43,7 +46,8 @@ impl std::fmt::Debug for RedisSettings {
 /// A connection to a single Redis or a Redis Cluster; cheap to clone.
 #[derive(Clone)]
 pub enum RedisClient {
-    Single(ConnectionManager),
+    /// The multiplexed connection, and (over TCP) connections a call can own ([`direct`]).
+    Single(ConnectionManager, Option<Arc<DirectPool>>),
     /// `None` until the cluster first answers; the cluster connection then follows node
     /// failures and slot moves itself.
     Cluster(Arc<ArcSwapOption<ClusterConnection>>),
@@ -71,6 +75,7 @@ impl RedisClient {
         }
         let [info] = <[_; 1]>::try_from(infos)
             .map_err(|_| "--redis-url: give one URL (several are a cluster's seeds: add --redis-cluster)")?;
+        let direct = DirectPool::new(info.clone()).map(Arc::new);
         let client = redis::Client::open(info).map_err(|err| format!("--redis-url: {err}"))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(settings.timeout))
@@ -83,7 +88,7 @@ impl RedisClient {
             _ => ConnectionManager::new_lazy_with_config(client, config)
                 .map_err(|err| format!("Redis: {err}"))?,
         };
-        Ok(RedisClient::Single(manager))
+        Ok(RedisClient::Single(manager, direct))
     }
 
     pub fn is_cluster(&self) -> bool {
@@ -93,11 +98,23 @@ impl RedisClient {
     /// A connection to call on; `None` while a cluster has not answered yet.
     pub fn connection(&self) -> Option<AnyConnection> {
         match self {
-            RedisClient::Single(manager) => Some(AnyConnection::Single(manager.clone())),
+            RedisClient::Single(manager, _) => Some(AnyConnection::Single(manager.clone())),
             RedisClient::Cluster(slot) => {
                 slot.load_full().map(|c| AnyConnection::Cluster(ClusterConnection::clone(&c)))
             }
         }
+    }
+}
+
+impl RedisClient {
+    /// For one call a request waits on: a connection of its own when a single Redis has one free
+    /// ([`direct`]), else the shared one.
+    pub fn own_connection(&self) -> Option<AnyConnection> {
+        match self {
+            RedisClient::Single(_, Some(direct)) => direct.lease().map(AnyConnection::Direct),
+            _ => None,
+        }
+        .or_else(|| self.connection())
     }
 }
 
@@ -138,11 +155,11 @@ async fn connect_cluster(client: ClusterClient, slot: Arc<ArcSwapOption<ClusterC
     }
 }
 
-/// Either connection, as one `ConnectionLike` (commands, pipelines and scripts run on it).
-#[derive(Clone)]
+/// Any of the connections, as one `ConnectionLike` (commands and pipelines run on it).
 pub enum AnyConnection {
     Single(ConnectionManager),
     Cluster(ClusterConnection),
+    Direct(Lease),
 }
 
 impl ConnectionLike for AnyConnection {
@@ -150,6 +167,7 @@ impl ConnectionLike for AnyConnection {
         match self {
             AnyConnection::Single(c) => c.req_packed_command(cmd),
             AnyConnection::Cluster(c) => c.req_packed_command(cmd),
+            AnyConnection::Direct(c) => c.req_packed_command(cmd),
         }
     }
 
@@ -162,6 +180,7 @@ impl ConnectionLike for AnyConnection {
         match self {
             AnyConnection::Single(c) => c.req_packed_commands(cmd, offset, count),
             AnyConnection::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+            AnyConnection::Direct(c) => c.req_packed_commands(cmd, offset, count),
         }
     }
 
@@ -169,6 +188,7 @@ impl ConnectionLike for AnyConnection {
         match self {
             AnyConnection::Single(c) => c.get_db(),
             AnyConnection::Cluster(c) => c.get_db(),
+            AnyConnection::Direct(c) => c.get_db(),
         }
     }
 }

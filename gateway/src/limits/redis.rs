@@ -171,9 +171,13 @@ impl RedisStore {
             tag: tag.clone(),
         };
         let tx = self.charge_transaction(&policy, &charge, at, &demand, now_ms);
+        // A connection of its own while Redis answers; while it does not, the shared one, which
+        // reconnects with a backoff instead of each request trying to connect.
+        let connection = if self.is_up() { inner.client.own_connection() } else { inner.client.connection() };
         let started = std::time::Instant::now();
-        let reply =
-            self.run(|mut conn| async move { tx.query_async::<Vec<::redis::Value>>(&mut conn).await }).await;
+        let reply = self
+            .run(connection, |mut conn| async move { tx.query_async::<Vec<::redis::Value>>(&mut conn).await })
+            .await;
         inner.admit_latency.observe(started.elapsed());
         let Some(counts) = reply.ok().and_then(|reply| Counts::parse(reply, &policy)) else {
             inner.admit_errors.fetch_add(1, Relaxed);
@@ -247,15 +251,15 @@ impl RedisStore {
         }
     }
 
-    /// Runs one call with the timeout, on whichever connection there is, and keeps the up/down
-    /// state (logged once per transition).
-    async fn run<T, F, Fut>(&self, call: F) -> Result<T, ()>
+    /// Runs one call on `connection` with the timeout, and keeps the up/down state (logged
+    /// once per transition).
+    async fn run<T, F, Fut>(&self, connection: Option<AnyConnection>, call: F) -> Result<T, ()>
     where
         F: FnOnce(AnyConnection) -> Fut,
         Fut: std::future::Future<Output = ::redis::RedisResult<T>>,
     {
         let inner = &self.inner;
-        let Some(conn) = inner.client.connection() else {
+        let Some(conn) = connection else {
             self.mark(false, "the cluster has not answered yet");
             return Err(());
         };
@@ -321,8 +325,10 @@ async fn settler(store: RedisStore, mut queue: mpsc::Receiver<Settlement>) {
         let calls = pipelines.into_iter().filter(|p| p.cmd_iter().next().is_some()).map(|pipeline| {
             let store = store.clone();
             async move {
-                let result =
-                    store.run(|mut conn| async move { pipeline.query_async::<()>(&mut conn).await }).await;
+                let connection = store.inner.client.connection();
+                let result = store
+                    .run(connection, |mut conn| async move { pipeline.query_async::<()>(&mut conn).await })
+                    .await;
                 if result.is_err() {
                     store.inner.settle_errors.fetch_add(1, Relaxed);
                 }
