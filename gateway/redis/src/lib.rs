@@ -6,6 +6,9 @@
 //! its first request, but never fails because Redis is down: a single Redis is then reached
 //! lazily by a connection manager that reconnects by itself, a cluster by a background task that
 //! retries every second. Only settings that cannot work (a malformed URL) are errors.
+//!
+//! A call a request waits on ([`RedisClient::own_connection`]) can have a connection of its own
+//! on a single Redis ([`direct`]): one round trip with no hand-off to a driver task.
 
 mod direct;
 
