@@ -1,15 +1,20 @@
 //! Connections a call owns while it runs: the lowest-latency way to make one round trip.
 //!
 //! redis-rs's multiplexed connection hands each call to a driver task that writes it and, when
-//! the reply comes, hands it back: two task wake-ups per call besides the round trip itself. On
-//! the benchmark VM that was 67–74 µs at p50 for a `PING` where a connection the calling task
-//! reads and writes itself took 50–55 µs (bench/README.md "Governed requests"). An admission
-//! waits for its reply on the request path, so it takes a connection of its own from these
-//! slots: the free one it finds first (never waiting for one), used by that call alone, opened
-//! on first use and put back only after a whole exchange. A call cut short (its timeout, a
-//! dropped request) drops its connection, so no reply is ever read by the wrong call. When every
-//! slot is busy, the caller uses the multiplexed connection, which pipelines calls: the better
-//! deal under load.
+//! the reply comes, hands it back: two task wake-ups per call besides the round trip itself, and
+//! every call queued on one socket behind whatever was sent before it (a batch of settlements,
+//! a slow reply to another call). An admission waits for its reply on the request path, so it
+//! takes a connection of its own from these slots: the first free one (never waiting for one),
+//! used by that call alone, opened on first use and put back only after a whole exchange. A call
+//! cut short (its timeout, a dropped request) drops its connection, so no reply is ever read by
+//! the wrong call. When every slot is busy, the caller uses the multiplexed connection, which
+//! pipelines calls: the better deal under load.
+//!
+//! What it saves, measured on the 2-core benchmark VM (bench/README.md "Governed requests"): a
+//! `PING` at p50 took 67–74 µs through the multiplexed connection and 50–55 µs on a connection
+//! the calling task owns, in a probe on a two-worker runtime; in the gateway the admission call's
+//! mean went from 98 to 94 µs (two workers) and from 84 to 76 µs (`--threads 1`), within that
+//! VM's noise.
 //!
 //! Commands are packed and replies parsed by redis-rs; this module only finds where one reply
 //! ends in what has been read ([`reply_end`], RESP2: the protocol these connections speak).

@@ -6,10 +6,10 @@
 //! "Governed requests").
 //!
 //! With `--gateway-client` the calls go through the gateway's own Redis client instead of a
-//! blocking socket: `switchboard_redis::RedisClient` (redis-rs's `ConnectionManager`, as the
-//! gateway configures it) on a two-worker tokio runtime, each call started by a wake-up from
-//! outside the runtime as a request's arrival starts an admission. That is one round trip as
-//! the gateway's runtime and client make it, the baseline for what an admission adds beyond it.
+//! blocking socket: `switchboard_redis::RedisClient`, on the connection an admission takes
+//! (`own_connection`), on a two-worker tokio runtime, each call started by a wake-up from outside
+//! the runtime as a request's arrival starts an admission. That is one round trip as the
+//! gateway's runtime and client make it, the baseline for what an admission adds beyond it.
 //!
 //! usage: switchboard-redis-rtt [--gateway-client] ADDR INTERVAL_US DURATION_S [COMMAND ARG... [';' COMMAND ARG...]...]
 //! (the command defaults to `PING`; bench/governed.sh also replays the gateway's admission
@@ -168,7 +168,7 @@ fn sample_via_gateway_client(
         let client = RedisClient::connect(&settings).await?;
         let mut histogram = Histogram::<u64>::new(3).map_err(|e| e.to_string())?;
         while started.recv().await.is_some() {
-            let mut connection = client.connection().ok_or("no connection")?;
+            let mut connection = client.own_connection().ok_or("no connection")?;
             let call = Instant::now();
             pipeline.query_async::<Vec<redis::Value>>(&mut connection).await.map_err(|e| e.to_string())?;
             histogram.record(call.elapsed().as_micros() as u64).map_err(|e| e.to_string())?;
