@@ -159,17 +159,19 @@ impl RedisStore {
         let inner = &self.inner;
         let now_ms = crate::unix_now_ms();
         let at = WindowPosition::at(now_ms, policy.window_ms);
-        let (day, month) = counters::spend_counters(crate::unix_now());
         let name = |counter: &str| counters::counter(&inner.prefix, &tag, counter);
-        let charge = RedisCharge {
-            window: at.index,
-            day: policy.daily.map(|_| name(&day)),
-            month: policy.monthly.map(|_| name(&month)),
-            member: policy
-                .concurrent
-                .map(|_| format!("{}:{}", inner.replica, inner.sequence.fetch_add(1, Relaxed))),
-            tag: tag.clone(),
+        // Today's and this month's counter names only for a policy with a budget: they are two
+        // formatted strings per admission otherwise thrown away.
+        let (day, month) = match (policy.daily, policy.monthly) {
+            (None, None) => (None, None),
+            (daily, monthly) => {
+                let (day, month) = counters::spend_counters(crate::unix_now());
+                (daily.map(|_| name(&day)), monthly.map(|_| name(&month)))
+            }
         };
+        let member =
+            policy.concurrent.map(|_| format!("{}:{}", inner.replica, inner.sequence.fetch_add(1, Relaxed)));
+        let charge = RedisCharge { window: at.index, day, month, member, tag };
         let tx = self.charge_transaction(&policy, &charge, at, &demand, now_ms);
         // A connection of its own while Redis answers; while it does not, the shared one, which
         // reconnects with a backoff instead of each request trying to connect.
