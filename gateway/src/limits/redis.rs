@@ -341,13 +341,22 @@ async fn settler(store: RedisStore, mut queue: mpsc::Receiver<Settlement>) {
 }
 
 impl Settlement {
-    /// Whether the reservation was exactly what the request took and no place in flight is held.
+    /// What a windowed limit's counter must be corrected by: taken minus reserved.
+    fn window_delta(&self, what: super::policy::Counted) -> i64 {
+        signed(what.of(&self.actual)) - signed(what.of(&self.reserved))
+    }
+
+    /// What the spend counters must be corrected by, in nano-dollars.
+    fn cost_delta(&self) -> i64 {
+        signed(self.actual.cost_nano_usd) - signed(self.reserved.cost_nano_usd)
+    }
+
+    /// Whether [`corrections`] would send nothing: the reservation was exactly what the request
+    /// took and no place in flight is held.
     fn changes_nothing(&self) -> bool {
-        let same = |what: super::policy::Counted| what.of(&self.reserved) == what.of(&self.actual);
         self.charge.member.is_none()
-            && self.policy.windowed.iter().all(|&(what, _)| same(what))
-            && (self.charge.day.is_none() && self.charge.month.is_none()
-                || self.reserved.cost_nano_usd == self.actual.cost_nano_usd)
+            && self.policy.windowed.iter().all(|&(what, _)| self.window_delta(what) == 0)
+            && (self.charge.day.is_none() && self.charge.month.is_none() || self.cost_delta() == 0)
     }
 }
 
@@ -358,7 +367,7 @@ fn corrections(pipeline: &mut Pipeline, prefix: &str, s: &Settlement, now_index:
     // A window two or more behind no longer counts: correcting it would only leave a stray field.
     if now_index <= s.charge.window + 1 {
         for &(what, _) in &s.policy.windowed {
-            let delta = what.of(&s.actual) as i64 - what.of(&s.reserved) as i64;
+            let delta = s.window_delta(what);
             if delta != 0 {
                 let counter = name(&window_counter(what, s.charge.window));
                 pipeline.incr(&counter, delta).ignore();
@@ -366,7 +375,7 @@ fn corrections(pipeline: &mut Pipeline, prefix: &str, s: &Settlement, now_index:
             }
         }
     }
-    let cost = s.actual.cost_nano_usd as i64 - s.reserved.cost_nano_usd as i64;
+    let cost = s.cost_delta();
     if cost != 0 {
         for counter in [&s.charge.day, &s.charge.month].into_iter().flatten() {
             pipeline.incr(counter, cost).ignore();
