@@ -107,9 +107,7 @@ impl RedisClient {
             }
         }
     }
-}
 
-impl RedisClient {
     /// For one call a request waits on: a connection of its own when a single Redis has one free
     /// ([`direct`]), else the shared one.
     pub fn own_connection(&self) -> Option<AnyConnection> {
