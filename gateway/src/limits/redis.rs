@@ -23,17 +23,20 @@
 //!
 //! Settlements never wait on the response path: the ledger queues them ([`RedisStore::settle`])
 //! and one task sends them, many at once over the multiplexed connection, each subject's
-//! corrections as one pipeline.
+//! corrections as one pipeline (`redis/settle.rs`).
 //!
 //! Redis being down or slow never hangs a request: every call has `--redis-timeout`. Failures
 //! are counted, logged once per transition (down, then back), and answered by each policy's
 //! failure mode; the connection reconnects by itself, so enforcement resumes when Redis returns.
+
+mod settle;
 
 use super::policy::{Demand, Policy};
 use super::window::WindowPosition;
 use super::{Headroom, Period, Refusal};
 use crate::metrics::{AtomicHistogram, REDIS_BOUNDS};
 use ::redis::Pipeline;
+use settle::{Settlement, settler};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
@@ -70,13 +73,6 @@ pub enum AdmitError {
     Refused(Refusal),
     /// Redis did not answer in time, or answered with an error.
     Unavailable,
-}
-
-struct Settlement {
-    policy: Arc<Policy>,
-    charge: RedisCharge,
-    reserved: Demand,
-    actual: Demand,
 }
 
 /// The Redis side of limits: shared by every request (cheap to clone).
@@ -292,100 +288,6 @@ impl RedisStore {
     }
 }
 
-/// How long the settler lets settlements gather before sending them: one round trip then
-/// carries every settlement of the last millisecond instead of one per request, so settling never
-/// takes turns with admissions for Redis. Delaying a settlement only keeps a reservation (and an
-/// in-flight place) a millisecond longer: an error on the side of the limit.
-const SETTLE_LINGER: Duration = Duration::from_millis(1);
-
-/// Sends queued settlements in batches. On a single Redis a batch is one pipeline; on a cluster,
-/// where a pipeline must stay in one slot, each subject's corrections are one pipeline, all sent
-/// at once.
-async fn settler(store: RedisStore, mut queue: mpsc::Receiver<Settlement>) {
-    let mut batch = Vec::with_capacity(1024);
-    while queue.recv_many(&mut batch, 1024).await > 0 {
-        tokio::time::sleep(SETTLE_LINGER).await;
-        while batch.len() < 1024
-            && let Ok(settlement) = queue.try_recv()
-        {
-            batch.push(settlement);
-        }
-        let now_index = |window_ms: u64| crate::unix_now_ms() / window_ms.max(1);
-        let mut pipelines = Vec::new();
-        let single = !store.inner.client.is_cluster();
-        for s in batch.drain(..) {
-            let index = now_index(s.policy.window_ms);
-            match pipelines.last_mut() {
-                Some(pipeline) if single => corrections(pipeline, &store.inner.prefix, &s, index),
-                _ => {
-                    let mut pipeline = ::redis::pipe();
-                    corrections(&mut pipeline, &store.inner.prefix, &s, index);
-                    pipelines.push(pipeline);
-                }
-            }
-        }
-        let calls = pipelines.into_iter().filter(|p| p.cmd_iter().next().is_some()).map(|pipeline| {
-            let store = store.clone();
-            async move {
-                let connection = store.inner.client.connection();
-                let result = store
-                    .run(connection, |mut conn| async move { pipeline.query_async::<()>(&mut conn).await })
-                    .await;
-                if result.is_err() {
-                    store.inner.settle_errors.fetch_add(1, Relaxed);
-                }
-            }
-        });
-        futures_util::future::join_all(calls).await;
-    }
-}
-
-impl Settlement {
-    /// What a windowed limit's counter must be corrected by: taken minus reserved.
-    fn window_delta(&self, what: super::policy::Counted) -> i64 {
-        signed(what.of(&self.actual)) - signed(what.of(&self.reserved))
-    }
-
-    /// What the spend counters must be corrected by, in nano-dollars.
-    fn cost_delta(&self) -> i64 {
-        signed(self.actual.cost_nano_usd) - signed(self.reserved.cost_nano_usd)
-    }
-
-    /// Whether [`corrections`] would send nothing: the reservation was exactly what the request
-    /// took and no place in flight is held.
-    fn changes_nothing(&self) -> bool {
-        self.charge.member.is_none()
-            && self.policy.windowed.iter().all(|&(what, _)| self.window_delta(what) == 0)
-            && (self.charge.day.is_none() && self.charge.month.is_none() || self.cost_delta() == 0)
-    }
-}
-
-/// Adds the commands that turn one reservation into what the request took (none if nothing
-/// changes).
-fn corrections(pipeline: &mut Pipeline, prefix: &str, s: &Settlement, now_index: u64) {
-    let name = |counter: &str| counters::counter(prefix, &s.charge.tag, counter);
-    // A window two or more behind no longer counts: correcting it would only leave a stray field.
-    if now_index <= s.charge.window + 1 {
-        for &(what, _) in &s.policy.windowed {
-            let delta = s.window_delta(what);
-            if delta != 0 {
-                let counter = name(&window_counter(what, s.charge.window));
-                pipeline.incr(&counter, delta).ignore();
-                pipeline.pexpire_at(counter, window_expiry(s.charge.window, s.policy.window_ms)).ignore();
-            }
-        }
-    }
-    let cost = s.cost_delta();
-    if cost != 0 {
-        for counter in [&s.charge.day, &s.charge.month].into_iter().flatten() {
-            pipeline.incr(counter, cost).ignore();
-        }
-    }
-    if let Some(member) = &s.charge.member {
-        pipeline.zrem(name("flying"), member).ignore();
-    }
-}
-
 /// What one admission transaction answered, in the order it asked (see [`RedisStore::admit`]).
 struct Counts {
     /// Each windowed limit's count in the previous and in the current window, the latter with
@@ -538,62 +440,5 @@ mod tests {
         // A spend counter driven below zero by settlements counts as nothing spent.
         assert!(decide(Nil, 1, -500, 1).is_ok());
         assert!(Counts::parse(vec![Int(1)], &policy).is_none(), "a reply of another shape");
-    }
-
-    #[test]
-    fn a_settlement_corrects_only_what_changed() {
-        let policy = Arc::new(Policy {
-            name: "p".into(),
-            scope: switchboard_config::PolicyScope::Key,
-            window_ms: 60_000,
-            windowed: vec![(Counted::Requests, 10), (Counted::TotalTokens, 1000)],
-            daily: Some(1),
-            monthly: None,
-            concurrent: Some(2),
-            mode: switchboard_config::PolicyMode::Redis,
-            failure: switchboard_config::FailureMode::Open,
-        });
-        let charge = RedisCharge {
-            tag: "k p key".into(),
-            window: 7,
-            day: Some("sb:{k p key}:usd:d:20261202".into()),
-            month: None,
-            member: Some("r:1".into()),
-        };
-        let reserved = Demand { requests: 1, input: 100, output: 500, cost_nano_usd: 10 };
-        let actual = Demand { requests: 1, input: 100, output: 20, cost_nano_usd: 4 };
-        let settlement = Settlement { policy, charge, reserved, actual };
-        let commands = |p: &Pipeline| -> Vec<String> {
-            p.cmd_iter()
-                .map(|c| {
-                    c.args_iter()
-                        .map(|a| match a {
-                            ::redis::Arg::Simple(bytes) => String::from_utf8_lossy(bytes).into_owned(),
-                            _ => String::new(),
-                        })
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                })
-                .collect()
-        };
-        let mut pipeline = ::redis::pipe();
-        corrections(&mut pipeline, "sb", &settlement, 8);
-        assert_eq!(
-            commands(&pipeline),
-            [
-                "INCRBY sb:{k p key}:tot:7 -480",
-                "PEXPIREAT sb:{k p key}:tot:7 600000",
-                "INCRBY sb:{k p key}:usd:d:20261202 -6",
-                "ZREM sb:{k p key}:flying r:1"
-            ]
-        );
-        let mut late = ::redis::pipe();
-        corrections(&mut late, "sb", &settlement, 9);
-        assert_eq!(commands(&late).len(), 2, "a window that slid out is left alone");
-        assert!(!settlement.changes_nothing());
-        let Settlement { policy, mut charge, .. } = settlement;
-        charge.member = None;
-        let exact = Settlement { policy, charge, reserved: actual, actual };
-        assert!(exact.changes_nothing(), "nothing to send: the settler is not woken");
     }
 }
