@@ -186,8 +186,12 @@ async fn a_concurrency_limit_holds_across_replicas_and_gives_places_back() {
     }
     let freed = eventually(Duration::from_secs(5), async || flying() == "0").await;
     assert!(freed, "{} still in flight after both streams ended", flying());
+    // Each replica admits again. A finished request's place is given back by the settler a
+    // millisecond or more after its answer, so each waits for the one before to be given back.
     for replica in &replicas {
         assert_eq!(ask(replica, KEY, "m").await.status, 200);
+        let freed = eventually(Duration::from_secs(5), async || flying() == "0").await;
+        assert!(freed, "{} still in flight after the answer", flying());
     }
 }
 
