@@ -88,7 +88,7 @@ pub async fn forward(
         ledger.set_attempts(tried as u32);
         // The attempt's span (when tracing), whose context goes upstream in `traceparent`.
         let mut span =
-            ledger.trace_mut().map(|trace| trace.attempt(&table.upstreams[backend.upstream], &backend.model));
+            ledger.trace_mut().map(|trace| trace.attempt(&backend.span_attributes, &backend.model));
         let outcome = telemetry::propagate(
             span.as_mut(),
             attempt(table, route, backend, request, request_id, give_up_at, probe),
@@ -105,7 +105,7 @@ pub async fn forward(
                     Err(&deadline)
                 }
             };
-            trace.attempted(span, ended);
+            trace.attempted(span, &backend.span_attributes, ended);
         }
         match outcome {
             Ok(reply) => {

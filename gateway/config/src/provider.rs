@@ -55,6 +55,14 @@ impl ProviderConfig {
         }
     }
 
+    /// The URL every request to this provider starts with; `None` for the built-in mock.
+    pub fn base_url(&self) -> Option<std::borrow::Cow<'_, str>> {
+        match self {
+            ProviderConfig::Bedrock(p) => Some(p.base_url().into()),
+            _ => self.http().map(|http| http.base_url.into()),
+        }
+    }
+
     /// The object this provider was compiled from, if the operator sent it.
     pub fn source(&self) -> Option<&ObjectRef> {
         match self {

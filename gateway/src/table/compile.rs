@@ -5,6 +5,7 @@ use super::{Backend, RetryRule, Route, RoutingTable};
 use crate::auth::KeyTable;
 use crate::limits::policy::{Policy, Price};
 use crate::metrics::Metrics;
+use crate::telemetry::BackendAttributes;
 use crate::upstream::{HttpClients, Upstream};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -65,7 +66,7 @@ fn compile_valid(
     for (i, provider) in snapshot.providers.iter().enumerate() {
         match Upstream::compile(provider, origin, &snapshot.secrets, &ctx.clients) {
             Ok(upstream) => {
-                upstream_index.insert(provider.name(), upstreams.len());
+                upstream_index.insert(provider.name(), (upstreams.len(), provider));
                 upstreams.push(upstream);
             }
             Err(err) => errors.push(ConfigError {
@@ -92,7 +93,7 @@ fn compile_valid(
             .backends
             .iter()
             .filter_map(|b| {
-                let upstream = *upstream_index.get(b.provider.as_str())?;
+                let &(upstream, provider) = upstream_index.get(b.provider.as_str())?;
                 let model = b.model.as_deref().unwrap_or(&route.model);
                 used.health(&b.provider, model);
                 let health = ctx.state.health(&b.provider, model);
@@ -102,6 +103,8 @@ fn compile_valid(
                     Backend::new(upstream, Arc::from(model), &b.provider, metrics, health, capabilities);
                 backend.price = b.price.as_ref().map(Price::from_config);
                 backend.stream_metrics = route_metrics.stream(&b.provider);
+                backend.span_attributes =
+                    BackendAttributes::new(&upstreams[upstream], provider, &b.provider, model);
                 Some((b.priority, b.weight, backend))
             })
             .collect();

@@ -6,6 +6,7 @@ use super::health::Health;
 use super::retry::{RetryBudget, RetryRule};
 use crate::limits::policy::{Policy, Price};
 use crate::metrics::{ProviderMetrics, RouteMetrics, StreamMetrics};
+use crate::telemetry::BackendAttributes;
 use http::HeaderValue;
 use std::cell::Cell;
 use std::sync::Arc;
@@ -32,6 +33,8 @@ pub struct Backend {
     pub price: Option<Price>,
     /// Its provider's stream latencies on this route (set by the compile).
     pub stream_metrics: Arc<StreamMetrics>,
+    /// What its spans always say, encoded once (set by the compile).
+    pub span_attributes: BackendAttributes,
 }
 
 impl Backend {
@@ -53,6 +56,7 @@ impl Backend {
             capabilities,
             price: None,
             stream_metrics: Arc::default(),
+            span_attributes: BackendAttributes::default(),
         }
     }
 }

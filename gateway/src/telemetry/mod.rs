@@ -15,6 +15,7 @@
 //! forwarding loop opens an [`Attempt`] around each `upstream.send`, whose W3C `traceparent` the
 //! executor (`upstream/exec.rs`) adds to the provider request ([`stamp`]).
 
+mod backend;
 mod export;
 mod otlp;
 mod sampler;
@@ -22,6 +23,7 @@ mod scan;
 mod span;
 mod transport;
 
+pub use backend::BackendAttributes;
 pub use span::{Attempt, RequestSpan, Settled, propagate, stamp};
 
 use opentelemetry::{Array, KeyValue, Value};

@@ -8,20 +8,20 @@
 //! does not record has no buffer, and only its context travels.
 
 use super::Telemetry;
+use super::backend::BackendAttributes;
 use super::export::Batcher;
 use super::otlp::{self, Value, span as field};
 use super::sampler::Sampler;
 use super::scan::{self, Output, RequestParams};
 use crate::error::{UpstreamError, UpstreamErrorKind};
 use crate::inbound::{Api, Inbound};
-use crate::upstream::Upstream;
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
+use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use opentelemetry::propagation::{Extractor, TextMapPropagator as _};
 use opentelemetry::trace::TraceContextExt as _;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{IdGenerator as _, RandomIdGenerator};
 use std::future::Future;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 use switchboard_llm::Usage;
 
@@ -100,7 +100,7 @@ impl Telemetry {
             .filter(|state| !state.is_empty())
             .and_then(|state| HeaderValue::from_str(&state).ok());
         let buf = sampled.then(|| {
-            let mut buf = Vec::with_capacity(REQUEST_SPAN_CAPACITY);
+            let mut buf = recorder.batcher.buffer(REQUEST_SPAN_CAPACITY);
             otlp::put_bytes(&mut buf, field::TRACE_ID, &trace_id);
             otlp::put_bytes(&mut buf, field::SPAN_ID, &span_id);
             let mut flags = u32::from(sampled) | field::FLAGS_HAS_IS_REMOTE;
@@ -211,13 +211,13 @@ impl RequestSpan {
         }
     }
 
-    /// Starts the CLIENT span of one attempt at `upstream`, for the backend's `model`.
-    pub fn attempt(&mut self, upstream: &Upstream, model: &str) -> Attempt {
+    /// Starts the CLIENT span of one attempt at a backend (its `model`, and the `attributes`
+    /// its config gave it).
+    pub fn attempt(&mut self, attributes: &BackendAttributes, model: &str) -> Attempt {
         self.attempts += 1;
         let span_id = RandomIdGenerator::default().new_span_id();
-        let provider = provider_name(upstream);
         let buf = self.buf.is_some().then(|| {
-            let mut buf = Vec::with_capacity(ATTEMPT_SPAN_CAPACITY);
+            let mut buf = self.recorder.batcher.buffer(ATTEMPT_SPAN_CAPACITY);
             otlp::put_bytes(&mut buf, field::TRACE_ID, &self.trace_id);
             otlp::put_bytes(&mut buf, field::SPAN_ID, &span_id.to_bytes());
             otlp::put_bytes(&mut buf, field::PARENT_SPAN_ID, &self.span_id);
@@ -226,35 +226,29 @@ impl RequestSpan {
             otlp::put_fixed64(&mut buf, field::START_TIME, now_unix_nanos());
             otlp::put_name(&mut buf, &[self.operation, " ", model]);
             attribute(&mut buf, "gen_ai.operation.name", Value::Str(self.operation));
-            attribute(&mut buf, "gen_ai.provider.name", Value::Str(provider));
-            attribute(&mut buf, "gen_ai.request.model", Value::Str(model));
-            attribute(&mut buf, "switchboard.backend", Value::Str(upstream.name()));
+            buf.extend_from_slice(attributes.attempt());
             buf
         });
         let local = AttemptLocal {
             traceparent: traceparent(&self.trace_id, &span_id.to_bytes(), self.flags),
             tracestate: self.trace_state.clone(),
-            server: OnceLock::new(),
         };
-        Attempt { recorder: self.recorder.clone(), buf, provider, local: Some(local) }
+        Attempt { recorder: self.recorder.clone(), buf, local: Some(local) }
     }
 
-    /// Ends `attempt` with its outcome; a reply makes its provider and server the request's.
-    pub fn attempted(&mut self, mut attempt: Attempt, outcome: Result<(), &UpstreamError>) {
+    /// Ends `attempt` (at the backend with `attributes`) with its outcome; a reply makes its
+    /// provider and server the request's.
+    pub fn attempted(
+        &mut self,
+        mut attempt: Attempt,
+        attributes: &BackendAttributes,
+        outcome: Result<(), &UpstreamError>,
+    ) {
         let (Some(mut buf), Some(request)) = (attempt.buf.take(), &mut self.buf) else { return };
-        let server = attempt.local.as_ref().and_then(|local| local.server.get());
-        if let Some((address, port)) = server {
-            attribute(&mut buf, "server.address", Value::Str(address));
-            attribute(&mut buf, "server.port", Value::Int(i64::from(*port)));
-        }
         match outcome {
             Ok(_) => {
                 attribute(&mut buf, "switchboard.outcome", Value::Str("ok"));
-                attribute(request, "gen_ai.provider.name", Value::Str(attempt.provider));
-                if let Some((address, port)) = server {
-                    attribute(request, "server.address", Value::Str(address));
-                    attribute(request, "server.port", Value::Int(i64::from(*port)));
-                }
+                request.extend_from_slice(attributes.answered());
             }
             Err(err) => {
                 let outcome = if err.is_retryable() { "retryable_error" } else { "error" };
@@ -352,26 +346,11 @@ fn traceparent(trace_id: &[u8; 16], span_id: &[u8; 8], flags: u8) -> [u8; 55] {
     out
 }
 
-/// The conventions' well-known `gen_ai.provider.name` for each provider type. The built-in mock
-/// speaks OpenAI's API but is no OpenAI service: `switchboard.mock`, in our own namespace.
-fn provider_name(upstream: &Upstream) -> &'static str {
-    match upstream {
-        Upstream::OpenAi(_) => "openai",
-        Upstream::Anthropic(_) => "anthropic",
-        Upstream::Gemini(_) => "gcp.gemini",
-        Upstream::Vertex(_) => "gcp.vertex_ai",
-        Upstream::AzureOpenAi(_) => "azure.ai.openai",
-        Upstream::Bedrock(_) => "aws.bedrock",
-        Upstream::Mock(_) => "switchboard.mock",
-    }
-}
-
 /// One attempt's CLIENT span, and the context its upstream request carries.
 pub struct Attempt {
     recorder: Arc<Recorder>,
     /// The `Span` message so far; `None` when the trace is not sampled.
     buf: Option<Vec<u8>>,
-    provider: &'static str,
     /// Lent to the executor while the attempt is sent ([`propagate`]); `None` only if that
     /// was cut short.
     local: Option<AttemptLocal>,
@@ -390,13 +369,11 @@ impl Drop for Attempt {
     }
 }
 
-/// What the executor sees of the attempt it sends for: the headers to add, and where it
-/// records the server it reached.
+/// What the executor sees of the attempt it sends for: the headers to add.
 struct AttemptLocal {
     /// The `traceparent` header's value.
     traceparent: [u8; 55],
     tracestate: Option<HeaderValue>,
-    server: OnceLock<(Box<str>, u16)>,
 }
 
 static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
@@ -407,8 +384,8 @@ tokio::task_local! {
 }
 
 /// Runs `send` (one attempt's `upstream.send`) with the attempt's context visible to the
-/// executor, lent to it and taken back after (so what the executor noted stays with the
-/// attempt, with nothing shared); without an attempt (tracing off) it is `send` itself.
+/// executor, lent to it and taken back after (nothing shared); without an attempt (tracing
+/// off) it is `send` itself.
 pub async fn propagate<F: Future>(attempt: Option<&mut Attempt>, send: F) -> F::Output {
     let Some((attempt, local)) =
         attempt.and_then(|attempt| attempt.local.take().map(|local| (attempt, local)))
@@ -422,8 +399,8 @@ pub async fn propagate<F: Future>(attempt: Option<&mut Attempt>, send: F) -> F::
 }
 
 /// Called by the executor for every provider request: adds the attempt's `traceparent` (and
-/// `tracestate`) and notes the server. Nothing when no attempt is being traced.
-pub fn stamp(uri: &Uri, headers: &mut HeaderMap) {
+/// `tracestate`). Nothing when no attempt is being traced.
+pub fn stamp(headers: &mut HeaderMap) {
     let _ = ATTEMPT.try_with(|attempt| {
         // Hex digits and dashes are always a valid header value.
         if let Ok(value) = HeaderValue::from_bytes(&attempt.traceparent) {
@@ -431,10 +408,6 @@ pub fn stamp(uri: &Uri, headers: &mut HeaderMap) {
         }
         if let Some(value) = &attempt.tracestate {
             headers.insert(TRACESTATE.clone(), value.clone());
-        }
-        if let Some(host) = uri.host() {
-            let port = uri.port_u16().unwrap_or(if uri.scheme_str() == Some("http") { 80 } else { 443 });
-            let _ = attempt.server.set((host.into(), port));
         }
     });
 }

@@ -220,4 +220,23 @@ mod export {
         );
         assert_eq!(batcher.dropped(), 0);
     }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn exported_buffers_come_back_empty_for_new_spans() {
+        let limits =
+            Limits { queue: 64, batch: 4, delay: Duration::from_secs(3600), export_timeout: Duration::MAX };
+        let (batcher, flush) = Batcher::start(Recorder::default(), envelope(), limits, Default::default());
+        assert_eq!(batcher.buffer(8).capacity(), 8, "nothing exported yet: a new buffer");
+        let mut big = Vec::with_capacity(64 * 1024);
+        big.push(1);
+        for span in [vec![0u8; 500], vec![0u8; 300], big] {
+            batcher.push(span);
+        }
+        flush.flush(Duration::from_secs(10)).await;
+        let reused: Vec<Vec<u8>> = (0..3).map(|_| batcher.buffer(8)).collect();
+        assert!(reused.iter().all(Vec::is_empty));
+        let mut capacities: Vec<usize> = reused.iter().map(Vec::capacity).collect();
+        capacities.sort();
+        assert_eq!(capacities, [8, 300, 500], "the two spans' buffers, not the oversized one");
+    }
 }

@@ -126,7 +126,7 @@ impl Executor {
             }
         }
         // After signing: trace context is not part of what a provider authenticates.
-        crate::telemetry::stamp(uri, &mut headers);
+        crate::telemetry::stamp(&mut headers);
         let mut request = Request::new(Full::new(Bytes::from(body)));
         *request.method_mut() = Method::POST;
         *request.uri_mut() = uri.clone();

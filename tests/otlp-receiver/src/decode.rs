@@ -151,3 +151,59 @@ fn value(any: AnyValue) -> Value {
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// Only the spans' framing of an `ExportTraceServiceRequest` (same field numbers as
+/// opentelemetry-proto's `trace_service.proto` and `trace.proto`; every other field is skipped
+/// unread), so a receiver that only counts does not spend the benchmark's CPU decoding
+/// attributes it throws away.
+mod framing {
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Request {
+        #[prost(message, repeated, tag = "1")]
+        pub resource_spans: Vec<ResourceSpans>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct ResourceSpans {
+        #[prost(message, repeated, tag = "2")]
+        pub scope_spans: Vec<ScopeSpans>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct ScopeSpans {
+        #[prost(bytes = "bytes", repeated, tag = "2")]
+        pub spans: Vec<bytes::Bytes>,
+    }
+}
+
+/// How many spans an export request carries, without decoding them.
+pub(crate) fn count(message: bytes::Bytes) -> Result<usize, prost::DecodeError> {
+    use prost::Message as _;
+    let request = framing::Request::decode(message)?;
+    Ok(request.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len()).sum())
+}
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+    use prost::Message as _;
+
+    #[test]
+    fn counting_finds_every_span_decoding_does() {
+        let scope = |n: usize| ScopeSpans {
+            spans: (0..n).map(|i| Span { name: format!("s{i}"), ..Span::default() }).collect(),
+            ..ScopeSpans::default()
+        };
+        let request = ExportTraceServiceRequest {
+            resource_spans: vec![
+                ResourceSpans { scope_spans: vec![scope(3), scope(2)], ..ResourceSpans::default() },
+                ResourceSpans { scope_spans: vec![scope(4)], ..ResourceSpans::default() },
+            ],
+        };
+        let bytes = bytes::Bytes::from(request.encode_to_vec());
+        assert_eq!(super::count(bytes.clone()).unwrap(), 9);
+        assert_eq!(super::spans(ExportTraceServiceRequest::decode(bytes).unwrap()).len(), 9);
+        assert!(super::count(bytes::Bytes::from_static(&[0x0a, 0x05, 0x01])).is_err());
+    }
+}

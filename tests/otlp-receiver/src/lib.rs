@@ -15,6 +15,7 @@ mod serve;
 
 pub use decode::{ReceivedSpan, SpanKind, StatusCode, Value};
 
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -38,15 +39,26 @@ pub(crate) struct Store {
 }
 
 impl Store {
-    pub(crate) async fn add(&self, spans: Vec<ReceivedSpan>, grpc: bool, headers: http::HeaderMap) {
+    /// Takes one export request's message: its spans decoded and kept, or (`keep` false) only
+    /// counted. `false` if it is not an `ExportTraceServiceRequest`.
+    pub(crate) async fn add(&self, message: bytes::Bytes, grpc: bool, headers: http::HeaderMap) -> bool {
+        use prost::Message as _;
+        let count = if self.keep {
+            let Ok(request) = ExportTraceServiceRequest::decode(message) else { return false };
+            let spans = decode::spans(request);
+            let count = spans.len();
+            self.spans.lock().await.extend(spans);
+            count
+        } else {
+            let Ok(count) = decode::count(message) else { return false };
+            count
+        };
         *self.headers.lock().await = Some(headers);
         let exports = if grpc { &self.grpc_exports } else { &self.http_exports };
         exports.fetch_add(1, Relaxed);
-        self.count.fetch_add(spans.len() as u64, Relaxed);
-        if self.keep {
-            self.spans.lock().await.extend(spans);
-        }
+        self.count.fetch_add(count as u64, Relaxed);
         self.arrived.notify_waiters();
+        true
     }
 }
 

@@ -2,7 +2,6 @@
 //! `ExportTraceServiceRequest`.
 
 use crate::Store;
-use crate::decode::spans;
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
@@ -10,8 +9,6 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use prost::Message;
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -101,15 +98,9 @@ async fn export_grpc(store: &Store, request: Request<Incoming>) -> Response<Answ
     let status = if request.uri().path() != GRPC_EXPORT {
         12 // UNIMPLEMENTED
     } else {
-        match read(request).await.as_deref().and_then(grpc_message) {
-            Some(message) => match ExportTraceServiceRequest::decode(message) {
-                Ok(decoded) => {
-                    store.add(spans(decoded), true, headers).await;
-                    0
-                }
-                Err(_) => 3, // INVALID_ARGUMENT
-            },
-            None => 3,
+        match read(request).await.and_then(grpc_message) {
+            Some(message) if store.add(message.clone(), true, headers).await => 0,
+            _ => 3, // INVALID_ARGUMENT
         }
     };
     let mut trailers = HeaderMap::new();
@@ -122,10 +113,10 @@ async fn export_grpc(store: &Store, request: Request<Incoming>) -> Response<Answ
 }
 
 /// The one message of a unary call: an uncompressed length-prefixed frame filling the body.
-fn grpc_message(body: &[u8]) -> Option<&[u8]> {
+fn grpc_message(body: Bytes) -> Option<Bytes> {
     let (&[compressed, a, b, c, d], message) = body.split_first_chunk::<5>()?;
     let length = u32::from_be_bytes([a, b, c, d]) as usize;
-    (compressed == 0 && message.len() == length).then_some(message)
+    (compressed == 0 && message.len() == length).then(|| body.slice(5..))
 }
 
 async fn export_http(store: &Store, request: Request<Incoming>) -> Response<Answer> {
@@ -138,9 +129,8 @@ async fn export_http(store: &Store, request: Request<Incoming>) -> Response<Answ
         return plain(StatusCode::UNSUPPORTED_MEDIA_TYPE, Bytes::new());
     }
     let headers = request.headers().clone();
-    match read(request).await.map(ExportTraceServiceRequest::decode) {
-        Some(Ok(decoded)) => {
-            store.add(spans(decoded), false, headers).await;
+    match read(request).await {
+        Some(message) if store.add(message.clone(), false, headers).await => {
             // An empty ExportTraceServiceResponse encodes to no bytes.
             plain(StatusCode::OK, BytesMut::new().freeze())
         }
