@@ -13,20 +13,35 @@ use serde::Deserialize;
 use serde_json::Value;
 use std::sync::LazyLock;
 
+/// The field an answer in the client's dialect says why it stopped in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopField {
+    /// OpenAI chat: `"finish_reason"`, one per choice.
+    FinishReason,
+    /// Anthropic Messages: `"stop_reason"`.
+    StopReason,
+    /// Responses and embeddings answers have none.
+    None,
+}
+
 /// Finish reasons in OpenAI's words (the vocabulary the GenAI conventions' examples use);
-/// Anthropic's are mapped onto them.
-pub fn finish_reasons(frame: &[u8], found: &mut Vec<&'static str>) {
+/// Anthropic's are mapped onto them. Only the dialect's own field is searched for: each search
+/// reads the whole frame.
+pub fn finish_reasons(frame: &[u8], field: StopField, found: &mut Vec<&'static str>) {
     // Searchers built once: building one costs more than searching a frame with it.
     static FINDERS: LazyLock<[Finder<'static>; 2]> =
         LazyLock::new(|| [Finder::new(b"\"finish_reason\":\""), Finder::new(b"\"stop_reason\":\"")]);
-    for finder in &*FINDERS {
-        let pattern = finder.needle();
-        for at in finder.find_iter(frame) {
-            let rest = &frame[at + pattern.len()..];
-            let Some(end) = memchr::memchr(b'"', rest) else { continue };
-            if let Some(reason) = normalize(&rest[..end]) {
-                found.push(reason);
-            }
+    let finder = match field {
+        StopField::FinishReason => &FINDERS[0],
+        StopField::StopReason => &FINDERS[1],
+        StopField::None => return,
+    };
+    let pattern = finder.needle();
+    for at in finder.find_iter(frame) {
+        let rest = &frame[at + pattern.len()..];
+        let Some(end) = memchr::memchr(b'"', rest) else { continue };
+        if let Some(reason) = normalize(&rest[..end]) {
+            found.push(reason);
         }
     }
 }

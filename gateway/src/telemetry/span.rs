@@ -12,7 +12,7 @@ use super::backend::BackendAttributes;
 use super::export::Batcher;
 use super::otlp::{self, Value, span as field};
 use super::sampler::Sampler;
-use super::scan::{self, Output, RequestParams};
+use super::scan::{self, Output, RequestParams, StopField};
 use crate::error::{UpstreamError, UpstreamErrorKind};
 use crate::inbound::{Api, Inbound};
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
@@ -57,6 +57,8 @@ pub struct RequestSpan {
     method: &'static str,
     named: bool,
     operation: &'static str,
+    /// Where the answer says why it stopped, in the client's dialect.
+    stop_field: StopField,
     attempts: i64,
     response_model: bool,
     finish_reasons: Vec<&'static str>,
@@ -132,6 +134,7 @@ impl Telemetry {
             method,
             named: false,
             operation: "",
+            stop_field: StopField::None,
             attempts: 0,
             response_model: false,
             finish_reasons: Vec::new(),
@@ -158,9 +161,11 @@ fn attribute(buf: &mut Vec<u8>, key: &str, value: Value<'_>) {
 impl RequestSpan {
     /// The parsed request: the span's name and the request attributes.
     pub fn request(&mut self, inbound: &Inbound<'_>, body: &[u8]) {
-        self.operation = match inbound.api() {
-            Api::Embeddings => "embeddings",
-            Api::ChatCompletions | Api::Messages | Api::Responses => "chat",
+        (self.operation, self.stop_field) = match inbound.api() {
+            Api::Embeddings => ("embeddings", StopField::None),
+            Api::ChatCompletions => ("chat", StopField::FinishReason),
+            Api::Messages => ("chat", StopField::StopReason),
+            Api::Responses => ("chat", StopField::None),
         };
         let Some(buf) = &mut self.buf else { return };
         let model = inbound.model();
@@ -205,7 +210,7 @@ impl RequestSpan {
             self.response_model = true;
             attribute(buf, "gen_ai.response.model", Value::Str(model));
         }
-        scan::finish_reasons(frame, &mut self.finish_reasons);
+        scan::finish_reasons(frame, self.stop_field, &mut self.finish_reasons);
         if let Some(output) = &mut self.output {
             output.read(frame);
         }

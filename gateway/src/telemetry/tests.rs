@@ -1,5 +1,5 @@
 use super::sampler::Sampler;
-use super::scan::{Output, RequestParams, finish_reasons, input_messages, response_model};
+use super::scan::{Output, RequestParams, StopField, finish_reasons, input_messages, response_model};
 use super::{ExportHeaders, Protocol, Settings, TraceFlags, settings};
 use std::collections::HashMap;
 
@@ -110,17 +110,22 @@ fn answers_are_read_in_every_client_dialect() {
     let chunk = br#"data: {"id":"c","object":"chat.completion.chunk","model":"gpt-4o-2024","choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}"#;
     assert_eq!(response_model(chunk), Some("gpt-4o-2024"));
     let mut reasons = Vec::new();
-    finish_reasons(chunk, &mut reasons);
-    finish_reasons(br#"data: {"choices":[{"delta":{"content":"x"},"finish_reason":null}]}"#, &mut reasons);
-    finish_reasons(br#"{"type":"message_delta","delta":{"stop_reason":"end_turn"}}"#, &mut reasons);
-    finish_reasons(br#"{"stop_reason":"max_tokens"}"#, &mut reasons);
+    finish_reasons(chunk, StopField::FinishReason, &mut reasons);
+    let null = br#"data: {"choices":[{"delta":{"content":"x"},"finish_reason":null}]}"#;
+    finish_reasons(null, StopField::FinishReason, &mut reasons);
+    let delta = br#"{"type":"message_delta","delta":{"stop_reason":"end_turn"}}"#;
+    finish_reasons(delta, StopField::StopReason, &mut reasons);
+    finish_reasons(br#"{"stop_reason":"max_tokens"}"#, StopField::StopReason, &mut reasons);
     assert_eq!(reasons, ["tool_calls", "stop", "length"]);
+    finish_reasons(delta, StopField::FinishReason, &mut reasons);
+    finish_reasons(chunk, StopField::None, &mut reasons);
+    assert_eq!(reasons.len(), 3, "only the dialect's own field");
     let start = br#"event: message_start
 data: {"type":"message_start","message":{"id":"m","type":"message","model":"claude-x","content":[]}}"#;
     assert_eq!(response_model(start), Some("claude-x"));
     // Content that mentions the field names is escaped, so it never matches.
     let mut none = Vec::new();
-    finish_reasons(br#"{"content":"say \"finish_reason\":\"stop\""}"#, &mut none);
+    finish_reasons(br#"{"content":"say \"finish_reason\":\"stop\""}"#, StopField::FinishReason, &mut none);
     assert!(none.is_empty());
 }
 
