@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Tracing's cost in gateway CPU per request, measured interleaved: two gateways, same binary and
 # config, one exporting OTLP traces to the in-repo receiver; each round runs a closed loop at
-# concurrency 1 through each, the order alternating, and reads each gateway's CPU ticks. See
+# concurrency 1 through each, the order alternating, and reads each gateway's CPU ticks. With
+# BENCH_TOGETHER=1 each round loads both gateways at once instead (two loops, one each), so both
+# run on the same machine at the same moment: the VM's drift from one run to the next (tens of
+# us per request here) cancels, at the price of a busier machine for both. See
 # bench/README.md "Tracing on vs off"; bench/instructions.sh counts the same in instructions.
 #
 # usage: bench/traced.sh
@@ -9,12 +12,14 @@
 #   BENCH_ROUNDS    rounds (default 6)
 #   BENCH_DURATION  each gateway's run per round, seconds (default 5)
 #   BENCH_TRACES_PROTOCOL  grpc (default) or http/protobuf
+#   BENCH_TOGETHER  1: load both gateways at once in each round (default: one after the other)
 set -euo pipefail
 
 NAME=traced
 ROUNDS=${BENCH_ROUNDS:-6}
 DURATION=${BENCH_DURATION:-5}
 PROTOCOL=${BENCH_TRACES_PROTOCOL:-grpc}
+TOGETHER=${BENCH_TOGETHER:-0}
 # shellcheck source=bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -49,8 +54,23 @@ measure() {
 }
 run "$OFF_API" 2s /dev/null
 run "$ON_API" 2s /dev/null
+# usage: measure_together ROUND  -> both gateways at once, each writing its "ticks"
+measure_together() {
+    local off_before on_before off_load on_load
+    off_before=$(cpu_ticks_split "$OFF_PID")
+    on_before=$(cpu_ticks_split "$ON_PID")
+    run "$OFF_API" "${DURATION}s" "$TMP/off.$1.json" &
+    off_load=$!
+    run "$ON_API" "${DURATION}s" "$TMP/on.$1.json" &
+    on_load=$!
+    wait "$off_load" "$on_load"
+    echo "$off_before $(cpu_ticks_split "$OFF_PID")" >"$TMP/off.$1.ticks"
+    echo "$on_before $(cpu_ticks_split "$ON_PID")" >"$TMP/on.$1.ticks"
+}
 for round in $(seq 1 "$ROUNDS"); do
-    if (( round % 2 )); then
+    if [[ $TOGETHER == 1 ]]; then
+        measure_together "$round"
+    elif (( round % 2 )); then
         measure off "$OFF_API" "$OFF_PID" "$round"
         measure on "$ON_API" "$ON_PID" "$round"
     else
@@ -59,15 +79,19 @@ for round in $(seq 1 "$ROUNDS"); do
     fi
     log "round $round of $ROUNDS done"
 done
+# The receiver's own CPU, to show it is not what the gateways compete with.
+RECEIVER_TICKS=$(cpu_ticks "$RECEIVER_PID")
 kill -TERM "$RECEIVER_PID" && wait "$RECEIVER_PID" 2>/dev/null || true
 SPANS=$(sed -n 's/^spans //p' "$TMP/receiver.out")
 
-python3 - "$TMP" "$ROUNDS" "$(getconf CLK_TCK)" "${SPANS:-0}" "$PROTOCOL" <<'PY'
+python3 - "$TMP" "$ROUNDS" "$(getconf CLK_TCK)" "${SPANS:-0}" "$PROTOCOL" "$TOGETHER" "$RECEIVER_TICKS" <<'PY'
 import json
 import statistics
 import sys
 
 tmp, rounds, clk_tck, spans, protocol = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+how = "both gateways loaded at once" if sys.argv[6] == "1" else "one gateway after the other"
+receiver_ticks = int(sys.argv[7])
 
 def cpu_us(label, r):
     """(CPU, user, system) in us per request, and the p50."""
@@ -88,7 +112,9 @@ for r in range(1, rounds + 1):
     systems.append(on_sys - off_sys)
     print(f"{r:>5} {off:>12.1f} {on:>11.1f} {on - off:>7.1f} {on_user - off_user:>11.1f} {on_sys - off_sys:>10.1f} "
           f"{off_p50:>8} {on_p50:>7}")
-print(f"median: tracing on (OTLP {protocol}, {spans} spans received) adds {statistics.median(extras):.1f} us "
+print(f"median ({how}): tracing on (OTLP {protocol}, {spans} spans received) adds {statistics.median(extras):.1f} us "
       f"of gateway CPU per request (user {statistics.median(users):.1f}, system {statistics.median(systems):.1f}; "
       f"target <= 10)")
+if int(spans):
+    print(f"the receiver beside them took {receiver_ticks / clk_tck * 1e6 / int(spans):.1f} us of CPU per span")
 PY
