@@ -266,7 +266,6 @@ impl Drop for Ledger {
                 usage: self.provider.as_ref().map(|_| &usage),
                 route: self.route.as_deref(),
                 key: self.key.as_deref(),
-                backend: self.provider.as_deref(),
             });
         }
         if let Some(log) = self.log.take()

@@ -11,9 +11,9 @@ use switchboard_config::ProviderConfig;
 #[derive(Debug, Default)]
 pub struct BackendAttributes {
     /// The attempt's CLIENT span: `gen_ai.provider.name`, `server.address`, `server.port`,
-    /// `gen_ai.request.model` and `switchboard.backend`.
+    /// `switchboard.backend` and `gen_ai.request.model`.
     attempt: Box<[u8]>,
-    /// The request's SERVER span once this backend answered: the provider and the server.
+    /// The request's SERVER span once this backend answered: all but the model.
     answered: Box<[u8]>,
 }
 
@@ -28,9 +28,9 @@ impl BackendAttributes {
             attribute(&mut answered, "server.address", Value::Str(&address));
             attribute(&mut answered, "server.port", Value::Int(i64::from(port)));
         }
+        attribute(&mut answered, "switchboard.backend", Value::Str(backend));
         let mut attempt = answered.clone();
         attribute(&mut attempt, "gen_ai.request.model", Value::Str(model));
-        attribute(&mut attempt, "switchboard.backend", Value::Str(backend));
         BackendAttributes { attempt: attempt.into(), answered: answered.into() }
     }
 

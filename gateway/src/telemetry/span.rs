@@ -21,7 +21,7 @@ use opentelemetry::trace::TraceContextExt as _;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{IdGenerator as _, RandomIdGenerator};
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 use switchboard_llm::Usage;
 
@@ -151,11 +151,28 @@ pub struct Settled<'a> {
     pub usage: Option<&'a Usage>,
     pub route: Option<&'a str>,
     pub key: Option<&'a str>,
-    pub backend: Option<&'a str>,
 }
 
 fn attribute(buf: &mut Vec<u8>, key: &str, value: Value<'_>) {
     otlp::put_attribute(buf, field::ATTRIBUTES, key, value);
+}
+
+/// An attribute whose key and value never change, encoded once to be copied into every span.
+fn encoded(key: &str, value: &str) -> Box<[u8]> {
+    let mut buf = Vec::new();
+    attribute(&mut buf, key, Value::Str(value));
+    buf.into()
+}
+
+/// `gen_ai.operation.name`, encoded once per operation.
+fn operation_attribute(operation: &'static str) -> &'static [u8] {
+    static CHAT: LazyLock<Box<[u8]>> = LazyLock::new(|| encoded("gen_ai.operation.name", "chat"));
+    static EMBEDDINGS: LazyLock<Box<[u8]>> = LazyLock::new(|| encoded("gen_ai.operation.name", "embeddings"));
+    match operation {
+        "chat" => &CHAT,
+        "embeddings" => &EMBEDDINGS,
+        _ => &[],
+    }
 }
 
 impl RequestSpan {
@@ -171,7 +188,7 @@ impl RequestSpan {
         let model = inbound.model();
         otlp::put_name(buf, &[self.operation, " ", model]);
         self.named = true;
-        attribute(buf, "gen_ai.operation.name", Value::Str(self.operation));
+        buf.extend_from_slice(operation_attribute(self.operation));
         attribute(buf, "gen_ai.request.model", Value::Str(model));
         let params = match inbound {
             Inbound::OpenAi { request, .. } => {
@@ -230,7 +247,7 @@ impl RequestSpan {
             otlp::put_varint(&mut buf, field::KIND, field::KIND_CLIENT);
             otlp::put_fixed64(&mut buf, field::START_TIME, now_unix_nanos());
             otlp::put_name(&mut buf, &[self.operation, " ", model]);
-            attribute(&mut buf, "gen_ai.operation.name", Value::Str(self.operation));
+            buf.extend_from_slice(operation_attribute(self.operation));
             buf.extend_from_slice(attributes.attempt());
             buf
         });
@@ -242,7 +259,7 @@ impl RequestSpan {
     }
 
     /// Ends `attempt` (at the backend with `attributes`) with its outcome; a reply makes its
-    /// provider and server the request's.
+    /// provider, server and backend name the request's.
     pub fn attempted(
         &mut self,
         mut attempt: Attempt,
@@ -252,7 +269,8 @@ impl RequestSpan {
         let (Some(mut buf), Some(request)) = (attempt.buf.take(), &mut self.buf) else { return };
         match outcome {
             Ok(_) => {
-                attribute(&mut buf, "switchboard.outcome", Value::Str("ok"));
+                static OK: LazyLock<Box<[u8]>> = LazyLock::new(|| encoded("switchboard.outcome", "ok"));
+                buf.extend_from_slice(&OK);
                 request.extend_from_slice(attributes.answered());
             }
             Err(err) => {
@@ -301,11 +319,8 @@ impl RequestSpan {
             let messages = output.messages(self.finish_reasons.first().copied());
             attribute(buf, "gen_ai.output.messages", Value::Str(&messages));
         }
-        for (key, value) in [
-            ("switchboard.route", settled.route),
-            ("switchboard.key_id", settled.key),
-            ("switchboard.backend", settled.backend),
-        ] {
+        // The answering backend's name came with its provider and server (`attempted`).
+        for (key, value) in [("switchboard.route", settled.route), ("switchboard.key_id", settled.key)] {
             if let Some(value) = value {
                 attribute(buf, key, Value::Str(value));
             }
