@@ -3,9 +3,10 @@
 //! (<https://opentelemetry.io/docs/specs/semconv/gen-ai/gen-ai-spans/>).
 //!
 //! A span is its OTLP `Span` message being written ([`otlp`]): ids, kind and start time when it
-//! starts, each attribute when the request learns it (nothing is copied to be kept for later),
-//! the rest when it ends; then the buffer goes to the export queue as it is. A trace the sampler
-//! does not record has no buffer, and only its context travels.
+//! starts, each attribute when the request learns it (nothing is copied to be kept for later;
+//! what never changes, a backend's attributes or the operation's name, is copied in already
+//! encoded), the rest when it ends; then the buffer goes to the export queue as it is. A trace
+//! the sampler does not record has no buffer, and only its context travels.
 
 use super::Telemetry;
 use super::backend::BackendAttributes;
