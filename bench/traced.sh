@@ -13,6 +13,7 @@
 #   BENCH_DURATION  each gateway's run per round, seconds (default 5)
 #   BENCH_TRACES_PROTOCOL  grpc (default) or http/protobuf
 #   BENCH_TOGETHER  1: load both gateways at once in each round (default: one after the other)
+#   BENCH_GATEWAY_ARGS  extra flags for both gateways (e.g. --threads 1)
 set -euo pipefail
 
 NAME=traced
@@ -20,6 +21,7 @@ ROUNDS=${BENCH_ROUNDS:-6}
 DURATION=${BENCH_DURATION:-5}
 PROTOCOL=${BENCH_TRACES_PROTOCOL:-grpc}
 TOGETHER=${BENCH_TOGETHER:-0}
+GATEWAY_ARGS=${BENCH_GATEWAY_ARGS:-}
 # shellcheck source=bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -31,9 +33,11 @@ start_receiver "$PROTOCOL"
 write_config "$TMP/gateway.yaml" sk-traced "routes:
   - model: plain
     backends: [{ provider: upstream, model: bench-upstream }]"
-start_gateway off "$TMP/gateway.yaml"
+# shellcheck disable=SC2086 # BENCH_GATEWAY_ARGS is a list of flags, split on purpose
+start_gateway off "$TMP/gateway.yaml" $GATEWAY_ARGS
 OFF_API=$API OFF_PID=$GATEWAY_PID
-start_gateway on "$TMP/gateway.yaml" --otlp-endpoint "$OTLP" --otlp-protocol "$PROTOCOL"
+# shellcheck disable=SC2086
+start_gateway on "$TMP/gateway.yaml" --otlp-endpoint "$OTLP" --otlp-protocol "$PROTOCOL" $GATEWAY_ARGS
 ON_API=$API ON_PID=$GATEWAY_PID
 
 printf '%s' '{"model":"plain","messages":[{"role":"user","content":"Say hello to the benchmark."}],"max_tokens":16}' \
