@@ -47,10 +47,12 @@ fn attribute(buf: &mut Vec<u8>, key: &str, value: Value<'_>) {
     otlp::put_attribute(buf, field::ATTRIBUTES, key, value);
 }
 
-/// The host and port a URL reaches (the scheme's default port when it names none).
+/// The host and port a URL reaches (the scheme's default port when it names none); an IPv6
+/// address without the brackets a URL puts around it, as `server.address` wants it.
 fn server(url: &str) -> Option<(String, u16)> {
     let uri = url.parse::<Uri>().ok()?;
-    let host = uri.host()?.to_owned();
+    let host = uri.host()?;
+    let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host).to_owned();
     let port = uri.port_u16().unwrap_or(if uri.scheme_str() == Some("http") { 80 } else { 443 });
     Some((host, port))
 }
@@ -76,6 +78,7 @@ mod tests {
         assert_eq!(super::server("http://127.0.0.1:8080/v1"), Some(("127.0.0.1".into(), 8080)));
         assert_eq!(super::server("https://api.openai.com/v1"), Some(("api.openai.com".into(), 443)));
         assert_eq!(super::server("http://vllm.internal/v1"), Some(("vllm.internal".into(), 80)));
+        assert_eq!(super::server("http://[::1]:11434/v1"), Some(("::1".into(), 11434)));
         assert_eq!(super::server("not a url"), None);
     }
 }
