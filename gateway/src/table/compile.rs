@@ -103,8 +103,7 @@ fn compile_valid(
                     Backend::new(upstream, Arc::from(model), &b.provider, metrics, health, capabilities);
                 backend.price = b.price.as_ref().map(Price::from_config);
                 backend.stream_metrics = route_metrics.stream(&b.provider);
-                backend.span_attributes =
-                    BackendAttributes::new(&upstreams[upstream], provider, &b.provider, model);
+                backend.span_attributes = BackendAttributes::new(provider, model);
                 Some((b.priority, b.weight, backend))
             })
             .collect();

@@ -2,8 +2,8 @@
 //! the backend, and the request it answers, copies these bytes instead of writing each
 //! attribute again (they were a fifth of tracing's instructions per request).
 
-use super::otlp::{self, Value, span as field};
-use crate::upstream::Upstream;
+use super::otlp::Value;
+use super::span::attribute;
 use http::Uri;
 use switchboard_config::ProviderConfig;
 
@@ -18,17 +18,17 @@ pub struct BackendAttributes {
 }
 
 impl BackendAttributes {
-    /// For `model` at `upstream` (compiled from `config`), the provider named `backend`. The
+    /// For `model` at the provider `config` describes (the backend is named after it). The
     /// server is the host and port of the provider's base URL, which every request to it
     /// starts with; the built-in mock has none.
-    pub fn new(upstream: &Upstream, config: &ProviderConfig, backend: &str, model: &str) -> Self {
+    pub fn new(config: &ProviderConfig, model: &str) -> Self {
         let mut answered = Vec::new();
-        attribute(&mut answered, "gen_ai.provider.name", Value::Str(provider_name(upstream)));
+        attribute(&mut answered, "gen_ai.provider.name", Value::Str(provider_name(config)));
         if let Some((address, port)) = config.base_url().and_then(|url| server(&url)) {
             attribute(&mut answered, "server.address", Value::Str(&address));
             attribute(&mut answered, "server.port", Value::Int(i64::from(port)));
         }
-        attribute(&mut answered, "switchboard.backend", Value::Str(backend));
+        attribute(&mut answered, "switchboard.backend", Value::Str(config.name()));
         let mut attempt = answered.clone();
         attribute(&mut attempt, "gen_ai.request.model", Value::Str(model));
         BackendAttributes { attempt: attempt.into(), answered: answered.into() }
@@ -43,10 +43,6 @@ impl BackendAttributes {
     }
 }
 
-fn attribute(buf: &mut Vec<u8>, key: &str, value: Value<'_>) {
-    otlp::put_attribute(buf, field::ATTRIBUTES, key, value);
-}
-
 /// The host and port a URL reaches (the scheme's default port when it names none); an IPv6
 /// address without the brackets a URL puts around it, as `server.address` wants it.
 fn server(url: &str) -> Option<(String, u16)> {
@@ -59,15 +55,15 @@ fn server(url: &str) -> Option<(String, u16)> {
 
 /// The conventions' well-known `gen_ai.provider.name` for each provider type. The built-in mock
 /// speaks OpenAI's API but is no OpenAI service: `switchboard.mock`, in our own namespace.
-fn provider_name(upstream: &Upstream) -> &'static str {
-    match upstream {
-        Upstream::OpenAi(_) => "openai",
-        Upstream::Anthropic(_) => "anthropic",
-        Upstream::Gemini(_) => "gcp.gemini",
-        Upstream::Vertex(_) => "gcp.vertex_ai",
-        Upstream::AzureOpenAi(_) => "azure.ai.openai",
-        Upstream::Bedrock(_) => "aws.bedrock",
-        Upstream::Mock(_) => "switchboard.mock",
+fn provider_name(config: &ProviderConfig) -> &'static str {
+    match config {
+        ProviderConfig::OpenAi(_) => "openai",
+        ProviderConfig::Anthropic(_) => "anthropic",
+        ProviderConfig::Gemini(_) => "gcp.gemini",
+        ProviderConfig::Vertex(_) => "gcp.vertex_ai",
+        ProviderConfig::AzureOpenAi(_) => "azure.ai.openai",
+        ProviderConfig::Bedrock(_) => "aws.bedrock",
+        ProviderConfig::Mock(_) => "switchboard.mock",
     }
 }
 

@@ -56,8 +56,8 @@ pub struct RequestSpan {
     trace_state: Option<HeaderValue>,
     /// The span's name until the body says what the request is.
     method: &'static str,
-    named: bool,
-    operation: &'static str,
+    /// What the body says the request is (its name from then on).
+    operation: Operation,
     /// Where the answer says why it stopped, in the client's dialect.
     stop_field: StopField,
     attempts: i64,
@@ -133,8 +133,7 @@ impl Telemetry {
             flags: u8::from(sampled),
             trace_state,
             method,
-            named: false,
-            operation: "",
+            operation: Operation::Unnamed,
             stop_field: StopField::None,
             attempts: 0,
             response_model: false,
@@ -154,7 +153,7 @@ pub struct Settled<'a> {
     pub key: Option<&'a str>,
 }
 
-fn attribute(buf: &mut Vec<u8>, key: &str, value: Value<'_>) {
+pub(super) fn attribute(buf: &mut Vec<u8>, key: &str, value: Value<'_>) {
     otlp::put_attribute(buf, field::ATTRIBUTES, key, value);
 }
 
@@ -165,14 +164,34 @@ fn encoded(key: &str, value: &str) -> Box<[u8]> {
     buf.into()
 }
 
-/// `gen_ai.operation.name`, encoded once per operation.
-fn operation_attribute(operation: &'static str) -> &'static [u8] {
-    static CHAT: LazyLock<Box<[u8]>> = LazyLock::new(|| encoded("gen_ai.operation.name", "chat"));
-    static EMBEDDINGS: LazyLock<Box<[u8]>> = LazyLock::new(|| encoded("gen_ai.operation.name", "embeddings"));
-    match operation {
-        "chat" => &CHAT,
-        "embeddings" => &EMBEDDINGS,
-        _ => &[],
+/// What the request does, in the conventions' `gen_ai.operation.name` words; `Unnamed` until
+/// its body is parsed.
+#[derive(Debug, Clone, Copy)]
+enum Operation {
+    Unnamed,
+    Chat,
+    Embeddings,
+}
+
+impl Operation {
+    fn name(self) -> &'static str {
+        match self {
+            Operation::Unnamed => "",
+            Operation::Chat => "chat",
+            Operation::Embeddings => "embeddings",
+        }
+    }
+
+    /// `gen_ai.operation.name`, encoded once per operation.
+    fn attribute(self) -> &'static [u8] {
+        static CHAT: LazyLock<Box<[u8]>> = LazyLock::new(|| encoded("gen_ai.operation.name", "chat"));
+        static EMBEDDINGS: LazyLock<Box<[u8]>> =
+            LazyLock::new(|| encoded("gen_ai.operation.name", "embeddings"));
+        match self {
+            Operation::Unnamed => &[],
+            Operation::Chat => &CHAT,
+            Operation::Embeddings => &EMBEDDINGS,
+        }
     }
 }
 
@@ -180,16 +199,15 @@ impl RequestSpan {
     /// The parsed request: the span's name and the request attributes.
     pub fn request(&mut self, inbound: &Inbound<'_>, body: &[u8]) {
         (self.operation, self.stop_field) = match inbound.api() {
-            Api::Embeddings => ("embeddings", StopField::None),
-            Api::ChatCompletions => ("chat", StopField::FinishReason),
-            Api::Messages => ("chat", StopField::StopReason),
-            Api::Responses => ("chat", StopField::None),
+            Api::Embeddings => (Operation::Embeddings, StopField::None),
+            Api::ChatCompletions => (Operation::Chat, StopField::FinishReason),
+            Api::Messages => (Operation::Chat, StopField::StopReason),
+            Api::Responses => (Operation::Chat, StopField::None),
         };
         let Some(buf) = &mut self.buf else { return };
         let model = inbound.model();
-        otlp::put_name(buf, &[self.operation, " ", model]);
-        self.named = true;
-        buf.extend_from_slice(operation_attribute(self.operation));
+        otlp::put_name(buf, &[self.operation.name(), " ", model]);
+        buf.extend_from_slice(self.operation.attribute());
         attribute(buf, "gen_ai.request.model", Value::Str(model));
         let params = match inbound {
             Inbound::OpenAi { request, .. } => {
@@ -247,8 +265,8 @@ impl RequestSpan {
             otlp::put_fixed32(&mut buf, field::FLAGS, u32::from(self.flags) | field::FLAGS_HAS_IS_REMOTE);
             otlp::put_varint(&mut buf, field::KIND, field::KIND_CLIENT);
             otlp::put_fixed64(&mut buf, field::START_TIME, now_unix_nanos());
-            otlp::put_name(&mut buf, &[self.operation, " ", model]);
-            buf.extend_from_slice(operation_attribute(self.operation));
+            otlp::put_name(&mut buf, &[self.operation.name(), " ", model]);
+            buf.extend_from_slice(self.operation.attribute());
             buf.extend_from_slice(attributes.attempt());
             buf
         });
@@ -303,7 +321,7 @@ impl RequestSpan {
     pub fn end(mut self, settled: &Settled<'_>) {
         let Some(mut buf) = self.buf.take() else { return };
         let buf = &mut buf;
-        if !self.named {
+        if let Operation::Unnamed = self.operation {
             otlp::put_name(buf, &[self.method]);
         }
         attribute(buf, "http.response.status_code", Value::Int(i64::from(settled.status)));
