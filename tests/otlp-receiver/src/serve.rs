@@ -98,10 +98,11 @@ async fn export_grpc(store: &Store, request: Request<Incoming>) -> Response<Answ
     let status = if request.uri().path() != GRPC_EXPORT {
         12 // UNIMPLEMENTED
     } else {
-        match read(request).await.and_then(grpc_message) {
-            Some(message) if store.add(message.clone(), true, headers).await => 0,
-            _ => 3, // INVALID_ARGUMENT
-        }
+        let accepted = match read(request).await.and_then(grpc_message) {
+            Some(message) => store.add(message, true, headers).await,
+            None => false,
+        };
+        if accepted { 0 } else { 3 } // INVALID_ARGUMENT
     };
     let mut trailers = HeaderMap::new();
     trailers.insert("grpc-status", HeaderValue::from(status));
@@ -129,12 +130,15 @@ async fn export_http(store: &Store, request: Request<Incoming>) -> Response<Answ
         return plain(StatusCode::UNSUPPORTED_MEDIA_TYPE, Bytes::new());
     }
     let headers = request.headers().clone();
-    match read(request).await {
-        Some(message) if store.add(message.clone(), false, headers).await => {
-            // An empty ExportTraceServiceResponse encodes to no bytes.
-            plain(StatusCode::OK, BytesMut::new().freeze())
-        }
-        _ => plain(StatusCode::BAD_REQUEST, Bytes::new()),
+    let accepted = match read(request).await {
+        Some(message) => store.add(message, false, headers).await,
+        None => false,
+    };
+    if accepted {
+        // An empty ExportTraceServiceResponse encodes to no bytes.
+        plain(StatusCode::OK, BytesMut::new().freeze())
+    } else {
+        plain(StatusCode::BAD_REQUEST, Bytes::new())
     }
 }
 
