@@ -9,7 +9,7 @@ use crate::inbound::Inbound;
 use crate::ledger::Ledger;
 use crate::limits::reply;
 use crate::table::{Admission, Backend, Health, Route, RoutingTable, now_ms};
-use crate::telemetry;
+use crate::telemetry::Attempt;
 use crate::upstream::{Call, Reply};
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, Response};
@@ -87,13 +87,16 @@ pub async fn forward(
         tried += 1;
         ledger.set_attempts(tried as u32);
         // The attempt's span (when tracing), whose context goes upstream in `traceparent`.
-        let mut span =
-            ledger.trace_mut().map(|trace| trace.attempt(&backend.span_attributes, &backend.model));
-        let outcome = telemetry::propagate(
-            span.as_mut(),
-            attempt(table, route, backend, request, request_id, give_up_at, probe),
-        )
-        .await;
+        let span = ledger.trace_mut().map(|trace| trace.attempt(&backend.span_attributes, &backend.model));
+        let call = Call {
+            api: request.api(),
+            model: &backend.model,
+            request_id,
+            default_max_tokens: route.default_max_tokens,
+            client: request.client(),
+            trace: span.as_ref().map(Attempt::trace_headers),
+        };
+        let outcome = attempt(table, route, backend, call, request, give_up_at, probe).await;
         if let (Some(span), Some(trace)) = (span, ledger.trace_mut()) {
             let deadline;
             let ended = match &outcome {
@@ -145,19 +148,12 @@ async fn attempt(
     table: &RoutingTable,
     route: &Route,
     backend: &Backend,
+    call: Call<'_>,
     request: &Inbound<'_>,
-    request_id: &HeaderValue,
     give_up_at: Instant,
     probe: bool,
 ) -> Result<Reply, Failure> {
     let upstream = &table.upstreams[backend.upstream];
-    let call = Call {
-        api: request.api(),
-        model: &backend.model,
-        request_id,
-        default_max_tokens: route.default_max_tokens,
-        client: request.client(),
-    };
     let started = Instant::now();
     // The provider's limit on the whole attempt, if it has one, and the request's.
     let attempt_by = upstream.total_timeout().map_or(give_up_at, |total| give_up_at.min(started + total));

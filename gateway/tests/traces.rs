@@ -9,6 +9,7 @@ pub mod support;
 
 use std::time::Duration;
 use support::*;
+use switchboard_mock_providers::{AnthropicMock, AnthropicOptions, GeminiMock, GeminiOptions};
 use switchboard_mock_upstream::{MockUpstream, Options};
 use switchboard_otlp_receiver::{ReceivedSpan, Receiver, SpanKind, StatusCode, Value};
 
@@ -197,6 +198,87 @@ async fn plain_streamed_and_tool_call_requests_over_grpc() {
     assert_eq!(server.str_attr("gen_ai.provider.name"), Some("openai"));
     let (grpc, http) = receiver.exports();
     assert!(grpc > 0 && http == 0, "over gRPC only: {grpc} {http}");
+}
+
+/// Each dialect hands the attempt's context to the executor with its call, so each is checked:
+/// chat completions translated to Anthropic's Messages and to Gemini, and Messages forwarded to
+/// Anthropic as they are (the OpenAI dialect is checked above).
+#[tokio::test]
+async fn every_provider_dialect_carries_the_attempts_trace_context() {
+    let local = || "127.0.0.1:0".parse().unwrap();
+    let anthropic = AnthropicMock::start(local(), AnthropicOptions::default()).await.unwrap();
+    let gemini = GeminiMock::start(local(), GeminiOptions::default()).await.unwrap();
+    let receiver = Receiver::start().await.unwrap();
+    let config = format!(
+        r#"
+version: 2
+providers:
+  - name: gemini
+    type: gemini
+    base_url: {gemini}/v1beta
+    api_key: {{ value: {gemini_key} }}
+    allow_private_network: true
+  - name: anthropic
+    type: anthropic
+    base_url: {anthropic}/v1
+    api_key: {{ value: {anthropic_key} }}
+    allow_private_network: true
+routes:
+  - model: gemini
+    backends: [{{ provider: gemini, model: gemini-mock }}]
+  - model: claude
+    backends: [{{ provider: anthropic, model: claude-mock }}]
+keys:
+  - id: client
+    hash: {key}
+"#,
+        gemini = gemini.base_url(),
+        gemini_key = GeminiOptions::default().api_key,
+        anthropic = anthropic.base_url(),
+        anthropic_key = AnthropicOptions::default().api_key,
+        key = hash_key(KEY),
+    );
+    let gateway = Gateway::start_with_env(
+        Some(&config),
+        &["--otlp-endpoint", &receiver.grpc_endpoint(), "--otlp-protocol", "grpc"],
+        &[("OTEL_BSP_SCHEDULE_DELAY", "20")],
+    );
+    let traceparent = format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-01");
+    let client = [("traceparent", traceparent.as_str())];
+    let chat_body = |model: &str| {
+        format!(r#"{{"model":"{model}","max_tokens":16,"messages":[{{"role":"user","content":"hi"}}]}}"#)
+    };
+
+    let mut sent = Vec::new();
+    let answer = chat(&gateway, &client, &chat_body("claude")).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    sent.push((
+        "chat to Messages",
+        anthropic.last_request().unwrap().header("traceparent").map(str::to_owned),
+    ));
+    let answer = chat(&gateway, &client, &chat_body("gemini")).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    sent.push(("chat to Gemini", gemini.last_request().unwrap().header("traceparent").map(str::to_owned)));
+    let headers = [("x-api-key", KEY), ("anthropic-version", "2023-06-01"), client[0]];
+    let answer = send("POST", &gateway.url("/v1/messages"), &headers, chat_body("claude")).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    sent.push((
+        "Messages forwarded",
+        anthropic.last_request().unwrap().header("traceparent").map(str::to_owned),
+    ));
+
+    // Each carries the client's trace with its own attempt's span as the parent.
+    let spans = receiver.wait_for(6, WAIT).await;
+    for (path, seen) in sent {
+        let seen = seen.unwrap_or_else(|| panic!("{path}: no traceparent upstream"));
+        let parent =
+            seen.strip_prefix(&format!("00-{CLIENT_TRACE}-")).and_then(|rest| rest.strip_suffix("-01"));
+        let parent = parent.unwrap_or_else(|| panic!("{path}: not the client's sampled trace: {seen}"));
+        assert!(
+            spans.iter().any(|s| s.kind == SpanKind::Client && s.span_id == parent),
+            "{path}: {parent} is no attempt's span: {spans:#?}"
+        );
+    }
 }
 
 #[tokio::test]

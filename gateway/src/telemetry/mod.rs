@@ -12,8 +12,9 @@
 //!
 //! Where the spans come from: the request's [`Ledger`](crate::ledger::Ledger) holds its
 //! [`RequestSpan`] (it knows the key, route, provider, usage and status, and ends once); the
-//! forwarding loop opens an [`Attempt`] around each `upstream.send`, whose W3C `traceparent` the
-//! executor (`upstream/exec.rs`) adds to the provider request ([`stamp`]).
+//! forwarding loop opens an [`Attempt`] around each `upstream.send`, whose W3C trace context
+//! ([`TraceHeaders`]) goes with the attempt's call for the executor (`upstream/exec.rs`) to add
+//! to the provider request.
 
 mod backend;
 mod export;
@@ -24,7 +25,7 @@ mod span;
 mod transport;
 
 pub use backend::BackendAttributes;
-pub use span::{Attempt, RequestSpan, Settled, propagate, stamp};
+pub use span::{Attempt, RequestSpan, Settled, TraceHeaders};
 
 use opentelemetry::{Array, KeyValue, Value};
 use opentelemetry_sdk::Resource;

@@ -150,19 +150,28 @@ pub fn put_fixed32(buf: &mut Vec<u8>, tag: u32, value: u32) {
 
 /// A `KeyValue` as field `tag` (a span's or a resource's attributes).
 pub fn put_attribute(buf: &mut Vec<u8>, tag: u32, key: &str, value: Value<'_>) {
-    // Most attributes are a short key and a short string: every length is then one byte and
-    // known here, and the message is four slices.
-    if let Value::Str(text) = value
+    // Most attributes are a short key and a short string or a number: every length is then one
+    // byte and known here, and the message is a few slices.
+    let short = match value {
+        Value::Str(text) => Some(2 + text.len()),
+        Value::Int(number) => Some(1 + encoded_len_varint(number as u64)),
+        _ => None,
+    };
+    if let Some(value_len) = short
         && tag < 16
-        && key.len() + text.len() + 6 < 0x80
+        && key.len() + value_len + 4 < 0x80
     {
-        let (k, v) = (key.len() as u8, text.len() as u8);
-        // KeyValue { 1: key, 2: AnyValue { 1: string_value } }
-        buf.reserve(2 + 6 + key.len() + text.len());
-        buf.extend_from_slice(&[(tag << 3) as u8 | 2, 6 + k + v, 0x0a, k]);
+        // KeyValue { 1: key, 2: AnyValue }
+        buf.reserve(2 + 4 + key.len() + value_len);
+        buf.extend_from_slice(&[
+            (tag << 3) as u8 | 2,
+            (4 + key.len() + value_len) as u8,
+            0x0a,
+            key.len() as u8,
+        ]);
         buf.extend_from_slice(key.as_bytes());
-        buf.extend_from_slice(&[0x12, 2 + v, 0x0a, v]);
-        buf.extend_from_slice(text.as_bytes());
+        buf.extend_from_slice(&[0x12, value_len as u8]);
+        value.write(buf);
         return;
     }
     let value_len = value.len();
@@ -276,6 +285,13 @@ mod tests {
         put_attribute(&mut span, span::ATTRIBUTES, "gen_ai.request.model", Value::Str("gpt-4o"));
         put_name(&mut span, &["chat", " ", "gpt-4o"]);
         put_attribute(&mut span, span::ATTRIBUTES, "gen_ai.usage.input_tokens", Value::Int(-1));
+        // Numbers of one, two and five varint bytes, and one whose key is too long for one
+        // length byte.
+        let long_key = "k".repeat(130);
+        let numbers = [("status", 200), ("tokens", 16_000), ("big", 40_000_000_000), (long_key.as_str(), 7)];
+        for (key, number) in numbers {
+            put_attribute(&mut span, span::ATTRIBUTES, key, Value::Int(number));
+        }
         put_attribute(&mut span, span::ATTRIBUTES, "gen_ai.request.temperature", Value::Double(0.25));
         let reasons = ["stop", "length"];
         put_attribute(&mut span, span::ATTRIBUTES, "gen_ai.response.finish_reasons", Value::Strs(&reasons));
@@ -315,6 +331,9 @@ mod tests {
             |key: &str| span.attributes.iter().find(|a| a.key == key).and_then(|a| a.value.clone()?.value);
         assert_eq!(attribute("gen_ai.request.model"), Some(any_value::Value::StringValue("gpt-4o".into())));
         assert_eq!(attribute("gen_ai.usage.input_tokens"), Some(any_value::Value::IntValue(-1)));
+        for (key, number) in numbers {
+            assert_eq!(attribute(key), Some(any_value::Value::IntValue(number)), "{key}");
+        }
         assert_eq!(attribute("gen_ai.request.temperature"), Some(any_value::Value::DoubleValue(0.25)));
         assert_eq!(attribute("gen_ai.input.messages"), Some(any_value::Value::StringValue(long)));
         let Some(any_value::Value::ArrayValue(array)) = attribute("gen_ai.response.finish_reasons") else {

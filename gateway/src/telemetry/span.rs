@@ -21,7 +21,6 @@ use opentelemetry::propagation::{Extractor, TextMapPropagator as _};
 use opentelemetry::trace::TraceContextExt as _;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{IdGenerator as _, RandomIdGenerator};
-use std::future::Future;
 use std::sync::{Arc, LazyLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 use switchboard_llm::Usage;
@@ -270,11 +269,11 @@ impl RequestSpan {
             buf.extend_from_slice(attributes.attempt());
             buf
         });
-        let local = AttemptLocal {
+        let headers = TraceHeaders {
             traceparent: traceparent(&self.trace_id, &span_id.to_bytes(), self.flags),
             tracestate: self.trace_state.clone(),
         };
-        Attempt { recorder: self.recorder.clone(), buf, local: Some(local) }
+        Attempt { recorder: self.recorder.clone(), buf, headers }
     }
 
     /// Ends `attempt` (at the backend with `attributes`) with its outcome; a reply makes its
@@ -390,9 +389,14 @@ pub struct Attempt {
     recorder: Arc<Recorder>,
     /// The `Span` message so far; `None` when the trace is not sampled.
     buf: Option<Vec<u8>>,
-    /// Lent to the executor while the attempt is sent ([`propagate`]); `None` only if that
-    /// was cut short.
-    local: Option<AttemptLocal>,
+    headers: TraceHeaders,
+}
+
+impl Attempt {
+    /// The trace context for the attempt's requests to the provider (`upstream::Call::trace`).
+    pub fn trace_headers(&self) -> &TraceHeaders {
+        &self.headers
+    }
 }
 
 impl Drop for Attempt {
@@ -408,8 +412,14 @@ impl Drop for Attempt {
     }
 }
 
-/// What the executor sees of the attempt it sends for: the headers to add.
-struct AttemptLocal {
+/// The W3C Trace Context an attempt's upstream requests carry: the attempt's span as their
+/// parent. It goes to the executor with the call, which adds it after signing (a mesh proxy
+/// that rewrites `traceparent` on the way out must not break a request's signature). Not
+/// through a task-local: wrapping the attempt's future in one moved that whole future, ~10k
+/// instructions of `memcpy` per request traced or not, and swapped the context in and out on
+/// every poll (bench/README.md "Tracing on vs off").
+#[derive(Debug)]
+pub struct TraceHeaders {
     /// The `traceparent` header's value.
     traceparent: [u8; 55],
     tracestate: Option<HeaderValue>,
@@ -418,37 +428,17 @@ struct AttemptLocal {
 static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 static TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 
-tokio::task_local! {
-    static ATTEMPT: AttemptLocal;
-}
-
-/// Runs `send` (one attempt's `upstream.send`) with the attempt's context visible to the
-/// executor, lent to it and taken back after (nothing shared); without an attempt (tracing
-/// off) it is `send` itself.
-pub async fn propagate<F: Future>(attempt: Option<&mut Attempt>, send: F) -> F::Output {
-    let Some((attempt, local)) =
-        attempt.and_then(|attempt| attempt.local.take().map(|local| (attempt, local)))
-    else {
-        return send.await;
-    };
-    let mut scoped = std::pin::pin!(ATTEMPT.scope(local, send));
-    let output = scoped.as_mut().await;
-    attempt.local = scoped.as_mut().take_value();
-    output
-}
-
-/// Called by the executor for every provider request: adds the attempt's `traceparent` (and
-/// `tracestate`). Nothing when no attempt is being traced.
-pub fn stamp(headers: &mut HeaderMap) {
-    let _ = ATTEMPT.try_with(|attempt| {
+impl TraceHeaders {
+    /// Adds `traceparent` (and `tracestate`) to a request to the provider.
+    pub fn stamp(&self, headers: &mut HeaderMap) {
         // Hex digits and dashes are always a valid header value.
-        if let Ok(value) = HeaderValue::from_bytes(&attempt.traceparent) {
+        if let Ok(value) = HeaderValue::from_bytes(&self.traceparent) {
             headers.insert(TRACEPARENT.clone(), value);
         }
-        if let Some(value) = &attempt.tracestate {
+        if let Some(value) = &self.tracestate {
             headers.insert(TRACESTATE.clone(), value.clone());
         }
-    });
+    }
 }
 
 #[cfg(test)]

@@ -90,7 +90,7 @@ impl Provider for AnthropicProvider {
         let mut headers = HeaderMap::new();
         headers.insert(ANTHROPIC_VERSION.clone(), self.version.clone());
         headers.insert("x-request-id", call.request_id.clone());
-        let answer = self.exec.post_json(&self.messages_uri, headers, body).await?;
+        let answer = self.exec.post_json(&self.messages_uri, headers, body, call.trace).await?;
         translated::reply(&self.exec, answer, &call, &hub, AnthropicStream::new, anthropic::parse_response)
             .await
     }
@@ -108,7 +108,7 @@ impl AnthropicProvider {
             headers.insert(ANTHROPIC_BETA.clone(), beta.clone());
         }
         headers.insert("x-request-id", call.request_id.clone());
-        let answer = self.exec.post_json(&self.messages_uri, headers, body).await?;
+        let answer = self.exec.post_json(&self.messages_uri, headers, body, call.trace).await?;
         if messages.head.stream {
             if !answer.is_event_stream() {
                 return Err(self.exec.error(UpstreamErrorKind::InvalidResponse(
@@ -148,7 +148,7 @@ impl AnthropicProvider {
             headers.insert(ANTHROPIC_BETA.clone(), beta.clone());
         }
         headers.insert("x-request-id", request_id.clone());
-        let answer = self.exec.post_json(&self.count_tokens_uri, headers, body.to_vec()).await?;
+        let answer = self.exec.post_json(&self.count_tokens_uri, headers, body.to_vec(), None).await?;
         self.exec.read_body(answer).await
     }
 }

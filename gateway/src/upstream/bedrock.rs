@@ -151,7 +151,7 @@ impl BedrockProvider {
         headers.insert("x-request-id", call.request_id.clone());
         let answer = self
             .exec
-            .exchange_json(uri, headers, body)
+            .exchange_json(uri, headers, body, call.trace)
             .await
             .map_err(|err| self.upstream_error(err, None))?;
         if answer.response.status().is_success() {

@@ -6,6 +6,7 @@
 use super::HttpClient;
 use super::credentials::{CredentialFailure, Credentials};
 use crate::error::{UpstreamError, UpstreamErrorKind};
+use crate::telemetry::TraceHeaders;
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
@@ -87,15 +88,16 @@ impl Executor {
     }
 
     /// POSTs `body` as JSON to `uri` with `headers` (the dialect's own, the request id) plus the
-    /// provider's credentials. A success status gives the answer with its body unread; any other
-    /// status is an error carrying the start of the body.
+    /// provider's credentials and the attempt's `trace` context. A success status gives the
+    /// answer with its body unread; any other status is an error carrying the start of the body.
     pub async fn post_json(
         &self,
         uri: &Uri,
         headers: HeaderMap,
         body: Vec<u8>,
+        trace: Option<&TraceHeaders>,
     ) -> Result<Answer, UpstreamError> {
-        let answer = self.exchange_json(uri, headers, body).await?;
+        let answer = self.exchange_json(uri, headers, body, trace).await?;
         if !answer.response.status().is_success() {
             return Err(self.status_error(answer).await);
         }
@@ -110,6 +112,7 @@ impl Executor {
         uri: &Uri,
         mut headers: HeaderMap,
         body: Vec<u8>,
+        trace: Option<&TraceHeaders>,
     ) -> Result<Answer, UpstreamError> {
         headers.insert(CONTENT_TYPE, APPLICATION_JSON.clone());
         match self.credentials.apply(&Method::POST, uri, &mut headers, &body).await {
@@ -126,7 +129,9 @@ impl Executor {
             }
         }
         // After signing: trace context is not part of what a provider authenticates.
-        crate::telemetry::stamp(&mut headers);
+        if let Some(trace) = trace {
+            trace.stamp(&mut headers);
+        }
         let mut request = Request::new(Full::new(Bytes::from(body)));
         *request.method_mut() = Method::POST;
         *request.uri_mut() = uri.clone();

@@ -33,6 +33,7 @@ pub use openai::OpenAiProvider;
 use crate::body::SseRelay;
 use crate::error::UpstreamError;
 use crate::inbound::{Api, ClientApi, Inbound};
+use crate::telemetry::TraceHeaders;
 use bytes::Bytes;
 use http::HeaderValue;
 use std::sync::Arc;
@@ -54,6 +55,8 @@ pub struct Call<'a> {
     pub default_max_tokens: Option<u32>,
     /// How answers translated through the hub are written for this client.
     pub client: ClientApi<'a>,
+    /// The attempt's trace context, when it is traced: every request to the provider carries it.
+    pub trace: Option<&'a TraceHeaders>,
 }
 
 /// A successful upstream answer, ready to be relayed.

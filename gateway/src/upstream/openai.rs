@@ -103,7 +103,7 @@ pub(super) async fn passthrough(
         .map_err(|err| UpstreamError::bad_request(exec.provider(), err))?;
     let mut headers = HeaderMap::new();
     headers.insert("x-request-id", call.request_id.clone());
-    let answer = exec.post_json(uri, headers, body).await?;
+    let answer = exec.post_json(uri, headers, body, call.trace).await?;
     if request.stream && answer.is_event_stream() {
         // The provider timeout also bounds the silence between two events.
         // A usage chunk only needs stripping if the gateway asked for one the caller did not.
@@ -141,7 +141,7 @@ pub(super) async fn via_hub(
     let body = openai::build_request(&hub, options).map_err(|err| translated::bad_request(exec, err))?;
     let mut headers = HeaderMap::new();
     headers.insert("x-request-id", call.request_id.clone());
-    let answer = exec.post_json(uri, headers, body).await?;
+    let answer = exec.post_json(uri, headers, body, call.trace).await?;
     translated::reply(exec, answer, &call, &hub, OpenAiStream::new, openai::parse_response).await
 }
 
@@ -167,7 +167,7 @@ async fn forward_responses(
     }
     let mut headers = HeaderMap::new();
     headers.insert("x-request-id", call.request_id.clone());
-    let answer = exec.post_json(uri, headers, body.to_vec()).await?;
+    let answer = exec.post_json(uri, headers, body.to_vec(), call.trace).await?;
     if request.request.stream {
         if !answer.is_event_stream() {
             return Err(exec.error(UpstreamErrorKind::InvalidResponse(
