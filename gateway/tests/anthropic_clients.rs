@@ -28,17 +28,7 @@ providers:
     type: openai
     base_url: {openai}
     allow_private_network: true
-  - name: gemini
-    type: gemini
-    base_url: {gemini}/v1beta
-    api_key: {{ value: {gemini_key} }}
-    allow_private_network: true
-  - name: anthropic
-    type: anthropic
-    base_url: {anthropic}/v1
-    api_key: {{ value: {anthropic_key} }}
-    allow_private_network: true
-routes:
+{gemini}{anthropic}routes:
   - model: mock
     backends: [{{ provider: builtin }}]
   - model: openai
@@ -58,10 +48,8 @@ keys:
     hash: {key}
 "#,
         openai = openai.base_url(),
-        gemini = gemini.base_url(),
-        gemini_key = GeminiOptions::default().api_key,
-        anthropic = anthropic.base_url(),
-        anthropic_key = AnthropicOptions::default().api_key,
+        gemini = gemini_provider_yaml(&gemini),
+        anthropic = anthropic_provider_yaml(&anthropic),
         key = hash_key(KEY),
     );
     let gateway = Gateway::start(Some(&config), &[]);

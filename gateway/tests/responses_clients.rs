@@ -36,12 +36,7 @@ providers:
     base_url: {openai}
     responses_api: true
     allow_private_network: true
-  - name: anthropic
-    type: anthropic
-    base_url: {anthropic}/v1
-    api_key: {{ value: {anthropic_key} }}
-    allow_private_network: true
-routes:
+{anthropic}routes:
   - model: mock
     backends: [{{ provider: builtin }}]
   - model: openai
@@ -63,8 +58,7 @@ keys:
     hash: {other}
 "#,
         openai = openai.base_url(),
-        anthropic = anthropic.base_url(),
-        anthropic_key = AnthropicOptions::default().api_key,
+        anthropic = anthropic_provider_yaml(&anthropic),
         key = hash_key(KEY),
         other = hash_key(OTHER_KEY),
     );

@@ -213,17 +213,7 @@ async fn every_provider_dialect_carries_the_attempts_trace_context() {
         r#"
 version: 2
 providers:
-  - name: gemini
-    type: gemini
-    base_url: {gemini}/v1beta
-    api_key: {{ value: {gemini_key} }}
-    allow_private_network: true
-  - name: anthropic
-    type: anthropic
-    base_url: {anthropic}/v1
-    api_key: {{ value: {anthropic_key} }}
-    allow_private_network: true
-routes:
+{gemini}{anthropic}routes:
   - model: gemini
     backends: [{{ provider: gemini, model: gemini-mock }}]
   - model: claude
@@ -232,10 +222,8 @@ keys:
   - id: client
     hash: {key}
 "#,
-        gemini = gemini.base_url(),
-        gemini_key = GeminiOptions::default().api_key,
-        anthropic = anthropic.base_url(),
-        anthropic_key = AnthropicOptions::default().api_key,
+        gemini = gemini_provider_yaml(&gemini),
+        anthropic = anthropic_provider_yaml(&anthropic),
         key = hash_key(KEY),
     );
     let gateway = Gateway::start_with_env(

@@ -338,6 +338,26 @@ pub fn bearer(key: &str) -> (&'static str, String) {
     ("authorization", format!("Bearer {key}"))
 }
 
+/// The `providers:` entry `anthropic` for an Anthropic mock started with the default options
+/// (their key), on loopback.
+pub fn anthropic_provider_yaml(mock: &switchboard_mock_providers::AnthropicMock) -> String {
+    let key = switchboard_mock_providers::AnthropicOptions::default().api_key;
+    mock_provider_yaml("anthropic", &format!("{}/v1", mock.base_url()), &key)
+}
+
+/// The `providers:` entry `gemini` for a Gemini mock started with the default options.
+pub fn gemini_provider_yaml(mock: &switchboard_mock_providers::GeminiMock) -> String {
+    let key = switchboard_mock_providers::GeminiOptions::default().api_key;
+    mock_provider_yaml("gemini", &format!("{}/v1beta", mock.base_url()), &key)
+}
+
+/// A provider named after its type, at a mock on loopback.
+fn mock_provider_yaml(kind: &str, base_url: &str, api_key: &str) -> String {
+    format!(
+        "  - name: {kind}\n    type: {kind}\n    base_url: {base_url}\n    api_key: {{ value: {api_key} }}\n    allow_private_network: true\n"
+    )
+}
+
 pub fn repo_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
 }
