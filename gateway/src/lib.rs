@@ -15,6 +15,7 @@ pub mod edge;
 pub mod error;
 pub mod forward;
 pub mod handle;
+mod hex;
 pub mod inbound;
 pub mod ledger;
 pub mod limits;

@@ -32,8 +32,7 @@ impl RequestId {
     }
 
     pub fn generate() -> Self {
-        let text = format!("{:016x}{:08x}", *PREFIX, COUNTER.fetch_add(1, Relaxed));
-        RequestId(HeaderValue::from_str(&text).unwrap_or(HeaderValue::from_static("unknown")))
+        RequestId(written(*PREFIX, COUNTER.fetch_add(1, Relaxed)))
     }
 
     pub fn header_ref(&self) -> &HeaderValue {
@@ -48,5 +47,31 @@ impl RequestId {
 impl fmt::Display for RequestId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.0.to_str().unwrap_or("?"))
+    }
+}
+
+/// `prefix` in 16 hex digits, then `count` in at least 8.
+fn written(prefix: u64, count: u64) -> HeaderValue {
+    let mut text = [0u8; 32];
+    crate::hex::write_lower(&mut text[..16], &prefix.to_be_bytes());
+    crate::hex::write_lower(&mut text[16..], &count.to_be_bytes());
+    // The counter's leading zero digits, beyond the eight it always shows.
+    let skip = ((count.leading_zeros() / 4) as usize).min(8);
+    text.copy_within(16 + skip.., 16);
+    HeaderValue::from_bytes(&text[..32 - skip]).unwrap_or(HeaderValue::from_static("unknown"))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_new_id_is_the_prefix_then_the_counter_in_hex() {
+        let prefix = 0x0123_4567_89ab_cdef;
+        for count in [0, 1, 0xabc, 0xffff_ffff, 0x1_0000_0000, 0x12_3456_789a, u64::MAX] {
+            assert_eq!(
+                super::written(prefix, count),
+                format!("{prefix:016x}{count:08x}").as_str(),
+                "{count:#x}"
+            );
+        }
     }
 }

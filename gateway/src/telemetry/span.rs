@@ -369,13 +369,7 @@ impl RequestSpan {
 /// `00-{trace id}-{span id}-{flags}` in lowercase hex (W3C Trace Context), written without
 /// the formatting machinery: this runs for every attempt.
 fn traceparent(trace_id: &[u8; 16], span_id: &[u8; 8], flags: u8) -> [u8; 55] {
-    fn hex(out: &mut [u8], bytes: &[u8]) {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
-        for (pair, byte) in out.chunks_exact_mut(2).zip(bytes) {
-            pair[0] = DIGITS[usize::from(byte >> 4)];
-            pair[1] = DIGITS[usize::from(byte & 0xf)];
-        }
-    }
+    use crate::hex::write_lower as hex;
     let mut out = [b'-'; 55];
     out[..2].copy_from_slice(b"00");
     hex(&mut out[3..35], trace_id);
