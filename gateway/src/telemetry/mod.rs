@@ -6,8 +6,8 @@
 //! the request path carries `None`: no span objects, no extra clock reads, no header parsing.
 //!
 //! On, a span is a buffer the request path writes its OTLP protobuf fields into as it learns
-//! them ([`otlp`]); a finished span is handed to a bounded queue ([`export::Batcher`]), and a
-//! full queue drops it and counts it. Export runs on its own task with a timeout
+//! them ([`otlp`]); a finished span is copied into its thread's chunk of spans for export
+//! ([`export::Batcher`]), and a full queue drops it and counts it. Export runs on its own task with a timeout
 //! ([`transport`]), so a collector that is down or slow never slows or fails a request.
 //!
 //! Where the spans come from: the request's [`Ledger`](crate::ledger::Ledger) holds its

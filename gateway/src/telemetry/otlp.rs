@@ -230,11 +230,11 @@ impl Envelope {
         Envelope { resource, scope }
     }
 
-    /// An `ExportTraceServiceRequest` carrying `spans` (each an encoded `Span` message), after
-    /// `prefix` zero bytes the transport fills in (gRPC's message prefix), so the request is
-    /// never copied again.
-    pub fn request(&self, spans: &[Vec<u8>], prefix: usize) -> Vec<u8> {
-        let spans_len: usize = spans.iter().map(|s| delimited_len(2, s.len())).sum();
+    /// An `ExportTraceServiceRequest` carrying `framed` spans (runs of [`put_span`]'s fields),
+    /// after `prefix` zero bytes the transport fills in (gRPC's message prefix), so the request
+    /// is never copied again.
+    pub fn request(&self, framed: &[&[u8]], prefix: usize) -> Vec<u8> {
+        let spans_len: usize = framed.iter().map(|run| run.len()).sum();
         let scope_spans_len = self.scope.len() + spans_len;
         let resource_spans_len = self.resource.len() + delimited_len(2, scope_spans_len);
         let mut buf = Vec::with_capacity(prefix + delimited_len(1, resource_spans_len));
@@ -245,12 +245,17 @@ impl Envelope {
         // ResourceSpans.scope_spans
         put_len(&mut buf, 2, scope_spans_len);
         buf.extend_from_slice(&self.scope);
-        for span in spans {
-            // ScopeSpans.spans
-            put_bytes(&mut buf, 2, span);
+        for run in framed {
+            buf.extend_from_slice(run);
         }
         buf
     }
+}
+
+/// `span` (an encoded `Span` message) framed as a `ScopeSpans.spans` field, to be embedded in a
+/// batch by [`Envelope::request`].
+pub fn put_span(buf: &mut Vec<u8>, span: &[u8]) {
+    put_bytes(buf, 2, span);
 }
 
 #[cfg(test)]
@@ -306,7 +311,12 @@ mod tests {
             other
         };
 
-        let request = ExportTraceServiceRequest::decode(&envelope.request(&[span, other], 0)[..]).unwrap();
+        // Two runs of framed spans, as two threads' chunks are.
+        let (mut first, mut second) = (Vec::new(), Vec::new());
+        put_span(&mut first, &span);
+        put_span(&mut second, &other);
+        let request =
+            ExportTraceServiceRequest::decode(&envelope.request(&[&first, &second], 0)[..]).unwrap();
         let [resource_spans] = &request.resource_spans[..] else { panic!("one ResourceSpans") };
         let resource = resource_spans.resource.as_ref().unwrap();
         let keys: Vec<_> = resource.attributes.iter().map(|a| a.key.as_str()).collect();

@@ -164,20 +164,28 @@ mod export {
     use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
     use std::time::Duration;
 
-    /// Counts the export requests it is sent; with `hang` it never answers (a collector that
-    /// accepted the connection and went silent).
+    /// Counts the export requests it is sent and the spans in them; with `hang` it never
+    /// answers (a collector that accepted the connection and went silent).
     #[derive(Debug, Default)]
     struct Recorder {
         requests: Arc<AtomicUsize>,
+        spans: Arc<AtomicUsize>,
         hang: bool,
     }
 
     impl Sink for Recorder {
-        async fn send(&self, _request: Vec<u8>) -> Result<(), String> {
+        async fn send(&self, request: Vec<u8>) -> Result<(), String> {
+            use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+            use prost::Message as _;
             if self.hang {
                 std::future::pending::<()>().await;
             }
             self.requests.fetch_add(1, Relaxed);
+            // Tests that only count requests send spans that are not `Span` messages.
+            if let Ok(request) = ExportTraceServiceRequest::decode(&request[..]) {
+                let scopes = request.resource_spans.iter().flat_map(|r| &r.scope_spans);
+                self.spans.fetch_add(scopes.map(|s| s.spans.len()).sum(), Relaxed);
+            }
             Ok(())
         }
     }
@@ -209,7 +217,7 @@ mod export {
         let limits =
             Limits { queue: 64, batch: 2, delay: Duration::from_secs(3600), export_timeout: Duration::MAX };
         let (batcher, flush) = Batcher::start(
-            Recorder { requests: requests.clone(), hang: false },
+            Recorder { requests: requests.clone(), ..Recorder::default() },
             envelope(),
             limits,
             Default::default(),
@@ -226,18 +234,49 @@ mod export {
         assert_eq!(batcher.dropped(), 0);
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn spans_from_many_threads_are_all_exported_including_chunks_still_being_filled() {
+        let (requests, spans) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let limits = Limits {
+            queue: 4096,
+            batch: 64,
+            delay: Duration::from_secs(3600),
+            export_timeout: Duration::MAX,
+        };
+        let recorder = Recorder { requests: requests.clone(), spans: spans.clone(), hang: false };
+        let (batcher, flush) = Batcher::start(recorder, envelope(), limits, Default::default());
+        // 8 threads × 100 spans: each thread's last chunk is still in its slot, not yet full.
+        std::thread::scope(|scope| {
+            for thread in 0..8u8 {
+                let batcher = &batcher;
+                scope.spawn(move || {
+                    for n in 0..100u8 {
+                        let mut span = batcher.buffer(16);
+                        // A `Span` with a name (field 5): what the recorder decodes.
+                        span.extend_from_slice(&[0x2a, 2, thread, n]);
+                        batcher.push(span);
+                    }
+                });
+            }
+        });
+        flush.flush(Duration::from_secs(10)).await;
+        assert_eq!(spans.load(Relaxed), 800);
+        assert!(requests.load(Relaxed) >= 800 / 64, "batches of at most 64 spans");
+        assert_eq!(batcher.dropped(), 0);
+    }
+
     #[tokio::test(flavor = "current_thread")]
-    async fn exported_buffers_come_back_empty_for_new_spans() {
+    async fn a_spans_buffer_is_kept_for_the_threads_next_span() {
         let limits =
             Limits { queue: 64, batch: 4, delay: Duration::from_secs(3600), export_timeout: Duration::MAX };
-        let (batcher, flush) = Batcher::start(Recorder::default(), envelope(), limits, Default::default());
-        assert_eq!(batcher.buffer(8).capacity(), 8, "nothing exported yet: a new buffer");
+        let (batcher, _flush) = Batcher::start(Recorder::default(), envelope(), limits, Default::default());
+        assert_eq!(batcher.buffer(8).capacity(), 8, "no span queued yet: a new buffer");
         let mut big = Vec::with_capacity(64 * 1024);
         big.push(1);
         for span in [vec![0u8; 500], vec![0u8; 300], big] {
             batcher.push(span);
         }
-        flush.flush(Duration::from_secs(10)).await;
+        // Kept as each span was queued, before any export.
         let reused: Vec<Vec<u8>> = (0..3).map(|_| batcher.buffer(8)).collect();
         assert!(reused.iter().all(Vec::is_empty));
         let mut capacities: Vec<usize> = reused.iter().map(Vec::capacity).collect();
