@@ -88,7 +88,7 @@ pub struct Batcher {
 }
 
 /// Encoded spans, each framed as a `ScopeSpans.spans` field, ready to be embedded in a batch.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Chunk {
     bytes: Vec<u8>,
     spans: usize,
@@ -302,7 +302,8 @@ impl Task {
         }
     }
 
-    /// Sends `batch` as one request and gives its chunks' buffers back, emptied.
+    /// Sends `batch` as one request under the export timeout and gives its chunks' buffers
+    /// back, emptied; returns whether export is failing (logged once per outage).
     async fn export<S: Sink>(
         &self,
         sink: &S,
@@ -311,39 +312,34 @@ impl Task {
         failing: bool,
     ) -> bool {
         let framed: Vec<&[u8]> = batch.iter().map(|chunk| &chunk.bytes[..]).collect();
-        let spans = batch.iter().map(|chunk| chunk.spans).sum();
-        let failing = export(sink, envelope.request(&framed, S::PREFIX), spans, self.limits, failing).await;
+        let spans: usize = batch.iter().map(|chunk| chunk.spans).sum();
+        let request = envelope.request(&framed, S::PREFIX);
+        let limit = self.limits.export_timeout;
+        let failure = match timeout(limit, sink.send(request)).await {
+            Ok(Ok(())) => None,
+            Ok(Err(err)) => Some(err),
+            Err(_) => Some(format!("no answer within {} ms", limit.as_millis())),
+        };
         self.queued.fetch_sub(spans, Relaxed);
         for mut chunk in batch.drain(..).filter(|chunk| chunk.bytes.capacity() <= 2 * CHUNK_BYTES) {
             chunk.bytes.clear();
             // Full: enough kept; this one is freed.
             let _ = self.free.push(chunk.bytes);
         }
-        failing
-    }
-}
-
-/// Sends `request` (an export of `spans` spans); returns whether export is failing (logged once
-/// per outage).
-async fn export<S: Sink>(sink: &S, request: Vec<u8>, spans: usize, limits: Limits, failing: bool) -> bool {
-    let failure = match timeout(limits.export_timeout, sink.send(request)).await {
-        Ok(Ok(())) => None,
-        Ok(Err(err)) => Some(err),
-        Err(_) => Some(format!("no answer within {} ms", limits.export_timeout.as_millis())),
-    };
-    match failure {
-        None if failing => {
-            tracing::info!("trace export recovered");
-            false
-        }
-        None => false,
-        Some(error) => {
-            if failing {
-                tracing::debug!(spans, error = %error, "trace export failed");
-            } else {
-                tracing::warn!(spans, error = %error, "trace export failed; spans dropped until the collector answers");
+        match failure {
+            None if failing => {
+                tracing::info!("trace export recovered");
+                false
             }
-            true
+            None => false,
+            Some(error) => {
+                if failing {
+                    tracing::debug!(spans, error = %error, "trace export failed");
+                } else {
+                    tracing::warn!(spans, error = %error, "trace export failed; spans dropped until the collector answers");
+                }
+                true
+            }
         }
     }
 }

@@ -7,8 +7,9 @@
 //!
 //! On, a span is a buffer the request path writes its OTLP protobuf fields into as it learns
 //! them ([`otlp`]); a finished span is copied into its thread's chunk of spans for export
-//! ([`export::Batcher`]), and a full queue drops it and counts it. Export runs on its own task with a timeout
-//! ([`transport`]), so a collector that is down or slow never slows or fails a request.
+//! ([`export::Batcher`]), and a full queue drops it and counts it. Export runs on its own task
+//! with a timeout ([`transport`]), so a collector that is down or slow never slows or fails a
+//! request.
 //!
 //! Where the spans come from: the request's [`Ledger`](crate::ledger::Ledger) holds its
 //! [`RequestSpan`] (it knows the key, route, provider, usage and status, and ends once); the
