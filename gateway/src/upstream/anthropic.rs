@@ -4,7 +4,7 @@
 
 use super::credentials::{Credentials, fixed_headers};
 use super::exec::Executor;
-use super::{Call, CompileError, HttpClient, Provider, Reply, azure, translated};
+use super::{Call, CompileError, Correlation, HttpClient, Provider, Reply, azure, translated};
 use crate::body::{Source, SseRelay};
 use crate::error::UpstreamError;
 use crate::error::UpstreamErrorKind;
@@ -89,8 +89,7 @@ impl Provider for AnthropicProvider {
             .map_err(|err| translated::bad_request(&self.exec, err))?;
         let mut headers = HeaderMap::new();
         headers.insert(ANTHROPIC_VERSION.clone(), self.version.clone());
-        headers.insert("x-request-id", call.request_id.clone());
-        let answer = self.exec.post_json(&self.messages_uri, headers, body, call.trace).await?;
+        let answer = self.exec.post_json(&self.messages_uri, headers, body, call.correlation()).await?;
         translated::reply(&self.exec, answer, &call, &hub, AnthropicStream::new, anthropic::parse_response)
             .await
     }
@@ -107,8 +106,7 @@ impl AnthropicProvider {
         if let Some(beta) = &messages.beta {
             headers.insert(ANTHROPIC_BETA.clone(), beta.clone());
         }
-        headers.insert("x-request-id", call.request_id.clone());
-        let answer = self.exec.post_json(&self.messages_uri, headers, body, call.trace).await?;
+        let answer = self.exec.post_json(&self.messages_uri, headers, body, call.correlation()).await?;
         if messages.head.stream {
             if !answer.is_event_stream() {
                 return Err(self.exec.error(UpstreamErrorKind::InvalidResponse(
@@ -147,8 +145,15 @@ impl AnthropicProvider {
         if let Some(beta) = beta {
             headers.insert(ANTHROPIC_BETA.clone(), beta.clone());
         }
-        headers.insert("x-request-id", request_id.clone());
-        let answer = self.exec.post_json(&self.count_tokens_uri, headers, body.to_vec(), None).await?;
+        let answer = self
+            .exec
+            .post_json(
+                &self.count_tokens_uri,
+                headers,
+                body.to_vec(),
+                Correlation { request_id, trace: None },
+            )
+            .await?;
         self.exec.read_body(answer).await
     }
 }

@@ -147,11 +147,9 @@ impl BedrockProvider {
     }
 
     async fn post(&self, uri: &Uri, body: Vec<u8>, call: &Call<'_>) -> Result<Answer, UpstreamError> {
-        let mut headers = HeaderMap::new();
-        headers.insert("x-request-id", call.request_id.clone());
         let answer = self
             .exec
-            .exchange_json(uri, headers, body, call.trace)
+            .exchange_json(uri, HeaderMap::new(), body, call.correlation())
             .await
             .map_err(|err| self.upstream_error(err, None))?;
         if answer.response.status().is_success() {

@@ -3,13 +3,12 @@
 //! sorted into a reply to relay or an [`UpstreamError`] (with a bounded copy of the error body).
 //! Dialects only build requests and read answers; nothing else here knows one from another.
 
-use super::HttpClient;
 use super::credentials::{CredentialFailure, Credentials};
+use super::{Correlation, HttpClient};
 use crate::error::{UpstreamError, UpstreamErrorKind};
-use crate::telemetry::TraceHeaders;
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, RETRY_AFTER};
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use std::sync::Arc;
@@ -23,6 +22,7 @@ const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 const MAX_ERROR_BYTES: usize = 64 * 1024;
 
 static APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
+static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// A provider's connection settings: where requests go through, with what credentials, and
 /// how long an exchange may take.
@@ -87,17 +87,17 @@ impl Executor {
         UpstreamError { provider: self.provider.clone(), kind }
     }
 
-    /// POSTs `body` as JSON to `uri` with `headers` (the dialect's own, the request id) plus the
-    /// provider's credentials and the attempt's `trace` context. A success status gives the
-    /// answer with its body unread; any other status is an error carrying the start of the body.
+    /// POSTs `body` as JSON to `uri` with `headers` (the dialect's own) plus the provider's
+    /// credentials and the call's `correlation`. A success status gives the answer with its body
+    /// unread; any other status is an error carrying the start of the body.
     pub async fn post_json(
         &self,
         uri: &Uri,
         headers: HeaderMap,
         body: Vec<u8>,
-        trace: Option<&TraceHeaders>,
+        correlation: Correlation<'_>,
     ) -> Result<Answer, UpstreamError> {
-        let answer = self.exchange_json(uri, headers, body, trace).await?;
+        let answer = self.exchange_json(uri, headers, body, correlation).await?;
         if !answer.response.status().is_success() {
             return Err(self.status_error(answer).await);
         }
@@ -112,9 +112,10 @@ impl Executor {
         uri: &Uri,
         mut headers: HeaderMap,
         body: Vec<u8>,
-        trace: Option<&TraceHeaders>,
+        correlation: Correlation<'_>,
     ) -> Result<Answer, UpstreamError> {
         headers.insert(CONTENT_TYPE, APPLICATION_JSON.clone());
+        headers.insert(X_REQUEST_ID.clone(), correlation.request_id.clone());
         match self.credentials.apply(&Method::POST, uri, &mut headers, &body).await {
             Ok(()) => {}
             Err(CredentialFailure::Token(err)) => return Err(err),
@@ -129,7 +130,7 @@ impl Executor {
             }
         }
         // After signing: trace context is not part of what a provider authenticates.
-        if let Some(trace) = trace {
+        if let Some(trace) = correlation.trace {
             trace.stamp(&mut headers);
         }
         let mut request = Request::new(Full::new(Bytes::from(body)));

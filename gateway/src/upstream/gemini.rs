@@ -87,9 +87,10 @@ impl GeminiProvider {
     }
 
     async fn post(&self, uri: &Uri, body: Vec<u8>, call: &Call<'_>) -> Result<Answer, UpstreamError> {
-        let mut headers = HeaderMap::new();
-        headers.insert("x-request-id", call.request_id.clone());
-        self.exec.post_json(uri, headers, body, call.trace).await.map_err(|err| self.upstream_error(err))
+        self.exec
+            .post_json(uri, HeaderMap::new(), body, call.correlation())
+            .await
+            .map_err(|err| self.upstream_error(err))
     }
 
     /// Google's errors in the gateway's terms, where its statuses say something else than what

@@ -59,6 +59,20 @@ pub struct Call<'a> {
     pub trace: Option<&'a TraceHeaders>,
 }
 
+impl<'a> Call<'a> {
+    pub fn correlation(&self) -> Correlation<'a> {
+        Correlation { request_id: self.request_id, trace: self.trace }
+    }
+}
+
+/// What ties a request to a provider to the client's: `x-request-id`, for provider-side logs,
+/// and the attempt's trace context. The executor adds both to every request it sends.
+#[derive(Debug, Clone, Copy)]
+pub struct Correlation<'a> {
+    pub request_id: &'a HeaderValue,
+    pub trace: Option<&'a TraceHeaders>,
+}
+
 /// A successful upstream answer, ready to be relayed.
 pub enum Reply {
     /// A complete JSON body and the usage it reports.

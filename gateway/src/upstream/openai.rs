@@ -101,9 +101,7 @@ pub(super) async fn passthrough(
     let body = request
         .to_upstream_body(call.model, stream_usage)
         .map_err(|err| UpstreamError::bad_request(exec.provider(), err))?;
-    let mut headers = HeaderMap::new();
-    headers.insert("x-request-id", call.request_id.clone());
-    let answer = exec.post_json(uri, headers, body, call.trace).await?;
+    let answer = exec.post_json(uri, HeaderMap::new(), body, call.correlation()).await?;
     if request.stream && answer.is_event_stream() {
         // The provider timeout also bounds the silence between two events.
         // A usage chunk only needs stripping if the gateway asked for one the caller did not.
@@ -139,9 +137,7 @@ pub(super) async fn via_hub(
     // Ollama and Azure read it too.
     let options = openai::Options { max_tokens_field: MaxTokensField::MaxCompletionTokens, stream_usage };
     let body = openai::build_request(&hub, options).map_err(|err| translated::bad_request(exec, err))?;
-    let mut headers = HeaderMap::new();
-    headers.insert("x-request-id", call.request_id.clone());
-    let answer = exec.post_json(uri, headers, body, call.trace).await?;
+    let answer = exec.post_json(uri, HeaderMap::new(), body, call.correlation()).await?;
     translated::reply(exec, answer, &call, &hub, OpenAiStream::new, openai::parse_response).await
 }
 
@@ -165,9 +161,7 @@ async fn forward_responses(
             .map_err(|err| exec.error(UpstreamErrorKind::InvalidResponse(err.to_string())))?;
         body.set("input", input);
     }
-    let mut headers = HeaderMap::new();
-    headers.insert("x-request-id", call.request_id.clone());
-    let answer = exec.post_json(uri, headers, body.to_vec(), call.trace).await?;
+    let answer = exec.post_json(uri, HeaderMap::new(), body.to_vec(), call.correlation()).await?;
     if request.request.stream {
         if !answer.is_event_stream() {
             return Err(exec.error(UpstreamErrorKind::InvalidResponse(
