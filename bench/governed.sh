@@ -7,7 +7,7 @@
 # (`switchboard-redis-rtt`, Redis idle in between as it is between admissions: from a blocking
 # socket, and through the gateway's own Redis client and runtime), and back to back
 # (`redis-benchmark -t ping_mbulk -c 1`, and the admission transaction replayed). See
-# bench/README.md "Governed requests".
+# bench/results.md "Governed requests".
 #
 # usage: bench/governed.sh
 # Environment:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Instructions the gateway executes per request, counted by callgrind: a figure that does not
 # move with the machine's load, for changes too small for bench/run.sh's CPU-time differences
-# (tracing on vs off, limits, a new header). See bench/README.md "Counting instructions".
+# (tracing on vs off, limits, a new header). See bench/README.md "How to run".
 #
 # usage: bench/instructions.sh [MODE...]      (default: plain traced)
 #   plain    one key, one OpenAI-compatible route to the mock upstream, nothing else

@@ -5,7 +5,7 @@
 # BENCH_TOGETHER=1 each round loads both gateways at once instead (two loops, one each), so both
 # run on the same machine at the same moment: the VM's drift from one run to the next (tens of
 # us per request here) cancels, at the price of a busier machine for both. See
-# bench/README.md "Tracing on vs off"; bench/instructions.sh counts the same in instructions.
+# bench/results.md "Tracing on vs off"; bench/instructions.sh counts the same in instructions.
 #
 # usage: bench/traced.sh
 # Environment:

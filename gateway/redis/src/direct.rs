@@ -10,7 +10,7 @@
 //! the wrong call. When every slot is busy, the caller uses the multiplexed connection, which
 //! pipelines calls: the better deal under load.
 //!
-//! What it saves, measured on the 2-core benchmark VM (bench/README.md "Governed requests"): a
+//! What it saves, measured on the 2-core benchmark VM (bench/results.md "Governed requests"): a
 //! `PING` at p50 took 67–74 µs through the multiplexed connection and 50–55 µs on a connection
 //! the calling task owns, in a probe on a two-worker runtime; in the gateway the admission call's
 //! mean went from 98 to 94 µs (two workers) and from 84 to 76 µs (`--threads 1`), within that

@@ -7,7 +7,7 @@
 //! the span is copied, and the span's buffer is reused while still warm. Before, every span
 //! went through the queue on its own and its buffer came back only after its batch was sent,
 //! through a 512-deep queue: each span was written into a buffer last touched ~100 ms before,
-//! ~600 KB of buffers cycling through the cache (bench/README.md "Tracing on vs off").
+//! ~600 KB of buffers cycling through the cache (bench/results.md "Tracing on vs off").
 //!
 //! A thread's chunk sits in a slot (a one-place lock-free queue) between its spans, so the
 //! export task can take it when its schedule comes or a flush asks: a thread that stops

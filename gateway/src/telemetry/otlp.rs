@@ -4,7 +4,7 @@
 //!
 //! Why not the SDK's pipeline: it copies every attribute into `KeyValue`s, then into
 //! `opentelemetry-proto`'s owned messages grouped by resource and scope, then encodes those;
-//! that was four fifths of tracing's cost per request (bench/README.md "Tracing on vs off").
+//! that was four fifths of tracing's cost per request (bench/results.md "Tracing on vs off").
 //! A protobuf message is a sequence of fields in any order, so a span's fields can be appended
 //! as they become known (the request's attributes at parse time, the answer's at its end) and
 //! its buffer is already the `Span` message the batch embeds.

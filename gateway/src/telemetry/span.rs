@@ -411,7 +411,7 @@ impl Drop for Attempt {
 /// that rewrites `traceparent` on the way out must not break a request's signature). Not
 /// through a task-local: wrapping the attempt's future in one moved that whole future, ~10k
 /// instructions of `memcpy` per request traced or not, and swapped the context in and out on
-/// every poll (bench/README.md "Tracing on vs off").
+/// every poll (bench/results.md "Tracing on vs off").
 #[derive(Debug)]
 pub struct TraceHeaders {
     /// The `traceparent` header's value.
