@@ -38,6 +38,7 @@ first_line() {
 # The release binaries every bench script uses, built with one package set (as bench/run.sh
 # does): another set would unify features differently and rebuild the gateway.
 build_release() {
+    [ -z "${BENCH_NO_BUILD:-}" ] || return 0
     cargo build --release -p switchboard-gateway -p switchboard-mock-upstream -p switchboard-loadgen \
         -p switchboard-mock-providers -p switchboard-otlp-receiver
 }
@@ -83,7 +84,7 @@ write_config() {
 start_gateway() {
     local label=$1 config=$2 line
     shift 2
-    "$BIN/switchboard-gateway" --config "$config" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 "$@" \
+    "${BENCH_GATEWAY_BIN:-$BIN/switchboard-gateway}" --config "$config" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 "$@" \
         >"$TMP/$label.out" 2>"$TMP/$label.err" &
     GATEWAY_PID=$!
     PIDS+=("$GATEWAY_PID")
