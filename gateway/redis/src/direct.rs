@@ -4,162 +4,205 @@
 //! the reply comes, hands it back: two task wake-ups per call besides the round trip itself, and
 //! every call queued on one socket behind whatever was sent before it (a batch of settlements,
 //! a slow reply to another call). An admission waits for its reply on the request path, so it
-//! takes a connection of its own from these slots: the first free one (never waiting for one),
-//! used by that call alone, opened on first use and put back only after a whole exchange. A call
-//! cut short (its timeout, a dropped request) drops its connection, so no reply is ever read by
-//! the wrong call. When every slot is busy, the caller uses the multiplexed connection, which
-//! pipelines calls: the better deal under load.
+//! takes a connection of its own: the first free one (never waiting for one), used by that call
+//! alone, opened on first use and put back only after a whole exchange. A call cut short (its
+//! timeout, a dropped request) drops its connection, so no reply is ever read by the wrong call.
+//! When every connection is busy, the caller uses the multiplexed connection, which pipelines
+//! calls: the better deal under load.
 //!
-//! What it saves, measured on the 2-core benchmark VM (bench/results.md "Governed requests"): a
-//! `PING` at p50 took 67–74 µs through the multiplexed connection and 50–55 µs on a connection
-//! the calling task owns, in a probe on a two-worker runtime; in the gateway the admission call's
-//! mean went from 98 to 94 µs (two workers) and from 84 to 76 µs (`--threads 1`), within that
-//! VM's noise.
+//! The first choice is the one connection whose call waits for its reply on the calling thread
+//! ([`inline`]), the others park the calling task until the reply wakes it ([`parked`]). Waiting
+//! on the thread is what a blocking client does, and on the benchmark VM it is what makes one
+//! round trip cost one round trip: parking the task costs a tokio worker's sleep and wake-up on
+//! top, which a halted vCPU makes tens of microseconds (bench/results.md "Governed requests").
+//! Holding a worker is only allowed briefly and to one call at a time (see [`inline`]), and only
+//! on a runtime with another worker to run everything else meanwhile.
 //!
 //! Commands are packed and replies parsed by redis-rs; this module only finds where one reply
 //! ends in what has been read ([`reply_end`], RESP2: the protocol these connections speak).
 
+mod inline;
+mod parked;
+
+use inline::Inline;
+use parked::Parked;
 use redis::aio::ConnectionLike;
 use redis::{ConnectionAddr, ConnectionInfo, Pipeline, RedisError, RedisFuture, Value};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::TcpStream;
+use std::time::{Duration, Instant};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
-/// How many calls at once get a connection of their own.
-const SLOTS: usize = 8;
+/// How many calls at once get a connection of their own whose wait parks the task.
+const PARKED_SLOTS: usize = 8;
 
-/// The slots of one single Redis reached over TCP.
+/// The connections of one single Redis reached over TCP.
 pub struct DirectPool {
     shared: Arc<Shared>,
-    slots: Box<[Arc<Mutex<Option<Direct>>>]>,
+    /// `None` on a runtime with a single worker, where no call may hold the thread.
+    inline: Option<Arc<Mutex<Option<Inline>>>>,
+    parked: Box<[Arc<Mutex<Option<Parked>>>]>,
 }
 
 struct Shared {
     info: ConnectionInfo,
+    /// The longest one call may take.
+    timeout: Duration,
     /// Bumped when a connection fails: every connection opened before it is then dropped at
     /// its next use instead of failing a call of its own (after a Redis restart, one failed call
-    /// instead of one per slot).
+    /// instead of one per connection).
     generation: AtomicU64,
 }
 
-/// One slot, held by one call.
+/// A connection held by one call.
 pub struct Lease {
     shared: Arc<Shared>,
-    slot: OwnedMutexGuard<Option<Direct>>,
+    held: Held,
 }
 
-struct Direct {
-    stream: TcpStream,
-    /// Read but not yet parsed.
-    read: Vec<u8>,
-    generation: u64,
+enum Held {
+    Inline(OwnedMutexGuard<Option<Inline>>),
+    Parked(OwnedMutexGuard<Option<Parked>>),
+}
+
+/// What both kinds of connection do: open a socket, and make one exchange, giving the connection
+/// back only if it can be used again.
+trait Connection: Sized {
+    async fn open(shared: &Shared, generation: u64) -> redis::RedisResult<Self>;
+    fn generation(&self) -> u64;
+    /// Writes `packed` and reads exactly `replies` replies: nothing may be left over, or the
+    /// next call would read this one's.
+    async fn exchange(
+        self,
+        packed: &[u8],
+        replies: usize,
+        deadline: Instant,
+    ) -> redis::RedisResult<(Self, Vec<Value>)>;
 }
 
 impl DirectPool {
-    /// `None` for a Redis these connections do not reach (a Unix socket, TLS).
-    pub fn new(info: ConnectionInfo) -> Option<Self> {
+    /// `None` for a Redis these connections do not reach (a Unix socket, TLS). Called on the
+    /// runtime the calls will run on: whether a call may wait on its thread depends on it.
+    pub fn new(info: ConnectionInfo, timeout: Duration) -> Option<Self> {
         if !matches!(info.addr(), ConnectionAddr::Tcp(..)) {
             return None;
         }
+        let spare_worker = tokio::runtime::Handle::try_current().is_ok_and(|runtime| {
+            runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
+                && runtime.metrics().num_workers() >= 2
+        });
         Some(DirectPool {
-            shared: Arc::new(Shared { info, generation: AtomicU64::new(0) }),
-            slots: (0..SLOTS).map(|_| Arc::new(Mutex::new(None))).collect(),
+            shared: Arc::new(Shared { info, timeout, generation: AtomicU64::new(0) }),
+            inline: spare_worker.then(|| Arc::new(Mutex::new(None))),
+            parked: (0..PARKED_SLOTS).map(|_| Arc::new(Mutex::new(None))).collect(),
         })
     }
 
-    /// The first free slot, if there is one; never waits. Searching from the first slot keeps
-    /// calls on as few connections as the concurrency needs (one at a time: one connection).
+    /// The inline connection if it is free, else the first free parked one; never waits.
+    /// Searching from the first keeps calls on as few connections as the concurrency needs.
     pub fn lease(&self) -> Option<Lease> {
-        self.slots.iter().find_map(|slot| {
-            let slot = slot.clone().try_lock_owned().ok()?;
-            Some(Lease { shared: self.shared.clone(), slot })
-        })
+        let inline = self.inline.as_ref().and_then(|slot| slot.clone().try_lock_owned().ok());
+        let held = match inline {
+            Some(slot) => Held::Inline(slot),
+            None => Held::Parked(self.parked.iter().find_map(|slot| slot.clone().try_lock_owned().ok())?),
+        };
+        Some(Lease { shared: self.shared.clone(), held })
     }
 }
 
 impl Lease {
-    /// Sends `packed` (`replies` commands) and reads their replies on the slot's connection,
+    /// Sends `packed` (`replies` commands) and reads their replies on the held connection,
     /// opening one if it has none (or only one older than the last failure).
     async fn exchange(&mut self, packed: &[u8], replies: usize) -> redis::RedisResult<Vec<Value>> {
-        let generation = self.shared.generation.load(Relaxed);
-        // Out of the slot for the exchange: if it fails or is cut short, it is dropped.
-        let connection = self.slot.take().filter(|c| c.generation == generation);
-        let mut connection = match connection {
-            Some(connection) => connection,
-            None => Direct::connect(&self.shared.info, generation).await?,
-        };
-        match connection.exchange(packed, replies).await {
-            Ok(values) => {
-                *self.slot = Some(connection);
-                Ok(values)
-            }
-            Err(err) => {
-                self.shared.generation.fetch_add(1, Relaxed);
-                Err(err)
-            }
+        let deadline = Instant::now() + self.shared.timeout;
+        match &mut self.held {
+            Held::Inline(slot) => exchange_in(&self.shared, slot, packed, replies, deadline).await,
+            Held::Parked(slot) => exchange_in(&self.shared, slot, packed, replies, deadline).await,
         }
     }
 }
 
-impl Direct {
-    async fn connect(info: &ConnectionInfo, generation: u64) -> redis::RedisResult<Direct> {
-        let ConnectionAddr::Tcp(host, port) = info.addr() else {
-            return Err(io_error("direct connections are TCP only"));
-        };
-        let stream = TcpStream::connect((host.as_str(), *port)).await?;
-        // An admission is a small write a request waits for: never hold it back.
-        stream.set_nodelay(true)?;
-        let mut direct = Direct { stream, read: Vec::with_capacity(512), generation };
-        let settings = info.redis_settings();
-        let mut hello = redis::pipe();
-        if let Some(password) = settings.password() {
-            let auth = hello.cmd("AUTH");
-            if let Some(username) = settings.username() {
-                auth.arg(username);
-            }
-            auth.arg(password);
+/// One exchange on the connection in `slot`, which stays out of the slot meanwhile: if the
+/// exchange fails or is cut short, the connection is dropped.
+async fn exchange_in<C: Connection>(
+    shared: &Shared,
+    slot: &mut Option<C>,
+    packed: &[u8],
+    replies: usize,
+    deadline: Instant,
+) -> redis::RedisResult<Vec<Value>> {
+    let generation = shared.generation.load(Relaxed);
+    let connection = match slot.take().filter(|c| c.generation() == generation) {
+        Some(connection) => connection,
+        None => connect(shared, generation, deadline).await?,
+    };
+    match connection.exchange(packed, replies, deadline).await {
+        Ok((connection, values)) => {
+            *slot = Some(connection);
+            Ok(values)
         }
-        if settings.db() != 0 {
-            hello.cmd("SELECT").arg(settings.db());
+        Err(err) => {
+            shared.generation.fetch_add(1, Relaxed);
+            Err(err)
         }
-        let commands = hello.cmd_iter().count();
-        if commands > 0 {
-            for reply in direct.exchange(&hello.get_packed_pipeline(), commands).await? {
-                if let Value::ServerError(err) = reply {
-                    return Err(err.into());
-                }
-            }
-        }
-        Ok(direct)
     }
+}
 
-    /// Writes `packed` and reads exactly `replies` replies: nothing may be left over, or the
-    /// next call would read this one's.
-    async fn exchange(&mut self, packed: &[u8], replies: usize) -> redis::RedisResult<Vec<Value>> {
-        self.stream.write_all(packed).await?;
-        let mut values = Vec::with_capacity(replies);
-        let mut at = 0;
-        while values.len() < replies {
-            match reply_end(&self.read, at) {
-                Some(end) => {
-                    values.push(redis::parse_redis_value(&self.read[at..end])?);
-                    at = end;
-                }
-                None => {
-                    if self.stream.read_buf(&mut self.read).await? == 0 {
-                        return Err(io_error("Redis closed the connection"));
-                    }
-                }
-            }
-        }
-        if at != self.read.len() {
-            return Err(io_error("Redis sent more than the replies asked for"));
-        }
-        self.read.clear();
-        Ok(values)
+/// A new connection, logged in (`AUTH`) to the database (`SELECT`) the URL and settings say.
+async fn connect<C: Connection>(
+    shared: &Shared,
+    generation: u64,
+    deadline: Instant,
+) -> redis::RedisResult<C> {
+    let connection = C::open(shared, generation).await?;
+    let Some((packed, replies)) = hello(&shared.info) else {
+        return Ok(connection);
+    };
+    let (connection, replies) = connection.exchange(&packed, replies, deadline).await?;
+    match replies.into_iter().find_map(|reply| match reply {
+        Value::ServerError(err) => Some(err),
+        _ => None,
+    }) {
+        Some(err) => Err(err.into()),
+        None => Ok(connection),
     }
+}
+
+/// What a new connection sends first (`None` when there is nothing to send), and how many
+/// replies that is.
+fn hello(info: &ConnectionInfo) -> Option<(Vec<u8>, usize)> {
+    let settings = info.redis_settings();
+    let mut hello = redis::pipe();
+    if let Some(password) = settings.password() {
+        let auth = hello.cmd("AUTH");
+        if let Some(username) = settings.username() {
+            auth.arg(username);
+        }
+        auth.arg(password);
+    }
+    if settings.db() != 0 {
+        hello.cmd("SELECT").arg(settings.db());
+    }
+    let commands = hello.cmd_iter().count();
+    (commands > 0).then(|| (hello.get_packed_pipeline(), commands))
+}
+
+/// The `replies` replies at the start of `read`, once all of them have been read (`None` until
+/// then); an error if more than that was read.
+fn parse_replies(read: &[u8], replies: usize) -> redis::RedisResult<Option<Vec<Value>>> {
+    let mut values = Vec::with_capacity(replies);
+    let mut at = 0;
+    while values.len() < replies {
+        let Some(end) = reply_end(read, at) else {
+            return Ok(None);
+        };
+        values.push(redis::parse_redis_value(&read[at..end])?);
+        at = end;
+    }
+    if at != read.len() {
+        return Err(io_error("Redis sent more than the replies asked for"));
+    }
+    Ok(Some(values))
 }
 
 /// Where the RESP2 reply starting at `at` ends, if all of it has been read. A header that is
@@ -228,12 +271,16 @@ impl ConnectionLike for Lease {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
     use switchboard_test_redis::RedisServer;
 
+    /// On a single-worker runtime (`#[tokio::test]`'s) every connection is a parked one.
     fn pool(redis: &RedisServer, password: &str) -> DirectPool {
+        pool_with_timeout(redis, password, Duration::from_secs(5))
+    }
+
+    fn pool_with_timeout(redis: &RedisServer, password: &str, timeout: Duration) -> DirectPool {
         let url = format!("redis://:{password}@127.0.0.1:{}/2", redis.port());
-        DirectPool::new(redis::IntoConnectionInfo::into_connection_info(url).unwrap()).unwrap()
+        DirectPool::new(redis::IntoConnectionInfo::into_connection_info(url).unwrap(), timeout).unwrap()
     }
 
     async fn incr(lease: &mut Lease) -> redis::RedisResult<i64> {
@@ -254,7 +301,7 @@ mod tests {
         assert_eq!(redis.cli(&["-a", "pw", "-n", "2", "GET", "n"]), "2", "database 2, as the URL says");
         drop(lease);
         // Every slot with a connection open.
-        let mut leases: Vec<Lease> = (0..SLOTS).map(|_| pool.lease().unwrap()).collect();
+        let mut leases: Vec<Lease> = (0..PARKED_SLOTS).map(|_| pool.lease().unwrap()).collect();
         for lease in &mut leases {
             incr(lease).await.unwrap();
         }
@@ -265,7 +312,7 @@ mod tests {
         assert!(incr(&mut lease).await.is_err(), "the connection from before the restart is gone");
         drop(lease);
         // That failure retired every connection opened before it: none fails a call of its own.
-        let mut leases: Vec<Lease> = (0..SLOTS).map(|_| pool.lease().unwrap()).collect();
+        let mut leases: Vec<Lease> = (0..PARKED_SLOTS).map(|_| pool.lease().unwrap()).collect();
         for lease in &mut leases {
             assert!(incr(lease).await.is_ok());
         }
@@ -291,7 +338,7 @@ mod tests {
     async fn slots_are_never_waited_for_and_a_bad_password_is_an_error() {
         let redis = RedisServer::start_with(&["--requirepass", "pw"]);
         let pool = pool(&redis, "pw");
-        let held: Vec<Lease> = (0..SLOTS).map(|_| pool.lease().unwrap()).collect();
+        let held: Vec<Lease> = (0..PARKED_SLOTS).map(|_| pool.lease().unwrap()).collect();
         assert!(pool.lease().is_none(), "all busy: the caller uses the shared connection");
         drop(held);
         assert!(pool.lease().is_some());
@@ -299,6 +346,61 @@ mod tests {
         let wrong = self::pool(&redis, "nope");
         let err = incr(&mut wrong.lease().unwrap()).await.unwrap_err();
         assert!(!err.to_string().contains("nope"), "{err}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn on_two_workers_the_first_call_waits_inline_and_the_next_parks() {
+        let mut redis = RedisServer::start_with(&["--requirepass", "pw"]);
+        let pool = pool(&redis, "pw");
+        let mut first = pool.lease().unwrap();
+        assert!(matches!(first.held, Held::Inline(_)));
+        assert_eq!(incr(&mut first).await.unwrap(), 1, "logged in, on database 2");
+        assert_eq!(incr(&mut first).await.unwrap(), 2, "the same connection, kept");
+        let mut second = pool.lease().unwrap();
+        assert!(matches!(second.held, Held::Parked(_)), "one call at a time holds a worker");
+        assert_eq!(incr(&mut second).await.unwrap(), 3);
+        drop((first, second));
+        assert_eq!(redis.cli(&["-a", "pw", "-n", "2", "GET", "n"]), "3");
+
+        redis.restart();
+        let mut lease = pool.lease().unwrap();
+        assert!(matches!(lease.held, Held::Inline(_)));
+        assert!(incr(&mut lease).await.is_err(), "the connection from before the restart is gone");
+        assert_eq!(incr(&mut lease).await.unwrap(), 1, "and the next call opens a new one");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_reply_slower_than_the_inline_wait_still_arrives_and_a_stalled_one_ends_at_the_deadline() {
+        let redis = RedisServer::start_with(&["--requirepass", "pw"]);
+        let pool = pool_with_timeout(&redis, "pw", Duration::from_millis(300));
+        let mut lease = pool.lease().unwrap();
+        assert!(matches!(lease.held, Held::Inline(_)));
+        // Redis answers after 50 ms: far past the inline wait, within the deadline.
+        let blpop = |seconds: f64| redis::cmd("BLPOP").arg("nothing").arg(seconds).clone();
+        let reply: Value = blpop(0.05).query_async(&mut lease).await.unwrap();
+        assert_eq!(reply, Value::Nil);
+        assert_eq!(incr(&mut lease).await.unwrap(), 1, "the connection came back for the next call");
+        // Redis answers after 2 s: the call gives up at its 300 ms deadline by itself.
+        let started = Instant::now();
+        let err = blpop(2.0).query_async::<Value>(&mut lease).await.unwrap_err();
+        assert!(err.is_timeout(), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+        assert_eq!(incr(&mut lease).await.unwrap(), 2, "a new connection; the late reply is never read");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_inline_call_cut_short_drops_its_connection() {
+        let redis = RedisServer::start_with(&["--requirepass", "pw"]);
+        let pool = pool(&redis, "pw");
+        let mut lease = pool.lease().unwrap();
+        assert!(matches!(lease.held, Held::Inline(_)));
+        let blpop = redis::cmd("BLPOP").arg("nothing").arg(1).clone();
+        let cut =
+            tokio::time::timeout(Duration::from_millis(50), blpop.query_async::<Value>(&mut lease)).await;
+        assert!(cut.is_err());
+        assert_eq!(incr(&mut lease).await.unwrap(), 1);
+        let pong: String = redis::cmd("PING").query_async(&mut lease).await.unwrap();
+        assert_eq!(pong, "PONG");
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //! retries every second. Only settings that cannot work (a malformed URL) are errors.
 //!
 //! A call a request waits on ([`RedisClient::own_connection`]) can have a connection of its own
-//! on a single Redis ([`direct`]): one round trip with no hand-off to a driver task.
+//! on a single Redis ([`direct`]): one round trip with no hand-off to a driver task, waited for
+//! on the calling thread when it can be.
 
 mod direct;
 
@@ -78,7 +79,7 @@ impl RedisClient {
         }
         let [info] = <[_; 1]>::try_from(infos)
             .map_err(|_| "--redis-url: give one URL (several are a cluster's seeds: add --redis-cluster)")?;
-        let direct = DirectPool::new(info.clone()).map(Arc::new);
+        let direct = DirectPool::new(info.clone(), settings.timeout).map(Arc::new);
         let client = redis::Client::open(info).map_err(|err| format!("--redis-url: {err}"))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(settings.timeout))

@@ -1,0 +1,49 @@
+//! A connection whose call parks its task until the reply wakes it: a tokio socket.
+
+use super::{Connection, Shared, io_error, parse_replies};
+use redis::{ConnectionAddr, Value};
+use std::time::Instant;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+
+pub(super) struct Parked {
+    stream: TcpStream,
+    /// Read but not yet parsed.
+    read: Vec<u8>,
+    generation: u64,
+}
+
+impl Connection for Parked {
+    async fn open(shared: &Shared, generation: u64) -> redis::RedisResult<Self> {
+        let ConnectionAddr::Tcp(host, port) = shared.info.addr() else {
+            return Err(io_error("direct connections are TCP only"));
+        };
+        let stream = TcpStream::connect((host.as_str(), *port)).await?;
+        // An admission is a small write a request waits for: never hold it back.
+        stream.set_nodelay(true)?;
+        Ok(Parked { stream, read: Vec::with_capacity(512), generation })
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// The caller's timeout bounds the wait: this future is dropped when it runs out.
+    async fn exchange(
+        mut self,
+        packed: &[u8],
+        replies: usize,
+        _deadline: Instant,
+    ) -> redis::RedisResult<(Self, Vec<Value>)> {
+        self.stream.write_all(packed).await?;
+        loop {
+            if let Some(values) = parse_replies(&self.read, replies)? {
+                self.read.clear();
+                return Ok((self, values));
+            }
+            if self.stream.read_buf(&mut self.read).await? == 0 {
+                return Err(io_error("Redis closed the connection"));
+            }
+        }
+    }
+}
