@@ -15,8 +15,9 @@
 //! on the thread is what a blocking client does, and on the benchmark VM it is what makes one
 //! round trip cost one round trip: parking the task costs a tokio worker's sleep and wake-up on
 //! top, which a halted vCPU makes tens of microseconds (bench/results.md "Governed requests").
-//! Holding a worker is only allowed briefly and to one call at a time (see [`inline`]), and only
-//! on a runtime with another worker to run everything else meanwhile.
+//! Holding a worker is only allowed briefly, to a call that is the only one on these connections
+//! (so never once calls overlap under load), and only on a runtime with another worker to run
+//! everything else meanwhile (see [`inline`]).
 //!
 //! Commands are packed and replies parsed by redis-rs; this module only finds where one reply
 //! ends in what has been read ([`reply_end`], RESP2: the protocol these connections speak).
@@ -29,7 +30,7 @@ use parked::Parked;
 use redis::aio::ConnectionLike;
 use redis::{ConnectionAddr, ConnectionInfo, Pipeline, RedisError, RedisFuture, Value};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
@@ -48,6 +49,8 @@ struct Shared {
     info: ConnectionInfo,
     /// The longest one call may take.
     timeout: Duration,
+    /// Leases held now: a call waits inline only when it is alone.
+    leased: AtomicUsize,
     /// Bumped when a connection fails: every connection opened before it is then dropped at
     /// its next use instead of failing a call of its own (after a Redis restart, one failed call
     /// instead of one per connection).
@@ -92,21 +95,43 @@ impl DirectPool {
                 && runtime.metrics().num_workers() >= 2
         });
         Some(DirectPool {
-            shared: Arc::new(Shared { info, timeout, generation: AtomicU64::new(0) }),
+            shared: Arc::new(Shared {
+                info,
+                timeout,
+                leased: AtomicUsize::new(0),
+                generation: AtomicU64::new(0),
+            }),
             inline: spare_worker.then(|| Arc::new(Mutex::new(None))),
             parked: (0..PARKED_SLOTS).map(|_| Arc::new(Mutex::new(None))).collect(),
         })
     }
 
-    /// The inline connection if it is free, else the first free parked one; never waits.
-    /// Searching from the first keeps calls on as few connections as the concurrency needs.
+    /// The inline connection for a call that is the only one on these connections, else the
+    /// first free parked one; never waits. Calls overlap as load grows, and then they park: a
+    /// worker is given to waiting only while the gateway has workers to spare. Searching from
+    /// the first keeps calls on as few connections as the concurrency needs.
     pub fn lease(&self) -> Option<Lease> {
-        let inline = self.inline.as_ref().and_then(|slot| slot.clone().try_lock_owned().ok());
-        let held = match inline {
-            Some(slot) => Held::Inline(slot),
-            None => Held::Parked(self.parked.iter().find_map(|slot| slot.clone().try_lock_owned().ok())?),
+        // Counted before choosing, so two calls starting together never both see themselves alone.
+        let alone = self.shared.leased.fetch_add(1, Relaxed) == 0;
+        let inline = match &self.inline {
+            Some(slot) if alone => slot.clone().try_lock_owned().ok(),
+            _ => None,
+        };
+        let parked = || self.parked.iter().find_map(|slot| slot.clone().try_lock_owned().ok());
+        let held = match inline.map(Held::Inline).or_else(|| parked().map(Held::Parked)) {
+            Some(held) => held,
+            None => {
+                self.shared.leased.fetch_sub(1, Relaxed);
+                return None;
+            }
         };
         Some(Lease { shared: self.shared.clone(), held })
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.shared.leased.fetch_sub(1, Relaxed);
     }
 }
 
@@ -359,7 +384,14 @@ mod tests {
         let mut second = pool.lease().unwrap();
         assert!(matches!(second.held, Held::Parked(_)), "one call at a time holds a worker");
         assert_eq!(incr(&mut second).await.unwrap(), 3);
-        drop((first, second));
+        drop(first);
+        let third = pool.lease().unwrap();
+        assert!(matches!(third.held, Held::Parked(_)), "not alone: calls overlap, so they park");
+        drop((second, third));
+        let leases: Vec<Lease> = (0..=PARKED_SLOTS).map(|_| pool.lease().unwrap()).collect();
+        assert!(pool.lease().is_none(), "all busy: the caller uses the shared connection");
+        drop(leases);
+        assert!(matches!(pool.lease().unwrap().held, Held::Inline(_)), "alone again");
         assert_eq!(redis.cli(&["-a", "pw", "-n", "2", "GET", "n"]), "3");
 
         redis.restart();

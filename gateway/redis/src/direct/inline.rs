@@ -1,9 +1,10 @@
 //! The connection whose call waits for its reply on the calling thread, in `poll(2)`, as a
 //! blocking client does, instead of parking its task.
 //!
-//! That holds a tokio worker for the round trip, so it is bounded three ways: one call at a time
-//! (one such connection per pool), only on a runtime with another worker to run the rest
-//! meanwhile ([`super::DirectPool::new`]), and for at most [`INLINE_WAIT`]. A loopback round
+//! That holds a tokio worker for the round trip, so it is bounded three ways: only a call that is
+//! the only one on the pool's connections, which also makes it one call at a time
+//! ([`super::DirectPool::lease`]); only on a runtime with another worker to run the rest
+//! meanwhile ([`super::DirectPool::new`]); and for at most [`INLINE_WAIT`]. A loopback round
 //! trip takes 30–80 µs at p50 on the benchmark VM, within tokio's guidance of 10–100 µs between
 //! two awaits; only a reply already late holds the worker longer, up to 200 µs. A reply that
 //! takes longer still (a busy or stalled Redis) is waited for on tokio's blocking pool until the
