@@ -6,14 +6,18 @@
 # Redis: sampled once per request period while the local route serves the same load
 # (`switchboard-redis-rtt`, Redis idle in between as it is between admissions: from a blocking
 # socket, and through the gateway's own Redis client and runtime), and back to back
-# (`redis-benchmark -t ping_mbulk -c 1`, and the admission transaction replayed). See
-# bench/results.md "Governed requests".
+# (`redis-benchmark -t ping_mbulk -c 1`, and the admission transaction replayed). Then the
+# same comparison request by request (`switchboard-governed-cycle`: a Redis-route request, a
+# local one, a PING, a local one, the admission replayed, a local one, over and over), where the
+# machine's drift falls on every kind of step alike. See bench/results.md "Governed requests".
 #
 # usage: bench/governed.sh
 # Environment:
 #   BENCH_ROUNDS    rounds (default 5)
 #   BENCH_DURATION  each route's run per round, seconds (default 5)
 #   BENCH_GATEWAY_ARGS  extra gateway flags
+#   BENCH_GATEWAY_BIN   another gateway binary (a saved build, for an A/B)
+#   BENCH_NO_BUILD      set to skip the release build (measuring saved builds in turns)
 #   CARGO_TARGET_DIR  respected when locating the binaries
 set -euo pipefail
 
@@ -128,6 +132,8 @@ for round in $(seq 1 "$ROUNDS"); do
     wait "$PACED_PID" || die "the paced round trip probe through the gateway's client failed"
     redis-benchmark -p "$REDIS_PORT" -t ping_mbulk -n 20000 -c 1 --csv >"$TMP/ping.$round.csv"
     "$BIN/switchboard-redis-rtt" "127.0.0.1:$REDIS_PORT" 0 2 "${ADMISSION[@]}" >"$TMP/admission.$round.json"
+    "$BIN/switchboard-governed-cycle" "$API" sk-governed "$TMP/local.json" "$TMP/redis.json" \
+        "127.0.0.1:$REDIS_PORT" "$DURATION" "${ADMISSION[@]}" >"$TMP/cycle.$round.json"
     log "round $round of $ROUNDS done"
 done
 
@@ -140,6 +146,7 @@ import sys
 
 tmp, rounds = sys.argv[1], int(sys.argv[2])
 rows = []
+cycles = []
 for r in range(1, rounds + 1):
     local = json.load(open(f"{tmp}/local.{r}.json"))
     redis = json.load(open(f"{tmp}/redis.{r}.json"))
@@ -168,6 +175,9 @@ for r in range(1, rounds + 1):
     paced = json.load(open(f"{tmp}/paced.{r}.json"))
     paced_admission = json.load(open(f"{tmp}/paced-admission.{r}.json"))
     client_ping = json.load(open(f"{tmp}/client-ping.{r}.json"))
+    cycle = json.load(open(f"{tmp}/cycle.{r}.json"))
+    cycles.append((cycle["local"]["p50_us"], cycle["redis"]["p50_us"], cycle["ping"]["p50_us"],
+                   cycle["admission"]["p50_us"], cycle["cycles"]))
     rows.append((local["p50_us"], redis["p50_us"], ping_p50, admission_p50, in_redis, added_mean,
                  admission_mean, paced["p50_us"], paced_admission["p50_us"], paced_admission["mean_us"],
                  client_ping["p50_us"], client_ping["mean_us"]))
@@ -194,4 +204,15 @@ print(f"median: Redis limits add {added:.0f} us at p50 over local limits; a PING
       f"transaction {admission:.0f} us ({verdict(admission)}). "
       f"Means: {statistics.median(r[5] for r in rows):.0f} us added, of which the admission call as the gateway "
       f"timed it: {statistics.median(r[6] for r in rows):.0f} us")
+print()
+print("request by request (switchboard-governed-cycle), p50 in us:")
+print(f"{'round':>5} {'cycles':>7} {'local':>7} {'redis':>7} {'added':>7} {'PING':>7} {'admission':>10}")
+for i, (local, redis, ping, admission, n) in enumerate(cycles, 1):
+    print(f"{i:>5} {n:>7} {local:>7.0f} {redis:>7.0f} {redis - local:>7.0f} {ping:>7.0f} {admission:>10.0f}")
+added = statistics.median(c[1] - c[0] for c in cycles)
+ping = statistics.median(c[2] for c in cycles)
+admission = statistics.median(c[3] for c in cycles)
+print(f"median: request by request, Redis limits add {added:.0f} us at p50 over local limits; in the same "
+      f"cycles a PING round trip is {ping:.0f} us ({verdict(ping)}), the admission transaction from a plain "
+      f"socket {admission:.0f} us ({verdict(admission)})")
 PY

@@ -9,6 +9,7 @@
 
 pub mod args;
 pub mod report;
+pub mod resp;
 pub mod run;
 pub mod schedule;
 

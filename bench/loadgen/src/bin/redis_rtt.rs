@@ -17,10 +17,10 @@
 //! prints: {"samples":N,"p50_us":..,"mean_us":..,"p99_us":..}
 
 use hdrhistogram::Histogram;
-use std::io::{BufRead as _, BufReader, Write as _};
-use std::net::TcpStream;
+use std::io::Write as _;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
+use switchboard_loadgen::resp::{self, Probe};
 use switchboard_redis::{RedisClient, RedisSettings};
 
 fn main() -> ExitCode {
@@ -52,7 +52,7 @@ fn main() -> ExitCode {
     let sampled = if via_gateway_client {
         sample_via_gateway_client(&addr, interval, duration, &commands)
     } else {
-        let pipeline: Vec<u8> = commands.iter().flat_map(|args| resp(args)).collect();
+        let pipeline: Vec<u8> = commands.iter().flat_map(|args| resp::encode(args)).collect();
         sample(&addr, interval, duration, &pipeline, commands.len())
     };
     match sampled.map(|histogram| summary(&histogram)) {
@@ -67,45 +67,6 @@ fn main() -> ExitCode {
     }
 }
 
-/// A command as RESP: an array of bulk strings.
-fn resp(args: &[String]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for arg in args {
-        out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
-        out.extend_from_slice(arg.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-    out
-}
-
-/// Reads one whole RESP reply; an error reply fails.
-fn read_reply(reader: &mut BufReader<TcpStream>, line: &mut String) -> Result<(), String> {
-    line.clear();
-    reader.read_line(line).map_err(|e| e.to_string())?;
-    let (kind, rest) = line.split_at_checked(1).ok_or("connection closed")?;
-    let count = || rest.trim_end().parse::<i64>().map_err(|e| format!("bad reply {line:?}: {e}"));
-    match kind {
-        "+" | ":" => Ok(()),
-        "-" => Err(format!("Redis answered {}", line.trim_end())),
-        "$" => {
-            let len = count()?;
-            if len >= 0 {
-                // The bulk string and its CRLF.
-                let mut skip = vec![0u8; len as usize + 2];
-                std::io::Read::read_exact(reader, &mut skip).map_err(|e| e.to_string())?;
-            }
-            Ok(())
-        }
-        "*" => {
-            for _ in 0..count()?.max(0) {
-                read_reply(reader, &mut String::new())?;
-            }
-            Ok(())
-        }
-        _ => Err(format!("unexpected reply {line:?}")),
-    }
-}
-
 /// Sends `pipeline` (`replies` commands) every `interval` for `duration`; the round trip ends
 /// with the last reply.
 fn sample(
@@ -115,12 +76,8 @@ fn sample(
     pipeline: &[u8],
     replies: usize,
 ) -> Result<Histogram<u64>, String> {
-    let stream = TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
-    stream.set_nodelay(true).map_err(|e| e.to_string())?;
-    let mut writer = stream.try_clone().map_err(|e| e.to_string())?;
-    let mut reader = BufReader::new(stream);
+    let mut probe = Probe::connect(addr)?;
     let mut histogram = Histogram::<u64>::new(3).map_err(|e| e.to_string())?;
-    let mut line = String::new();
     let end = Instant::now() + duration;
     while Instant::now() < end {
         // The pause is the point: Redis goes idle between samples, as between admissions.
@@ -128,10 +85,7 @@ fn sample(
             std::thread::sleep(interval);
         }
         let started = Instant::now();
-        writer.write_all(pipeline).map_err(|e| e.to_string())?;
-        for _ in 0..replies {
-            read_reply(&mut reader, &mut line)?;
-        }
+        probe.call(pipeline, replies)?;
         histogram.record(started.elapsed().as_micros() as u64).map_err(|e| e.to_string())?;
     }
     Ok(histogram)
