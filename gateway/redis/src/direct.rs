@@ -212,22 +212,34 @@ fn hello(info: &ConnectionInfo) -> Option<(Vec<u8>, usize)> {
     (commands > 0).then(|| (hello.get_packed_pipeline(), commands))
 }
 
-/// The `replies` replies at the start of `read`, once all of them have been read (`None` until
-/// then); an error if more than that was read.
-fn parse_replies(read: &[u8], replies: usize) -> redis::RedisResult<Option<Vec<Value>>> {
-    let mut values = Vec::with_capacity(replies);
-    let mut at = 0;
-    while values.len() < replies {
-        let Some(end) = reply_end(read, at) else {
-            return Ok(None);
-        };
-        values.push(redis::parse_redis_value(&read[at..end])?);
-        at = end;
+/// The replies to one exchange, parsed as they are read: each read parses only what it added.
+struct Replies {
+    wanted: usize,
+    values: Vec<Value>,
+    /// Where the next reply starts in what has been read.
+    at: usize,
+}
+
+impl Replies {
+    fn new(wanted: usize) -> Self {
+        Replies { wanted, values: Vec::with_capacity(wanted), at: 0 }
     }
-    if at != read.len() {
-        return Err(io_error("Redis sent more than the replies asked for"));
+
+    /// Parses the replies completed in `read` (everything read so far); true once all of them
+    /// are there, an error if more than that was read.
+    fn parse(&mut self, read: &[u8]) -> redis::RedisResult<bool> {
+        while self.values.len() < self.wanted {
+            let Some(end) = reply_end(read, self.at) else {
+                return Ok(false);
+            };
+            self.values.push(redis::parse_redis_value(&read[self.at..end])?);
+            self.at = end;
+        }
+        if self.at != read.len() {
+            return Err(io_error("Redis sent more than the replies asked for"));
+        }
+        Ok(true)
     }
-    Ok(Some(values))
 }
 
 /// Where the RESP2 reply starting at `at` ends, if all of it has been read. A header that is
@@ -388,11 +400,11 @@ mod tests {
         let third = pool.lease().unwrap();
         assert!(matches!(third.held, Held::Parked(_)), "not alone: calls overlap, so they park");
         drop((second, third));
+        assert_eq!(redis.cli(&["-a", "pw", "-n", "2", "GET", "n"]), "3");
         let leases: Vec<Lease> = (0..=PARKED_SLOTS).map(|_| pool.lease().unwrap()).collect();
         assert!(pool.lease().is_none(), "all busy: the caller uses the shared connection");
         drop(leases);
         assert!(matches!(pool.lease().unwrap().held, Held::Inline(_)), "alone again");
-        assert_eq!(redis.cli(&["-a", "pw", "-n", "2", "GET", "n"]), "3");
 
         redis.restart();
         let mut lease = pool.lease().unwrap();

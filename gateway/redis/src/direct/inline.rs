@@ -10,7 +10,7 @@
 //! takes longer still (a busy or stalled Redis) is waited for on tokio's blocking pool until the
 //! call's deadline, and the worker goes back to its other tasks.
 
-use super::{Connection, Shared, io_error, parse_replies};
+use super::{Connection, Replies, Shared, io_error};
 use redis::{ConnectionAddr, Value};
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use std::io::{ErrorKind, Read as _, Write as _};
@@ -53,15 +53,16 @@ impl Connection for Inline {
     ) -> redis::RedisResult<(Self, Vec<Value>)> {
         self.write_all(packed, deadline)?;
         let held_until = deadline.min(Instant::now() + INLINE_WAIT);
-        if let Some(values) = self.read_replies(replies, held_until)? {
-            return Ok((self, values));
+        let mut replies = Replies::new(replies);
+        if self.read_replies(&mut replies, held_until)? {
+            return Ok((self, replies.values));
         }
         // Slower than a round trip should be: the rest of the wait leaves the worker. If the
         // call is cut short meanwhile, the blocking task still ends by the deadline and drops
         // the connection.
         let waited = tokio::task::spawn_blocking(move || {
-            let values = self.read_replies(replies, deadline)?;
-            Ok::<_, redis::RedisError>((self, values))
+            let complete = self.read_replies(&mut replies, deadline)?;
+            Ok::<_, redis::RedisError>((self, complete.then_some(replies.values)))
         })
         .await
         .map_err(|_| io_error("the wait for Redis's reply was lost"))?;
@@ -90,18 +91,19 @@ impl Inline {
         Ok(())
     }
 
-    /// The replies, or `None` if `until` comes first (what has been read is kept).
-    fn read_replies(&mut self, replies: usize, until: Instant) -> redis::RedisResult<Option<Vec<Value>>> {
+    /// Reads until `replies` are all there (true) or `until` comes (false; what has been read
+    /// and parsed is kept for the next try).
+    fn read_replies(&mut self, replies: &mut Replies, until: Instant) -> redis::RedisResult<bool> {
         let mut chunk = [0u8; 4096];
         loop {
-            if let Some(values) = parse_replies(&self.read, replies)? {
+            if replies.parse(&self.read)? {
                 self.read.clear();
-                return Ok(Some(values));
+                return Ok(true);
             }
             // Waiting first: right after a write the reply is never there yet, and a `read`
             // that says so would be a system call for nothing.
             if !self.wait(PollFlags::IN, until)? {
-                return Ok(None);
+                return Ok(false);
             }
             match (&self.stream).read(&mut chunk) {
                 Ok(0) => return Err(io_error("Redis closed the connection")),

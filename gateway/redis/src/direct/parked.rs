@@ -1,6 +1,6 @@
 //! A connection whose call parks its task until the reply wakes it: a tokio socket.
 
-use super::{Connection, Shared, io_error, parse_replies};
+use super::{Connection, Replies, Shared, io_error};
 use redis::{ConnectionAddr, Value};
 use std::time::Instant;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -36,10 +36,11 @@ impl Connection for Parked {
         _deadline: Instant,
     ) -> redis::RedisResult<(Self, Vec<Value>)> {
         self.stream.write_all(packed).await?;
+        let mut replies = Replies::new(replies);
         loop {
-            if let Some(values) = parse_replies(&self.read, replies)? {
+            if replies.parse(&self.read)? {
                 self.read.clear();
-                return Ok((self, values));
+                return Ok((self, replies.values));
             }
             if self.stream.read_buf(&mut self.read).await? == 0 {
                 return Err(io_error("Redis closed the connection"));
