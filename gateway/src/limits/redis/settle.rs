@@ -25,46 +25,68 @@ pub(super) struct Settlement {
 /// in-flight place) a millisecond longer: an error on the side of the limit.
 const SETTLE_LINGER: Duration = Duration::from_millis(1);
 
+/// How many empty lingers in a row (100 ms) before the settler waits on the queue again.
+const QUIET_LINGERS: u32 = 100;
+
 /// Sends queued settlements in batches. On a single Redis a batch is one pipeline; on a cluster,
 /// where a pipeline must stay in one slot, each subject's corrections are one pipeline, all sent
 /// at once.
+///
+/// While settlements keep coming the settler looks at the queue every [`SETTLE_LINGER`] instead
+/// of waiting on it: a task waiting on a queue is woken by the sender, and that wake-up (often a
+/// futex call and a halted vCPU to wake) is paid on the settling request's thread as hyper
+/// finishes its response (the ledger settles when the response body is dropped). After
+/// [`QUIET_LINGERS`] empty looks it waits on the queue again, so an idle gateway does not wake.
 pub(super) async fn settler(store: RedisStore, mut queue: mpsc::Receiver<Settlement>) {
     let mut batch = Vec::with_capacity(1024);
     while queue.recv_many(&mut batch, 1024).await > 0 {
-        tokio::time::sleep(SETTLE_LINGER).await;
-        while batch.len() < 1024
-            && let Ok(settlement) = queue.try_recv()
-        {
-            batch.push(settlement);
-        }
-        let now_index = |window_ms: u64| crate::unix_now_ms() / window_ms.max(1);
-        let mut pipelines = Vec::new();
-        let single = !store.inner.client.is_cluster();
-        for s in batch.drain(..) {
-            let index = now_index(s.policy.window_ms);
-            match pipelines.last_mut() {
-                Some(pipeline) if single => corrections(pipeline, &store.inner.prefix, &s, index),
-                _ => {
-                    let mut pipeline = ::redis::pipe();
-                    corrections(&mut pipeline, &store.inner.prefix, &s, index);
-                    pipelines.push(pipeline);
-                }
+        let mut quiet = 0;
+        while quiet < QUIET_LINGERS {
+            tokio::time::sleep(SETTLE_LINGER).await;
+            while batch.len() < 1024
+                && let Ok(settlement) = queue.try_recv()
+            {
+                batch.push(settlement);
             }
-        }
-        let calls = pipelines.into_iter().filter(|p| p.cmd_iter().next().is_some()).map(|pipeline| {
-            let store = store.clone();
-            async move {
-                let connection = store.inner.client.connection();
-                let result = store
-                    .run(connection, |mut conn| async move { pipeline.query_async::<()>(&mut conn).await })
-                    .await;
-                if result.is_err() {
-                    store.inner.settle_errors.fetch_add(1, Relaxed);
-                }
+            if batch.is_empty() {
+                quiet += 1;
+                continue;
             }
-        });
-        futures_util::future::join_all(calls).await;
+            quiet = 0;
+            send(&store, &mut batch).await;
+        }
     }
+}
+
+/// Sends `batch` (emptied), waiting for every pipeline's answer.
+async fn send(store: &RedisStore, batch: &mut Vec<Settlement>) {
+    let now_index = |window_ms: u64| crate::unix_now_ms() / window_ms.max(1);
+    let mut pipelines = Vec::new();
+    let single = !store.inner.client.is_cluster();
+    for s in batch.drain(..) {
+        let index = now_index(s.policy.window_ms);
+        match pipelines.last_mut() {
+            Some(pipeline) if single => corrections(pipeline, &store.inner.prefix, &s, index),
+            _ => {
+                let mut pipeline = ::redis::pipe();
+                corrections(&mut pipeline, &store.inner.prefix, &s, index);
+                pipelines.push(pipeline);
+            }
+        }
+    }
+    let calls = pipelines.into_iter().filter(|p| p.cmd_iter().next().is_some()).map(|pipeline| {
+        let store = store.clone();
+        async move {
+            let connection = store.inner.client.connection();
+            let result = store
+                .run(connection, |mut conn| async move { pipeline.query_async::<()>(&mut conn).await })
+                .await;
+            if result.is_err() {
+                store.inner.settle_errors.fetch_add(1, Relaxed);
+            }
+        }
+    });
+    futures_util::future::join_all(calls).await;
 }
 
 impl Settlement {
