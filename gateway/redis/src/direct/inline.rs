@@ -10,8 +10,8 @@
 //! takes longer still (a busy or stalled Redis) is waited for on tokio's blocking pool until the
 //! call's deadline, and the worker goes back to its other tasks.
 
-use super::{Connection, Replies, Shared, io_error};
-use redis::{ConnectionAddr, Value};
+use super::{Connection, Replies, Shared, io_error, open_tcp};
+use redis::Value;
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use std::io::{ErrorKind, Read as _, Write as _};
 use std::net::TcpStream;
@@ -30,15 +30,10 @@ pub(super) struct Inline {
 
 impl Connection for Inline {
     async fn open(shared: &Shared, generation: u64) -> redis::RedisResult<Self> {
-        let ConnectionAddr::Tcp(host, port) = shared.info.addr() else {
-            return Err(io_error("direct connections are TCP only"));
-        };
         // Connecting is rare and may take long: done the tokio way, then taken out of tokio's
         // hands (the socket stays non-blocking).
-        let stream = tokio::net::TcpStream::connect((host.as_str(), *port)).await?;
-        // An admission is a small write a request waits for: never hold it back.
-        stream.set_nodelay(true)?;
-        Ok(Inline { stream: stream.into_std()?, read: Vec::with_capacity(512), generation })
+        let stream = open_tcp(shared).await?.into_std()?;
+        Ok(Inline { stream, read: Vec::with_capacity(512), generation })
     }
 
     fn generation(&self) -> u64 {

@@ -1,7 +1,7 @@
 //! A connection whose call parks its task until the reply wakes it: a tokio socket.
 
-use super::{Connection, Replies, Shared, io_error};
-use redis::{ConnectionAddr, Value};
+use super::{Connection, Replies, Shared, io_error, open_tcp};
+use redis::Value;
 use std::time::Instant;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
@@ -15,13 +15,7 @@ pub(super) struct Parked {
 
 impl Connection for Parked {
     async fn open(shared: &Shared, generation: u64) -> redis::RedisResult<Self> {
-        let ConnectionAddr::Tcp(host, port) = shared.info.addr() else {
-            return Err(io_error("direct connections are TCP only"));
-        };
-        let stream = TcpStream::connect((host.as_str(), *port)).await?;
-        // An admission is a small write a request waits for: never hold it back.
-        stream.set_nodelay(true)?;
-        Ok(Parked { stream, read: Vec::with_capacity(512), generation })
+        Ok(Parked { stream: open_tcp(shared).await?, read: Vec::with_capacity(512), generation })
     }
 
     fn generation(&self) -> u64 {
