@@ -41,9 +41,13 @@ const PARKED_SLOTS: usize = 8;
 pub struct DirectPool {
     shared: Arc<Shared>,
     /// `None` on a runtime with a single worker, where no call may hold the thread.
-    inline: Option<Arc<Mutex<Option<Inline>>>>,
-    parked: Box<[Arc<Mutex<Option<Parked>>>]>,
+    inline: Option<Arc<Mutex<Kept<Inline>>>>,
+    parked: Box<[Arc<Mutex<Kept<Parked>>>]>,
 }
+
+/// A connection kept between calls, with the generation it was opened in (`None` until the
+/// first call opens one).
+type Kept<C> = Option<(u64, C)>;
 
 struct Shared {
     info: ConnectionInfo,
@@ -64,15 +68,14 @@ pub struct Lease {
 }
 
 enum Held {
-    Inline(OwnedMutexGuard<Option<Inline>>),
-    Parked(OwnedMutexGuard<Option<Parked>>),
+    Inline(OwnedMutexGuard<Kept<Inline>>),
+    Parked(OwnedMutexGuard<Kept<Parked>>),
 }
 
 /// What both kinds of connection do: open a socket, and make one exchange, giving the connection
 /// back only if it can be used again.
 trait Connection: Sized {
-    async fn open(shared: &Shared, generation: u64) -> redis::RedisResult<Self>;
-    fn generation(&self) -> u64;
+    async fn open(shared: &Shared) -> redis::RedisResult<Self>;
     /// Writes `packed` and reads exactly `replies` replies: nothing may be left over, or the
     /// next call would read this one's.
     async fn exchange(
@@ -151,19 +154,19 @@ impl Lease {
 /// exchange fails or is cut short, the connection is dropped.
 async fn exchange_in<C: Connection>(
     shared: &Shared,
-    slot: &mut Option<C>,
+    slot: &mut Kept<C>,
     packed: &[u8],
     replies: usize,
     deadline: Instant,
 ) -> redis::RedisResult<Vec<Value>> {
     let generation = shared.generation.load(Relaxed);
-    let connection = match slot.take().filter(|c| c.generation() == generation) {
-        Some(connection) => connection,
-        None => connect(shared, generation, deadline).await?,
+    let connection = match slot.take() {
+        Some((opened, connection)) if opened == generation => connection,
+        _ => connect(shared, deadline).await?,
     };
     match connection.exchange(packed, replies, deadline).await {
         Ok((connection, values)) => {
-            *slot = Some(connection);
+            *slot = Some((generation, connection));
             Ok(values)
         }
         Err(err) => {
@@ -174,12 +177,8 @@ async fn exchange_in<C: Connection>(
 }
 
 /// A new connection, logged in (`AUTH`) to the database (`SELECT`) the URL and settings say.
-async fn connect<C: Connection>(
-    shared: &Shared,
-    generation: u64,
-    deadline: Instant,
-) -> redis::RedisResult<C> {
-    let connection = C::open(shared, generation).await?;
+async fn connect<C: Connection>(shared: &Shared, deadline: Instant) -> redis::RedisResult<C> {
+    let connection = C::open(shared).await?;
     let Some((packed, replies)) = hello(&shared.info) else {
         return Ok(connection);
     };

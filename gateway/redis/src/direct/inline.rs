@@ -25,19 +25,14 @@ pub(super) struct Inline {
     stream: TcpStream,
     /// Read but not yet parsed.
     read: Vec<u8>,
-    generation: u64,
 }
 
 impl Connection for Inline {
-    async fn open(shared: &Shared, generation: u64) -> redis::RedisResult<Self> {
+    async fn open(shared: &Shared) -> redis::RedisResult<Self> {
         // Connecting is rare and may take long: done the tokio way, then taken out of tokio's
         // hands (the socket stays non-blocking).
         let stream = open_tcp(shared).await?.into_std()?;
-        Ok(Inline { stream, read: Vec::with_capacity(512), generation })
-    }
-
-    fn generation(&self) -> u64 {
-        self.generation
+        Ok(Inline { stream, read: Vec::with_capacity(512) })
     }
 
     async fn exchange(

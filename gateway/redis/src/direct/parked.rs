@@ -10,16 +10,11 @@ pub(super) struct Parked {
     stream: TcpStream,
     /// Read but not yet parsed.
     read: Vec<u8>,
-    generation: u64,
 }
 
 impl Connection for Parked {
-    async fn open(shared: &Shared, generation: u64) -> redis::RedisResult<Self> {
-        Ok(Parked { stream: open_tcp(shared).await?, read: Vec::with_capacity(512), generation })
-    }
-
-    fn generation(&self) -> u64 {
-        self.generation
+    async fn open(shared: &Shared) -> redis::RedisResult<Self> {
+        Ok(Parked { stream: open_tcp(shared).await?, read: Vec::with_capacity(512) })
     }
 
     /// The caller's timeout bounds the wait: this future is dropped when it runs out.
