@@ -9,7 +9,7 @@
 # (`redis-benchmark -t ping_mbulk -c 1`, and the admission transaction replayed). Then the
 # same comparison request by request (`switchboard-governed-cycle`: a Redis-route request, a
 # local one, a PING, a local one, the admission replayed, a local one, over and over), where the
-# machine's drift falls on every kind of step alike. See bench/results.md "Governed requests".
+# machine's drift falls on every kind of step alike. See bench/governed.md.
 #
 # usage: bench/governed.sh
 # Environment:

@@ -13,8 +13,8 @@
 //!
 //! Why charge first and decide after, instead of a script deciding inside Redis: a Lua script took
 //! 20–40 µs of Redis's time per admission on the benchmark VM, these plain commands ~5 µs, and
-//! what an admission asks of Redis adds to every governed request's latency (bench/results.md
-//! "Governed requests"). Exactness holds: each count a request sees includes every charge made
+//! what an admission asks of Redis adds to every governed request's latency
+//! (bench/governed.md). Exactness holds: each count a request sees includes every charge made
 //! before its own, so the admitted never exceed a limit (a refused charge not yet given back only
 //! makes counts larger). For one-unit charges (requests, places in flight) the first refusal comes
 //! only once the limit is reached; after that, or for amounts (tokens, dollars), a refused

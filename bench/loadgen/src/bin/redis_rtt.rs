@@ -2,8 +2,8 @@
 //! one write), sampled at a set interval instead of back to back, so Redis (and the CPU it runs
 //! on) is as idle between calls as it is between a gateway's admissions at the same request
 //! rate. A back-to-back round trip (interval 0, or `redis-benchmark`) is, on a VM whose idle
-//! vCPUs halt, several times shorter than one that has to wake Redis (bench/results.md
-//! "Governed requests").
+//! vCPUs halt, several times shorter than one that has to wake Redis
+//! (bench/governed.md).
 //!
 //! With `--gateway-client` the calls go through the gateway's own Redis client instead of a
 //! blocking socket: `switchboard_redis::RedisClient`, on the connection an admission takes
