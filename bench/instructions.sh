@@ -7,6 +7,7 @@
 #   plain    one key, one OpenAI-compatible route to the mock upstream, nothing else
 #   traced   the same, exporting OTLP traces to the in-repo receiver (BENCH_TRACES_PROTOCOL)
 #   local    the same route with a local request and token limit (as bench/run.sh's governed row)
+#   redis    the same limit counted in Redis (a redis-server on a loopback port, as bench/governed.sh)
 # Environment:
 #   BENCH_DURATION  measured duration per mode, seconds (default 10)
 #   BENCH_TRACES_PROTOCOL  grpc (default) or http/protobuf
@@ -40,8 +41,24 @@ write_config "$TMP/gateway.yaml" sk-instructions "routes:
   - model: local
     backends: [{ provider: upstream, model: bench-upstream }]
     policies: [local-limits]
+  - model: redis
+    backends: [{ provider: upstream, model: bench-upstream }]
+    policies: [redis-limits]
 policies:
-  - { name: local-limits, scope: key_route, window_seconds: 60, requests: 1000000000, total_tokens: 1000000000000, mode: local }"
+  - { name: local-limits, scope: key_route, window_seconds: 60, requests: 1000000000, total_tokens: 1000000000000, mode: local }
+  - { name: redis-limits, scope: key_route, window_seconds: 60, requests: 1000000000, total_tokens: 1000000000000, mode: redis, failure_mode: closed }"
+
+# A Redis for the redis mode, started only when it is asked for.
+REDIS_ARGS=()
+if [[ " ${MODES[*]} " == *" redis "* ]]; then
+    command -v redis-server >/dev/null || die "redis-server is required for the redis mode (apt-get install -y redis-server)"
+    REDIS_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$TMP" \
+        >"$TMP/redis.out" 2>&1 &
+    PIDS+=($!)
+    first_line "${PIDS[-1]}" "$TMP/redis.out" '.*Ready to accept' >/dev/null || die "redis-server did not start"
+    REDIS_ARGS=(--redis-url "redis://127.0.0.1:$REDIS_PORT")
+fi
 
 # usage: measure MODE  -> prints "MODE instructions-per-request requests"
 measure() {
@@ -50,7 +67,8 @@ measure() {
         plain) ;;
         traced) extra=(--otlp-endpoint "$OTLP" --otlp-protocol "$PROTOCOL") ;;
         local) model=local ;;
-        *) die "unknown mode $mode (plain, traced, local)" ;;
+        redis) model=redis extra=("${REDIS_ARGS[@]}") ;;
+        *) die "unknown mode $mode (plain, traced, local, redis)" ;;
     esac
     printf '{"model":"%s","messages":[{"role":"user","content":"Say hello to the benchmark."}],"max_tokens":16}' \
         "$model" >"$TMP/body.json"

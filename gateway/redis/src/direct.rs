@@ -19,16 +19,17 @@
 //! (so never once calls overlap under load), and only on a runtime with another worker to run
 //! everything else meanwhile (see [`inline`]).
 //!
-//! Commands are packed and replies parsed by redis-rs; this module only finds where one reply
-//! ends in what has been read ([`reply_end`], RESP2: the protocol these connections speak).
+//! Commands are packed by redis-rs; replies are parsed as they are read ([`resp`]).
 
 mod inline;
 mod parked;
+mod resp;
 
 use inline::Inline;
 use parked::Parked;
 use redis::aio::ConnectionLike;
 use redis::{ConnectionAddr, ConnectionInfo, Pipeline, RedisError, RedisFuture, Value};
+use resp::Replies;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant};
@@ -36,6 +37,11 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 
 /// How many calls at once get a connection of their own whose wait parks the task.
 const PARKED_SLOTS: usize = 8;
+
+/// How long calls stop waiting inline after one whose reply outlasted the inline wait: a Redis
+/// late once is likely late again, and each such wait holds a worker for a few milliseconds
+/// ([`inline::INLINE_WAIT`]), so at most one in this period does.
+const INLINE_PAUSE: Duration = Duration::from_secs(1);
 
 /// The connections of one single Redis reached over TCP.
 pub struct DirectPool {
@@ -59,6 +65,20 @@ struct Shared {
     /// its next use instead of failing a call of its own (after a Redis restart, one failed call
     /// instead of one per connection).
     generation: AtomicU64,
+    /// Until when, in milliseconds since `epoch`, no call waits inline ([`INLINE_PAUSE`]).
+    inline_paused_until: AtomicU64,
+    epoch: Instant,
+}
+
+impl Shared {
+    fn pause_inline(&self) {
+        let until = (self.epoch.elapsed() + INLINE_PAUSE).as_millis();
+        self.inline_paused_until.store(u64::try_from(until).unwrap_or(u64::MAX), Relaxed);
+    }
+
+    fn inline_paused(&self) -> bool {
+        self.epoch.elapsed().as_millis() < u128::from(self.inline_paused_until.load(Relaxed))
+    }
 }
 
 /// A connection held by one call.
@@ -80,6 +100,7 @@ trait Connection: Sized {
     /// next call would read this one's.
     async fn exchange(
         self,
+        shared: &Shared,
         packed: &[u8],
         replies: usize,
         deadline: Instant,
@@ -103,6 +124,8 @@ impl DirectPool {
                 timeout,
                 leased: AtomicUsize::new(0),
                 generation: AtomicU64::new(0),
+                inline_paused_until: AtomicU64::new(0),
+                epoch: Instant::now(),
             }),
             inline: spare_worker.then(|| Arc::new(Mutex::new(None))),
             parked: (0..PARKED_SLOTS).map(|_| Arc::new(Mutex::new(None))).collect(),
@@ -117,7 +140,7 @@ impl DirectPool {
         // Counted before choosing, so two calls starting together never both see themselves alone.
         let alone = self.shared.leased.fetch_add(1, Relaxed) == 0;
         let inline = match &self.inline {
-            Some(slot) if alone => slot.clone().try_lock_owned().ok(),
+            Some(slot) if alone && !self.shared.inline_paused() => slot.clone().try_lock_owned().ok(),
             _ => None,
         };
         let parked = || self.parked.iter().find_map(|slot| slot.clone().try_lock_owned().ok());
@@ -164,7 +187,7 @@ async fn exchange_in<C: Connection>(
         Some((opened, connection)) if opened == generation => connection,
         _ => connect(shared, deadline).await?,
     };
-    match connection.exchange(packed, replies, deadline).await {
+    match connection.exchange(shared, packed, replies, deadline).await {
         Ok((connection, values)) => {
             *slot = Some((generation, connection));
             Ok(values)
@@ -182,7 +205,7 @@ async fn connect<C: Connection>(shared: &Shared, deadline: Instant) -> redis::Re
     let Some((packed, replies)) = hello(&shared.info) else {
         return Ok(connection);
     };
-    let (connection, replies) = connection.exchange(&packed, replies, deadline).await?;
+    let (connection, replies) = connection.exchange(shared, &packed, replies, deadline).await?;
     match replies.into_iter().find_map(|reply| match reply {
         Value::ServerError(err) => Some(err),
         _ => None,
@@ -220,61 +243,6 @@ fn hello(info: &ConnectionInfo) -> Option<(Vec<u8>, usize)> {
     }
     let commands = hello.cmd_iter().count();
     (commands > 0).then(|| (hello.get_packed_pipeline(), commands))
-}
-
-/// The replies to one exchange, parsed as they are read: each read parses only what it added.
-struct Replies {
-    wanted: usize,
-    values: Vec<Value>,
-    /// Where the next reply starts in what has been read.
-    at: usize,
-}
-
-impl Replies {
-    fn new(wanted: usize) -> Self {
-        Replies { wanted, values: Vec::with_capacity(wanted), at: 0 }
-    }
-
-    /// Parses the replies completed in `read` (everything read so far); true once all of them
-    /// are there, an error if more than that was read.
-    fn parse(&mut self, read: &[u8]) -> redis::RedisResult<bool> {
-        while self.values.len() < self.wanted {
-            let Some(end) = reply_end(read, self.at) else {
-                return Ok(false);
-            };
-            self.values.push(redis::parse_redis_value(&read[self.at..end])?);
-            self.at = end;
-        }
-        if self.at != read.len() {
-            return Err(io_error("Redis sent more than the replies asked for"));
-        }
-        Ok(true)
-    }
-}
-
-/// Where the RESP2 reply starting at `at` ends, if all of it has been read. A header that is
-/// not RESP2 ends the reply at its line, for redis-rs's parser to reject.
-fn reply_end(read: &[u8], at: usize) -> Option<usize> {
-    let line = at + read.get(at..)?.windows(2).position(|pair| pair == b"\r\n")? + 2;
-    let header = &read[at..line - 2];
-    let count = || std::str::from_utf8(header.get(1..)?).ok()?.parse::<i64>().ok();
-    match header.first() {
-        Some(b'$') => match count() {
-            Some(len) if len >= 0 => {
-                let end = line.checked_add(usize::try_from(len).ok()?)?.checked_add(2)?;
-                (end <= read.len()).then_some(end)
-            }
-            _ => Some(line),
-        },
-        Some(b'*') => {
-            let mut end = line;
-            for _ in 0..count().unwrap_or(0).max(0) {
-                end = reply_end(read, end)?;
-            }
-            Some(end)
-        }
-        _ => Some(line),
-    }
 }
 
 fn io_error(message: &'static str) -> RedisError {
@@ -443,6 +411,9 @@ mod tests {
         assert!(err.is_timeout(), "{err}");
         assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
         assert_eq!(incr(&mut lease).await.unwrap(), 2, "a new connection; the late reply is never read");
+        drop(lease);
+        let alone = pool.lease().unwrap();
+        assert!(matches!(alone.held, Held::Parked(_)), "after a late reply, calls alone park for a while");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -451,24 +422,5 @@ mod tests {
         let lease = pool(&redis, "pw").lease().unwrap();
         assert!(matches!(lease.held, Held::Inline(_)));
         a_call_cut_short_drops_its_connection(lease).await;
-    }
-
-    #[test]
-    fn a_reply_ends_where_resp_says() {
-        assert_eq!(reply_end(b"+OK\r\n", 0), Some(5));
-        assert_eq!(reply_end(b":42\r\n+OK\r\n", 0), Some(5));
-        assert_eq!(reply_end(b":42\r\n+OK\r\n", 5), Some(10));
-        assert_eq!(reply_end(b"$3\r\nabc\r\n", 0), Some(9));
-        assert_eq!(reply_end(b"$3\r\nab", 0), None, "the bulk string is not all there");
-        assert_eq!(reply_end(b"$-1\r\n", 0), Some(5), "nil");
-        // A transaction's EXEC: an array holding an MGET array and integers.
-        let exec = b"*3\r\n*2\r\n$1\r\n7\r\n$-1\r\n:1\r\n:5\r\n";
-        assert_eq!(reply_end(exec, 0), Some(exec.len()));
-        for cut in 0..exec.len() {
-            assert_eq!(reply_end(&exec[..cut], 0), None, "cut at {cut}");
-        }
-        assert_eq!(reply_end(b"-ERR wrong\r\n", 0), Some(12));
-        assert_eq!(reply_end(b"?junk\r\n", 0), Some(7), "left to the parser to reject");
-        assert_eq!(reply_end(b"+OK", 0), None);
     }
 }

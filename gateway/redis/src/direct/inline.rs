@@ -1,27 +1,36 @@
-//! The connection whose call waits for its reply on the calling thread, in `poll(2)`, as a
-//! blocking client does, instead of parking its task.
+//! The connection whose call waits for its reply on the calling thread, in a blocking `read`,
+//! as a blocking client does, instead of parking its task.
 //!
 //! That holds a tokio worker for the round trip, so it is bounded three ways: only a call that is
 //! the only one on the pool's connections, which also makes it one call at a time
 //! ([`super::DirectPool::lease`]); only on a runtime with another worker to run the rest
-//! meanwhile ([`super::DirectPool::new`]); and for at most [`INLINE_WAIT`]. A loopback round
-//! trip takes 30–80 µs at p50 on the benchmark VM, within tokio's guidance of 10–100 µs between
-//! two awaits; only a reply already late holds the worker longer, up to 200 µs. A reply that
-//! takes longer still (a busy or stalled Redis) is waited for on tokio's blocking pool until the
-//! call's deadline, and the worker goes back to its other tasks.
+//! meanwhile ([`super::DirectPool::new`]); and for at most [`INLINE_WAIT`], after which the
+//! pool stops waiting inline for a while ([`super::INLINE_PAUSE`]). A loopback round trip takes
+//! 20–80 µs at p50 on the benchmark VM, within tokio's guidance of 10–100 µs between two awaits;
+//! a reply that takes longer (a busy or stalled Redis) is waited for on tokio's blocking pool
+//! until the call's deadline, and the worker goes back to its other tasks.
+//!
+//! The wait's bound is the socket's own receive timeout (`SO_RCVTIMEO`), which the kernel counts
+//! in scheduler ticks, not a `poll` with a deadline: a deadline finer than a tick arms a
+//! high-resolution timer and cancels it on every call, which on the benchmark VM (where
+//! programming the timer leaves the guest) made one round trip 35–49 µs at p50 against 16–25 µs
+//! for a plain blocking read, measured side by side (bench/governed.md). A tick-counted timeout
+//! costs nothing measurable; the price is its coarseness, hence the pause after a late reply.
 
 use super::{Connection, Replies, Shared, io_error, open_tcp};
 use redis::Value;
-use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use std::io::{ErrorKind, Read as _, Write as _};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-/// The longest a call holds its worker waiting for the reply.
-const INLINE_WAIT: Duration = Duration::from_micros(200);
+/// How long a call may hold its worker waiting, as asked of the kernel: it counts whole ticks,
+/// so this lasts 4–8 ms at the usual 250 Hz (10–20 ms at 100 Hz). Never reached by a round trip
+/// to a Redis that answers; asked in ticks, and well above one, so that a tick falling during a
+/// round trip never cuts it short.
+pub(super) const INLINE_WAIT: Duration = Duration::from_millis(5);
 
 pub(super) struct Inline {
-    /// Non-blocking: every wait is a `poll` with a deadline.
+    /// Blocking, with [`INLINE_WAIT`] as its send and receive timeouts.
     stream: TcpStream,
     /// Read but not yet parsed.
     read: Vec<u8>,
@@ -30,92 +39,77 @@ pub(super) struct Inline {
 impl Connection for Inline {
     async fn open(shared: &Shared) -> redis::RedisResult<Self> {
         // Connecting is rare and may take long: done the tokio way, then taken out of tokio's
-        // hands (the socket stays non-blocking).
+        // hands.
         let stream = open_tcp(shared).await?.into_std()?;
+        stream.set_nonblocking(false)?;
+        stream.set_read_timeout(Some(INLINE_WAIT))?;
+        stream.set_write_timeout(Some(INLINE_WAIT))?;
         Ok(Inline { stream, read: Vec::with_capacity(512) })
     }
 
     async fn exchange(
         mut self,
+        shared: &Shared,
         packed: &[u8],
         replies: usize,
         deadline: Instant,
     ) -> redis::RedisResult<(Self, Vec<Value>)> {
-        self.write_all(packed, deadline)?;
-        let held_until = deadline.min(Instant::now() + INLINE_WAIT);
+        self.write_all(packed)?;
         let mut replies = Replies::new(replies);
-        if self.read_replies(&mut replies, held_until)? {
+        if self.read_replies(&mut replies)? {
             return Ok((self, replies.values));
         }
-        // Slower than a round trip should be: the rest of the wait leaves the worker. If the
-        // call is cut short meanwhile, the blocking task still ends by the deadline and drops
-        // the connection.
+        // Slower than a round trip should be: the rest of the wait leaves the worker, and the
+        // calls of the next while do not wait inline at all. If the
+        // call is cut short meanwhile, the blocking task still ends (within one wait after the
+        // deadline) and drops the connection.
+        shared.pause_inline();
         let waited = tokio::task::spawn_blocking(move || {
-            let complete = self.read_replies(&mut replies, deadline)?;
-            Ok::<_, redis::RedisError>((self, complete.then_some(replies.values)))
+            while Instant::now() < deadline {
+                if self.read_replies(&mut replies)? {
+                    return Ok::<_, redis::RedisError>(Some((self, replies.values)));
+                }
+            }
+            Ok(None)
         })
         .await
         .map_err(|_| io_error("the wait for Redis's reply was lost"))?;
-        match waited? {
-            (inline, Some(values)) => Ok((inline, values)),
-            (_, None) => Err(std::io::Error::from(ErrorKind::TimedOut).into()),
-        }
+        waited?.ok_or_else(|| std::io::Error::from(ErrorKind::TimedOut).into())
     }
 }
 
 impl Inline {
-    fn write_all(&self, mut packed: &[u8], deadline: Instant) -> std::io::Result<()> {
+    /// Writes all of `packed`. A send buffer still full after one wait means Redis has stopped
+    /// reading: the call fails (and the connection goes) rather than hold the worker longer.
+    fn write_all(&self, mut packed: &[u8]) -> std::io::Result<()> {
         while !packed.is_empty() {
             match (&self.stream).write(packed) {
                 Ok(0) => return Err(ErrorKind::WriteZero.into()),
                 Ok(n) => packed = &packed[n..],
-                Err(err) if err.kind() == ErrorKind::WouldBlock => {
-                    if !self.wait(PollFlags::OUT, deadline)? {
-                        return Err(ErrorKind::TimedOut.into());
-                    }
-                }
                 Err(err) if err.kind() == ErrorKind::Interrupted => {}
+                Err(err) if err.kind() == ErrorKind::WouldBlock => return Err(ErrorKind::TimedOut.into()),
                 Err(err) => return Err(err),
             }
         }
         Ok(())
     }
 
-    /// Reads until `replies` are all there (true) or `until` comes (false; what has been read
-    /// and parsed is kept for the next try).
-    fn read_replies(&mut self, replies: &mut Replies, until: Instant) -> redis::RedisResult<bool> {
+    /// Reads until `replies` are all there (true) or one wait passes with nothing to read
+    /// (false; what has been read and parsed is kept for the next try).
+    fn read_replies(&mut self, replies: &mut Replies) -> redis::RedisResult<bool> {
         let mut chunk = [0u8; 4096];
         loop {
             if replies.parse(&self.read)? {
                 self.read.clear();
                 return Ok(true);
             }
-            // Waiting first: right after a write the reply is never there yet, and a `read`
-            // that says so would be a system call for nothing.
-            if !self.wait(PollFlags::IN, until)? {
-                return Ok(false);
-            }
             match (&self.stream).read(&mut chunk) {
                 Ok(0) => return Err(io_error("Redis closed the connection")),
                 Ok(n) => self.read.extend_from_slice(&chunk[..n]),
-                Err(err) if matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
-                Err(err) => return Err(err.into()),
-            }
-        }
-    }
-
-    /// Waits until the socket is ready for `flags` (true) or `until` passes (false).
-    fn wait(&self, flags: PollFlags, until: Instant) -> std::io::Result<bool> {
-        loop {
-            let left = until.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Ok(false);
-            }
-            let timeout = Timespec { tv_sec: left.as_secs() as i64, tv_nsec: i64::from(left.subsec_nanos()) };
-            match poll(&mut [PollFd::new(&self.stream, flags)], Some(&timeout)) {
-                Ok(0) => return Ok(false),
-                Ok(_) => return Ok(true),
-                Err(rustix::io::Errno::INTR) => {}
+                Err(err) if err.kind() == ErrorKind::Interrupted => {}
+                Err(err) if matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    return Ok(false);
+                }
                 Err(err) => return Err(err.into()),
             }
         }

@@ -20,6 +20,7 @@ impl Connection for Parked {
     /// The caller's timeout bounds the wait: this future is dropped when it runs out.
     async fn exchange(
         mut self,
+        _shared: &Shared,
         packed: &[u8],
         replies: usize,
         _deadline: Instant,
