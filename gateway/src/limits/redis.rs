@@ -31,7 +31,7 @@
 
 mod settle;
 
-use super::policy::{Demand, Policy};
+use super::policy::{Counted, Demand, Policy};
 use super::window::WindowPosition;
 use super::{Headroom, Period, Refusal};
 use crate::metrics::{AtomicHistogram, REDIS_BOUNDS};
@@ -204,17 +204,20 @@ impl RedisStore {
         now_ms: u64,
     ) -> Pipeline {
         let name = |counter: &str| counters::counter(&self.inner.prefix, &charge.tag, counter);
+        let window = |what: Counted, index: u64| {
+            counters::window_counter(&self.inner.prefix, &charge.tag, what.field(), index)
+        };
         let mut tx = ::redis::pipe();
         tx.atomic();
         if !policy.windowed.is_empty() {
             let previous = tx.cmd("MGET");
             for &(what, _) in &policy.windowed {
-                previous.arg(name(&window_counter(what, at.index.wrapping_sub(1))));
+                previous.arg(window(what, at.index.wrapping_sub(1)));
             }
         }
         let expires_at = window_expiry(at.index, policy.window_ms);
         for &(what, _) in &policy.windowed {
-            let counter = name(&window_counter(what, at.index));
+            let counter = window(what, at.index);
             tx.incr(&counter, signed(what.of(demand)));
             tx.pexpire_at(counter, expires_at).ignore();
         }
@@ -386,11 +389,6 @@ fn signed(amount: u64) -> i64 {
 /// behind still reads it. The same instant for every charge to it, from every replica.
 fn window_expiry(index: u64, window_ms: u64) -> i64 {
     i64::try_from(index.saturating_add(3).saturating_mul(window_ms)).unwrap_or(i64::MAX)
-}
-
-/// A windowed limit's counter for one fixed window: `tot:29459220`.
-fn window_counter(what: super::policy::Counted, index: u64) -> String {
-    format!("{}:{index}", what.field())
 }
 
 /// 8 random bytes in hex: this process's prefix for in-flight members.

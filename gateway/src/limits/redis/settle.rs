@@ -2,7 +2,7 @@
 //! request path. [`RedisStore::settle`] queues a [`Settlement`]; one task ([`settler`]) gathers
 //! them and sends each batch's corrections as pipelines on the shared connection.
 
-use super::{RedisCharge, RedisStore, signed, window_counter, window_expiry};
+use super::{RedisCharge, RedisStore, signed, window_expiry};
 use crate::limits::policy::{Counted, Demand, Policy};
 use ::redis::Pipeline;
 use std::sync::Arc;
@@ -118,7 +118,7 @@ fn corrections(pipeline: &mut Pipeline, prefix: &str, s: &Settlement, now_index:
         for &(what, _) in &s.policy.windowed {
             let delta = s.window_delta(what);
             if delta != 0 {
-                let counter = name(&window_counter(what, s.charge.window));
+                let counter = counters::window_counter(prefix, &s.charge.tag, what.field(), s.charge.window);
                 pipeline.incr(&counter, delta).ignore();
                 pipeline.pexpire_at(counter, window_expiry(s.charge.window, s.policy.window_ms)).ignore();
             }
