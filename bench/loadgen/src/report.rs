@@ -10,6 +10,21 @@ use serde::Serialize;
 /// Highest trackable latency in microseconds (60 s).
 pub const MAX_LATENCY_US: u64 = 60_000_000;
 
+/// How a probe binary ends: its one result line on stdout, or its error on stderr.
+pub fn exit_with_line(program: &str, result: Result<String, String>) -> std::process::ExitCode {
+    use std::io::Write as _;
+    match result {
+        Ok(line) => match writeln!(std::io::stdout().lock(), "{line}") {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(_) => std::process::ExitCode::FAILURE,
+        },
+        Err(err) => {
+            eprintln!("{program}: {err}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// A latency histogram in microseconds: 1 µs .. 60 s, 3 significant digits.
 ///
 /// # Errors

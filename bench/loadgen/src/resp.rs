@@ -15,6 +15,20 @@ pub fn encode(args: &[String]) -> Vec<u8> {
     out
 }
 
+/// Commands given on a command line, one after another with `;` between them
+/// (`MULTI ; INCR k ; EXEC`): none for no arguments.
+pub fn commands(args: &[String]) -> Vec<&[String]> {
+    match args {
+        [] => Vec::new(),
+        _ => args.split(|arg| arg == ";").collect(),
+    }
+}
+
+/// `commands` as one pipeline, written in a single send.
+pub fn encode_all(commands: &[&[String]]) -> Vec<u8> {
+    commands.iter().flat_map(|args| encode(args)).collect()
+}
+
 /// Reads one whole reply; an error reply fails.
 pub fn read_reply(reader: &mut BufReader<TcpStream>, line: &mut String) -> Result<(), String> {
     line.clear();

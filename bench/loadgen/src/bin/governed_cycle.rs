@@ -17,6 +17,7 @@ use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::TcpStream;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
+use switchboard_loadgen::report::exit_with_line;
 use switchboard_loadgen::resp::{self, Probe};
 
 fn main() -> ExitCode {
@@ -27,23 +28,11 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     };
-    let admission: Vec<&[String]> = match admission {
-        [] => Vec::new(),
-        commands => commands.split(|arg| arg == ";").collect(),
-    };
+    let admission = resp::commands(admission);
     let result = duration.parse::<f64>().map_err(|e| format!("duration: {e}")).and_then(|seconds| {
         cycles(gateway, key, [local, redis], redis_addr, Duration::from_secs_f64(seconds), &admission)
     });
-    match result {
-        Ok(line) => match writeln!(std::io::stdout().lock(), "{line}") {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(_) => ExitCode::FAILURE,
-        },
-        Err(err) => {
-            eprintln!("switchboard-governed-cycle: {err}");
-            ExitCode::FAILURE
-        }
-    }
+    exit_with_line("switchboard-governed-cycle", result)
 }
 
 fn cycles(
@@ -67,7 +56,7 @@ fn cycles(
     };
     let (local, redis) = (request(local_body)?, request(redis_body)?);
     let ping = resp::encode(&["PING".to_owned()]);
-    let replayed: Vec<u8> = admission.iter().flat_map(|args| resp::encode(args)).collect();
+    let replayed = resp::encode_all(admission);
     let mut http = Http::connect(gateway)?;
     let mut probe = Probe::connect(redis_addr)?;
     let new = || Histogram::<u64>::new(3).map_err(|e| e.to_string());

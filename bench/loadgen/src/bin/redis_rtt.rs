@@ -17,9 +17,9 @@
 //! prints: {"samples":N,"p50_us":..,"mean_us":..,"p99_us":..}
 
 use hdrhistogram::Histogram;
-use std::io::Write as _;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
+use switchboard_loadgen::report::exit_with_line;
 use switchboard_loadgen::resp::{self, Probe};
 use switchboard_redis::{RedisClient, RedisSettings};
 
@@ -43,28 +43,16 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     };
-    let commands: Vec<&[String]> = match command {
-        [] => Vec::new(),
-        _ => command.split(|arg| arg == ";").collect(),
-    };
+    let commands = resp::commands(command);
     let ping = ["PING".to_owned()];
     let commands = if commands.is_empty() { vec![&ping[..]] } else { commands };
     let sampled = if via_gateway_client {
         sample_via_gateway_client(&addr, interval, duration, &commands)
     } else {
-        let pipeline: Vec<u8> = commands.iter().flat_map(|args| resp::encode(args)).collect();
+        let pipeline = resp::encode_all(&commands);
         sample(&addr, interval, duration, &pipeline, commands.len())
     };
-    match sampled.map(|histogram| summary(&histogram)) {
-        Ok(line) => match writeln!(std::io::stdout().lock(), "{line}") {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(_) => ExitCode::FAILURE,
-        },
-        Err(err) => {
-            eprintln!("switchboard-redis-rtt: {err}");
-            ExitCode::FAILURE
-        }
-    }
+    exit_with_line("switchboard-redis-rtt", sampled.map(|histogram| summary(&histogram)))
 }
 
 /// Sends `pipeline` (`replies` commands) every `interval` for `duration`; the round trip ends
