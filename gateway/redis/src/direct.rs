@@ -76,8 +76,10 @@ impl Shared {
         self.inline_paused_until.store(u64::try_from(until).unwrap_or(u64::MAX), Relaxed);
     }
 
+    /// No clock read unless a pause was ever set: this runs on every lone admission.
     fn inline_paused(&self) -> bool {
-        self.epoch.elapsed().as_millis() < u128::from(self.inline_paused_until.load(Relaxed))
+        let until = self.inline_paused_until.load(Relaxed);
+        until != 0 && self.epoch.elapsed().as_millis() < u128::from(until)
     }
 }
 
