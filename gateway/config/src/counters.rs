@@ -35,13 +35,28 @@ pub fn key_budget_tag(key: &str) -> String {
 
 /// A counter's full name.
 pub fn counter(prefix: &str, tag: &str, counter: &str) -> String {
-    concat(&[prefix, ":{", tag, "}:", counter])
+    concat(&counter_parts(prefix, tag, counter))
+}
+
+/// A counter's name in the parts it is made of, for writing it without joining them first.
+pub fn counter_parts<'a>(prefix: &'a str, tag: &'a str, counter: &'a str) -> [&'a str; 5] {
+    [prefix, ":{", tag, "}:", counter]
 }
 
 /// The full name of a windowed limit's counter: `field` (`req`, `tot`, …) in fixed window `index`.
 pub fn window_counter(prefix: &str, tag: &str, field: &str, index: u64) -> String {
     let mut digits = itoa::Buffer::new();
-    concat(&[prefix, ":{", tag, "}:", field, ":", digits.format(index)])
+    concat(&window_counter_parts(prefix, tag, field, digits.format(index)))
+}
+
+/// [`window_counter`] in parts, the window index already written in decimal.
+pub fn window_counter_parts<'a>(
+    prefix: &'a str,
+    tag: &'a str,
+    field: &'a str,
+    index: &'a str,
+) -> [&'a str; 7] {
+    [prefix, ":{", tag, "}:", field, ":", index]
 }
 
 /// `parts` end to end. Names are built on every admission (up to eight per policy), where

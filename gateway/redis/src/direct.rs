@@ -19,16 +19,21 @@
 //! (so never once calls overlap under load), and only on a runtime with another worker to run
 //! everything else meanwhile (see [`inline`]).
 //!
-//! Commands are packed by redis-rs; replies are parsed as they are read ([`resp`]).
+//! Work no request waits on (settlements) has a connection of its own, parked, so it never
+//! queues behind an admission nor an admission behind it ([`DirectPool::lease_background`]).
+//!
+//! Commands come packed ([`crate::Commands`], or redis-rs's packing for its own types); replies
+//! are parsed as they are read ([`resp`]).
 
 mod inline;
 mod parked;
 mod resp;
 
+use crate::io_error;
 use inline::Inline;
 use parked::Parked;
 use redis::aio::ConnectionLike;
-use redis::{ConnectionAddr, ConnectionInfo, Pipeline, RedisError, RedisFuture, Value};
+use redis::{ConnectionAddr, ConnectionInfo, Pipeline, RedisFuture, Value};
 use resp::Replies;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
@@ -49,6 +54,9 @@ pub struct DirectPool {
     /// `None` on a runtime with a single worker, where no call may hold the thread.
     inline: Option<Arc<Mutex<Kept<Inline>>>>,
     parked: Box<[Arc<Mutex<Kept<Parked>>>]>,
+    /// For work no request waits on (settlements): never queued behind an admission or ahead
+    /// of one, and not counted among the calls that decide whether one may wait inline.
+    background: Arc<Mutex<Kept<Parked>>>,
 }
 
 /// A connection kept between calls, with the generation it was opened in (`None` until the
@@ -92,6 +100,7 @@ pub struct Lease {
 enum Held {
     Inline(OwnedMutexGuard<Kept<Inline>>),
     Parked(OwnedMutexGuard<Kept<Parked>>),
+    Background(OwnedMutexGuard<Kept<Parked>>),
 }
 
 /// What both kinds of connection do: open a socket, and make one exchange, giving the connection
@@ -131,6 +140,7 @@ impl DirectPool {
             }),
             inline: spare_worker.then(|| Arc::new(Mutex::new(None))),
             parked: (0..PARKED_SLOTS).map(|_| Arc::new(Mutex::new(None))).collect(),
+            background: Arc::new(Mutex::new(None)),
         })
     }
 
@@ -155,22 +165,32 @@ impl DirectPool {
         };
         Some(Lease { shared: self.shared.clone(), held })
     }
+
+    /// The background connection, if no other background call holds it; never waits.
+    pub fn lease_background(&self) -> Option<Lease> {
+        let held = self.background.clone().try_lock_owned().ok()?;
+        Some(Lease { shared: self.shared.clone(), held: Held::Background(held) })
+    }
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        self.shared.leased.fetch_sub(1, Relaxed);
+        if !matches!(self.held, Held::Background(_)) {
+            self.shared.leased.fetch_sub(1, Relaxed);
+        }
     }
 }
 
 impl Lease {
     /// Sends `packed` (`replies` commands) and reads their replies on the held connection,
     /// opening one if it has none (or only one older than the last failure).
-    async fn exchange(&mut self, packed: &[u8], replies: usize) -> redis::RedisResult<Vec<Value>> {
+    pub(crate) async fn exchange(&mut self, packed: &[u8], replies: usize) -> redis::RedisResult<Vec<Value>> {
         let deadline = Instant::now() + self.shared.timeout;
         match &mut self.held {
             Held::Inline(slot) => exchange_in(&self.shared, slot, packed, replies, deadline).await,
-            Held::Parked(slot) => exchange_in(&self.shared, slot, packed, replies, deadline).await,
+            Held::Parked(slot) | Held::Background(slot) => {
+                exchange_in(&self.shared, slot, packed, replies, deadline).await
+            }
         }
     }
 }
@@ -245,10 +265,6 @@ fn hello(info: &ConnectionInfo) -> Option<(Vec<u8>, usize)> {
     }
     let commands = hello.cmd_iter().count();
     (commands > 0).then(|| (hello.get_packed_pipeline(), commands))
-}
-
-fn io_error(message: &'static str) -> RedisError {
-    std::io::Error::other(message).into()
 }
 
 impl ConnectionLike for Lease {
@@ -394,6 +410,21 @@ mod tests {
         assert!(matches!(lease.held, Held::Inline(_)));
         assert!(incr(&mut lease).await.is_err(), "the connection from before the restart is gone");
         assert_eq!(incr(&mut lease).await.unwrap(), 1, "and the next call opens a new one");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn background_work_has_its_own_connection_and_leaves_admissions_alone() {
+        let redis = RedisServer::start_with(&["--requirepass", "pw"]);
+        let pool = pool(&redis, "pw");
+        let mut background = pool.lease_background().unwrap();
+        assert!(pool.lease_background().is_none(), "one background call at a time; never waited for");
+        assert_eq!(incr(&mut background).await.unwrap(), 1, "logged in, on database 2");
+        let mut admission = pool.lease().unwrap();
+        assert!(matches!(admission.held, Held::Inline(_)), "a settlement in flight is not another call");
+        assert_eq!(incr(&mut admission).await.unwrap(), 2);
+        drop((background, admission));
+        assert!(pool.lease_background().is_some());
+        assert_eq!(pool.shared.leased.load(Relaxed), 0);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,16 +9,20 @@
 //!
 //! A call a request waits on ([`RedisClient::own_connection`]) can have a connection of its own
 //! on a single Redis ([`direct`]): one round trip with no hand-off to a driver task, waited for
-//! on the calling thread when it can be.
+//! on the calling thread when it can be; so can settlements
+//! ([`RedisClient::background_connection`]). What the gateway sends every request is written
+//! as [`Commands`] and sent with [`AnyConnection::send`].
 
+mod commands;
 mod direct;
 
 use arc_swap::ArcSwapOption;
+pub use commands::{Arg, Commands};
 use direct::{DirectPool, Lease};
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, ConnectionInfo, Pipeline, RedisFuture, Value};
+use redis::{Cmd, ConnectionInfo, Pipeline, RedisError, RedisFuture, RedisResult, Value};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -118,6 +122,17 @@ impl RedisClient {
         }
         .or_else(|| self.connection())
     }
+
+    /// For calls no request waits on (settlements): on a single Redis, a connection of their
+    /// own while it is free ([`direct`]), else the shared one. Replies are then parsed by
+    /// [`direct`]'s reader, a fraction of the instructions redis-rs's parser takes per reply.
+    pub fn background_connection(&self) -> Option<AnyConnection> {
+        match self {
+            RedisClient::Single(_, Some(direct)) => direct.lease_background().map(AnyConnection::Direct),
+            _ => None,
+        }
+        .or_else(|| self.connection())
+    }
 }
 
 fn connection_info(url: &str, settings: &RedisSettings) -> Result<ConnectionInfo, String> {
@@ -162,6 +177,25 @@ pub enum AnyConnection {
     Single(ConnectionManager),
     Cluster(ClusterConnection),
     Direct(Lease),
+}
+
+impl AnyConnection {
+    /// Sends `commands` and gives what they answer ([`Commands::values`]): on a connection of
+    /// the gateway's own, the bytes as they were written; on the others, as a redis-rs pipeline.
+    pub async fn send(&mut self, commands: &mut Commands) -> RedisResult<Vec<Value>> {
+        commands.seal();
+        match self {
+            AnyConnection::Direct(lease) => {
+                let (packed, replies) = commands.packed();
+                commands.values(lease.exchange(packed, replies).await?)
+            }
+            other => commands.to_pipeline().query_async(other).await,
+        }
+    }
+}
+
+fn io_error(message: &'static str) -> RedisError {
+    std::io::Error::other(message).into()
 }
 
 impl ConnectionLike for AnyConnection {
@@ -209,5 +243,50 @@ mod tests {
             prefix: "sb".into(),
         };
         assert!(!format!("{settings:?}").contains("hunter2"));
+    }
+
+    /// `Commands` answer the same on a connection of the gateway's own (the bytes as written)
+    /// and on the shared one (rebuilt as a redis-rs pipeline).
+    #[tokio::test]
+    async fn commands_answer_alike_on_every_kind_of_connection() {
+        let redis = switchboard_test_redis::RedisServer::start();
+        let settings = RedisSettings {
+            urls: vec![format!("redis://127.0.0.1:{}", redis.port())],
+            cluster: false,
+            password: None,
+            timeout: Duration::from_secs(5),
+            prefix: "sb".into(),
+        };
+        let client = RedisClient::connect(&settings).await.unwrap();
+        let connections = [
+            ("own", client.own_connection()),
+            ("background", client.background_connection()),
+            ("shared", client.connection()),
+        ];
+        for (round, (kind, connection)) in connections.into_iter().enumerate() {
+            let mut connection = connection.unwrap();
+            assert_eq!(matches!(connection, AnyConnection::Direct(_)), kind != "shared", "{kind}");
+            let mut tx = Commands::transaction();
+            tx.push(&[Arg::Text("MGET"), Arg::Joined(&["n", ":a"]), Arg::Text("missing")]);
+            tx.push(&[Arg::Text("INCRBY"), Arg::Text("n:a"), Arg::Int(-2)]);
+            let results = connection.send(&mut tx).await.unwrap();
+            let before = match round {
+                0 => Value::Nil,
+                _ => Value::BulkString((-2 * round as i64).to_string().into_bytes()),
+            };
+            let expected = [Value::Array(vec![before, Value::Nil]), Value::Int(-2 * (round as i64 + 1))];
+            assert_eq!(results, expected, "{kind}");
+
+            let mut pipeline = Commands::pipeline();
+            pipeline
+                .push(&[Arg::Text("SET"), Arg::Text("s"), Arg::Text(kind)])
+                .push(&[Arg::Text("GET"), Arg::Text("s")]);
+            let replies = connection.send(&mut pipeline).await.unwrap();
+            assert_eq!(replies, [Value::Okay, Value::BulkString(kind.as_bytes().to_vec())], "{kind}");
+
+            let mut refused = Commands::pipeline();
+            refused.push(&[Arg::Text("INCRBY"), Arg::Text("s"), Arg::Int(1)]);
+            assert!(connection.send(&mut refused).await.is_err(), "{kind}: an error reply fails the call");
+        }
     }
 }

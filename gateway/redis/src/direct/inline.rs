@@ -34,6 +34,9 @@ pub(super) struct Inline {
     stream: TcpStream,
     /// Read but not yet parsed.
     read: Vec<u8>,
+    /// What each `read` fills: zeroed once, not on every call (4,096 bytes zeroed per admission
+    /// were ~4,000 instructions of it).
+    chunk: Box<[u8]>,
 }
 
 impl Connection for Inline {
@@ -44,7 +47,7 @@ impl Connection for Inline {
         stream.set_nonblocking(false)?;
         stream.set_read_timeout(Some(INLINE_WAIT))?;
         stream.set_write_timeout(Some(INLINE_WAIT))?;
-        Ok(Inline { stream, read: Vec::with_capacity(512) })
+        Ok(Inline { stream, read: Vec::with_capacity(512), chunk: vec![0; 4096].into_boxed_slice() })
     }
 
     async fn exchange(
@@ -97,15 +100,14 @@ impl Inline {
     /// Reads until `replies` are all there (true) or one wait passes with nothing to read
     /// (false; what has been read and parsed is kept for the next try).
     fn read_replies(&mut self, replies: &mut Replies) -> redis::RedisResult<bool> {
-        let mut chunk = [0u8; 4096];
         loop {
             if replies.parse(&self.read)? {
                 self.read.clear();
                 return Ok(true);
             }
-            match (&self.stream).read(&mut chunk) {
+            match (&self.stream).read(&mut self.chunk) {
                 Ok(0) => return Err(io_error("Redis closed the connection")),
-                Ok(n) => self.read.extend_from_slice(&chunk[..n]),
+                Ok(n) => self.read.extend_from_slice(&self.chunk[..n]),
                 Err(err) if err.kind() == ErrorKind::Interrupted => {}
                 Err(err) if matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
                     return Ok(false);

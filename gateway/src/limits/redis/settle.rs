@@ -1,14 +1,14 @@
 //! Settlement in Redis: each request's reservation replaced by what it took, sent off the
 //! request path. [`RedisStore::settle`] queues a [`Settlement`]; one task ([`settler`]) gathers
-//! them and sends each batch's corrections as pipelines on the shared connection.
+//! them and sends each batch's corrections as pipelines on a connection of their own.
 
 use super::{RedisCharge, RedisStore, signed, window_expiry};
 use crate::limits::policy::{Counted, Demand, Policy};
-use ::redis::Pipeline;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 use switchboard_config::counters;
+use switchboard_redis::{Arg, Commands};
 use tokio::sync::mpsc;
 
 /// One request's reservation and what it took, for the counters its charge names.
@@ -61,26 +61,28 @@ pub(super) async fn settler(store: RedisStore, mut queue: mpsc::Receiver<Settlem
 /// Sends `batch` (emptied), waiting for every pipeline's answer.
 async fn send(store: &RedisStore, batch: &mut Vec<Settlement>) {
     let now_index = |window_ms: u64| crate::unix_now_ms() / window_ms.max(1);
-    let mut pipelines = Vec::new();
+    let mut pipelines: Vec<Commands> = Vec::new();
     let single = !store.inner.client.is_cluster();
     for s in batch.drain(..) {
         let index = now_index(s.policy.window_ms);
         match pipelines.last_mut() {
             Some(pipeline) if single => corrections(pipeline, &store.inner.prefix, &s, index),
             _ => {
-                let mut pipeline = ::redis::pipe();
+                let mut pipeline = Commands::pipeline();
                 corrections(&mut pipeline, &store.inner.prefix, &s, index);
                 pipelines.push(pipeline);
             }
         }
     }
-    let calls = pipelines.into_iter().filter(|p| p.cmd_iter().next().is_some()).map(|pipeline| {
+    let calls = pipelines.into_iter().filter(|p| !p.is_empty()).map(|mut pipeline| {
         let store = store.clone();
         async move {
-            let connection = store.inner.client.connection();
-            let result = store
-                .run(connection, |mut conn| async move { pipeline.query_async::<()>(&mut conn).await })
-                .await;
+            // While Redis answers, the background connection; while it does not, the shared one,
+            // which reconnects with a backoff (as admissions do).
+            let client = &store.inner.client;
+            let connection = if store.is_up() { client.background_connection() } else { client.connection() };
+            let result =
+                store.run(connection, |mut conn| async move { conn.send(&mut pipeline).await }).await;
             if result.is_err() {
                 store.inner.settle_errors.fetch_add(1, Relaxed);
             }
@@ -111,27 +113,31 @@ impl Settlement {
 
 /// Adds the commands that turn one reservation into what the request took (none if nothing
 /// changes).
-fn corrections(pipeline: &mut Pipeline, prefix: &str, s: &Settlement, now_index: u64) {
-    let name = |counter: &str| counters::counter(prefix, &s.charge.tag, counter);
+fn corrections(pipeline: &mut Commands, prefix: &str, s: &Settlement, now_index: u64) {
+    let tag = s.charge.tag.as_str();
     // A window two or more behind no longer counts: correcting it would only leave a stray field.
     if now_index <= s.charge.window + 1 {
+        let mut index = itoa::Buffer::new();
+        let index = index.format(s.charge.window);
+        let expires_at = Arg::Int(window_expiry(s.charge.window, s.policy.window_ms));
         for &(what, _) in &s.policy.windowed {
             let delta = s.window_delta(what);
             if delta != 0 {
-                let counter = counters::window_counter(prefix, &s.charge.tag, what.field(), s.charge.window);
-                pipeline.incr(&counter, delta).ignore();
-                pipeline.pexpire_at(counter, window_expiry(s.charge.window, s.policy.window_ms)).ignore();
+                let counter = counters::window_counter_parts(prefix, tag, what.field(), index);
+                pipeline.push(&[Arg::Text("INCRBY"), Arg::Joined(&counter), Arg::Int(delta)]);
+                pipeline.push(&[Arg::Text("PEXPIREAT"), Arg::Joined(&counter), expires_at]);
             }
         }
     }
     let cost = s.cost_delta();
     if cost != 0 {
         for counter in [&s.charge.day, &s.charge.month].into_iter().flatten() {
-            pipeline.incr(counter, cost).ignore();
+            pipeline.push(&[Arg::Text("INCRBY"), Arg::Text(counter), Arg::Int(cost)]);
         }
     }
     if let Some(member) = &s.charge.member {
-        pipeline.zrem(name("flying"), member).ignore();
+        let flying = counters::counter_parts(prefix, tag, "flying");
+        pipeline.push(&[Arg::Text("ZREM"), Arg::Joined(&flying), Arg::Text(member)]);
     }
 }
 
@@ -162,8 +168,9 @@ mod tests {
         let reserved = Demand { requests: 1, input: 100, output: 500, cost_nano_usd: 10 };
         let actual = Demand { requests: 1, input: 100, output: 20, cost_nano_usd: 4 };
         let settlement = Settlement { policy, charge, reserved, actual };
-        let commands = |p: &Pipeline| -> Vec<String> {
-            p.cmd_iter()
+        let commands = |p: &Commands| -> Vec<String> {
+            p.to_pipeline()
+                .cmd_iter()
                 .map(|c| {
                     c.args_iter()
                         .map(|a| match a {
@@ -175,7 +182,7 @@ mod tests {
                 })
                 .collect()
         };
-        let mut pipeline = ::redis::pipe();
+        let mut pipeline = Commands::pipeline();
         corrections(&mut pipeline, "sb", &settlement, 8);
         assert_eq!(
             commands(&pipeline),
@@ -186,7 +193,7 @@ mod tests {
                 "ZREM sb:{k p key}:flying r:1"
             ]
         );
-        let mut late = ::redis::pipe();
+        let mut late = Commands::pipeline();
         corrections(&mut late, "sb", &settlement, 9);
         assert_eq!(commands(&late).len(), 2, "a window that slid out is left alone");
         assert!(!settlement.changes_nothing());
