@@ -79,8 +79,10 @@ run redis 2s /dev/null
 # samples Redis at this interval, so Redis idles between samples as it does between admissions.
 INTERVAL_US=$(python3 -c 'import json, sys; print(int(1e6 / json.load(open(sys.argv[1]))["rps"]))' "$TMP/warmup.json")
 
-# The admission call itself, as the gateway sends it: one MULTI … EXEC transaction captured with
-# MONITOR, to be replayed beside the PING (the round trip an admission cannot avoid).
+# The admission call itself, as the gateway sends it, captured with MONITOR to be replayed beside
+# the PING (the round trip an admission cannot avoid): the commands one connection sends from an
+# MGET (the previous windows, read first) up to its next one; a MULTI … EXEC transaction for a
+# policy that limits requests in flight.
 redis-cli -p "$REDIS_PORT" monitor >"$TMP/monitor.txt" &
 MONITOR_PID=$!
 PIDS+=("$MONITOR_PID")
@@ -91,16 +93,23 @@ python3 - "$TMP/monitor.txt" >"$TMP/admission.args" <<'PY'
 import shlex
 import sys
 
-# 1701.2 [0 127.0.0.1:5] "INCRBY" "key" "1": the quoted words are one command.
-commands = [shlex.split(line.split("]", 1)[1]) for line in open(sys.argv[1]) if "]" in line]
-for i, command in enumerate(commands):
-    if command[0].upper() == "MULTI":
-        end = next(j for j in range(i, len(commands)) if commands[j][0].upper() == "EXEC")
-        # One argument per line, ';' between commands (switchboard-redis-rtt's pipeline syntax).
-        print("\n;\n".join("\n".join(c) for c in commands[i : end + 1]))
-        break
-else:
-    sys.exit("no MULTI seen: is the redis route's policy in redis mode?")
+# 1701.2 [0 127.0.0.1:5] "INCRBY" "key" "1": the client in brackets, then the command's words.
+commands = [(line.split("[", 1)[1].split("]", 1)[0], shlex.split(line.split("]", 1)[1]))
+            for line in open(sys.argv[1]) if "]" in line]
+def admission():
+    for i, (client, command) in enumerate(commands):
+        name = command[0].upper()
+        if name == "MULTI":
+            end = next(j for j in range(i, len(commands)) if commands[j][1][0].upper() == "EXEC")
+            return [c for who, c in commands[i : end + 1] if who == client]
+        if name == "MGET":
+            ours = [c for who, c in commands[i:] if who == client]
+            end = next((j for j in range(1, len(ours)) if ours[j][0].upper() == "MGET"), None)
+            if end is not None:
+                return ours[:end]
+    sys.exit("no admission seen: is the redis route's policy in redis mode?")
+# One argument per line, ';' between commands (switchboard-redis-rtt's pipeline syntax).
+print("\n;\n".join("\n".join(c) for c in admission()))
 PY
 mapfile -t ADMISSION <"$TMP/admission.args"
 
@@ -161,11 +170,13 @@ for r in range(1, rounds + 1):
     ping_p50 = p50("ping")
     admission_p50 = json.load(open(f"{tmp}/admission.{r}.json"))["p50_us"]
     stats = open(f"{tmp}/stats.{r}.txt").read()
-    # Redis's own time per admission transaction: EXEC's time includes the commands it runs.
+    # Redis's own time per request: every command the route sent (its admission, which reads
+    # the previous windows with one MGET, and its settlement), per MGET.
     usec = {m.group(1): (int(m.group(2)), int(m.group(3)))
-            for m in re.finditer(r"cmdstat_(multi|exec):calls=(\d+),usec=(\d+)", stats)}
-    transactions = usec.get("exec", (0, 0))[0]
-    in_redis = sum(u for _, u in usec.values()) / transactions if transactions else float("nan")
+            for m in re.finditer(r"cmdstat_(\w+):calls=(\d+),usec=(\d+)", stats)
+            if m.group(1) not in ("config", "info")}
+    admissions = usec.get("mget", (0, 0))[0]
+    in_redis = sum(u for _, u in usec.values()) / admissions if admissions else float("nan")
     (sum0, count0), (sum1, count1) = (
         map(float, open(f"{tmp}/admission.{r}.{when}").read().split()) for when in ("before", "after")
     )

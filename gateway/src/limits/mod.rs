@@ -8,7 +8,7 @@
 //! what the request really took, and its place among the requests in flight is given back.
 //!
 //! `local` policies count in this process ([`local`]); `redis` policies count in Redis
-//! ([`redis`]), shared by the fleet, one atomic transaction per counter at admission and settlements
+//! ([`redis`]), shared by the fleet, one pipeline of commands per counter at admission and settlements
 //! pipelined by a background task. A gateway without Redis counts `redis` policies locally and
 //! says so once at startup.
 

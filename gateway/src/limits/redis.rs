@@ -1,14 +1,15 @@
 //! Counters in Redis (`mode: redis`): limits and budgets that hold across the fleet.
 //!
-//! Admission is one transaction per counter subject (`MULTI` … `EXEC`, one round trip). It
-//! charges the request to each of the subject's counters first: an `INCRBY` on the current fixed
-//! window of each windowed limit (one integer key per window, `…:tot:<window index>`), on today's
-//! and this month's spend, a `ZADD` to the in-flight set. In the same transaction it reads what
-//! the decision needs: the previous windows (one `MGET`) and the number in flight. The gateway then
-//! decides from the counts that include its own charge, and a refused request's charges are given
-//! back by the settler like any settlement. Every key shares the subject's hash tag
-//! (`switchboard_config::counters`), so the same transaction works on a single Redis and on Redis
-//! Cluster. Window indices come from the replica's clock: replicas a few milliseconds apart
+//! Admission is one pipeline of commands per counter subject (one round trip). It charges the
+//! request to each of the subject's counters first: an `INCRBY` on the current fixed window of
+//! each windowed limit (one integer key per window, `…:tot:<window index>`), on today's and this
+//! month's spend, a `ZADD` to the in-flight set. In the same pipeline it reads what the decision
+//! needs: the previous windows (one `MGET`) and the number in flight. The gateway then decides
+//! from the counts that include its own charge, and a refused request's charges are given back by
+//! the settler like any settlement. The pipeline is a transaction (`MULTI` … `EXEC`) only for a
+//! policy that limits requests in flight (why: [`RedisStore::admission_commands`]). Every key
+//! shares the subject's hash tag (`switchboard_config::counters`), so the same commands work on a
+//! single Redis and on Redis Cluster. Window indices come from the replica's clock: replicas a few milliseconds apart
 //! disagree only about requests at a window's edge.
 //!
 //! Why charge first and decide after, instead of a script deciding inside Redis: a Lua script took
@@ -171,12 +172,12 @@ impl RedisStore {
         let member =
             policy.concurrent.map(|_| format!("{}:{}", inner.replica, inner.sequence.fetch_add(1, Relaxed)));
         let charge = RedisCharge { window: at.index, day, month, member, tag };
-        let mut tx = self.charge_transaction(&policy, &charge, at, &demand, now_ms);
+        let mut commands = self.admission_commands(&policy, &charge, at, &demand, now_ms);
         // A connection of its own while Redis answers; while it does not, the shared one, which
         // reconnects with a backoff instead of each request trying to connect.
         let connection = if self.is_up() { inner.client.own_connection() } else { inner.client.connection() };
         let started = std::time::Instant::now();
-        let reply = self.run(connection, |mut conn| async move { conn.send(&mut tx).await }).await;
+        let reply = self.run(connection, |mut conn| async move { conn.send(&mut commands).await }).await;
         inner.admit_latency.observe(started.elapsed());
         let Some(counts) = reply.ok().and_then(|results| Counts::parse(&results, &policy)) else {
             inner.admit_errors.fetch_add(1, Relaxed);
@@ -193,9 +194,9 @@ impl RedisStore {
         }
     }
 
-    /// The admission transaction: charge every counter `charge` names, and read the previous
-    /// windows and the number in flight. [`Counts::parse`] reads its results in this order.
-    fn charge_transaction(
+    /// The admission's commands: charge every counter `charge` names, and read the previous
+    /// windows and the number in flight. [`Counts::parse`] reads their results in this order.
+    fn admission_commands(
         &self,
         policy: &Policy,
         charge: &RedisCharge,
@@ -207,7 +208,12 @@ impl RedisStore {
         let (mut current, mut previous) = (itoa::Buffer::new(), itoa::Buffer::new());
         let (current, previous) = (current.format(at.index), previous.format(at.index.wrapping_sub(1)));
         let window = |what: Counted, index| counters::window_counter_parts(prefix, tag, what.field(), index);
-        let mut tx = Commands::transaction();
+        // Every charge is exact on its own (an `INCRBY` answers the count with it, a `ZADD` then
+        // `ZCARD` the set with it), so the commands need not run as one unit, and a transaction
+        // costs Redis more than the commands in it (bench/governed.md: ~10 µs at p50 here). Except for the
+        // in-flight set: another request's `ZADD` between this one's `ZADD` and `ZCARD` would
+        // be counted by both, and two requests could refuse each other for one free place.
+        let mut tx = if policy.concurrent.is_some() { Commands::transaction() } else { Commands::pipeline() };
         if !policy.windowed.is_empty() {
             let names: Vec<_> = policy.windowed.iter().map(|&(what, _)| window(what, previous)).collect();
             let mut mget = Vec::with_capacity(1 + names.len());
@@ -294,7 +300,7 @@ impl RedisStore {
     }
 }
 
-/// What one admission transaction answered, in the order it asked (see [`RedisStore::admit`]).
+/// What one admission's commands answered, in the order they asked (see [`RedisStore::admit`]).
 struct Counts {
     /// Each windowed limit's count in the previous and in the current window, the latter with
     /// this request's charge.
@@ -308,7 +314,7 @@ struct Counts {
 }
 
 impl Counts {
-    /// Reads the transaction's results ([`RedisStore::charge_transaction`]); `None` if they do
+    /// Reads the admission's results ([`RedisStore::admission_commands`]); `None` if they do
     /// not have its shape (they always have, from a Redis).
     fn parse(results: &[Value], policy: &Policy) -> Option<Self> {
         let int = |value: &Value| match value {
@@ -451,7 +457,7 @@ mod tests {
         };
         let demand = Demand { requests: 1, input: 0, output: 0, cost_nano_usd: 40 };
         let at = WindowPosition::at(60_000 * 10, 60_000); // a fresh window: the previous one weighs fully
-        // The transaction's results: MGET of the previous windows, each window's INCRBY and
+        // The admission's results: MGET of the previous windows, each window's INCRBY and
         // PEXPIREAT, the day's INCRBY and PEXPIRE, then ZREMRANGEBYSCORE, ZADD, ZCARD, PEXPIRE.
         let results = |previous: ::redis::Value, current: i64, day: i64, flying: i64| {
             let (set, added) = (Int(1), Int(1));
