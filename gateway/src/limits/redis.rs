@@ -9,8 +9,8 @@
 //! the settler like any settlement. The pipeline is a transaction (`MULTI` … `EXEC`) only for a
 //! policy that limits requests in flight (why: [`RedisStore::admission_commands`]). Every key
 //! shares the subject's hash tag (`switchboard_config::counters`), so the same commands work on a
-//! single Redis and on Redis Cluster. Window indices come from the replica's clock: replicas a few milliseconds apart
-//! disagree only about requests at a window's edge.
+//! single Redis and on Redis Cluster. Window indices come from the replica's clock: replicas a
+//! few milliseconds apart disagree only about requests at a window's edge.
 //!
 //! Why charge first and decide after, instead of a script deciding inside Redis: a Lua script took
 //! 20–40 µs of Redis's time per admission on the benchmark VM, these plain commands ~5 µs, and
@@ -208,42 +208,47 @@ impl RedisStore {
         let (mut current, mut previous) = (itoa::Buffer::new(), itoa::Buffer::new());
         let (current, previous) = (current.format(at.index), previous.format(at.index.wrapping_sub(1)));
         let window = |what: Counted, index| counters::window_counter_parts(prefix, tag, what.field(), index);
-        // Every charge is exact on its own (an `INCRBY` answers the count with it, a `ZADD` then
-        // `ZCARD` the set with it), so the commands need not run as one unit, and a transaction
-        // costs Redis more than the commands in it (bench/governed.md: ~10 µs at p50 here). Except for the
-        // in-flight set: another request's `ZADD` between this one's `ZADD` and `ZCARD` would
-        // be counted by both, and two requests could refuse each other for one free place.
-        let mut tx = if policy.concurrent.is_some() { Commands::transaction() } else { Commands::pipeline() };
+        // Every charge is exact on its own (an `INCRBY` answers the count with it), so the
+        // commands need not run as one unit, and a transaction costs Redis more than the commands
+        // in it (~10 µs at p50 on the benchmark VM, bench/governed.md). Except for the in-flight
+        // set: another request's `ZADD` between this one's `ZADD` and `ZCARD` would be counted by
+        // both, and two requests could refuse each other for one free place.
+        let mut commands =
+            if policy.concurrent.is_some() { Commands::transaction() } else { Commands::pipeline() };
         if !policy.windowed.is_empty() {
             let names: Vec<_> = policy.windowed.iter().map(|&(what, _)| window(what, previous)).collect();
             let mut mget = Vec::with_capacity(1 + names.len());
             mget.push(Arg::Text("MGET"));
             mget.extend(names.iter().map(|name| Arg::Joined(name)));
-            tx.push(&mget);
+            commands.push(&mget);
         }
         let expires_at = window_expiry(at.index, policy.window_ms);
         for &(what, _) in &policy.windowed {
             let counter = window(what, current);
-            tx.push(&[Arg::Text("INCRBY"), Arg::Joined(&counter), Arg::Int(signed(what.of(demand)))]);
-            tx.push(&[Arg::Text("PEXPIREAT"), Arg::Joined(&counter), Arg::Int(expires_at)]);
+            commands.push(&[Arg::Text("INCRBY"), Arg::Joined(&counter), Arg::Int(signed(what.of(demand)))]);
+            commands.push(&[Arg::Text("PEXPIREAT"), Arg::Joined(&counter), Arg::Int(expires_at)]);
         }
         for (counter, ttl) in [(&charge.day, DAY_COUNTER_TTL_MS), (&charge.month, MONTH_COUNTER_TTL_MS)] {
             if let Some(counter) = counter {
-                tx.push(&[Arg::Text("INCRBY"), Arg::Text(counter), Arg::Int(signed(demand.cost_nano_usd))]);
-                tx.push(&[Arg::Text("PEXPIRE"), Arg::Text(counter), Arg::Int(ttl)]);
+                commands.push(&[
+                    Arg::Text("INCRBY"),
+                    Arg::Text(counter),
+                    Arg::Int(signed(demand.cost_nano_usd)),
+                ]);
+                commands.push(&[Arg::Text("PEXPIRE"), Arg::Text(counter), Arg::Int(ttl)]);
             }
         }
         if let Some(member) = &charge.member {
             let flying = counters::counter_parts(prefix, tag, "flying");
             let flying = Arg::Joined(&flying);
             let now = Arg::Int(signed(now_ms));
-            tx.push(&[Arg::Text("ZREMRANGEBYSCORE"), flying, Arg::Text("-inf"), now]);
+            commands.push(&[Arg::Text("ZREMRANGEBYSCORE"), flying, Arg::Text("-inf"), now]);
             let lease_ends = Arg::Int(signed(now_ms + IN_FLIGHT_LEASE_MS));
-            tx.push(&[Arg::Text("ZADD"), flying, lease_ends, Arg::Text(member)]);
-            tx.push(&[Arg::Text("ZCARD"), flying]);
-            tx.push(&[Arg::Text("PEXPIRE"), flying, Arg::Int(signed(IN_FLIGHT_LEASE_MS))]);
+            commands.push(&[Arg::Text("ZADD"), flying, lease_ends, Arg::Text(member)]);
+            commands.push(&[Arg::Text("ZCARD"), flying]);
+            commands.push(&[Arg::Text("PEXPIRE"), flying, Arg::Int(signed(IN_FLIGHT_LEASE_MS))]);
         }
-        tx
+        commands
     }
 
     /// Queues a settlement; never waits (a full queue drops it and counts the drop).
