@@ -12,6 +12,8 @@
 #   BENCH_DURATION  measured duration per mode, seconds (default 10)
 #   BENCH_TRACES_PROTOCOL  grpc (default) or http/protobuf
 #   BENCH_GATEWAY_ARGS  extra gateway flags
+#   BENCH_RUNTIME_THREADS  the gateway's runtime threads (default 1; 2 lets a lone Redis admission
+#                   wait inline, as it does on a multi-core machine)
 #   BENCH_CALLGRIND_KEEP  a directory to keep each mode's callgrind.out in (for callgrind_annotate)
 #   CARGO_TARGET_DIR  respected when locating the binaries
 set -euo pipefail
@@ -20,6 +22,7 @@ NAME=instructions
 DURATION=${BENCH_DURATION:-10}
 PROTOCOL=${BENCH_TRACES_PROTOCOL:-grpc}
 GATEWAY_ARGS=${BENCH_GATEWAY_ARGS:-}
+THREADS=${BENCH_RUNTIME_THREADS:-1}
 KEEP=${BENCH_CALLGRIND_KEEP:-}
 MODES=("$@")
 (( ${#MODES[@]} )) || MODES=(plain traced)
@@ -73,12 +76,12 @@ measure() {
     printf '{"model":"%s","messages":[{"role":"user","content":"Say hello to the benchmark."}],"max_tokens":16}' \
         "$model" >"$TMP/body.json"
     local out=$TMP/callgrind.$mode
-    # One runtime thread: callgrind serializes threads anyway, and a second worker would only
-    # add wake-ups that depend on scheduling.
+    # One runtime thread by default: callgrind serializes threads anyway, and a second worker
+    # would only add wake-ups that depend on scheduling.
     # shellcheck disable=SC2086 # BENCH_GATEWAY_ARGS is a list of flags, split on purpose
     valgrind --tool=callgrind --dump-instr=no --callgrind-out-file="$out" \
         "$BIN/switchboard-gateway" --config "$TMP/gateway.yaml" --listen 127.0.0.1:0 \
-        --admin-listen 127.0.0.1:0 --threads 1 "${extra[@]}" $GATEWAY_ARGS \
+        --admin-listen 127.0.0.1:0 --threads "$THREADS" "${extra[@]}" $GATEWAY_ARGS \
         >"$TMP/gateway.$mode.out" 2>"$TMP/gateway.$mode.err" &
     local pid=$!
     PIDS+=("$pid")
