@@ -186,12 +186,34 @@ async fn a_concurrency_limit_holds_across_replicas_and_gives_places_back() {
     }
     let freed = eventually(Duration::from_secs(5), async || flying() == "0").await;
     assert!(freed, "{} still in flight after both streams ended", flying());
-    // Each replica admits again. A finished request's place is given back by the settler a
-    // millisecond or more after its answer, so each waits for the one before to be given back.
+    // Each replica admits again. A finished request's place reaches Redis through its replica's
+    // settler a millisecond or more after its answer (only that replica knows it is free before
+    // then), so each waits for the one before to be given back.
     for replica in &replicas {
         assert_eq!(ask(replica, KEY, "m").await.status, 200);
         let freed = eventually(Duration::from_secs(5), async || flying() == "0").await;
         assert!(freed, "{} still in flight after the answer", flying());
+    }
+}
+
+/// A client that waits for each answer before asking again never holds more than one place,
+/// so a limit of one never refuses it, on any replica it keeps to: the place its last request
+/// gave back is counted as free by the next admission, even before the settler has told Redis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_asking_one_at_a_time_is_never_refused_by_a_limit_of_one() {
+    let redis = RedisServer::start();
+    let policy = "  - { name: one, scope: key, concurrent_requests: 1, mode: redis, failure_mode: closed }";
+    let replicas = fleet(&config(", policies: [one]", policy), &[redis.url()], false);
+    let flying = || redis.cli(&["ZCARD", "switchboard:{k one fleet-key}:flying"]);
+    for replica in &replicas {
+        // Moving to another replica, the client waits for the last one's settler: only the
+        // replica that answered knows the place is free before Redis does.
+        let freed = eventually(Duration::from_secs(5), async || flying() == "0").await;
+        assert!(freed, "{} still in flight", flying());
+        for i in 0..30 {
+            let response = ask(replica, KEY, "m").await;
+            assert_eq!(response.status, 200, "request {i}: {}", response.text());
+        }
     }
 }
 

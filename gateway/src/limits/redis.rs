@@ -24,7 +24,8 @@
 //!
 //! Settlements never wait on the response path: the ledger queues them ([`RedisStore::settle`])
 //! and one task sends them, many at once on a connection of their own, each subject's
-//! corrections as one pipeline (`redis/settle.rs`).
+//! corrections as one pipeline (`redis/settle.rs`). A place in flight given back is also noted
+//! in the replica, for its subject's next admission there to remove (`redis/released.rs`).
 //!
 //! Both are written as [`Commands`], straight into the bytes Redis reads: through redis-rs's
 //! `Pipeline` the admission's commands alone took ~16,000 instructions per request.
@@ -33,6 +34,7 @@
 //! are counted, logged once per transition (down, then back), and answered by each policy's
 //! failure mode; the connection reconnects by itself, so enforcement resumes when Redis returns.
 
+mod released;
 mod settle;
 
 use super::policy::{Counted, Demand, Policy};
@@ -40,6 +42,7 @@ use super::window::WindowPosition;
 use super::{Headroom, Period, Refusal};
 use crate::metrics::{AtomicHistogram, REDIS_BOUNDS};
 use ::redis::Value;
+use released::Released;
 use settle::{Settlement, settler};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -94,6 +97,8 @@ struct Inner {
     replica: String,
     sequence: AtomicU64,
     up: AtomicBool,
+    /// Places in flight given back on this replica, for the next admission of their subject.
+    released: Released,
     /// Calls that failed or timed out, by operation.
     pub admit_errors: AtomicU64,
     pub settle_errors: AtomicU64,
@@ -119,6 +124,7 @@ impl RedisStore {
                 replica: replica_nonce(),
                 sequence: AtomicU64::new(0),
                 up: AtomicBool::new(true),
+                released: Released::default(),
                 admit_errors: AtomicU64::new(0),
                 settle_errors: AtomicU64::new(0),
                 settle_dropped: AtomicU64::new(0),
@@ -171,18 +177,26 @@ impl RedisStore {
         };
         let member =
             policy.concurrent.map(|_| format!("{}:{}", inner.replica, inner.sequence.fetch_add(1, Relaxed)));
+        // The places this replica has given back that Redis may not know of yet: this admission
+        // removes them before it counts (`redis/released.rs`).
+        let given_back = if member.is_some() { inner.released.of(&tag) } else { Vec::new() };
         let charge = RedisCharge { window: at.index, day, month, member, tag };
-        let mut commands = self.admission_commands(&policy, &charge, at, &demand, now_ms);
+        let mut commands = self.admission_commands(&policy, &charge, at, &demand, now_ms, &given_back);
         // A connection of its own while Redis answers; while it does not, the shared one, which
         // reconnects with a backoff instead of each request trying to connect.
         let connection = if self.is_up() { inner.client.own_connection() } else { inner.client.connection() };
         let started = std::time::Instant::now();
         let reply = self.run(connection, |mut conn| async move { conn.send(&mut commands).await }).await;
         inner.admit_latency.observe(started.elapsed());
-        let Some(counts) = reply.ok().and_then(|results| Counts::parse(&results, &policy)) else {
+        let parsed = |results: Vec<Value>| Counts::parse(&results, &policy, !given_back.is_empty());
+        let Some(counts) = reply.ok().and_then(parsed) else {
             inner.admit_errors.fetch_add(1, Relaxed);
             return Err(AdmitError::Unavailable);
         };
+        if !given_back.is_empty() {
+            // Redis has them now (also any whose settlement was dropped from a full queue).
+            inner.released.forget(&charge.tag, &given_back.iter().map(String::as_str).collect());
+        }
         match counts.decide(&policy, at, &demand, now_ms) {
             Ok(headroom) => Ok((charge, headroom)),
             Err(refusal) => {
@@ -203,6 +217,7 @@ impl RedisStore {
         at: WindowPosition,
         demand: &Demand,
         now_ms: u64,
+        given_back: &[String],
     ) -> Commands {
         let (prefix, tag) = (self.inner.prefix.as_str(), charge.tag.as_str());
         let (mut current, mut previous) = (itoa::Buffer::new(), itoa::Buffer::new());
@@ -241,6 +256,12 @@ impl RedisStore {
         if let Some(member) = &charge.member {
             let flying = counters::counter_parts(prefix, tag, "flying");
             let flying = Arg::Joined(&flying);
+            if !given_back.is_empty() {
+                let mut zrem = Vec::with_capacity(2 + given_back.len());
+                zrem.extend([Arg::Text("ZREM"), flying]);
+                zrem.extend(given_back.iter().map(|member| Arg::Text(member)));
+                commands.push(&zrem);
+            }
             let now = Arg::Int(signed(now_ms));
             commands.push(&[Arg::Text("ZREMRANGEBYSCORE"), flying, Arg::Text("-inf"), now]);
             let lease_ends = Arg::Int(signed(now_ms + IN_FLIGHT_LEASE_MS));
@@ -253,6 +274,9 @@ impl RedisStore {
 
     /// Queues a settlement; never waits (a full queue drops it and counts the drop).
     pub fn settle(&self, policy: Arc<Policy>, charge: RedisCharge, reserved: Demand, actual: Demand) {
+        if let Some(member) = &charge.member {
+            self.inner.released.give_back(&charge.tag, member);
+        }
         let settlement = Settlement { policy, charge, reserved, actual };
         if settlement.changes_nothing() {
             // A request limit, say, whose reservation was the request: no need to wake the
@@ -319,9 +343,10 @@ struct Counts {
 }
 
 impl Counts {
-    /// Reads the admission's results ([`RedisStore::admission_commands`]); `None` if they do
-    /// not have its shape (they always have, from a Redis).
-    fn parse(results: &[Value], policy: &Policy) -> Option<Self> {
+    /// Reads the admission's results ([`RedisStore::admission_commands`], which removed places
+    /// given back if `gave_back`); `None` if they do not have its shape (they always have, from
+    /// a Redis).
+    fn parse(results: &[Value], policy: &Policy, gave_back: bool) -> Option<Self> {
         let int = |value: &Value| match value {
             Value::Int(n) => Some(*n),
             _ => None,
@@ -355,6 +380,9 @@ impl Counts {
         let flying = match policy.concurrent {
             None => None,
             Some(_) => {
+                if gave_back {
+                    results.next()?; // ZREM
+                }
                 results.next()?; // ZREMRANGEBYSCORE
                 results.next()?; // ZADD
                 let flying = int(results.next()?)?; // ZCARD
@@ -480,7 +508,7 @@ mod tests {
         };
         let decide = |previous: ::redis::Value, current: i64, day: i64, flying: i64| {
             let results = results(previous, current, day, flying);
-            Counts::parse(&results, &policy).unwrap().decide(&policy, at, &demand, 0)
+            Counts::parse(&results, &policy, false).unwrap().decide(&policy, at, &demand, 0)
         };
         let headroom = decide(Nil, 2, 80, 2).unwrap();
         assert_eq!((headroom[0].limit, headroom[0].remaining), (2, 0), "the second request fits exactly");
@@ -492,14 +520,23 @@ mod tests {
         assert_eq!(decide(Nil, 1, 80, 3).unwrap_err().reason, RefusalReason::Concurrent { limit: 2 });
         // A spend counter driven below zero by settlements counts as nothing spent.
         assert!(decide(Nil, 1, -500, 1).is_ok());
-        assert!(Counts::parse(&[Int(1)], &policy).is_none(), "results of another shape");
+        assert!(Counts::parse(&[Int(1)], &policy, false).is_none(), "results of another shape");
+        // With places given back, a ZREM comes first in the in-flight block.
+        let mut gave_back = results(Nil, 1, 80, 2);
+        gave_back.insert(5, Int(1));
+        let counts = Counts::parse(&gave_back, &policy, true).unwrap();
+        assert_eq!(counts.flying, Some(2));
+        assert!(Counts::parse(&gave_back, &policy, false).is_none());
         let mut longer = results(Nil, 1, 80, 1);
         longer.push(Int(1));
-        assert!(Counts::parse(&longer, &policy).is_none(), "one result too many");
+        assert!(Counts::parse(&longer, &policy, false).is_none(), "one result too many");
         longer.truncate(longer.len() - 2);
-        assert!(Counts::parse(&longer, &policy).is_none(), "one result too few");
+        assert!(Counts::parse(&longer, &policy, false).is_none(), "one result too few");
         let mut not_a_count = results(Nil, 1, 80, 1);
         not_a_count[0] = Array(vec![BulkString(b"x".to_vec())]);
-        assert!(Counts::parse(&not_a_count, &policy).is_none(), "a previous window that is not a number");
+        assert!(
+            Counts::parse(&not_a_count, &policy, false).is_none(),
+            "a previous window that is not a number"
+        );
     }
 }

@@ -4,6 +4,7 @@
 
 use super::{RedisCharge, RedisStore, signed, window_expiry};
 use crate::limits::policy::{Counted, Demand, Policy};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
@@ -21,8 +22,9 @@ pub(super) struct Settlement {
 
 /// How long the settler lets settlements gather before sending them: one round trip then
 /// carries every settlement of the last millisecond instead of one per request, so settling never
-/// takes turns with admissions for Redis. Delaying a settlement only keeps a reservation (and an
-/// in-flight place) a millisecond longer: an error on the side of the limit.
+/// takes turns with admissions for Redis. Delaying a settlement only keeps a reservation (and, for
+/// other replicas, an in-flight place: this one's next admission frees it, `released.rs`) a
+/// millisecond longer: an error on the side of the limit.
 const SETTLE_LINGER: Duration = Duration::from_millis(1);
 
 /// How many empty lingers in a row (100 ms) before the settler waits on the queue again.
@@ -61,34 +63,48 @@ pub(super) async fn settler(store: RedisStore, mut queue: mpsc::Receiver<Settlem
 /// Sends `batch` (emptied), waiting for every pipeline's answer.
 async fn send(store: &RedisStore, batch: &mut Vec<Settlement>) {
     let now_index = |window_ms: u64| crate::unix_now_ms() / window_ms.max(1);
-    let mut pipelines: Vec<Commands> = Vec::new();
+    // Each pipeline, with the places in flight it gives back (to cross out once Redis has them).
+    let mut pipelines: Vec<(Commands, Vec<(String, String)>)> = Vec::new();
     let single = !store.inner.client.is_cluster();
     for s in batch.drain(..) {
         let index = now_index(s.policy.window_ms);
-        match pipelines.last_mut() {
-            Some(pipeline) if single => corrections(pipeline, &store.inner.prefix, &s, index),
-            _ => {
-                let mut pipeline = Commands::pipeline();
-                corrections(&mut pipeline, &store.inner.prefix, &s, index);
-                pipelines.push(pipeline);
+        if !single || pipelines.is_empty() {
+            pipelines.push((Commands::pipeline(), Vec::new()));
+        }
+        if let Some((pipeline, places)) = pipelines.last_mut() {
+            corrections(pipeline, &store.inner.prefix, &s, index);
+            if let Some(member) = s.charge.member {
+                places.push((s.charge.tag, member));
             }
         }
     }
-    let calls = pipelines.into_iter().filter(|p| !p.is_empty()).map(|mut pipeline| {
+    let calls = pipelines.into_iter().filter(|(p, _)| !p.is_empty()).map(|(mut pipeline, places)| {
         let store = store.clone();
         async move {
             // While Redis answers, the background connection; while it does not, the shared one,
             // which reconnects with a backoff (as admissions do).
             let client = &store.inner.client;
             let connection = if store.is_up() { client.background_connection() } else { client.connection() };
-            let result =
-                store.run(connection, |mut conn| async move { conn.send(&mut pipeline).await }).await;
-            if result.is_err() {
-                store.inner.settle_errors.fetch_add(1, Relaxed);
+            match store.run(connection, |mut conn| async move { conn.send(&mut pipeline).await }).await {
+                Ok(_) => forget(&store, &places),
+                Err(()) => {
+                    store.inner.settle_errors.fetch_add(1, Relaxed);
+                }
             }
         }
     });
     futures_util::future::join_all(calls).await;
+}
+
+/// Crosses out the places Redis now has back (`released.rs`), each subject's at once.
+fn forget(store: &RedisStore, places: &[(String, String)]) {
+    let mut by_subject: HashMap<&str, HashSet<&str>> = HashMap::new();
+    for (tag, member) in places {
+        by_subject.entry(tag).or_default().insert(member);
+    }
+    for (tag, members) in by_subject {
+        store.inner.released.forget(tag, &members);
+    }
 }
 
 impl Settlement {
