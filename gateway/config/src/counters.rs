@@ -43,13 +43,9 @@ pub fn counter_parts<'a>(prefix: &'a str, tag: &'a str, counter: &'a str) -> [&'
     [prefix, ":{", tag, "}:", counter]
 }
 
-/// The full name of a windowed limit's counter: `field` (`req`, `tot`, …) in fixed window `index`.
-pub fn window_counter(prefix: &str, tag: &str, field: &str, index: u64) -> String {
-    let mut digits = itoa::Buffer::new();
-    concat(&window_counter_parts(prefix, tag, field, digits.format(index)))
-}
-
-/// [`window_counter`] in parts, the window index already written in decimal.
+/// The name of a windowed limit's counter, `field` (`req`, `tot`, …) in the fixed window whose
+/// index `index` is in decimal, in the parts it is made of: written on every admission and
+/// settlement without being joined first (`switchboard_redis::Arg::Joined`).
 pub fn window_counter_parts<'a>(
     prefix: &'a str,
     tag: &'a str,
@@ -59,7 +55,7 @@ pub fn window_counter_parts<'a>(
     [prefix, ":{", tag, "}:", field, ":", index]
 }
 
-/// `parts` end to end. Names are built on every admission (up to eight per policy), where
+/// `parts` end to end. Tags and spend counters' names are built on every admission, where
 /// `format!`'s machinery cost ~1,300 instructions a name (bench/governed.md).
 fn concat(parts: &[&str]) -> String {
     let mut joined = String::with_capacity(parts.iter().map(|part| part.len()).sum());
@@ -97,8 +93,9 @@ mod tests {
         );
         assert_eq!(counter("sb", &key_budget_tag("k1"), "usd:d:20261202"), "sb:{kb k1}:usd:d:20261202");
         for index in [0, 7, 29_459_220, u64::MAX] {
+            let digits = index.to_string();
             assert_eq!(
-                window_counter("sb", &tag, "tot", index),
+                concat(&window_counter_parts("sb", &tag, "tot", &digits)),
                 counter("sb", &tag, &format!("tot:{index}"))
             );
         }

@@ -8,7 +8,9 @@
 //! subject on this replica removes it from the set in Redis itself, in its own transaction, ahead
 //! of counting (`RedisStore::admission_commands`). Removing a place whose request has ended is
 //! always right, and doing it twice is harmless, so the settler still sends every `ZREM`; once
-//! Redis has it, the settler crosses the place out here.
+//! Redis has it (from the settler or from an admission), the place is crossed out here. So what
+//! is kept is what is on its way: at most the settler's backlog, plus any place whose settlement
+//! a full queue dropped, until its subject is next admitted here.
 //!
 //! Lock-free: places are kept in shards by their subject's tag, each a queue. Taking a subject's
 //! places goes through its shard once, putting back the other subjects' places; a place held
