@@ -199,12 +199,10 @@ async fn a_concurrency_limit_holds_across_replicas_and_gives_places_back() {
 /// A client that waits for each answer before asking again never holds more than one place,
 /// so a limit of one never refuses it, on any replica it keeps to: the place its last request
 /// gave back is counted as free by the next admission, even before the settler has told Redis.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_client_asking_one_at_a_time_is_never_refused_by_a_limit_of_one() {
-    let redis = RedisServer::start();
+/// `flying` reads the number in flight from Redis.
+async fn one_at_a_time_is_never_refused(urls: &[String], cluster: bool, flying: impl Fn() -> String) {
     let policy = "  - { name: one, scope: key, concurrent_requests: 1, mode: redis, failure_mode: closed }";
-    let replicas = fleet(&config(", policies: [one]", policy), &[redis.url()], false);
-    let flying = || redis.cli(&["ZCARD", "switchboard:{k one fleet-key}:flying"]);
+    let replicas = fleet(&config(", policies: [one]", policy), urls, cluster);
     for replica in &replicas {
         // Moving to another replica, the client waits for the last one's settler: only the
         // replica that answered knows the place is free before Redis does.
@@ -215,6 +213,21 @@ async fn a_client_asking_one_at_a_time_is_never_refused_by_a_limit_of_one() {
             assert_eq!(response.status, 200, "request {i}: {}", response.text());
         }
     }
+}
+
+const ONE_IN_FLIGHT: &str = "switchboard:{k one fleet-key}:flying";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_asking_one_at_a_time_is_never_refused_by_a_limit_of_one() {
+    let redis = RedisServer::start();
+    one_at_a_time_is_never_refused(&[redis.url()], false, || redis.cli(&["ZCARD", ONE_IN_FLIGHT])).await;
+}
+
+/// The same on a cluster, where the transaction goes through redis-rs's cluster connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_asking_one_at_a_time_is_never_refused_on_a_redis_cluster() {
+    let cluster = RedisCluster::start(3);
+    one_at_a_time_is_never_refused(&cluster.urls(), true, || cluster.cli(&["ZCARD", ONE_IN_FLIGHT])).await;
 }
 
 #[tokio::test]
