@@ -10,6 +10,7 @@
 //! connections, which take redis-rs's pipelines, get one rebuilt from them
 //! ([`Commands::to_pipeline`]).
 
+use crate::direct::resp::reply;
 use redis::{Pipeline, RedisResult, Value};
 
 /// One argument of a command.
@@ -121,45 +122,32 @@ impl Commands {
 
     /// The same commands as a redis-rs pipeline, for connections that take one: `MULTI` and
     /// `EXEC` become the pipeline's `atomic()`, which a cluster connection needs to route the
-    /// transaction to its slot's node. What it answers is what [`Commands::values`] gives.
+    /// transaction to its slot's node. What it answers is what [`Commands::values`] gives. The
+    /// bytes are read back with the reply reader ([`crate::direct::resp`]): a command is an
+    /// array of bulk strings there too.
     pub fn to_pipeline(&self) -> Pipeline {
         let mut pipeline = redis::pipe();
         if self.atomic {
             pipeline.atomic();
         }
-        let mut rest = self.packed.as_slice();
-        while let Some((command, after)) = unpack(rest) {
-            rest = after;
-            if self.atomic && matches!(command.first(), Some(&b"MULTI" | &b"EXEC")) {
+        let mut at = 0;
+        while let Ok(Some((Value::Array(command), end))) = reply(&self.packed, at, 0) {
+            at = end;
+            let mut args = command.into_iter().filter_map(|arg| match arg {
+                Value::BulkString(bytes) => Some(bytes),
+                _ => None,
+            });
+            let Some(name) = args.next() else { continue };
+            if self.atomic && matches!(name.as_slice(), b"MULTI" | b"EXEC") {
                 continue;
             }
-            let mut args = command.into_iter();
-            let Some(name) = args.next() else { continue };
-            let cmd = pipeline.cmd(&String::from_utf8_lossy(name));
+            let cmd = pipeline.cmd(&String::from_utf8_lossy(&name));
             for arg in args {
                 cmd.arg(arg);
             }
         }
         pipeline
     }
-}
-
-/// The first command in `packed` (as this module wrote it) and what follows it.
-fn unpack(packed: &[u8]) -> Option<(Vec<&[u8]>, &[u8])> {
-    fn line(bytes: &[u8], kind: u8) -> Option<(usize, &[u8])> {
-        let end = bytes.windows(2).position(|pair| pair == b"\r\n")?;
-        let (&first, number) = bytes[..end].split_first()?;
-        let n = std::str::from_utf8(number).ok()?.parse().ok()?;
-        (first == kind).then_some((n, &bytes[end + 2..]))
-    }
-    let (count, mut rest) = line(packed, b'*')?;
-    let mut args = Vec::with_capacity(count);
-    for _ in 0..count {
-        let (len, after) = line(rest, b'$')?;
-        args.push(after.get(..len)?);
-        rest = after.get(len + 2..)?;
-    }
-    Some((args, rest))
 }
 
 #[cfg(test)]

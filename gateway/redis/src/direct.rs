@@ -27,7 +27,7 @@
 
 mod inline;
 mod parked;
-mod resp;
+pub(crate) mod resp;
 
 use crate::io_error;
 use inline::Inline;

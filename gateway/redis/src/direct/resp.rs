@@ -1,5 +1,6 @@
 //! Replies read off a direct connection: where each one ends in what has been read, and its
-//! value (RESP2, the protocol these connections speak).
+//! value (RESP2, the protocol these connections speak). [`crate::Commands`] reads its own bytes
+//! back with it too, for connections that take a redis-rs pipeline.
 //!
 //! The replies an admission gets (simple strings, integers, bulk strings, arrays of them) are
 //! parsed here. Anything else (an error reply, a type these connections never ask for) goes to
@@ -45,7 +46,7 @@ impl Replies {
 }
 
 /// The reply starting at `at` and where it ends, once all of it has been read (`None` before).
-fn reply(read: &[u8], at: usize, depth: usize) -> RedisResult<Option<(Value, usize)>> {
+pub(crate) fn reply(read: &[u8], at: usize, depth: usize) -> RedisResult<Option<(Value, usize)>> {
     let Some(line) = read.get(at..).and_then(|rest| rest.windows(2).position(|pair| pair == b"\r\n")) else {
         return Ok(None);
     };
