@@ -18,6 +18,8 @@
 #   BENCH_GATEWAY_ARGS  extra gateway flags
 #   BENCH_GATEWAY_BIN   another gateway binary (a saved build, for an A/B)
 #   BENCH_NO_BUILD      set to skip the release build (measuring saved builds in turns)
+#   BENCH_TRACE     seconds: after the rounds, trace one more cycle run with `perf record` (as
+#                   root) and print where its time goes, phase by phase (bench/phases.py)
 #   CARGO_TARGET_DIR  respected when locating the binaries
 set -euo pipefail
 
@@ -34,11 +36,13 @@ done
 build_release
 
 start_mock
+MOCK_PID=${PIDS[-1]}
 
 REDIS_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$TMP" \
     >"$TMP/redis.out" 2>&1 &
 PIDS+=($!)
+REDIS_PID=$!
 first_line "${PIDS[-1]}" "$TMP/redis.out" '.*Ready to accept' >/dev/null || die "redis-server did not start"
 
 LIMITS="window_seconds: 60, requests: 1000000000, total_tokens: 1000000000000"
@@ -146,6 +150,24 @@ for round in $(seq 1 "$ROUNDS"); do
     log "round $round of $ROUNDS done"
 done
 
+if [[ -n ${BENCH_TRACE:-} ]]; then
+    command -v perf >/dev/null || die "BENCH_TRACE needs perf (apt-get install -y linux-perf)"
+    "$BIN/switchboard-governed-cycle" "$API" sk-governed "$TMP/local.json" "$TMP/redis.json" \
+        "127.0.0.1:$REDIS_PORT" "$((BENCH_TRACE + 2))" "${ADMISSION[@]}" >/dev/null &
+    CYCLE_PID=$!
+    PIDS+=("$CYCLE_PID")
+    # The system calls of the four processes only: tracing the whole machine would trace perf's
+    # own writes, and perf would take one of the two vCPUs for itself.
+    perf record -q -o "$TMP/perf.data" -e raw_syscalls:sys_enter,raw_syscalls:sys_exit \
+        -p "$GATEWAY_PID,$REDIS_PID,$MOCK_PID,$CYCLE_PID" -- sleep "$BENCH_TRACE" >"$TMP/perf.out" 2>&1 \
+        || die "perf record failed (root, or kernel.perf_event_paranoid <= -1): $(tail -n 3 "$TMP/perf.out")"
+    ss -tnpH >"$TMP/ss.txt" # while the cycle still runs: its sockets, named by their peers
+    wait "$CYCLE_PID" || die "the traced cycle run failed"
+    perf script -i "$TMP/perf.data" -F comm,pid,tid,cpu,time,event,trace 2>/dev/null >"$TMP/perf.txt"
+    log "traced $BENCH_TRACE s of cycles"
+fi
+
+echo "machine: $(idle_policy)"
 python3 - "$TMP" "$ROUNDS" <<'PY'
 import csv
 import json
@@ -227,3 +249,9 @@ print(f"median: request by request, Redis limits add {added:.0f} us at p50 over 
       f"cycles a PING round trip is {ping:.0f} us ({verdict(ping)}), the admission transaction from a plain "
       f"socket {admission:.0f} us ({verdict(admission)})")
 PY
+
+if [[ -n ${BENCH_TRACE:-} ]]; then
+    echo
+    python3 "$(dirname "${BASH_SOURCE[0]}")/phases.py" "$TMP/ss.txt" "$GATEWAY_PID" "$REDIS_PID" "$MOCK_PID" \
+        "$CYCLE_PID" "$REDIS_PORT" "${MOCK##*:}" "${API##*:}" <"$TMP/perf.txt"
+fi

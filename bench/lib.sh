@@ -94,6 +94,16 @@ start_gateway() {
     ADMIN=$(sed -n 's/.*admin=\([^ ]*\).*/\1/p' <<<"$line")
 }
 
+# The guest's idle policy. Under cpuidle-haltpoll with its polling off (guest_halt_poll_ns 0), an
+# idle vCPU halts at once, and waking a thread on it costs a VM exit: a loopback round trip to a
+# process on the other vCPU then takes ~105 us at p50 instead of ~25 (bench/governed.md).
+idle_policy() {
+    local driver poll
+    driver=$(cat /sys/devices/system/cpu/cpuidle/current_driver 2>/dev/null || echo unknown)
+    poll=$(cat /sys/module/haltpoll/parameters/guest_halt_poll_ns 2>/dev/null || echo absent)
+    echo "cpuidle driver $driver, guest_halt_poll_ns $poll"
+}
+
 # utime + stime of a process, in clock ticks (fields 14 and 15 of /proc/PID/stat; the command
 # name in field 2 may contain spaces, so count from the closing parenthesis).
 cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
