@@ -62,6 +62,7 @@ for line in sys.stdin:
         if role == "client" and nr in WRITES:
             if step is not None:
                 steps.append(step)
+            # To Redis: a PING is 14 bytes of RESP (`*1\r\n$4\r\nPING\r\n`), the admission more.
             kind = "http" if peer == "gateway" else ("PING" if length <= 14 else "admission replayed")
             step = {"start": when, "cpu": cpu, "kind": kind, "marks": []}
         elif step is not None and nr in WRITES and role:
