@@ -11,7 +11,8 @@
 //! calls: the better deal under load.
 //!
 //! The first choice is the one connection whose call waits for its reply on the calling thread
-//! ([`inline`]), the others park the calling task until the reply wakes it ([`parked`]). Waiting
+//! ([`inline`]; yielding the thread before it blocks while round trips are short,
+//! [`yielding`]), the others park the calling task until the reply wakes it ([`parked`]). Waiting
 //! on the thread is what a blocking client does, and on the benchmark VM it is what makes one
 //! round trip cost one round trip: parking the task costs a tokio worker's sleep and wake-up on
 //! top, which a halted vCPU makes tens of microseconds (bench/governed.md).
@@ -28,6 +29,7 @@
 mod inline;
 mod parked;
 pub(crate) mod resp;
+mod yielding;
 
 use crate::io_error;
 use inline::Inline;
@@ -39,6 +41,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 use tokio::sync::{Mutex, OwnedMutexGuard};
+use yielding::Yielding;
 
 /// How many calls at once get a connection of their own whose wait parks the task.
 const PARKED_SLOTS: usize = 8;
@@ -76,6 +79,8 @@ struct Shared {
     /// Until when, in milliseconds since `epoch`, no call waits inline ([`INLINE_PAUSE`]).
     inline_paused_until: AtomicU64,
     epoch: Instant,
+    /// Whether an inline call yields before it blocks (`yielding.rs`).
+    yielding: Yielding,
 }
 
 impl Shared {
@@ -137,6 +142,7 @@ impl DirectPool {
                 generation: AtomicU64::new(0),
                 inline_paused_until: AtomicU64::new(0),
                 epoch: Instant::now(),
+                yielding: Yielding::default(),
             }),
             inline: spare_worker.then(|| Arc::new(Mutex::new(None))),
             parked: (0..PARKED_SLOTS).map(|_| Arc::new(Mutex::new(None))).collect(),

@@ -1,5 +1,7 @@
 //! The connection whose call waits for its reply on the calling thread, in a blocking `read`,
-//! as a blocking client does, instead of parking its task.
+//! as a blocking client does, instead of parking its task; while round trips are short, it first
+//! reads without blocking, yielding the thread between tries, for up to
+//! [`super::yielding::YIELD_WAIT`], so that a halted vCPU need not be woken for the reply.
 //!
 //! That holds a tokio worker for the round trip, so it is bounded three ways: only a call that is
 //! the only one on the pool's connections, which also makes it one call at a time
@@ -57,9 +59,17 @@ impl Connection for Inline {
         replies: usize,
         deadline: Instant,
     ) -> redis::RedisResult<(Self, Vec<Value>)> {
+        let started = Instant::now();
         self.write_all(packed)?;
         let mut replies = Replies::new(replies);
-        if self.read_replies(&mut replies)? {
+        // First without blocking, yielding the thread, while round trips are short
+        // (`yielding.rs`); then blocking, for at most one wait.
+        let answered = match shared.yielding.window() {
+            Some(window) => self.yield_for_replies(&mut replies, started + window)?,
+            None => false,
+        };
+        if answered || self.read_replies(&mut replies, None)? {
+            shared.yielding.observe(started.elapsed());
             return Ok((self, replies.values));
         }
         // Slower than a round trip should be: the rest of the wait leaves the worker, and the
@@ -69,7 +79,7 @@ impl Connection for Inline {
         shared.pause_inline();
         let waited = tokio::task::spawn_blocking(move || {
             while Instant::now() < deadline {
-                if self.read_replies(&mut replies)? {
+                if self.read_replies(&mut replies, None)? {
                     return Ok::<_, redis::RedisError>(Some((self, replies.values)));
                 }
             }
@@ -97,9 +107,25 @@ impl Inline {
         Ok(())
     }
 
-    /// Reads until `replies` are all there (true) or one wait passes with nothing to read
-    /// (false; what has been read and parsed is kept for the next try).
-    fn read_replies(&mut self, replies: &mut Replies) -> redis::RedisResult<bool> {
+    /// Reads without blocking until `replies` are all there (true) or `until` passes (false),
+    /// yielding the thread between tries.
+    fn yield_for_replies(&mut self, replies: &mut Replies, until: Instant) -> redis::RedisResult<bool> {
+        self.stream.set_nonblocking(true)?;
+        let answered = self.read_replies(replies, Some(until));
+        // Blocking again for the wait that follows (a failure to switch fails the call, and the
+        // connection goes, rather than leave it with reads that do not wait).
+        self.stream.set_nonblocking(false)?;
+        answered
+    }
+
+    /// Reads until `replies` are all there (true) or the wait ends with nothing to read (false;
+    /// what has been read and parsed is kept for the next try). The wait: on the blocking socket,
+    /// its receive timeout; made non-blocking, until `yield_until`, yielding between tries.
+    fn read_replies(
+        &mut self,
+        replies: &mut Replies,
+        yield_until: Option<Instant>,
+    ) -> redis::RedisResult<bool> {
         loop {
             if replies.parse(&self.read)? {
                 self.read.clear();
@@ -110,7 +136,10 @@ impl Inline {
                 Ok(n) => self.read.extend_from_slice(&self.chunk[..n]),
                 Err(err) if err.kind() == ErrorKind::Interrupted => {}
                 Err(err) if matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                    return Ok(false);
+                    match yield_until {
+                        Some(until) if Instant::now() < until => std::thread::yield_now(),
+                        _ => return Ok(false),
+                    }
                 }
                 Err(err) => return Err(err.into()),
             }
