@@ -110,6 +110,8 @@ impl Inline {
     /// Reads without blocking until `replies` are all there (true) or `until` passes (false),
     /// yielding the thread between tries.
     fn yield_for_replies(&mut self, replies: &mut Replies, until: Instant) -> redis::RedisResult<bool> {
+        // Two `ioctl`s per call: std's `read` takes no `MSG_DONTWAIT`, and socket2's flagged
+        // `recv` fills an uninitialised buffer, which safe code cannot read back.
         self.stream.set_nonblocking(true)?;
         let answered = self.read_replies(replies, Some(until));
         // Blocking again for the wait that follows (a failure to switch fails the call, and the
