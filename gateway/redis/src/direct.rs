@@ -456,6 +456,28 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn replies_split_across_the_yielding_and_the_blocking_wait_arrive_whole() {
+        let redis = RedisServer::start_with(&["--requirepass", "pw"]);
+        let pool = pool(&redis, "pw");
+        let mut lease = pool.lease().unwrap();
+        assert!(matches!(lease.held, Held::Inline(_)));
+        // The first reply comes at once, while the call yields; the second 2 ms later, long past
+        // the yielding (`yielding::YIELD_WAIT`), while it blocks.
+        let (count, popped): (i64, Value) = redis::pipe()
+            .cmd("INCR")
+            .arg("split")
+            .cmd("BLPOP")
+            .arg("nothing")
+            .arg(0.002)
+            .query_async(&mut lease)
+            .await
+            .unwrap();
+        assert_eq!((count, popped), (1, Value::Nil));
+        let count: i64 = redis::cmd("INCR").arg("split").query_async(&mut lease).await.unwrap();
+        assert_eq!(count, 2, "the same connection, with nothing left over from the split replies");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_inline_call_cut_short_drops_its_connection_so_no_reply_goes_astray() {
         let redis = RedisServer::start_with(&["--requirepass", "pw"]);
         let lease = pool(&redis, "pw").lease().unwrap();
