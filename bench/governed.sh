@@ -18,6 +18,8 @@
 #   BENCH_GATEWAY_ARGS  extra gateway flags
 #   BENCH_GATEWAY_BIN   another gateway binary (a saved build, for an A/B)
 #   BENCH_NO_BUILD      set to skip the release build (measuring saved builds in turns)
+#   BENCH_LIMITS    both policies' limits (default: a request and a token limit per minute, far
+#                   above what a run sends); a request limit alone leaves nothing to settle
 #   BENCH_TRACE     seconds: after the rounds, trace one more cycle run with `perf record` (as
 #                   root) and print where its time goes, phase by phase (bench/phases.py)
 #   CARGO_TARGET_DIR  respected when locating the binaries
@@ -45,7 +47,7 @@ PIDS+=($!)
 REDIS_PID=$!
 first_line "${PIDS[-1]}" "$TMP/redis.out" '.*Ready to accept' >/dev/null || die "redis-server did not start"
 
-LIMITS="window_seconds: 60, requests: 1000000000, total_tokens: 1000000000000"
+LIMITS=${BENCH_LIMITS:-"window_seconds: 60, requests: 1000000000, total_tokens: 1000000000000"}
 write_config "$TMP/gateway.yaml" sk-governed "routes:
   - model: local
     backends: [{ provider: upstream, model: bench-upstream }]
