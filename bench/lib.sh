@@ -96,7 +96,7 @@ start_gateway() {
 
 # The guest's idle policy. Under cpuidle-haltpoll with its polling off (guest_halt_poll_ns 0), an
 # idle vCPU halts at once, and waking a thread on it costs a VM exit: a loopback round trip to a
-# process on the other vCPU then takes ~105 us at p50 instead of ~25 (bench/governed.md).
+# process on the other vCPU then takes ~105 us at p50 instead of ~25 (bench/governed-2.md).
 idle_policy() {
     local driver poll
     driver=$(cat /sys/devices/system/cpu/cpuidle/current_driver 2>/dev/null || echo unknown)

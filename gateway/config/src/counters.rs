@@ -56,7 +56,7 @@ pub fn window_counter_parts<'a>(
 }
 
 /// `parts` end to end. Tags and spend counters' names are built on every admission, where
-/// `format!`'s machinery cost ~1,300 instructions a name (bench/governed.md).
+/// `format!`'s machinery cost ~1,300 instructions a name (bench/governed-2.md).
 fn concat(parts: &[&str]) -> String {
     let mut joined = String::with_capacity(parts.iter().map(|part| part.len()).sum());
     for part in parts {

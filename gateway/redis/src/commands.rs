@@ -4,7 +4,7 @@
 //! redis-rs's `Pipeline` builds each command as its own vectors (one per argument, reallocated
 //! as numbers are written) and then packs them all into a third: ~16,000 instructions per
 //! admission transaction on the benchmark VM, a tenth of all the gateway does for a governed
-//! request (bench/governed.md). Here every argument is written once, in place, and a counter's
+//! request (bench/governed-2.md). Here every argument is written once, in place, and a counter's
 //! name is written from its parts without being joined into a `String` first. A connection of
 //! the gateway's own ([`crate::direct`]) sends the bytes as they are; the shared and cluster
 //! connections, which take redis-rs's pipelines, get one rebuilt from them

@@ -15,7 +15,7 @@
 //! [`yielding`]), the others park the calling task until the reply wakes it ([`parked`]). Waiting
 //! on the thread is what a blocking client does, and on the benchmark VM it is what makes one
 //! round trip cost one round trip: parking the task costs a tokio worker's sleep and wake-up on
-//! top, which a halted vCPU makes tens of microseconds (bench/governed.md).
+//! top, which a halted vCPU makes tens of microseconds (bench/governed-2.md).
 //! Holding a worker is only allowed briefly, to a call that is the only one on these connections
 //! (so never once calls overlap under load), and only on a runtime with another worker to run
 //! everything else meanwhile (see [`inline`]).

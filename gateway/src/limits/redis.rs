@@ -225,7 +225,7 @@ impl RedisStore {
         let window = |what: Counted, index| counters::window_counter_parts(prefix, tag, what.field(), index);
         // Every charge is exact on its own (an `INCRBY` answers the count with it), so the
         // commands need not run as one unit, and a transaction costs Redis more than the commands
-        // in it (~10 µs at p50 on the benchmark VM, bench/governed.md). Except for the in-flight
+        // in it (~10 µs at p50 on the benchmark VM, bench/governed-2.md). Except for the in-flight
         // set: another request's `ZADD` between this one's `ZADD` and `ZCARD` would be counted by
         // both, and two requests could refuse each other for one free place.
         let mut commands =

@@ -16,7 +16,7 @@
 //! in scheduler ticks, not a `poll` with a deadline: a deadline finer than a tick arms a
 //! high-resolution timer and cancels it on every call, which on the benchmark VM (where
 //! programming the timer leaves the guest) made one round trip 35–49 µs at p50 against 16–25 µs
-//! for a plain blocking read, measured side by side (bench/governed.md). A tick-counted timeout
+//! for a plain blocking read, measured side by side (bench/governed-2.md). A tick-counted timeout
 //! costs nothing measurable; the price is its coarseness, hence the pause after a late reply.
 
 use super::{Connection, Replies, Shared, io_error, open_tcp};

@@ -7,7 +7,7 @@
 //! redis-rs's parser, which knows every kind of error Redis sends. It is not the first choice
 //! because it zero-fills an 8 KiB read buffer for every value: 7 replies to one admission
 //! transaction made it ~80,000 instructions per request, more than all the rest of the gateway's
-//! code for that request (bench/governed.md, "The reply parser").
+//! code for that request (bench/governed-2.md, "The reply parser").
 
 use super::io_error;
 use redis::{RedisResult, Value};

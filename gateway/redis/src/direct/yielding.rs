@@ -5,7 +5,7 @@
 //! off), a thread that blocks leaves its vCPU to halt, and the reply must then wake it, which
 //! leaves the guest: when Redis ran on the other vCPU, an admission's round trip took 154 µs at
 //! p50 blocking, and 82 yielding, where a plain client's `PING` took 113–127 (traced runs,
-//! bench/governed.md). Yielding rather than spinning matters: a Redis woken onto this vCPU runs
+//! bench/governed-2.md). Yielding rather than spinning matters: a Redis woken onto this vCPU runs
 //! at the first yield instead of waiting for the spin to end (a spinning build was slower than
 //! a blocking one).
 //!
