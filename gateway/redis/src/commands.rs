@@ -29,6 +29,9 @@ pub struct Commands {
     packed: Vec<u8>,
     /// Commands written, `MULTI` and `EXEC` included.
     count: usize,
+    /// How many of them were carried ([`Commands::transaction_after`]): written first, answered
+    /// apart.
+    carried: usize,
     atomic: bool,
     sealed: bool,
 }
@@ -37,18 +40,34 @@ impl Commands {
     /// A transaction: Redis runs its commands with nothing in between, and answers them as one
     /// array ([`Commands::values`]).
     pub fn transaction() -> Self {
-        let mut commands = Commands::with_kind(true);
-        commands.push(&[Arg::Text("MULTI")]);
-        commands
+        Commands::transaction_after(Commands::pipeline())
     }
 
     /// Commands sent at once, each answered on its own.
     pub fn pipeline() -> Self {
-        Commands::with_kind(false)
+        Commands { packed: Vec::with_capacity(512), count: 0, carried: 0, atomic: false, sealed: false }
     }
 
-    fn with_kind(atomic: bool) -> Self {
-        Commands { packed: Vec::with_capacity(512), count: 0, atomic, sealed: false }
+    /// A transaction whose write starts with `carried`: another caller's commands (a pipeline)
+    /// that ride along, outside the transaction. What they answer comes first in
+    /// [`Commands::values`], as it is: an error among them fails nothing of this caller's. For
+    /// the connections of the gateway's own ([`crate::direct`]); a redis-rs pipeline
+    /// ([`Commands::to_pipeline`]) would put them inside the transaction.
+    pub fn transaction_after(carried: Commands) -> Self {
+        let mut commands = Commands::after(carried, true);
+        commands.push(&[Arg::Text("MULTI")]);
+        commands
+    }
+
+    /// A pipeline whose write starts with `carried`, answered apart as in
+    /// [`Commands::transaction_after`].
+    pub fn pipeline_after(carried: Commands) -> Self {
+        Commands::after(carried, false)
+    }
+
+    fn after(carried: Commands, atomic: bool) -> Self {
+        let Commands { packed, count, .. } = carried;
+        Commands { packed, count, carried: count, atomic, sealed: false }
     }
 
     /// Appends one command: its name first, then its arguments.
@@ -84,9 +103,14 @@ impl Commands {
         self.packed.extend_from_slice(b"\r\n");
     }
 
-    /// Whether no command was added (a transaction's `MULTI` aside).
+    /// Whether no command of the caller's own was added (a transaction's `MULTI` aside).
     pub fn is_empty(&self) -> bool {
-        self.count == usize::from(self.atomic)
+        self.count == self.carried + usize::from(self.atomic)
+    }
+
+    /// How many replies the commands written so far get (`MULTI` and carried ones included).
+    pub fn replies(&self) -> usize {
+        self.count
     }
 
     /// Ends a transaction with its `EXEC`; once, before the bytes are sent.
@@ -102,11 +126,12 @@ impl Commands {
         (&self.packed, self.count)
     }
 
-    /// What the caller gets from every reply: a transaction's results (the array `EXEC`
-    /// answers), or a pipeline's replies. An error reply to any command fails the whole call.
+    /// What the caller gets from every reply: the carried commands' replies as they are, then a
+    /// transaction's results (the array `EXEC` answers) or a pipeline's replies. An error reply
+    /// to any command of the caller's own fails the whole call.
     pub(crate) fn values(&self, mut replies: Vec<Value>) -> RedisResult<Vec<Value>> {
-        if let Some(Value::ServerError(err)) =
-            replies.iter().find(|value| matches!(value, Value::ServerError(_)))
+        let own = replies.get(self.carried..).unwrap_or_default();
+        if let Some(Value::ServerError(err)) = own.iter().find(|value| matches!(value, Value::ServerError(_)))
         {
             return Err(err.clone().into());
         }
@@ -114,7 +139,12 @@ impl Commands {
             return Ok(replies);
         }
         match replies.pop() {
-            Some(Value::Array(results)) => Ok(results),
+            Some(Value::Array(results)) if self.carried == 0 => Ok(results),
+            Some(Value::Array(results)) => {
+                replies.truncate(self.carried);
+                replies.extend(results);
+                Ok(replies)
+            }
             Some(Value::Nil) => Err(crate::io_error("the transaction was aborted")),
             _ => Err(crate::io_error("a transaction's reply that is not an array")),
         }
@@ -192,5 +222,41 @@ mod tests {
         assert!(ours.values(aborted).is_err());
         let refused = redis::parse_redis_value(b"-ERR wrong number of arguments\r\n").unwrap();
         assert!(ours.values(vec![Value::Okay, refused, queued(), Value::Nil]).is_err());
+    }
+
+    #[test]
+    fn carried_commands_go_first_and_are_answered_apart() {
+        let refused = || redis::parse_redis_value(b"-WRONGTYPE not a number\r\n").unwrap();
+        let carried = || {
+            let mut carried = Commands::pipeline();
+            carried.push(&[Arg::Text("INCRBY"), Arg::Text("a"), Arg::Int(-3)]);
+            carried.push(&[Arg::Text("ZREM"), Arg::Text("f"), Arg::Text("m")]);
+            carried
+        };
+        let mut tx = Commands::transaction_after(carried());
+        assert!(tx.is_empty(), "carried commands are not the caller's own");
+        tx.push(&[Arg::Text("INCRBY"), Arg::Text("b"), Arg::Int(1)]);
+        tx.seal();
+        let mut theirs = redis::pipe();
+        theirs.cmd("INCRBY").arg("a").arg(-3).cmd("ZREM").arg("f").arg("m");
+        theirs.cmd("MULTI").cmd("INCRBY").arg("b").arg(1).cmd("EXEC");
+        assert_eq!(tx.packed(), (theirs.get_packed_pipeline().as_slice(), 5), "ahead of MULTI, in one write");
+        let queued = Value::SimpleString("QUEUED".into());
+        let replies = vec![refused(), Value::Int(1), Value::Okay, queued, Value::Array(vec![Value::Int(7)])];
+        assert_eq!(
+            tx.values(replies).unwrap(),
+            [refused(), Value::Int(1), Value::Int(7)],
+            "a carried error is handed back, not raised"
+        );
+
+        let mut pipeline = Commands::pipeline_after(carried());
+        pipeline.push(&[Arg::Text("INCRBY"), Arg::Text("b"), Arg::Int(1)]);
+        pipeline.seal();
+        assert_eq!(pipeline.replies(), 3);
+        assert_eq!(pipeline.values(vec![refused(), Value::Int(0), Value::Int(7)]).unwrap().len(), 3);
+        assert!(
+            pipeline.values(vec![Value::Int(1), Value::Int(0), refused()]).is_err(),
+            "its own error fails it"
+        );
     }
 }

@@ -227,7 +227,7 @@ impl Limits {
     }
 
     /// Replaces each charge's reservation with what the request took. Local counters are
-    /// corrected here (a few atomic additions); Redis corrections go to the settler's queue.
+    /// corrected here (a few atomic additions); Redis corrections are queued (`redis/pending.rs`).
     pub fn settle(&self, charges: Vec<Charge>, reserved: &Demand, actual: &Demand) {
         for charge in charges {
             match charge.place {

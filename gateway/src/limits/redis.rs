@@ -22,10 +22,15 @@
 //! request's charge can refuse another during the millisecond or so before it is given back: an
 //! error on the side of the limit.
 //!
-//! Settlements never wait on the response path: the ledger queues them ([`RedisStore::settle`])
-//! and one task sends them, many at once on a connection of their own, each subject's
-//! corrections as one pipeline (`redis/settle.rs`). A place in flight given back is also noted
-//! in the replica, for its subject's next admission there to remove (`redis/released.rs`).
+//! Settlements never wait on the response path: the ledger queues them ([`RedisStore::settle`],
+//! `redis/pending.rs`). On a single Redis the next admissions carry them, a few each, written
+//! ahead of their own commands in the same write: no round trip, wake-up or Redis wake of their
+//! own, which in a closed loop cost each Redis-route request ~40 µs at p50 (bench/governed-3.md).
+//! What no admission takes (the last settlements before traffic pauses, and all of them on a
+//! cluster, where a write may touch one slot only) one task sends, many at once on a connection
+//! of their own, each subject's corrections as one pipeline (`redis/settle.rs`). A place in
+//! flight given back is also noted in the replica, for its subject's next admission there to
+//! remove (`redis/released.rs`).
 //!
 //! Both are written as [`Commands`], straight into the bytes Redis reads: through redis-rs's
 //! `Pipeline` the admission's commands alone took ~16,000 instructions per request.
@@ -34,6 +39,7 @@
 //! are counted, logged once per transition (down, then back), and answered by each policy's
 //! failure mode; the connection reconnects by itself, so enforcement resumes when Redis returns.
 
+mod pending;
 mod released;
 mod settle;
 
@@ -42,24 +48,20 @@ use super::window::WindowPosition;
 use super::{Headroom, Period, Refusal};
 use crate::metrics::{AtomicHistogram, REDIS_BOUNDS};
 use ::redis::Value;
+use pending::Pending;
 use released::Released;
-use settle::{Settlement, settler};
+use settle::{CARRIED_PER_ADMISSION, Settlement, settler};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 use switchboard_config::counters;
 use switchboard_redis::{AnyConnection, Arg, Commands, RedisClient};
-use tokio::sync::mpsc;
 
 pub use switchboard_redis::RedisSettings;
 
 /// A request holds a place among a subject's requests in flight at most this long: if its
 /// replica dies without settling, the place frees itself.
 const IN_FLIGHT_LEASE_MS: u64 = 600_000;
-
-/// Settlements waiting for the settler; beyond this they are dropped (and counted), never
-/// allowed to hold memory or the response path.
-const SETTLE_QUEUE: usize = 65_536;
 
 /// Budget counters outlive their day and month by a day, so a settlement that arrives after
 /// midnight still finds the counter it corrects.
@@ -92,7 +94,8 @@ struct Inner {
     client: RedisClient,
     timeout: Duration,
     prefix: String,
-    queue: mpsc::Sender<Settlement>,
+    /// Settlements on their way to Redis.
+    pending: Pending,
     /// Distinguishes this process's in-flight members from other replicas'.
     replica: String,
     sequence: AtomicU64,
@@ -114,13 +117,12 @@ impl RedisStore {
     /// never fatal. Fails only on settings that cannot work (a malformed URL).
     pub async fn connect(settings: &RedisSettings) -> Result<Self, String> {
         let client = RedisClient::connect(settings).await?;
-        let (queue, receiver) = mpsc::channel(SETTLE_QUEUE);
         let store = RedisStore {
             inner: Arc::new(Inner {
                 client,
                 timeout: settings.timeout,
                 prefix: settings.prefix.clone(),
-                queue,
+                pending: Pending::default(),
                 replica: replica_nonce(),
                 sequence: AtomicU64::new(0),
                 up: AtomicBool::new(true),
@@ -131,7 +133,7 @@ impl RedisStore {
                 admit_latency: AtomicHistogram::new(&REDIS_BOUNDS),
             }),
         };
-        tokio::spawn(settler(store.clone(), receiver));
+        tokio::spawn(settler(store.clone()));
         Ok(store)
     }
 
@@ -181,15 +183,34 @@ impl RedisStore {
         // removes them before it counts (`redis/released.rs`).
         let given_back = if member.is_some() { inner.released.of(&tag) } else { Vec::new() };
         let charge = RedisCharge { window: at.index, day, month, member, tag };
-        let mut commands = self.admission_commands(&policy, &charge, at, &demand, now_ms, &given_back);
         // A connection of its own while Redis answers; while it does not, the shared one, which
         // reconnects with a backoff instead of each request trying to connect.
         let connection = if self.is_up() { inner.client.own_connection() } else { inner.client.connection() };
+        // Settlements ride along on a connection of the gateway's own, which only a single Redis
+        // has (one write may then touch any key), answered apart (`Commands::transaction_after`).
+        let mut carried = Vec::new();
+        if matches!(connection, Some(AnyConnection::Direct(_))) {
+            inner.pending.take(CARRIED_PER_ADMISSION, &mut carried);
+        }
+        let ahead = settle::ahead(&inner.prefix, &carried);
+        let ahead_replies = ahead.replies();
+        let mut commands = self.admission_commands(&policy, &charge, &demand, now_ms, &given_back, ahead);
         let started = std::time::Instant::now();
         let reply = self.run(connection, |mut conn| async move { conn.send(&mut commands).await }).await;
         inner.admit_latency.observe(started.elapsed());
-        let parsed = |results: Vec<Value>| Counts::parse(&results, &policy, !given_back.is_empty());
-        let Some(counts) = reply.ok().and_then(parsed) else {
+        // The carried settlements' replies come first.
+        let (carried_replies, own) = match &reply {
+            Ok(results) if results.len() >= ahead_replies => {
+                let (carried_replies, own) = results.split_at(ahead_replies);
+                (Some(carried_replies), Some(own))
+            }
+            _ => (None, None),
+        };
+        if !carried.is_empty() {
+            settle::carried_answered(self, &carried, carried_replies);
+        }
+        let parsed = |results: &[Value]| Counts::parse(results, &policy, !given_back.is_empty());
+        let Some(counts) = own.and_then(parsed) else {
             inner.admit_errors.fetch_add(1, Relaxed);
             return Err(AdmitError::Unavailable);
         };
@@ -208,18 +229,20 @@ impl RedisStore {
         }
     }
 
-    /// The admission's commands: charge every counter `charge` names, and read the previous
-    /// windows and the number in flight. [`Counts::parse`] reads their results in this order.
+    /// The admission's commands, written after `ahead` (settlements it carries): charge every
+    /// counter `charge` names, and read the previous windows and the number in flight.
+    /// [`Counts::parse`] reads their results in this order.
     fn admission_commands(
         &self,
         policy: &Policy,
         charge: &RedisCharge,
-        at: WindowPosition,
         demand: &Demand,
         now_ms: u64,
         given_back: &[String],
+        ahead: Commands,
     ) -> Commands {
         let (prefix, tag) = (self.inner.prefix.as_str(), charge.tag.as_str());
+        let at = WindowPosition::at(now_ms, policy.window_ms);
         let (mut current, mut previous) = (itoa::Buffer::new(), itoa::Buffer::new());
         let (current, previous) = (current.format(at.index), previous.format(at.index.wrapping_sub(1)));
         let window = |what: Counted, index| counters::window_counter_parts(prefix, tag, what.field(), index);
@@ -228,8 +251,11 @@ impl RedisStore {
         // in it (~10 µs at p50 on the benchmark VM, bench/governed-2.md). Except for the in-flight
         // set: another request's `ZADD` between this one's `ZADD` and `ZCARD` would be counted by
         // both, and two requests could refuse each other for one free place.
-        let mut commands =
-            if policy.concurrent.is_some() { Commands::transaction() } else { Commands::pipeline() };
+        let mut commands = if policy.concurrent.is_some() {
+            Commands::transaction_after(ahead)
+        } else {
+            Commands::pipeline_after(ahead)
+        };
         if !policy.windowed.is_empty() {
             let names: Vec<_> = policy.windowed.iter().map(|&(what, _)| window(what, previous)).collect();
             let mut mget = Vec::with_capacity(1 + names.len());
@@ -283,9 +309,7 @@ impl RedisStore {
             // settler (and share two cores with it) for nothing.
             return;
         }
-        if self.inner.queue.try_send(settlement).is_err()
-            && self.inner.settle_dropped.fetch_add(1, Relaxed) == 0
-        {
+        if !self.inner.pending.push(settlement) && self.inner.settle_dropped.fetch_add(1, Relaxed) == 0 {
             tracing::warn!("the Redis settlement queue is full; dropping settlements (counted in metrics)");
         }
     }

@@ -1,16 +1,18 @@
 //! Places in flight this replica has given back that Redis may not know of yet.
 //!
 //! A request's place among its subject's requests in flight is given back by its settlement
-//! (`ZREM`), which the settler sends a millisecond or more after the answer. A client that waits
-//! for each answer before asking again would otherwise find its last place still taken: under a
-//! limit of one, every other request refused. So a place given back is also written here, when
-//! the request ends (before its answer's last bytes leave), and the next admission of the same
-//! subject on this replica removes it from the set in Redis itself, in its own transaction, ahead
-//! of counting (`RedisStore::admission_commands`). Removing a place whose request has ended is
-//! always right, and doing it twice is harmless, so the settler still sends every `ZREM`; once
-//! Redis has it (from the settler or from an admission), the place is crossed out here. So what
-//! is kept is what is on its way: at most the settler's backlog, plus any place whose settlement
-//! a full queue dropped, until its subject is next admitted here.
+//! (`ZREM`), which reaches Redis with a later admission or the settler (`settle.rs`), behind any
+//! settlements queued before it. A client that waits for each answer before asking again would
+//! otherwise find its last place still taken whenever the queue holds more than an admission
+//! carries, or on a cluster, where nothing is carried: under a limit of one, every other request
+//! refused. So a place given back is also written here, when the request ends (before its
+//! answer's last bytes leave), and the next admission of the same subject on this replica removes
+//! it from the set in Redis itself, in its own transaction, ahead of counting
+//! (`RedisStore::admission_commands`). Removing a place whose request has ended is always right,
+//! and doing it twice is harmless, so the settlement still carries every `ZREM`; once Redis has
+//! it (from the settlement or from this subject's admission), the place is crossed out here. So
+//! what is kept is what is on its way: at most the queue's backlog, plus any place whose
+//! settlement a full queue dropped, until its subject is next admitted here.
 //!
 //! Lock-free: places are kept in shards by their subject's tag, each a queue. Taking a subject's
 //! places goes through its shard once, putting back the other subjects' places; a place held
@@ -52,8 +54,8 @@ impl Released {
     }
 
     /// The places of `tag` given back and not yet crossed out, for an admission to remove. They
-    /// stay noted until the settler's own `ZREM` is answered: if this admission fails, the next
-    /// one tries again.
+    /// stay noted until a `ZREM` of theirs is answered: if this admission fails, the next one
+    /// tries again.
     pub(super) fn of(&self, tag: &str) -> Vec<String> {
         let mut members = Vec::new();
         self.sift(tag, |place| {

@@ -1,16 +1,18 @@
 //! Settlement in Redis: each request's reservation replaced by what it took, sent off the
-//! request path. [`RedisStore::settle`] queues a [`Settlement`]; one task ([`settler`]) gathers
-//! them and sends each batch's corrections as pipelines on a connection of their own.
+//! request path. [`RedisStore::settle`] queues a [`Settlement`] (`pending.rs`); on a single Redis
+//! the next admissions carry it ahead of their own commands, in their own write ([`ahead`]); one
+//! task ([`settler`]) gathers what none took and sends it as pipelines on a connection of their
+//! own.
 
 use super::{RedisCharge, RedisStore, signed, window_expiry};
 use crate::limits::policy::{Counted, Demand, Policy};
+use ::redis::Value;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 use switchboard_config::counters;
 use switchboard_redis::{Arg, Commands};
-use tokio::sync::mpsc;
 
 /// One request's reservation and what it took, for the counters its charge names.
 pub(super) struct Settlement {
@@ -20,36 +22,47 @@ pub(super) struct Settlement {
     pub(super) actual: Demand,
 }
 
-/// How long the settler lets settlements gather before sending them: one round trip then
-/// carries every settlement of the last millisecond instead of one per request, so settling never
-/// takes turns with admissions for Redis. Delaying a settlement only keeps a reservation (and, for
-/// other replicas, an in-flight place: this one's next admission frees it, `released.rs`) a
-/// millisecond longer: an error on the side of the limit.
-const SETTLE_LINGER: Duration = Duration::from_millis(1);
+/// How many queued settlements one admission carries at most: under steady traffic about one
+/// ends per admission, and a few more cover a burst of endings without making one admission
+/// wait on Redis for many (each carried settlement is two to four commands, ~1 µs of Redis's
+/// time).
+pub(super) const CARRIED_PER_ADMISSION: usize = 4;
 
-/// How many empty lingers in a row (100 ms) before the settler waits on the queue again.
-const QUIET_LINGERS: u32 = 100;
+/// How long the settler lets settlements gather before sending what no admission took. On a
+/// single Redis admissions carry nearly all of them, and the settler is for the last ones before
+/// traffic pauses: it looks every 10 ms, not more often, because each look is a wake-up that takes
+/// its turn on the two cores with the requests (bench/governed-3.md). On a cluster nothing is
+/// carried (a write may touch one slot only), so it looks every millisecond: one round trip then
+/// carries every settlement of the last millisecond instead of one per request. Either way a
+/// settlement delayed only keeps a reservation (and, for other replicas, an in-flight place: this
+/// one's next admission frees it, `released.rs`) a little longer: an error on the side of the
+/// limit.
+const SETTLE_LINGER: Duration = Duration::from_millis(10);
+const SETTLE_LINGER_CLUSTER: Duration = Duration::from_millis(1);
+
+/// How long without a settlement before the settler waits on the queue again.
+const QUIET: Duration = Duration::from_millis(100);
 
 /// Sends queued settlements in batches. On a single Redis a batch is one pipeline; on a cluster,
 /// where a pipeline must stay in one slot, each subject's corrections are one pipeline, all sent
 /// at once.
 ///
-/// While settlements keep coming the settler looks at the queue every [`SETTLE_LINGER`] instead
-/// of waiting on it: a task waiting on a queue is woken by the sender, and that wake-up (often a
-/// futex call and a halted vCPU to wake) is paid on the settling request's thread as hyper
-/// finishes its response (the ledger settles when the response body is dropped). After
-/// [`QUIET_LINGERS`] empty looks it waits on the queue again, so an idle gateway does not wake.
-pub(super) async fn settler(store: RedisStore, mut queue: mpsc::Receiver<Settlement>) {
+/// While settlements keep coming the settler looks at the queue every linger instead of waiting
+/// on it: a task waiting on a queue is woken by the sender, and that wake-up (often a futex call
+/// and a halted vCPU to wake) is paid on the settling request's thread as hyper finishes its
+/// response (the ledger settles when the response body is dropped). After [`QUIET`] with nothing
+/// to send it waits on the queue again, so an idle gateway does not wake.
+pub(super) async fn settler(store: RedisStore) {
+    let linger = if store.inner.client.is_cluster() { SETTLE_LINGER_CLUSTER } else { SETTLE_LINGER };
+    let quiet_lingers = QUIET.as_millis() / linger.as_millis().max(1);
+    let pending = &store.inner.pending;
     let mut batch = Vec::with_capacity(1024);
-    while queue.recv_many(&mut batch, 1024).await > 0 {
+    loop {
+        pending.wait().await;
         let mut quiet = 0;
-        while quiet < QUIET_LINGERS {
-            tokio::time::sleep(SETTLE_LINGER).await;
-            while batch.len() < 1024
-                && let Ok(settlement) = queue.try_recv()
-            {
-                batch.push(settlement);
-            }
+        while quiet < quiet_lingers {
+            tokio::time::sleep(linger).await;
+            pending.take(1024, &mut batch);
             if batch.is_empty() {
                 quiet += 1;
                 continue;
@@ -60,14 +73,39 @@ pub(super) async fn settler(store: RedisStore, mut queue: mpsc::Receiver<Settlem
     }
 }
 
+/// The commands that settle `carried`, for an admission to write ahead of its own.
+pub(super) fn ahead(prefix: &str, carried: &[Settlement]) -> Commands {
+    let mut commands = Commands::pipeline();
+    for s in carried {
+        corrections(&mut commands, prefix, s, window_index_now(&s.policy));
+    }
+    commands
+}
+
+/// Once an admission that carried `carried` has its answer: their `replies` (`None` if the call
+/// failed). Like a batch of the settler's, a failure is counted and not sent again: whether
+/// Redis applied an `INCRBY` that got no answer is unknown.
+pub(super) fn carried_answered(store: &RedisStore, carried: &[Settlement], replies: Option<&[Value]>) {
+    let failed = replies.is_none_or(|replies| replies.iter().any(|r| matches!(r, Value::ServerError(_))));
+    if failed {
+        store.inner.settle_errors.fetch_add(1, Relaxed);
+        return;
+    }
+    forget(store, carried.iter().filter_map(|s| Some((s.charge.tag.as_str(), s.charge.member.as_deref()?))));
+}
+
+/// The window a settlement of `policy` made now falls in.
+fn window_index_now(policy: &Policy) -> u64 {
+    crate::unix_now_ms() / policy.window_ms.max(1)
+}
+
 /// Sends `batch` (emptied), waiting for every pipeline's answer.
 async fn send(store: &RedisStore, batch: &mut Vec<Settlement>) {
-    let now_index = |window_ms: u64| crate::unix_now_ms() / window_ms.max(1);
     // Each pipeline, with the places in flight it gives back (to cross out once Redis has them).
     let mut pipelines: Vec<(Commands, Vec<(String, String)>)> = Vec::new();
     let single = !store.inner.client.is_cluster();
     for s in batch.drain(..) {
-        let index = now_index(s.policy.window_ms);
+        let index = window_index_now(&s.policy);
         if !single || pipelines.is_empty() {
             pipelines.push((Commands::pipeline(), Vec::new()));
         }
@@ -86,7 +124,7 @@ async fn send(store: &RedisStore, batch: &mut Vec<Settlement>) {
             let client = &store.inner.client;
             let connection = if store.is_up() { client.background_connection() } else { client.connection() };
             match store.run(connection, |mut conn| async move { conn.send(&mut pipeline).await }).await {
-                Ok(_) => forget(&store, &places),
+                Ok(_) => forget(&store, places.iter().map(|(tag, member)| (tag.as_str(), member.as_str()))),
                 Err(()) => {
                     store.inner.settle_errors.fetch_add(1, Relaxed);
                 }
@@ -97,7 +135,7 @@ async fn send(store: &RedisStore, batch: &mut Vec<Settlement>) {
 }
 
 /// Crosses out the places Redis now has back (`released.rs`), each subject's at once.
-fn forget(store: &RedisStore, places: &[(String, String)]) {
+fn forget<'a>(store: &RedisStore, places: impl IntoIterator<Item = (&'a str, &'a str)>) {
     let mut by_subject: HashMap<&str, HashSet<&str>> = HashMap::new();
     for (tag, member) in places {
         by_subject.entry(tag).or_default().insert(member);
@@ -217,5 +255,53 @@ mod tests {
         charge.member = None;
         let exact = Settlement { policy, charge, reserved: actual, actual };
         assert!(exact.changes_nothing(), "nothing to send: the settler is not woken");
+    }
+
+    /// A real Redis: what the settler would send a linger later, the next admission carries, so
+    /// its own count already has the correction; and a correction Redis refuses is counted
+    /// without failing the admission that carried it (another subject's).
+    #[tokio::test]
+    async fn the_next_admission_carries_queued_settlements() {
+        let redis = switchboard_test_redis::RedisServer::start();
+        let settings = switchboard_redis::RedisSettings {
+            urls: vec![redis.url()],
+            cluster: false,
+            password: None,
+            timeout: Duration::from_secs(5),
+            prefix: "sb".into(),
+        };
+        let store = RedisStore::connect(&settings).await.unwrap();
+        let policy = Arc::new(Policy {
+            name: "tokens".into(),
+            scope: switchboard_config::PolicyScope::Key,
+            window_ms: 1 << 50, // one window for the whole test
+            windowed: vec![(Counted::TotalTokens, 1000)],
+            daily: None,
+            monthly: None,
+            concurrent: None,
+            mode: switchboard_config::PolicyMode::Redis,
+            failure: switchboard_config::FailureMode::Closed,
+        });
+        let reserved = Demand { requests: 1, input: 100, output: 500, cost_nano_usd: 0 };
+        let took = Demand { output: 20, ..reserved };
+        let admit = async |tag: &str| match store.admit(policy.clone(), tag.into(), reserved).await {
+            Ok(admitted) => admitted,
+            Err(_) => panic!("{tag}: not admitted"),
+        };
+
+        let (charge, _) = admit("a").await;
+        // The test's runtime has one thread and nothing yields between the two: the settler,
+        // woken by the first settlement, cannot have taken it.
+        store.settle(policy.clone(), charge, reserved, took);
+        let (charge, headroom) = admit("a").await;
+        assert_eq!(headroom[0].remaining, 1000 - 120 - 600, "the first request counts as what it took");
+        assert_eq!(store.settle_errors(), 0);
+
+        let counter = counters::window_counter_parts("sb", "a", "tot", "0").concat();
+        assert_eq!(redis.cli(&["SET", &counter, "not a number"]), "OK");
+        store.settle(policy.clone(), charge, reserved, took);
+        let (_, headroom) = admit("b").await;
+        assert_eq!(headroom[0].remaining, 1000 - 600);
+        assert_eq!(store.settle_errors(), 1, "the refused correction is counted");
     }
 }
