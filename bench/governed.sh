@@ -87,8 +87,9 @@ INTERVAL_US=$(python3 -c 'import json, sys; print(int(1e6 / json.load(open(sys.a
 
 # The admission call itself, as the gateway sends it, captured with MONITOR to be replayed beside
 # the PING (the round trip an admission cannot avoid): the commands one connection sends from an
-# MGET (the previous windows, read first) up to its next one; a MULTI … EXEC transaction for a
-# policy that limits requests in flight.
+# MGET (the previous windows, read first) up to its next one, so with the settlements the next
+# admission carries ahead of its MGET (one per admission in a closed loop: what a write holds);
+# a MULTI … EXEC transaction for a policy that limits requests in flight.
 redis-cli -p "$REDIS_PORT" monitor >"$TMP/monitor.txt" &
 MONITOR_PID=$!
 PIDS+=("$MONITOR_PID")

@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Gateway builds compared on what Redis limits add in a closed loop, in many short interleaved
+# turns: one mock upstream and one Redis, every build's gateway up at once (each with its own
+# counter prefix), and in each turn, for each build, a closed loop at concurrency 1 through its
+# local-limits route and its Redis-limits route (in alternating order), plus one back-to-back
+# `PING` (`redis-benchmark -t ping_mbulk -c 1`). On this VM the p50 of one build moves by tens of
+# µs from one run to the next, so an A/B needs dozens of turns with the builds side by side; two or
+# three runs each in turn (governed.sh) could not tell builds 40 µs apart (bench/governed-3.md).
+#
+# usage: bench/governed-builds.sh GATEWAY_BIN...
+# Environment:
+#   BENCH_TURNS     turns (default 30)
+#   BENCH_DURATION  each route's run per turn, seconds (default 2)
+#   BENCH_LIMITS    both policies' limits, as in governed.sh
+#   BENCH_NO_BUILD  set to skip the release build (mock and load generator come from it)
+#   CARGO_TARGET_DIR  respected when locating the binaries
+set -euo pipefail
+
+NAME=governed-builds
+TURNS=${BENCH_TURNS:-30}
+DURATION=${BENCH_DURATION:-2}
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+[ $# -gt 0 ] || die "usage: bench/governed-builds.sh GATEWAY_BIN..."
+for tool in redis-server redis-benchmark python3; do
+    command -v "$tool" >/dev/null || die "$tool is required (apt-get install -y redis-server)"
+done
+
+build_release
+start_mock
+REDIS_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$TMP" \
+    >"$TMP/redis.out" 2>&1 &
+PIDS+=($!)
+first_line "${PIDS[-1]}" "$TMP/redis.out" '.*Ready to accept' >/dev/null || die "redis-server did not start"
+
+LIMITS=${BENCH_LIMITS:-"window_seconds: 60, requests: 1000000000, total_tokens: 1000000000000"}
+write_config "$TMP/gateway.yaml" sk-governed "routes:
+  - model: local
+    backends: [{ provider: upstream, model: bench-upstream }]
+    policies: [local-limits]
+  - model: redis
+    backends: [{ provider: upstream, model: bench-upstream }]
+    policies: [redis-limits]
+policies:
+  - { name: local-limits, scope: key_route, $LIMITS, mode: local }
+  - { name: redis-limits, scope: key_route, $LIMITS, mode: redis, failure_mode: closed }"
+APIS=()
+build=0
+for bin in "$@"; do
+    build=$((build + 1))
+    BENCH_GATEWAY_BIN=$bin start_gateway "build$build" "$TMP/gateway.yaml" \
+        --redis-url "redis://127.0.0.1:$REDIS_PORT" --redis-prefix "build$build"
+    APIS+=("$API")
+done
+
+for route in local redis; do
+    printf '{"model":"%s","messages":[{"role":"user","content":"Say hello to the benchmark."}],"max_tokens":16}' \
+        "$route" >"$TMP/$route.json"
+done
+# The p50 in µs of a closed loop through one gateway's route. usage: p50 API ROUTE DURATION
+p50() {
+    "$BIN/switchboard-loadgen" --url "http://$1/v1/chat/completions" --method POST \
+        --body-file "$TMP/$2.json" -H 'Content-Type: application/json' -H 'Authorization: Bearer sk-governed' \
+        --concurrency 1 --threads 1 --warmup 0s --duration "$3" --json \
+        | python3 -c 'import json, sys; print(json.load(sys.stdin)["p50_us"])'
+}
+for api in "${APIS[@]}"; do
+    p50 "$api" local 1s >/dev/null
+    p50 "$api" redis 1s >/dev/null
+done
+
+log "$(idle_policy)"
+# One line per turn and build: turn build ping_us local_p50 redis_p50.
+for turn in $(seq 1 "$TURNS"); do
+    # Into a file first: with a reader in a pipe (python3 starting up) the PING read 15 µs, not
+    # ~80: the other vCPU, kept busy, never halts.
+    redis-benchmark -p "$REDIS_PORT" -t ping_mbulk -n 20000 -c 1 --csv >"$TMP/ping.csv"
+    ping=$(python3 -c 'import csv, sys; print(float(list(csv.reader(open(sys.argv[1])))[-1][4]) * 1000)' "$TMP/ping.csv")
+    build=0
+    for api in "${APIS[@]}"; do
+        build=$((build + 1))
+        if [ $((turn % 2)) = 1 ]; then
+            local_p50=$(p50 "$api" local "${DURATION}s")
+            redis_p50=$(p50 "$api" redis "${DURATION}s")
+        else
+            redis_p50=$(p50 "$api" redis "${DURATION}s")
+            local_p50=$(p50 "$api" local "${DURATION}s")
+        fi
+        echo "$turn $build $ping $local_p50 $redis_p50" >>"$TMP/turns.txt"
+    done
+    log "turn $turn of $TURNS done"
+done
+
+python3 - "$TMP/turns.txt" "$@" <<'PY'
+import statistics as st
+import sys
+
+rows = [line.split() for line in open(sys.argv[1])]
+pings = {int(r[0]): float(r[2]) for r in rows}
+ping = st.median(pings.values())
+print(f"back-to-back PING p50, median of {len(pings)} turns: {ping:.0f} us")
+print(f"{'build':>5} {'local p50':>10} {'redis p50':>10} {'added':>6} {'added/PING':>11} {'turns within':>13}  binary")
+for build, binary in enumerate(sys.argv[2:], start=1):
+    turns = [r for r in rows if int(r[1]) == build]
+    added = [float(r[4]) - float(r[3]) for r in turns]
+    within = sum(a <= float(r[2]) for a, r in zip(added, turns))
+    print(f"{build:>5} {st.median(float(r[3]) for r in turns):>10.0f} {st.median(float(r[4]) for r in turns):>10.0f} "
+          f"{st.median(added):>6.0f} {st.median(added) / ping:>11.2f} {within:>8} of {len(turns):<3}  {binary}")
+PY
