@@ -28,23 +28,9 @@ done
 
 build_release
 start_mock
-REDIS_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$TMP" \
-    >"$TMP/redis.out" 2>&1 &
-PIDS+=($!)
-first_line "${PIDS[-1]}" "$TMP/redis.out" '.*Ready to accept' >/dev/null || die "redis-server did not start"
-
-LIMITS=${BENCH_LIMITS:-"window_seconds: 60, requests: 1000000000, total_tokens: 1000000000000"}
+start_redis
 write_config "$TMP/gateway.yaml" sk-governed "routes:
-  - model: local
-    backends: [{ provider: upstream, model: bench-upstream }]
-    policies: [local-limits]
-  - model: redis
-    backends: [{ provider: upstream, model: bench-upstream }]
-    policies: [redis-limits]
-policies:
-  - { name: local-limits, scope: key_route, $LIMITS, mode: local }
-  - { name: redis-limits, scope: key_route, $LIMITS, mode: redis, failure_mode: closed }"
+$(governed_routes "${BENCH_LIMITS:-}")"
 APIS=()
 build=0
 for bin in "$@"; do

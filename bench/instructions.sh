@@ -41,25 +41,13 @@ start_receiver "$PROTOCOL"
 write_config "$TMP/gateway.yaml" sk-instructions "routes:
   - model: plain
     backends: [{ provider: upstream, model: bench-upstream }]
-  - model: local
-    backends: [{ provider: upstream, model: bench-upstream }]
-    policies: [local-limits]
-  - model: redis
-    backends: [{ provider: upstream, model: bench-upstream }]
-    policies: [redis-limits]
-policies:
-  - { name: local-limits, scope: key_route, window_seconds: 60, requests: 1000000000, total_tokens: 1000000000000, mode: local }
-  - { name: redis-limits, scope: key_route, window_seconds: 60, requests: 1000000000, total_tokens: 1000000000000, mode: redis, failure_mode: closed }"
+$(governed_routes)"
 
 # A Redis for the redis mode, started only when it is asked for.
 REDIS_ARGS=()
 if [[ " ${MODES[*]} " == *" redis "* ]]; then
     command -v redis-server >/dev/null || die "redis-server is required for the redis mode (apt-get install -y redis-server)"
-    REDIS_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$TMP" \
-        >"$TMP/redis.out" 2>&1 &
-    PIDS+=($!)
-    first_line "${PIDS[-1]}" "$TMP/redis.out" '.*Ready to accept' >/dev/null || die "redis-server did not start"
+    start_redis
     REDIS_ARGS=(--redis-url "redis://127.0.0.1:$REDIS_PORT")
 fi
 

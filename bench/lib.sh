@@ -66,6 +66,33 @@ start_receiver() {
     esac
 }
 
+# Starts redis-server on an ephemeral loopback port, saving nothing; sets REDIS_PORT and REDIS_PID.
+start_redis() {
+    REDIS_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$TMP" \
+        >"$TMP/redis.out" 2>&1 &
+    REDIS_PID=$!
+    PIDS+=("$REDIS_PID")
+    first_line "$REDIS_PID" "$TMP/redis.out" '.*Ready to accept' >/dev/null || die "redis-server did not start"
+}
+
+# The governed benchmarks' routes, for write_config after `routes:`: `local` and `redis`, the
+# same limits (LIMITS; default a request and a token limit per minute, far above what a run
+# sends) counted in the gateway and in Redis.
+# usage: governed_routes [LIMITS]
+governed_routes() {
+    local limits=${1:-"window_seconds: 60, requests: 1000000000, total_tokens: 1000000000000"}
+    printf '%s\n' "  - model: local
+    backends: [{ provider: upstream, model: bench-upstream }]
+    policies: [local-limits]
+  - model: redis
+    backends: [{ provider: upstream, model: bench-upstream }]
+    policies: [redis-limits]
+policies:
+  - { name: local-limits, scope: key_route, $limits, mode: local }
+  - { name: redis-limits, scope: key_route, $limits, mode: redis, failure_mode: closed }"
+}
+
 # Writes a gateway config: the mock upstream as provider `upstream`, ROUTES (the routes: and
 # policies: sections), and one key with id `bench` whose secret is KEY.
 # usage: write_config FILE KEY ROUTES
