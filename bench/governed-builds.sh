@@ -40,16 +40,11 @@ for bin in "$@"; do
     APIS+=("$API")
 done
 
-for route in local redis; do
-    printf '{"model":"%s","messages":[{"role":"user","content":"Say hello to the benchmark."}],"max_tokens":16}' \
-        "$route" >"$TMP/$route.json"
-done
+governed_bodies
 # The p50 in µs of a closed loop through one gateway's route. usage: p50 API ROUTE DURATION
 p50() {
-    "$BIN/switchboard-loadgen" --url "http://$1/v1/chat/completions" --method POST \
-        --body-file "$TMP/$2.json" -H 'Content-Type: application/json' -H 'Authorization: Bearer sk-governed' \
-        --concurrency 1 --threads 1 --warmup 0s --duration "$3" --json \
-        | python3 -c 'import json, sys; print(json.load(sys.stdin)["p50_us"])'
+    governed_loop "$1" "$2" "$3" >"$TMP/loop.json"
+    python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["p50_us"])' "$TMP/loop.json"
 }
 for api in "${APIS[@]}"; do
     p50 "$api" local 1s >/dev/null

@@ -54,16 +54,9 @@ admission_seconds() {
         END { print sum, count }'
 }
 
-for route in local redis; do
-    printf '{"model":"%s","messages":[{"role":"user","content":"Say hello to the benchmark."}],"max_tokens":16}' \
-        "$route" >"$TMP/$route.json"
-done
+governed_bodies
 # usage: run ROUTE DURATION OUT
-run() {
-    "$BIN/switchboard-loadgen" --url "http://$API/v1/chat/completions" --method POST \
-        --body-file "$TMP/$1.json" -H 'Content-Type: application/json' -H 'Authorization: Bearer sk-governed' \
-        --concurrency 1 --threads 1 --warmup 0s --duration "$2" --json >"$3"
-}
+run() { governed_loop "$API" "$1" "$2" >"$3"; }
 run local 2s "$TMP/warmup.json"
 run redis 2s /dev/null
 # One request's period at concurrency 1 through the local route: the paced round trip below

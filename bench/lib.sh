@@ -93,6 +93,24 @@ policies:
   - { name: redis-limits, scope: key_route, $limits, mode: redis, failure_mode: closed }"
 }
 
+# Writes the governed benchmarks' request bodies, one per route of governed_routes
+# ($TMP/local.json, $TMP/redis.json).
+governed_bodies() {
+    local route
+    for route in local redis; do
+        printf '{"model":"%s","messages":[{"role":"user","content":"Say hello to the benchmark."}],"max_tokens":16}' \
+            "$route" >"$TMP/$route.json"
+    done
+}
+
+# A closed loop at concurrency 1 through one governed route (key sk-governed); prints loadgen's JSON.
+# usage: governed_loop API ROUTE DURATION
+governed_loop() {
+    "$BIN/switchboard-loadgen" --url "http://$1/v1/chat/completions" --method POST \
+        --body-file "$TMP/$2.json" -H 'Content-Type: application/json' -H 'Authorization: Bearer sk-governed' \
+        --concurrency 1 --threads 1 --warmup 0s --duration "$3" --json
+}
+
 # Writes a gateway config: the mock upstream as provider `upstream`, ROUTES (the routes: and
 # policies: sections), and one key with id `bench` whose secret is KEY.
 # usage: write_config FILE KEY ROUTES
