@@ -32,7 +32,9 @@ out = {
     "timestamp": stamp,
     "git_rev": rev,
     "settings": {"duration": duration, "warmup": warmup, "rate": float(rate),
-                 "connections": int(connections), "keys": int(keys), "gateway_bin": gateway_bin or None},
+                 "connections": int(connections), "keys": int(keys), "gateway_bin": gateway_bin or None,
+                 "governed_rounds": int(os.environ.get("GOVERNED_ROUNDS") or 0),
+                 "governed_duration": os.environ.get("GOVERNED_DURATION")},
     "scenarios": {},
     "gateway_rss": {
         "startup_kb": int(startup_kb),
