@@ -26,11 +26,14 @@ version: 2
 providers:
   - {{ name: mock, type: mock, reply: "one two three four five" }}
   - {{ name: slow, type: mock, reply: "one two three four five", tokens_per_second: 5 }}
+  - {{ name: long, type: mock, reply: "{long_reply}" }}
 routes:
   - model: m
     backends: [{{ provider: mock, price: {{ input: "0", output: "10000" }} }}]
   - model: slow
     backends: [{{ provider: slow }}]
+  - model: long
+    backends: [{{ provider: long }}]
 keys:
   - {{ id: fleet-key, hash: {hash}{key_extra} }}
   - {{ id: team-key, labels: {{ team: search }}, hash: {team_hash}{key_extra} }}
@@ -39,7 +42,15 @@ policies:
 "#,
         hash = hash_key(KEY),
         team_hash = hash_key(TEAM_KEY),
+        long_reply = long_reply(),
     )
+}
+
+/// The route `long`'s answer: [`LONG_REPLY_TOKENS`] words, one output token each to the mock.
+const LONG_REPLY_TOKENS: u64 = 100;
+
+fn long_reply() -> String {
+    (1..=LONG_REPLY_TOKENS).map(|i| format!("word{i}")).collect::<Vec<_>>().join(" ")
 }
 
 /// Three replicas on `config`, counting in Redis at `urls` (cluster seeds with `cluster`).
@@ -120,10 +131,14 @@ async fn a_request_limit_admits_exactly_its_count_on_a_redis_cluster() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_token_limit_holds_within_one_reservation_with_streams() {
     let redis = RedisServer::start();
-    // Each streamed answer takes 2 + 5 = 7 tokens and reserves 6 (prompt estimate) + 5.
-    let policy = "  - { name: tokens, scope: key, window_seconds: 60, total_tokens: 700, mode: redis, failure_mode: closed }";
+    // The issue's case: 10,000 tokens a minute, streamed answers of a known size. Each takes
+    // 2 prompt tokens and 100 output tokens, and reserves 6 (the prompt estimate) + 100
+    // (`max_tokens`).
+    let policy = "  - { name: tokens, scope: key, window_seconds: 60, total_tokens: 10000, mode: redis, failure_mode: closed }";
     let replicas = fleet(&config(", policies: [tokens]", policy), &[redis.url()], false);
-    let body = chat("m", r#","stream":true,"stream_options":{"include_usage":true}"#);
+    let body = format!(
+        r#"{{"model":"long","max_tokens":{LONG_REPLY_TOKENS},"messages":[{{"role":"user","content":"hi there"}}],"stream":true,"stream_options":{{"include_usage":true}}}}"#
+    );
     let mut used = 0;
     let mut refused = 0;
     while refused == 0 {
@@ -153,9 +168,9 @@ async fn a_token_limit_holds_within_one_reservation_with_streams() {
             }
         }
     }
-    let reservation = 6 + 5;
-    assert!(used <= 700 + reservation, "admitted {used} tokens against a 700-token limit");
-    assert!(used >= 700 - 30 * reservation, "the limit admitted too little: {used}");
+    let reservation = 6 + LONG_REPLY_TOKENS;
+    assert!(used <= 10_000 + reservation, "admitted {used} tokens against a 10,000-token limit");
+    assert!(used >= 10_000 - 30 * reservation, "the limit admitted too little: {used}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
