@@ -16,14 +16,14 @@
 #                   traces to the in-repo receiver (tests/otlp-receiver), tracing on vs off
 #                   side by side; 0 skips it
 #   BENCH_TRACES_PROTOCOL  grpc (default) or http/protobuf
-#   BENCH_GOVERNED_ROUNDS  interleaved rounds of the governed comparison (default 3)
+#   BENCH_GOVERNED_ROUNDS  interleaved rounds of the governed comparison (default 5)
 #   BENCH_GOVERNED_DURATION  measured duration of each governed run (default 5s)
 #   CARGO_TARGET_DIR  respected when locating the binaries
 set -euo pipefail
 
 DURATION=${BENCH_DURATION:-10s}
 MAIN_DURATION=$DURATION
-GOVERNED_ROUNDS=${BENCH_GOVERNED_ROUNDS:-3}
+GOVERNED_ROUNDS=${BENCH_GOVERNED_ROUNDS:-5}
 GOVERNED_DURATION=${BENCH_GOVERNED_DURATION:-5s}
 WARMUP=${BENCH_WARMUP:-2s}
 RATE=${BENCH_RATE:-2000}
