@@ -93,7 +93,6 @@ for translated, passthrough in (("anthropic_c1", "closed_c1"), ("anthropic_c32",
 out["translation_extra_cpu_us_per_request"] = translation
 # What governance costs: in each interleaved round (run.sh), the local and Redis routes against
 # the ungoverned route measured just before them; the figures are the medians over rounds.
-base = out["scenarios"]["closed_c1"]
 rounds = []
 for r in range(1, int(os.environ.get("GOVERNED_ROUNDS") or 0) + 1):
     sc = out["scenarios"]
@@ -135,6 +134,7 @@ out["governance"] = governed
 # What tracing costs: the traced gateway's CPU per request (every request a SERVER and a CLIENT
 # span, exported in batches) minus the untraced one's, same scenario, same run.
 tracing = {}
+base = out["scenarios"]["closed_c1"]
 traced = out["scenarios"].get("closed_c1_traced")
 if traced and traced["gateway_cpu_us_per_request"] is not None and base["gateway_cpu_us_per_request"] is not None:
     tracing = {
