@@ -76,6 +76,13 @@ for name in names:
         if r.get("target_rps") and r["rps"] < 0.98 * r["target_rps"]:
             warnings.append(f"{name}/{side}: achieved {r['rps']:.0f} of {r['target_rps']:.0f} req/s")
 
+
+def extra_cpu(scenario, baseline):
+    """The gateway's extra CPU per request in `scenario` over `baseline` (None if either lacks it)."""
+    a, b = scenario["gateway_cpu_us_per_request"], baseline["gateway_cpu_us_per_request"]
+    return a - b if a is not None and b is not None else None
+
+
 # Targets (see bench/README.md).
 closed = out["scenarios"]["closed_c1"]
 fixed = out["scenarios"][f"rate_{rate}"]
@@ -87,9 +94,7 @@ cpu = [s["gateway_cpu_us_per_request"] for n, s in out["scenarios"].items()
 # same concurrency in the same run.
 translation = {}
 for translated, passthrough in (("anthropic_c1", "closed_c1"), ("anthropic_c32", "closed_c32")):
-    t = out["scenarios"][translated]["gateway_cpu_us_per_request"]
-    p = out["scenarios"][passthrough]["gateway_cpu_us_per_request"]
-    translation[translated] = t - p if t is not None and p is not None else None
+    translation[translated] = extra_cpu(out["scenarios"][translated], out["scenarios"][passthrough])
 out["translation_extra_cpu_us_per_request"] = translation
 # What governance costs: in each interleaved round (run.sh), the local and Redis routes against
 # the ungoverned route measured just before them; the figures are the medians over rounds.
@@ -100,15 +105,11 @@ for r in range(1, int(os.environ.get("GOVERNED_ROUNDS") or 0) + 1):
     if not none or not local:
         continue
     row = {"round": r, "none_p50_us": none["gateway"]["p50_us"], "local_p50_us": local["gateway"]["p50_us"],
-           "local_extra_cpu_us_per_request": None}
-    if none["gateway_cpu_us_per_request"] is not None and local["gateway_cpu_us_per_request"] is not None:
-        row["local_extra_cpu_us_per_request"] = (local["gateway_cpu_us_per_request"]
-                                                 - none["gateway_cpu_us_per_request"])
+           "local_extra_cpu_us_per_request": extra_cpu(local, none)}
     if redis:
         row["redis_p50_us"] = redis["gateway"]["p50_us"]
         row["redis_extra_p50_us"] = redis["gateway"]["p50_us"] - none["gateway"]["p50_us"]
-        row["redis_extra_cpu_us_per_request"] = ((redis["gateway_cpu_us_per_request"] or 0)
-                                                 - (none["gateway_cpu_us_per_request"] or 0))
+        row["redis_extra_cpu_us_per_request"] = extra_cpu(redis, none)
         try:
             with open(f"{tmp}/governed_r{r}.rtt_us") as f:
                 rtt = float(f.read())
@@ -136,10 +137,10 @@ out["governance"] = governed
 tracing = {}
 base = out["scenarios"]["closed_c1"]
 traced = out["scenarios"].get("closed_c1_traced")
-if traced and traced["gateway_cpu_us_per_request"] is not None and base["gateway_cpu_us_per_request"] is not None:
+if traced and extra_cpu(traced, base) is not None:
     tracing = {
         "protocol": os.environ.get("TRACES_PROTOCOL"),
-        "extra_cpu_us_per_request": traced["gateway_cpu_us_per_request"] - base["gateway_cpu_us_per_request"],
+        "extra_cpu_us_per_request": extra_cpu(traced, base),
         "extra_p50_us": traced["gateway"]["p50_us"] - base["gateway"]["p50_us"],
         "extra_p99_us": traced["gateway"]["p99_us"] - base["gateway"]["p99_us"],
         "spans_received": int(os.environ["SPANS_RECEIVED"]) if os.environ.get("SPANS_RECEIVED") else None,
