@@ -69,8 +69,13 @@ fn fleet_with_timeout(config: &str, urls: &[String], cluster: bool, timeout_ms: 
 }
 
 fn chat(model: &str, extra: &str) -> String {
+    chat_up_to(model, 5, extra)
+}
+
+/// "hi there" to `model`, asking for at most `max_tokens`: what the reservation counts.
+fn chat_up_to(model: &str, max_tokens: u64, extra: &str) -> String {
     format!(
-        r#"{{"model":"{model}","max_tokens":5,"messages":[{{"role":"user","content":"hi there"}}]{extra}}}"#
+        r#"{{"model":"{model}","max_tokens":{max_tokens},"messages":[{{"role":"user","content":"hi there"}}]{extra}}}"#
     )
 }
 
@@ -136,9 +141,8 @@ async fn a_token_limit_holds_within_one_reservation_with_streams() {
     // (`max_tokens`).
     let policy = "  - { name: tokens, scope: key, window_seconds: 60, total_tokens: 10000, mode: redis, failure_mode: closed }";
     let replicas = fleet(&config(", policies: [tokens]", policy), &[redis.url()], false);
-    let body = format!(
-        r#"{{"model":"long","max_tokens":{LONG_REPLY_TOKENS},"messages":[{{"role":"user","content":"hi there"}}],"stream":true,"stream_options":{{"include_usage":true}}}}"#
-    );
+    let body =
+        chat_up_to("long", LONG_REPLY_TOKENS, r#","stream":true,"stream_options":{"include_usage":true}"#);
     let mut used = 0;
     let mut refused = 0;
     while refused == 0 {
