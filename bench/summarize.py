@@ -104,7 +104,8 @@ for r in range(1, int(os.environ.get("GOVERNED_ROUNDS") or 0) + 1):
     none, local, redis = (sc.get(f"governed_r{r}_{route}") for route in ("none", "local", "redis"))
     if not none or not local:
         continue
-    row = {"round": r, "none_p50_us": none["gateway"]["p50_us"], "local_p50_us": local["gateway"]["p50_us"],
+    row = {"round": r, "direct_p50_us": none["direct"]["p50_us"],
+           "none_p50_us": none["gateway"]["p50_us"], "local_p50_us": local["gateway"]["p50_us"],
            "local_extra_cpu_us_per_request": extra_cpu(local, none)}
     if redis:
         row["redis_p50_us"] = redis["gateway"]["p50_us"]
@@ -201,13 +202,15 @@ for name, extra in translation.items():
 if rounds:
     print()
     print(f"governed, concurrency 1, {len(rounds)} interleaved rounds of {os.environ.get('GOVERNED_DURATION')}"
-          " (gateway p50 us; extras against the ungoverned route of the same round)")
-    hdr = (f"{'round':<7} {'ungoverned':>10} {'local':>7} {'Redis':>7} {'PING':>7} {'local +CPU':>11}"
+          " (p50 us: the direct call beside the ungoverned route, then each route through the gateway;"
+          " extras against the ungoverned route of the same round)")
+    hdr = (f"{'round':<7} {'direct':>7} {'ungoverned':>10} {'local':>7} {'Redis':>7} {'PING':>7} {'local +CPU':>11}"
            f" {'Redis +p50':>11} {'round trips':>12}")
     print(hdr)
     print("-" * len(hdr))
     for row in rounds + [dict(governed, round="median")]:
-        print(f"{row['round']:<7} {fmt(row.get('none_p50_us')):>10} {fmt(row.get('local_p50_us')):>7}"
+        print(f"{row['round']:<7} {fmt(row.get('direct_p50_us')):>7} {fmt(row.get('none_p50_us')):>10}"
+              f" {fmt(row.get('local_p50_us')):>7}"
               f" {fmt(row.get('redis_p50_us')):>7} {fmt(row.get('redis_round_trip_p50_us')):>7}"
               f" {fmt(row.get('local_extra_cpu_us_per_request'), '.1f'):>11}"
               f" {fmt(row.get('redis_extra_p50_us'), '.1f'):>11} {fmt(row.get('redis_extra_round_trips'), '.2f'):>12}")
